@@ -1,0 +1,134 @@
+//! Types shared by more than one govdc resource.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// The API group of every govdc resource.
+pub const GROUP: &str = "govdc.io";
+
+/// The CRD category that lists every govdc resource: `kubectl get govdc`.
+pub const CATEGORY: &str = "govdc";
+
+/// Which of the two government networks, which never mix, a resource belongs to.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum NetworkZone {
+    /// The unclassified government extranet (政务外网, 非涉密).
+    Extranet,
+    /// The classified government intranet (政务内网, 涉密): no egress outside the cluster, no
+    /// open-data portal, no federation with extranet nodes.
+    Intranet,
+}
+
+impl NetworkZone {
+    /// The value used in labels and CEL rules.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NetworkZone::Extranet => "extranet",
+            NetworkZone::Intranet => "intranet",
+        }
+    }
+}
+
+/// The four administrative levels of Chinese government (中央、省、市、县).
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum AdministrativeLevel {
+    /// Central government (中央).
+    Central,
+    /// Province, autonomous region or municipality directly under the central government (省).
+    Provincial,
+    /// Prefecture-level city (市).
+    Municipal,
+    /// County or district (县).
+    County,
+}
+
+impl AdministrativeLevel {
+    /// The value used in labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AdministrativeLevel::Central => "central",
+            AdministrativeLevel::Provincial => "provincial",
+            AdministrativeLevel::Municipal => "municipal",
+            AdministrativeLevel::County => "county",
+        }
+    }
+}
+
+/// Compute resources by name (`cpu`, `memory`, `requests.storage`, `pods`, ...), each a Kubernetes
+/// quantity such as `500m` or `4Gi`.
+pub type ResourceQuantities = BTreeMap<String, Quantity>;
+
+/// A reference to one key of a Secret.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretKeyReference {
+    /// Namespace of the Secret. Required for cluster-scoped resources; namespaced resources
+    /// default to their own namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// Name of the Secret.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    /// Key inside the Secret's data.
+    #[schemars(length(min = 1))]
+    pub key: String,
+}
+
+/// A reference to another object of a known kind by name, optionally in another namespace.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectReference {
+    /// Name of the object.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    /// Namespace of the object; defaults to the referring object's namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+}
+
+/// The schema of a [`ResourceQuantities`] map: quantities as int-or-string, without repeating
+/// k8s-openapi's page-long description of Quantity in every field `kubectl explain` shows.
+pub(crate) fn quantities_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "object",
+        "additionalProperties": quantity_value_schema(),
+    })
+}
+
+/// The schema of a single quantity, without k8s-openapi's long description.
+pub(crate) fn quantity_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::Schema::try_from(quantity_value_schema()).unwrap_or_default()
+}
+
+fn quantity_value_schema() -> serde_json::Value {
+    serde_json::json!({
+        "x-kubernetes-int-or-string": true,
+    })
+}
+
+/// CEL expression: every value of a resource map is a valid Kubernetes quantity.
+pub(crate) const QUANTITIES_RULE: &str = "self.all(r, isQuantity(string(self[r])))";
+/// Message for [`QUANTITIES_RULE`].
+pub(crate) const QUANTITIES_MESSAGE: &str =
+    "every value must be a Kubernetes quantity such as 500m, 2 or 4Gi";
+
+/// Pattern of an RFC 1123 DNS label (namespace names, environment names).
+pub(crate) const DNS_LABEL_PATTERN: &str = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
+
+/// Pattern of a six-digit administrative division code (GB/T 2260).
+pub(crate) const REGION_CODE_PATTERN: &str = r"^[1-8][0-9]{5}$";
+
+/// Pattern of a unified social credit code (GB 32100): 18 characters from the code's alphabet.
+/// The check character is verified by the operator, since CEL cannot compute it.
+pub(crate) const CREDIT_CODE_PATTERN: &str = r"^[0-9A-HJ-NPQRTUWXY]{2}[0-9]{6}[0-9A-HJ-NPQRTUWXY]{10}$";
+
+/// Pattern of a Go-style duration with seconds, minutes or hours (`500ms`, `2s`, `15m`, `1h30m`).
+pub(crate) const DURATION_PATTERN: &str = r"^([0-9]+(ms|s|m|h))+$";
+
+/// Pattern of a five-field cron schedule (`*/5 * * * *`); the operator parses it fully.
+pub(crate) const CRON_PATTERN: &str = r"^(\S+\s+){4}\S+$";
