@@ -20,11 +20,27 @@ use crate::common::{CRON_PATTERN, DURATION_PATTERN, ObjectReference, SecretKeyRe
     status = "BackupPolicyStatus",
     doc = "Disaster-recovery replication of tenant clouds to another cluster, with failover and point-in-time restore.",
     printcolumn(name = "Mode", type_ = "string", json_path = ".spec.mode"),
-    printcolumn(name = "RPO", type_ = "string", json_path = ".spec.recoveryPointObjective"),
+    printcolumn(
+        name = "RPO",
+        type_ = "string",
+        json_path = ".spec.recoveryPointObjective"
+    ),
     printcolumn(name = "Last Sync", type_ = "date", json_path = ".status.lastSyncTime"),
-    printcolumn(name = "Objects", type_ = "integer", json_path = ".status.objectsReplicated"),
-    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
+    printcolumn(
+        name = "Objects",
+        type_ = "integer",
+        json_path = ".status.objectsReplicated"
+    ),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 #[x_kube(
@@ -72,12 +88,12 @@ pub struct BackupPolicySpec {
     /// ConfigMaps, Secrets, Services, Deployments, StatefulSets, CronJobs, PVC specs,
     /// ServiceAccounts, Roles, RoleBindings and govdc's own resources.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 64))]
+    #[schemars(length(max = 64), inner(length(max = 63)))]
     pub include_kinds: Option<Vec<String>>,
 
     /// Kinds never replicated, even when included.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 64))]
+    #[schemars(length(max = 64), inner(length(max = 63)))]
     pub exclude_kinds: Option<Vec<String>>,
 
     /// Replicate workloads at zero replicas, to be scaled up by failover.
@@ -144,7 +160,7 @@ pub struct RestorePointPolicy {
     pub schedule: String,
     /// How many restore points are kept; older ones are deleted.
     #[schemars(range(min = 1, max = 1000))]
-    pub keep: u32,
+    pub keep: i32,
     /// Where restore points are stored.
     pub storage: ObjectStorage,
 }

@@ -12,6 +12,10 @@ pub const GROUP: &str = "govdc.io";
 /// The CRD category that lists every govdc resource: `kubectl get govdc`.
 pub const CATEGORY: &str = "govdc";
 
+/// Label on a tenant namespace naming the DepartmentCloud it belongs to. Resources in that
+/// namespace (an OpenDataset, say) belong to that department.
+pub const DEPARTMENT_LABEL: &str = "govdc.io/department";
+
 /// Which of the two government networks, which never mix, a resource belongs to.
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[serde(rename_all = "lowercase")]
@@ -96,26 +100,28 @@ pub struct ObjectReference {
 pub(crate) fn quantities_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
     schemars::json_schema!({
         "type": "object",
+        "maxProperties": 32,
         "additionalProperties": quantity_value_schema(),
     })
-}
-
-/// The schema of a single quantity, without k8s-openapi's long description.
-pub(crate) fn quantity_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-    schemars::Schema::try_from(quantity_value_schema()).unwrap_or_default()
 }
 
 fn quantity_value_schema() -> serde_json::Value {
     serde_json::json!({
         "x-kubernetes-int-or-string": true,
+        "pattern": QUANTITY_PATTERN,
     })
 }
 
-/// CEL expression: every value of a resource map is a valid Kubernetes quantity.
-pub(crate) const QUANTITIES_RULE: &str = "self.all(r, isQuantity(string(self[r])))";
-/// Message for [`QUANTITIES_RULE`].
-pub(crate) const QUANTITIES_MESSAGE: &str =
-    "every value must be a Kubernetes quantity such as 500m, 2 or 4Gi";
+/// The grammar of a Kubernetes quantity (`500m`, `2`, `4Gi`, `1e3`), as the API server parses it.
+pub(crate) const QUANTITY_PATTERN: &str = r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$";
+
+/// The schema of a quantity that cannot be negative (a volume size).
+pub(crate) fn positive_quantity_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "x-kubernetes-int-or-string": true,
+        "pattern": r"^\+?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$",
+    })
+}
 
 /// Pattern of an RFC 1123 DNS label (namespace names, environment names).
 pub(crate) const DNS_LABEL_PATTERN: &str = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
@@ -125,7 +131,8 @@ pub(crate) const REGION_CODE_PATTERN: &str = r"^[1-8][0-9]{5}$";
 
 /// Pattern of a unified social credit code (GB 32100): 18 characters from the code's alphabet.
 /// The check character is verified by the operator, since CEL cannot compute it.
-pub(crate) const CREDIT_CODE_PATTERN: &str = r"^[0-9A-HJ-NPQRTUWXY]{2}[0-9]{6}[0-9A-HJ-NPQRTUWXY]{10}$";
+pub(crate) const CREDIT_CODE_PATTERN: &str =
+    r"^[0-9A-HJ-NPQRTUWXY]{2}[0-9]{6}[0-9A-HJ-NPQRTUWXY]{10}$";
 
 /// Pattern of a Go-style duration with seconds, minutes or hours (`500ms`, `2s`, `15m`, `1h30m`).
 pub(crate) const DURATION_PATTERN: &str = r"^([0-9]+(ms|s|m|h))+$";

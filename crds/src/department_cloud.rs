@@ -6,8 +6,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::common::{
-    AdministrativeLevel, CREDIT_CODE_PATTERN, DNS_LABEL_PATTERN, NetworkZone, QUANTITIES_MESSAGE,
-    QUANTITIES_RULE, REGION_CODE_PATTERN, ResourceQuantities,
+    AdministrativeLevel, CREDIT_CODE_PATTERN, DNS_LABEL_PATTERN, NetworkZone, REGION_CODE_PATTERN,
+    ResourceQuantities,
 };
 
 /// A department's tenant cloud: one namespace per environment, with quotas, default container
@@ -30,8 +30,7 @@ use crate::common::{
     printcolumn(name = "Reason", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].reason", priority = 1),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
     validation = Rule::new("self.metadata.name.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$') && size(self.metadata.name) <= 52")
-        .message("metadata.name must be a DNS label of at most 52 characters, since it prefixes every environment's namespace")
-        .field_path(".metadata.name"),
+        .message("metadata.name must be a DNS label of at most 52 characters, since it prefixes every environment's namespace"),
     validation = Rule::new("self.spec.environments.all(e, size(self.metadata.name) + 1 + size(e.name) <= 63)")
         .message("each environment's namespace '<name>-<environment>' must fit in 63 characters")
         .field_path(".spec.environments"),
@@ -49,7 +48,7 @@ pub struct DepartmentCloudSpec {
     /// Multi-level protection grade (等级保护), 1 to 4. Level 3 and above run under the
     /// `restricted` Pod Security Standard, lower levels under `baseline`.
     #[schemars(range(min = 1, max = 4))]
-    pub protection_level: u8,
+    pub protection_level: i32,
 
     /// The department's environments; each becomes the namespace `<name>-<environment>`.
     #[schemars(length(min = 1, max = 16))]
@@ -60,7 +59,6 @@ pub struct DepartmentCloudSpec {
     /// capacity is checked against it. Keys are ResourceQuota resource names (`requests.cpu`,
     /// `limits.memory`, `pods`, ...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[x_kube(validation = Rule::new(QUANTITIES_RULE).message(QUANTITIES_MESSAGE))]
     #[schemars(schema_with = "crate::common::quantities_schema")]
     pub quota: Option<ResourceQuantities>,
 
@@ -122,7 +120,6 @@ pub struct Environment {
     /// Hard quota of this environment's namespace (a ResourceQuota). Together the environments'
     /// quotas must fit in the tenant-wide quota.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[x_kube(validation = Rule::new(QUANTITIES_RULE).message(QUANTITIES_MESSAGE))]
     #[schemars(schema_with = "crate::common::quantities_schema")]
     pub quota: Option<ResourceQuantities>,
 }
@@ -133,19 +130,16 @@ pub struct Environment {
 pub struct ContainerDefaults {
     /// Requests given to a container that declares none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[x_kube(validation = Rule::new(QUANTITIES_RULE).message(QUANTITIES_MESSAGE))]
     #[schemars(schema_with = "crate::common::quantities_schema")]
     pub default_request: Option<ResourceQuantities>,
 
     /// Limits given to a container that declares none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[x_kube(validation = Rule::new(QUANTITIES_RULE).message(QUANTITIES_MESSAGE))]
     #[schemars(schema_with = "crate::common::quantities_schema")]
     pub default_limit: Option<ResourceQuantities>,
 
     /// The most any one container may ask for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[x_kube(validation = Rule::new(QUANTITIES_RULE).message(QUANTITIES_MESSAGE))]
     #[schemars(schema_with = "crate::common::quantities_schema")]
     pub max: Option<ResourceQuantities>,
 }

@@ -22,11 +22,28 @@ use crate::common::{NetworkZone, ObjectReference, REGION_CODE_PATTERN, SecretKey
     printcolumn(name = "Level", type_ = "string", json_path = ".spec.level"),
     printcolumn(name = "Zone", type_ = "string", json_path = ".spec.networkZone"),
     printcolumn(name = "Portal", type_ = "boolean", json_path = ".spec.openDataPortal"),
-    printcolumn(name = "Parent", type_ = "string", json_path = ".status.parentConnection"),
+    printcolumn(
+        name = "Parent",
+        type_ = "string",
+        json_path = ".status.parentConnection"
+    ),
     printcolumn(name = "Catalog", type_ = "integer", json_path = ".status.catalogSize"),
-    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
-    printcolumn(name = "Endpoint", type_ = "string", json_path = ".status.endpoint", priority = 1),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Endpoint",
+        type_ = "string",
+        json_path = ".status.endpoint",
+        priority = 1
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 #[x_kube(
@@ -120,9 +137,8 @@ pub struct RemoteHub {
 #[derive(Serialize, Deserialize, KubeSchema, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct HubStorage {
-    /// Size of the volume, a Kubernetes quantity.
-    #[x_kube(validation = Rule::new("isQuantity(string(self)) && quantity(string(self)).isGreaterThan(quantity('0'))").message("size must be a positive quantity such as 10Gi"))]
-    #[schemars(schema_with = "crate::common::quantity_schema")]
+    /// Size of the volume, a non-negative Kubernetes quantity such as `10Gi`.
+    #[schemars(schema_with = "crate::common::positive_quantity_schema")]
     pub size: Quantity,
 
     /// StorageClass of the volume; the cluster's default when unset.

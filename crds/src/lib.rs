@@ -8,6 +8,10 @@
 //! The schema each type derives, CEL rules included, is what the API server enforces at
 //! admission; [`validation`] holds what CEL cannot express.
 
+// Each `printcolumn(name = .., type_ = ..)` of kube-derive repeats the same keys, which this lint
+// mistakes for duplicated attributes.
+#![allow(clippy::duplicated_attributes)]
+
 pub mod backup_policy;
 pub mod common;
 pub mod department_cloud;
@@ -55,10 +59,18 @@ mod tests {
     fn every_crd_is_in_the_govdc_category_and_group() {
         for crd in custom_resource_definitions() {
             assert_eq!(crd.spec.group, GROUP);
-            assert_eq!(crd.spec.names.categories.as_deref(), Some(&[CATEGORY.to_owned()][..]));
+            assert_eq!(
+                crd.spec.names.categories.as_deref(),
+                Some(&[CATEGORY.to_owned()][..])
+            );
             assert!(crd.spec.names.short_names.is_some_and(|s| !s.is_empty()));
             let version = &crd.spec.versions[0];
-            assert!(version.subresources.as_ref().is_some_and(|s| s.status.is_some()));
+            assert!(
+                version
+                    .subresources
+                    .as_ref()
+                    .is_some_and(|s| s.status.is_some())
+            );
         }
     }
 
@@ -81,8 +93,13 @@ mod tests {
         }
         let mut missing = Vec::new();
         for crd in custom_resource_definitions() {
-            let schema = serde_json::to_value(&crd.spec.versions[0].schema).expect("schema serializes");
-            walk(&crd.spec.names.kind, &schema["openAPIV3Schema"], &mut missing);
+            let schema =
+                serde_json::to_value(&crd.spec.versions[0].schema).expect("schema serializes");
+            walk(
+                &crd.spec.names.kind,
+                &schema["openAPIV3Schema"],
+                &mut missing,
+            );
         }
         assert!(missing.is_empty(), "undocumented fields: {missing:#?}");
     }

@@ -24,11 +24,28 @@ use crate::common::{CRON_PATTERN, ObjectReference, SecretKeyReference};
     printcolumn(name = "Title", type_ = "string", json_path = ".spec.title"),
     printcolumn(name = "Category", type_ = "string", json_path = ".spec.category"),
     printcolumn(name = "Openness", type_ = "string", json_path = ".spec.openness"),
-    printcolumn(name = "Version", type_ = "integer", json_path = ".status.publishedVersion"),
+    printcolumn(
+        name = "Version",
+        type_ = "integer",
+        json_path = ".status.publishedVersion"
+    ),
     printcolumn(name = "Records", type_ = "integer", json_path = ".status.recordCount"),
-    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
-    printcolumn(name = "Reason", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].reason", priority = 1),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Reason",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].reason",
+        priority = 1
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 #[x_kube(
@@ -74,6 +91,7 @@ pub struct OpenDatasetSpec {
     /// Fields that together could re-identify a person (age, region, sex, ...), checked for
     /// k-anonymity.
     #[serde(default)]
+    #[schemars(length(max = 32), inner(length(max = 128)))]
     pub quasi_identifiers: Vec<String>,
 
     /// The k-anonymity every published combination of quasi-identifiers must reach.
@@ -269,12 +287,12 @@ pub enum FieldAction {
 pub struct MaskRule {
     /// Characters kept at the start.
     #[serde(default)]
-    #[schemars(range(max = 32))]
-    pub keep_first: u32,
+    #[schemars(range(min = 0, max = 32))]
+    pub keep_first: i32,
     /// Characters kept at the end.
     #[serde(default)]
-    #[schemars(range(max = 32))]
-    pub keep_last: u32,
+    #[schemars(range(min = 0, max = 32))]
+    pub keep_last: i32,
     /// The character that replaces the others.
     #[serde(default = "default_mask_character")]
     #[schemars(length(min = 1, max = 1))]
@@ -318,11 +336,11 @@ pub struct GeneralizeRule {
     /// rest.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 5))]
-    pub region_prefix: Option<u32>,
+    pub region_prefix: Option<i32>,
     /// Replace a number by the band of this width it falls in (`30-39` for width 10).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
-    pub number_band: Option<u64>,
+    pub number_band: Option<i64>,
 }
 
 /// How much of a date generalization keeps.
@@ -341,7 +359,7 @@ pub enum DatePrecision {
 pub struct DateShiftRule {
     /// The largest shift in days, either way.
     #[schemars(range(min = 1, max = 3650))]
-    pub max_days: u32,
+    pub max_days: i32,
 }
 
 /// The k-anonymity requirement of a dataset.
@@ -350,7 +368,7 @@ pub struct DateShiftRule {
 pub struct KAnonymity {
     /// Every combination of quasi-identifier values must appear in at least this many records.
     #[schemars(range(min = 2, max = 1000))]
-    pub min_k: u32,
+    pub min_k: i32,
     /// Leave out the records of rarer combinations instead of refusing to publish.
     #[serde(default)]
     pub suppress_rare_groups: bool,

@@ -1,1 +1,14 @@
-//! placeholder
+//! The govdc operator: reconciles DepartmentClouds, ExchangeNodes, OpenDatasets and
+//! BackupPolicies on a government data center's Kubernetes.
+//!
+//! - [`config`]: the command line;
+//! - [`runtime`]: the process — endpoints, CRD check, leader election, shutdown;
+//! - [`controllers`]: one controller per resource, each a pipeline of small modules;
+//! - [`pipeline`]: the apply, prune and report steps the controllers share;
+//! - [`error`]: why a reconcile did not finish.
+
+pub mod config;
+pub mod controllers;
+pub mod error;
+pub mod pipeline;
+pub mod runtime;

@@ -1,1 +1,67 @@
-fn main(){}
+//! `govdc-operator`: the govdc operator's command line.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use govdc_operator::config::RunArgs;
+use govdc_operator::runtime;
+
+/// The govdc operator: runs a government data center's tenant clouds, exchange hub nodes, open
+/// datasets and disaster-recovery replication on Kubernetes.
+#[derive(Parser, Debug)]
+#[command(name = "govdc-operator", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the controllers against a cluster.
+    Run(Box<RunArgs>),
+    /// Print the CustomResourceDefinitions as YAML, for `kubectl apply -f -`.
+    Crds,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Crds => print_crds(),
+        Command::Run(args) => {
+            if let Err(error) = runtime::telemetry::init(args.log_format, &args.log_filter) {
+                eprintln!("govdc-operator: {error:#}");
+                return ExitCode::FAILURE;
+            }
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime,
+                Err(error) => {
+                    eprintln!("govdc-operator: starting the async runtime: {error}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match runtime.block_on(runtime::run(*args)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => {
+                    tracing::error!(error = %format!("{error:#}"), "govdc-operator failed");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+fn print_crds() -> ExitCode {
+    for crd in govdc_crds::custom_resource_definitions() {
+        match govdc_crds::crd_yaml(&crd) {
+            Ok(yaml) => println!("---\n{yaml}"),
+            Err(error) => {
+                eprintln!("govdc-operator: rendering CRD: {error}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    ExitCode::SUCCESS
+}

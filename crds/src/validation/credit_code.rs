@@ -8,7 +8,9 @@
 const ALPHABET: &[u8; 31] = b"0123456789ABCDEFGHJKLMNPQRTUWXY";
 
 /// Weights of the final check character: 3^i mod 31.
-const WEIGHTS: [u32; 17] = [1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28];
+const WEIGHTS: [u32; 17] = [
+    1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28,
+];
 
 /// Weights of the organization code's check character (GB 11714).
 const ORGANIZATION_WEIGHTS: [u32; 8] = [3, 7, 9, 10, 5, 8, 4, 2];
@@ -20,7 +22,9 @@ pub enum CreditCodeError {
     #[error("a unified social credit code has 18 characters, this one has {0}")]
     Length(usize),
     /// A character outside the code's alphabet.
-    #[error("character {character:?} at position {position} is not allowed (the code uses 0-9 and A-Y without I, O, S, V, Z)")]
+    #[error(
+        "character {character:?} at position {position} is not allowed (the code uses 0-9 and A-Y without I, O, S, V, Z)"
+    )]
     Character {
         /// 1-based position.
         position: usize,
@@ -77,7 +81,10 @@ pub fn complete(first_sixteen: &str) -> String {
     let chars: Vec<char> = first_sixteen.chars().collect();
     let mut code: String = first_sixteen.to_owned();
     code.push(organization_check(chars.get(8..16).unwrap_or_default()));
-    let values: Vec<u32> = code.chars().map(|c| alphabet_value(c).unwrap_or(0)).collect();
+    let values: Vec<u32> = code
+        .chars()
+        .map(|c| alphabet_value(c).unwrap_or(0))
+        .collect();
     code.push(final_check(&values));
     code
 }
@@ -117,7 +124,11 @@ mod tests {
     #[test]
     fn published_codes_are_valid() {
         // Codes printed on public business licences and government registers.
-        for code in ["91350100M000100Y43", "91110000600037341L", "11100000000013127D"] {
+        for code in [
+            "91350100M000100Y43",
+            "91110000600037341L",
+            "11100000000013127D",
+        ] {
             assert_eq!(validate(code), Ok(()), "{code}");
         }
     }
@@ -142,14 +153,20 @@ mod tests {
     fn letters_outside_the_alphabet_are_refused() {
         assert_eq!(
             validate("91350100M0001O0Y43"),
-            Err(CreditCodeError::Character { position: 14, character: 'O' })
+            Err(CreditCodeError::Character {
+                position: 14,
+                character: 'O'
+            })
         );
     }
 
     #[test]
     fn a_wrong_length_is_refused() {
         assert_eq!(validate("9135010"), Err(CreditCodeError::Length(7)));
-        assert_eq!(validate("国家发展和改革委员会"), Err(CreditCodeError::Length(10)));
+        assert_eq!(
+            validate("国家发展和改革委员会"),
+            Err(CreditCodeError::Length(10))
+        );
     }
 
     #[test]

@@ -89,17 +89,29 @@ mod tests {
         let last = if code.ends_with('0') { '1' } else { '0' };
         code.pop();
         code.push(last);
-        let problem = validate_department_identity(&identity(&code, AdministrativeLevel::Provincial, "330000"))
-            .expect_err("a wrong check character must be refused");
+        let problem = validate_department_identity(&identity(
+            &code,
+            AdministrativeLevel::Provincial,
+            "330000",
+        ))
+        .expect_err("a wrong check character must be refused");
         assert_eq!(problem.reason(), "InvalidCreditCode");
-        assert!(problem.to_string().starts_with("spec.department.creditCode"));
+        assert!(
+            problem
+                .to_string()
+                .starts_with("spec.department.creditCode")
+        );
     }
 
     #[test]
     fn a_county_code_for_a_provincial_department_is_a_mismatch() {
         let code = credit_code::complete("11330000MB000000");
-        let problem = validate_department_identity(&identity(&code, AdministrativeLevel::Provincial, "330102"))
-            .expect_err("county code for a provincial department");
+        let problem = validate_department_identity(&identity(
+            &code,
+            AdministrativeLevel::Provincial,
+            "330102",
+        ))
+        .expect_err("county code for a provincial department");
         assert_eq!(problem.reason(), "RegionLevelMismatch");
     }
 }

@@ -107,9 +107,15 @@ mod tests {
     #[test]
     fn malformed_codes_are_refused() {
         for code in ["33000", "3300000", "33a000", "", "１１００００"] {
-            assert!(matches!(RegionCode::parse(code), Err(RegionCodeError::Format(_))), "{code}");
+            assert!(
+                matches!(RegionCode::parse(code), Err(RegionCodeError::Format(_))),
+                "{code}"
+            );
         }
-        assert!(matches!(RegionCode::parse("330012"), Err(RegionCodeError::Hierarchy(_))));
+        assert!(matches!(
+            RegionCode::parse("330012"),
+            Err(RegionCodeError::Hierarchy(_))
+        ));
         assert!(RegionCode::parse("100100").is_err());
     }
 
@@ -120,6 +126,10 @@ mod tests {
         let jiangsu = RegionCode::parse("320000").expect("valid");
         assert!(zhejiang.contains(hangzhou_shangcheng));
         assert!(!jiangsu.contains(hangzhou_shangcheng));
-        assert!(RegionCode::parse("100000").expect("valid").contains(jiangsu));
+        assert!(
+            RegionCode::parse("100000")
+                .expect("valid")
+                .contains(jiangsu)
+        );
     }
 }

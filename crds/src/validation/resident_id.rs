@@ -38,7 +38,12 @@ pub fn validate(number: &str) -> Result<(), ResidentIdError> {
     let year = (6..10).fold(0, |n, i| n * 10 + digit(i));
     let month = digit(10) * 10 + digit(11);
     let day = digit(12) * 10 + digit(13);
-    if !(1900..=2100).contains(&year) || day == 0 || month == 0 || month > 12 || day > days_in_month(year, month) {
+    if !(1900..=2100).contains(&year)
+        || day == 0
+        || month == 0
+        || month > 12
+        || day > days_in_month(year, month)
+    {
         return Err(ResidentIdError::BirthDate);
     }
     let expected = check_character(&bytes[..17]);
@@ -65,7 +70,9 @@ pub fn check_character(first_seventeen: &[u8]) -> char {
 
 fn days_in_month(year: u32, month: u32) -> u32 {
     match month {
-        2 if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 => 29,
+        2 if (year.is_multiple_of(4) && !year.is_multiple_of(100)) || year.is_multiple_of(400) => {
+            29
+        }
         2 => 28,
         4 | 6 | 9 | 11 => 30,
         _ => 31,
@@ -85,7 +92,10 @@ mod tests {
 
     #[test]
     fn a_wrong_check_character_is_refused() {
-        assert_eq!(validate("110105194912310021"), Err(ResidentIdError::Check { expected: 'X' }));
+        assert_eq!(
+            validate("110105194912310021"),
+            Err(ResidentIdError::Check { expected: 'X' })
+        );
     }
 
     #[test]
@@ -93,7 +103,11 @@ mod tests {
         for date in ["19490230", "19491301", "19490100", "18000101"] {
             let mut number = format!("110105{date}002");
             number.push(check_character(number.as_bytes()));
-            assert_eq!(validate(&number), Err(ResidentIdError::BirthDate), "{number}");
+            assert_eq!(
+                validate(&number),
+                Err(ResidentIdError::BirthDate),
+                "{number}"
+            );
         }
     }
 
@@ -107,7 +121,12 @@ mod tests {
 
     #[test]
     fn malformed_numbers_are_refused() {
-        for number in ["", "1101051949123100", "11010519491231002Y", "A1010519491231002X"] {
+        for number in [
+            "",
+            "1101051949123100",
+            "11010519491231002Y",
+            "A1010519491231002X",
+        ] {
             assert_eq!(validate(number), Err(ResidentIdError::Format), "{number}");
         }
     }

@@ -31,12 +31,17 @@ fn run() -> anyhow::Result<bool> {
             if check {
                 let committed = std::fs::read_to_string(&path).unwrap_or_default();
                 if committed != yaml {
-                    eprintln!("crdgen: {} differs from the types; run `cargo run -p govdc-operator --bin crdgen`", path.display());
+                    eprintln!(
+                        "crdgen: {} differs from the types; run `cargo run -p govdc-operator --bin crdgen`",
+                        path.display()
+                    );
                     up_to_date = false;
                 }
             } else {
-                std::fs::create_dir_all(directory).with_context(|| format!("creating {}", directory.display()))?;
-                std::fs::write(&path, &yaml).with_context(|| format!("writing {}", path.display()))?;
+                std::fs::create_dir_all(directory)
+                    .with_context(|| format!("creating {}", directory.display()))?;
+                std::fs::write(&path, &yaml)
+                    .with_context(|| format!("writing {}", path.display()))?;
                 println!("wrote {}", path.display());
             }
         }

@@ -31,6 +31,10 @@ const (
 // "kubernetes" Service, which in-cluster clients dial.
 var firstServiceIP = net.IPv4(10, 0, 0, 1)
 
+// frontProxyClientName is the CN of the certificate the apiserver presents when it proxies
+// to aggregated API servers (--requestheader-allowed-names).
+const frontProxyClientName = "front-proxy-client"
+
 // apiServerDNSNames are the DNS SANs of the apiserver serving certificate.
 var apiServerDNSNames = []string{
 	"localhost",
@@ -206,6 +210,10 @@ func (p pki) ControllerManagerServingCert() string {
 func (p pki) ControllerManagerServingKey() string {
 	return p.path("controller-manager-serving.key")
 }
+func (p pki) FrontProxyCACert() string     { return p.path("front-proxy-ca.crt") }
+func (p pki) FrontProxyCAKey() string      { return p.path("front-proxy-ca.key") }
+func (p pki) FrontProxyClientCert() string { return p.path("front-proxy-client.crt") }
+func (p pki) FrontProxyClientKey() string  { return p.path("front-proxy-client.key") }
 func (p pki) ServiceAccountKey() string    { return p.path("sa.key") }
 func (p pki) ServiceAccountPubKey() string { return p.path("sa.pub") }
 
@@ -218,47 +226,53 @@ func (p pki) ensure(clusterName string) error {
 	if err := os.MkdirAll(p.dir, 0o700); err != nil {
 		return err
 	}
-	ca, err := p.CA()
-	if errors.Is(err, fs.ErrNotExist) {
-		if ca, err = newCA("govdc-" + clusterName + "-ca"); err == nil {
-			err = ca.save(p.CACert(), p.CAKey())
-		}
-	}
+	ca, err := ensureCA(p.CACert(), p.CAKey(), "govdc-"+clusterName+"-ca")
 	if err != nil {
-		return fmt.Errorf("CA: %w", err)
+		return err
+	}
+	// The front-proxy (request-header) CA lets the apiserver proxy to aggregated API servers
+	// and lets components that delegate authentication (the controller-manager) trust it.
+	frontProxyCA, err := ensureCA(p.FrontProxyCACert(), p.FrontProxyCAKey(), "govdc-"+clusterName+"-front-proxy-ca")
+	if err != nil {
+		return err
 	}
 	loopback := []net.IP{net.IPv4(127, 0, 0, 1)}
 	leaves := []struct {
+		ca        *keyPair
 		cert, key string
 		spec      certSpec
 	}{
-		{p.APIServerCert(), p.APIServerKey(), certSpec{
+		{ca, p.APIServerCert(), p.APIServerKey(), certSpec{
 			CommonName: "kube-apiserver",
 			DNSNames:   apiServerDNSNames,
 			IPs:        append(loopback, firstServiceIP),
 			Usages:     []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		}},
-		{p.AdminCert(), p.AdminKey(), certSpec{
+		{ca, p.AdminCert(), p.AdminKey(), certSpec{
 			CommonName:   "govdc-admin",
 			Organization: []string{"system:masters"},
 			Usages:       []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 		}},
-		{p.ControllerManagerCert(), p.ControllerManagerKey(), certSpec{
+		{ca, p.ControllerManagerCert(), p.ControllerManagerKey(), certSpec{
 			CommonName: "system:kube-controller-manager",
 			Usages:     []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 		}},
-		{p.ControllerManagerServingCert(), p.ControllerManagerServingKey(), certSpec{
+		{ca, p.ControllerManagerServingCert(), p.ControllerManagerServingKey(), certSpec{
 			CommonName: "kube-controller-manager",
 			DNSNames:   []string{"localhost"},
 			IPs:        loopback,
 			Usages:     []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		}},
+		{frontProxyCA, p.FrontProxyClientCert(), p.FrontProxyClientKey(), certSpec{
+			CommonName: frontProxyClientName,
+			Usages:     []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 		}},
 	}
 	for _, leaf := range leaves {
 		if fileExists(leaf.cert) && fileExists(leaf.key) {
 			continue
 		}
-		kp, err := ca.issue(leaf.spec)
+		kp, err := leaf.ca.issue(leaf.spec)
 		if err != nil {
 			return fmt.Errorf("%s: %w", leaf.cert, err)
 		}
@@ -272,6 +286,20 @@ func (p pki) ensure(clusterName string) error {
 		}
 	}
 	return nil
+}
+
+// ensureCA loads the CA in certFile and keyFile, creating it if it does not exist yet.
+func ensureCA(certFile, keyFile, commonName string) (*keyPair, error) {
+	ca, err := loadKeyPair(certFile, keyFile)
+	if errors.Is(err, fs.ErrNotExist) {
+		if ca, err = newCA(commonName); err == nil {
+			err = ca.save(certFile, keyFile)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("CA %s: %w", certFile, err)
+	}
+	return ca, nil
 }
 
 // newServiceAccountKey writes the RSA key pair that signs (sa.key) and verifies (sa.pub)

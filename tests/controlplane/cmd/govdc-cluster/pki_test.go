@@ -81,6 +81,33 @@ func TestClientCertSubjects(t *testing.T) {
 	})
 }
 
+func TestFrontProxyClientCert(t *testing.T) {
+	p := ensuredPKI(t)
+	fp, err := loadKeyPair(p.FrontProxyCACert(), p.FrontProxyCAKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, err := loadKeyPair(p.FrontProxyClientCert(), p.FrontProxyClientKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(fp.Cert)
+	if _, err := client.Cert.Verify(x509.VerifyOptions{Roots: roots, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
+		t.Fatal(err)
+	}
+	if client.Cert.Subject.CommonName != frontProxyClientName {
+		t.Errorf("front-proxy client CN = %q", client.Cert.Subject.CommonName)
+	}
+	// Separate CAs: a front-proxy certificate must not authenticate as a user.
+	verifyFails := x509.NewCertPool()
+	ca, _ := p.CA()
+	verifyFails.AddCert(ca.Cert)
+	if _, err := client.Cert.Verify(x509.VerifyOptions{Roots: verifyFails, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err == nil {
+		t.Error("front-proxy client cert verifies against the cluster CA")
+	}
+}
+
 func TestUserCert(t *testing.T) {
 	p := ensuredPKI(t)
 	ca, err := p.CA()

@@ -1,0 +1,100 @@
+//! The operator's command line: everything `govdc-operator run` can be told, each flag also
+//! settable from the environment (which is how the Helm chart passes them).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// How log lines are written.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One JSON object per line, for log collectors.
+    Json,
+    /// Human-readable lines, for a terminal.
+    Text,
+}
+
+/// Flags of `govdc-operator run`.
+#[derive(clap::Args, Clone, Debug)]
+pub struct RunArgs {
+    /// Kubeconfig to use; without it, $KUBECONFIG, ~/.kube/config or the in-cluster
+    /// ServiceAccount, in that order.
+    #[arg(long, env = "GOVDC_KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+
+    /// Address of the HTTP server for /metrics, /livez and /readyz.
+    #[arg(long, env = "GOVDC_METRICS_ADDRESS", default_value = "127.0.0.1:8080")]
+    pub metrics_address: SocketAddr,
+
+    /// Log format: json (the default) or text for a terminal.
+    #[arg(long, env = "GOVDC_LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
+    pub log_format: LogFormat,
+
+    /// Log filter in tracing's EnvFilter syntax, e.g. `info,govdc_operator=debug`.
+    #[arg(long, env = "GOVDC_LOG", default_value = "info")]
+    pub log_filter: String,
+
+    /// Concurrent reconciles of DepartmentClouds.
+    #[arg(long, env = "GOVDC_DEPARTMENT_CLOUD_CONCURRENCY", default_value_t = 8)]
+    pub department_cloud_concurrency: u16,
+
+    /// Concurrent reconciles of ExchangeNodes.
+    #[arg(long, env = "GOVDC_EXCHANGE_NODE_CONCURRENCY", default_value_t = 2)]
+    pub exchange_node_concurrency: u16,
+
+    /// Concurrent reconciles of OpenDatasets.
+    #[arg(long, env = "GOVDC_OPEN_DATASET_CONCURRENCY", default_value_t = 2)]
+    pub open_dataset_concurrency: u16,
+
+    /// Concurrent reconciles of BackupPolicies.
+    #[arg(long, env = "GOVDC_BACKUP_POLICY_CONCURRENCY", default_value_t = 2)]
+    pub backup_policy_concurrency: u16,
+
+    /// Only reconcile govdc resources carrying these labels (a label selector such as
+    /// `shard=a`); for sharding and for tests that share a cluster.
+    #[arg(long, env = "GOVDC_OBJECT_SELECTOR")]
+    pub object_selector: Option<String>,
+
+    /// Take part in leader election, so that of several replicas exactly one reconciles.
+    #[arg(long, env = "GOVDC_LEADER_ELECT", default_value_t = true, action = clap::ArgAction::Set)]
+    pub leader_elect: bool,
+
+    /// Name of the Lease used for leader election.
+    #[arg(long, env = "GOVDC_LEASE_NAME", default_value = "govdc-operator")]
+    pub lease_name: String,
+
+    /// Namespace of the Lease; the chart sets it to the release namespace.
+    #[arg(long, env = "GOVDC_LEASE_NAMESPACE", default_value = "govdc-system")]
+    pub lease_namespace: String,
+
+    /// How long a leader's lease lasts without renewal, in seconds; a standby takes over at most
+    /// this long after a leader dies without releasing it.
+    #[arg(long, env = "GOVDC_LEASE_DURATION_SECONDS", default_value_t = 15)]
+    pub lease_duration_seconds: u64,
+
+    /// This replica's identity in leader election and events; defaults to the pod name
+    /// ($POD_NAME) or the host name and process id.
+    #[arg(long, env = "POD_NAME")]
+    pub identity: Option<String>,
+
+    /// How long to wait for in-flight reconciles on shutdown before giving up.
+    #[arg(long, env = "GOVDC_SHUTDOWN_GRACE_SECONDS", default_value_t = 20)]
+    pub shutdown_grace_seconds: u64,
+}
+
+impl RunArgs {
+    /// This replica's identity, derived when not given.
+    pub fn identity(&self) -> String {
+        self.identity.clone().unwrap_or_else(|| {
+            let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_owned())
+                .unwrap_or_else(|_| "govdc-operator".to_owned());
+            format!("{host}-{}", std::process::id())
+        })
+    }
+
+    /// The lease duration.
+    pub fn lease_duration(&self) -> Duration {
+        Duration::from_secs(self.lease_duration_seconds)
+    }
+}

@@ -1,0 +1,373 @@
+//! One controller per govdc resource. Each is a pipeline of small modules — `read` what the
+//! resource refers to, `validate` it (pure), `build` the desired objects (pure), then the shared
+//! [`crate::pipeline`] steps apply, prune and report — wired together in the controller's
+//! `mod.rs`. This module holds what they share: the context, instrumentation and the handling of
+//! objects that do not deserialize.
+
+use std::fmt::Debug;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use kube::api::ApiResource;
+use kube::core::error_boundary::{DeserializeGuard, InvalidObject};
+use kube::runtime::controller::{Action, Config as ControllerConfig};
+use kube::runtime::events::{EventType, Recorder};
+use kube::runtime::reflector::Store;
+use kube::runtime::{Controller, watcher};
+use kube::{Api, Client, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+use tokio::sync::watch;
+
+use crate::error::{Error, Result};
+use crate::pipeline::conditions::{self, Observed};
+use crate::pipeline::{events, status};
+use crate::runtime::metrics::Metrics;
+
+/// The field manager of everything the operator applies.
+pub const FIELD_MANAGER: &str = "govdc-operator";
+
+/// How often a converged object is looked at again, to repair drift no watch reported.
+pub const RESYNC_INTERVAL: Duration = Duration::from_secs(300);
+
+/// What every reconcile gets.
+pub struct Context {
+    /// The Kubernetes client.
+    pub client: Client,
+    /// Publishes events.
+    pub recorder: Recorder,
+    /// The operator's metrics.
+    pub metrics: Metrics,
+}
+
+/// A govdc resource whose status records the generation it describes.
+pub trait Reconciled:
+    Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static
+{
+    /// The generation the status describes.
+    fn observed_generation(&self) -> Option<i64>;
+}
+
+/// A handle on a running controller: its watch cache, for readiness and the queue-depth gauge.
+pub struct Running {
+    /// The controller's label (`department_cloud`, ...).
+    pub name: &'static str,
+    /// Resolves once the controller's watch has listed everything.
+    pub synced: futures::future::BoxFuture<'static, ()>,
+    /// Runs the controller until shutdown.
+    pub task: futures::future::BoxFuture<'static, ()>,
+}
+
+/// Builds a controller for `K` with the shared settings (label selector, concurrency, graceful
+/// shutdown, a watch that survives objects that fail to deserialize) and the queue-depth gauge.
+pub fn start<K, F, Fut>(
+    name: &'static str,
+    ctx: Arc<Context>,
+    selector: Option<&str>,
+    concurrency: u16,
+    shutdown: watch::Receiver<bool>,
+    configure: impl FnOnce(Controller<DeserializeGuard<K>>) -> Controller<DeserializeGuard<K>>,
+    reconcile: F,
+) -> Running
+where
+    K: Reconciled,
+    F: FnMut(Arc<DeserializeGuard<K>>, Arc<Context>) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<Action>> + Send + 'static,
+{
+    let api: Api<DeserializeGuard<K>> = Api::all(ctx.client.clone());
+    let mut config = watcher::Config::default().any_semantic();
+    if let Some(selector) = selector {
+        config = config.labels(selector);
+    }
+    let controller = configure(Controller::new(api, config))
+        .with_config(ControllerConfig::default().concurrency(concurrency));
+    let store = controller.store();
+    let synced_store = store.clone();
+    let synced = Box::pin(async move {
+        let _ = synced_store.wait_until_ready().await;
+    });
+    let gauge_task = watch_queue_depth(name, store, ctx.metrics.clone(), shutdown.clone());
+    let mut stop = shutdown;
+    let task = Box::pin(async move {
+        let gauges = tokio::spawn(gauge_task);
+        controller
+            .graceful_shutdown_on(async move {
+                let _ = stop.wait_for(|stopping| *stopping).await;
+            })
+            .run(reconcile, error_policy::<K>, ctx)
+            .for_each(|result| async move {
+                match result {
+                    Ok((object, _)) => {
+                        tracing::debug!(controller = name, object = %object, "reconciled")
+                    }
+                    Err(error) => {
+                        tracing::debug!(controller = name, %error, "reconcile did not finish")
+                    }
+                }
+            })
+            .await;
+        gauges.abort();
+        tracing::info!(controller = name, "controller stopped");
+    });
+    Running { name, synced, task }
+}
+
+/// Retries failed reconciles with back-off; the error itself was already reported by
+/// [`instrumented`].
+fn error_policy<K: Reconciled>(
+    _: Arc<DeserializeGuard<K>>,
+    error: &Error,
+    _: Arc<Context>,
+) -> Action {
+    let delay = match error {
+        Error::Serialize { .. } => Duration::from_secs(60),
+        _ => Duration::from_secs(5),
+    };
+    Action::requeue(delay)
+}
+
+/// Keeps `govdc_queue_depth` and `govdc_watched_objects` up to date from the watch cache.
+async fn watch_queue_depth<K: Reconciled>(
+    name: &'static str,
+    store: Store<DeserializeGuard<K>>,
+    metrics: Metrics,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.wait_for(|stopping| *stopping) => return,
+        }
+        let objects = store.state();
+        let pending = objects
+            .iter()
+            .filter(|guard| match &guard.0 {
+                Ok(object) => object.meta().generation != object.observed_generation(),
+                Err(_) => false,
+            })
+            .count();
+        metrics
+            .queue_depth
+            .with_label_values(&[name])
+            .set(i64::try_from(pending).unwrap_or(i64::MAX));
+        metrics
+            .watched_objects
+            .with_label_values(&[name])
+            .set(i64::try_from(objects.len()).unwrap_or(i64::MAX));
+    }
+}
+
+/// Runs one reconcile of `guard` with metrics, a span, and a Warning event carrying the whole
+/// error chain when it fails. An object that does not deserialize is told so in its status and
+/// waits for a change.
+pub async fn instrumented<K, Fut>(
+    name: &'static str,
+    ctx: &Context,
+    guard: &DeserializeGuard<K>,
+    reconcile: impl FnOnce(Arc<K>) -> Fut,
+) -> Result<Action>
+where
+    K: Reconciled,
+    Fut: Future<Output = Result<Action>>,
+{
+    let started = Instant::now();
+    ctx.metrics.reconciles.with_label_values(&[name]).inc();
+    let result = match &guard.0 {
+        Ok(object) => reconcile(Arc::new(object.clone())).await,
+        Err(invalid) => report_invalid::<K>(ctx, invalid).await,
+    };
+    ctx.metrics
+        .reconcile_duration
+        .with_label_values(&[name])
+        .observe(started.elapsed().as_secs_f64());
+    if let Err(error) = &result {
+        ctx.metrics
+            .reconcile_errors
+            .with_label_values(&[name, error.reason()])
+            .inc();
+        let reference = match &guard.0 {
+            Ok(object) => object.object_ref(&()),
+            Err(invalid) => invalid_reference::<K>(invalid),
+        };
+        tracing::warn!(controller = name, object = ?reference.name, error = %error.chain(), "reconcile failed");
+        events::publish(
+            &ctx.recorder,
+            &reference,
+            EventType::Warning,
+            error.reason(),
+            "Reconcile",
+            error.chain(),
+        )
+        .await;
+    }
+    result
+}
+
+fn invalid_reference<K: Reconciled>(
+    invalid: &InvalidObject,
+) -> k8s_openapi::api::core::v1::ObjectReference {
+    k8s_openapi::api::core::v1::ObjectReference {
+        api_version: Some(K::api_version(&()).into_owned()),
+        kind: Some(K::kind(&()).into_owned()),
+        name: invalid.metadata.name.clone(),
+        namespace: invalid.metadata.namespace.clone(),
+        uid: invalid.metadata.uid.clone(),
+        ..Default::default()
+    }
+}
+
+/// Tells an object that does not deserialize why, in its Ready condition, and waits for a change.
+async fn report_invalid<K: Reconciled>(ctx: &Context, invalid: &InvalidObject) -> Result<Action> {
+    let name = invalid.metadata.name.clone().unwrap_or_default();
+    tracing::warn!(kind = %K::kind(&()), %name, error = %invalid.error, "object does not match the govdc schema");
+    let conditions = conditions::merge(
+        &[],
+        &[Observed::no(
+            conditions::READY,
+            "InvalidSpec",
+            format!("the object does not match the schema: {}", invalid.error),
+        )],
+        invalid.metadata.generation,
+        &conditions::now(),
+    );
+    status::write(
+        &ctx.client,
+        FIELD_MANAGER,
+        &ApiResource::erase::<K>(&()),
+        invalid.metadata.namespace.as_deref(),
+        &name,
+        serde_json::json!({ "conditions": conditions, "observedGeneration": invalid.metadata.generation }),
+    )
+    .await?;
+    events::publish(
+        &ctx.recorder,
+        &invalid_reference::<K>(invalid),
+        EventType::Warning,
+        "InvalidSpec",
+        "Validate",
+        invalid.error.clone(),
+    )
+    .await;
+    Ok(Action::await_change())
+}
+
+/// The name of an object, with its namespace when it has one.
+pub fn display_name<K: Resource>(object: &K) -> String {
+    match object.namespace() {
+        Some(ns) => format!("{ns}/{}", object.name_any()),
+        None => object.name_any(),
+    }
+}
+
+/// A reason a resource's spec cannot be carried out as it stands: what validation finds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    /// CamelCase reason for the condition and event.
+    pub reason: &'static str,
+    /// What is wrong, naming the field.
+    pub message: String,
+}
+
+impl Problem {
+    /// A problem with the given reason and message.
+    pub fn new(reason: &'static str, message: impl Into<String>) -> Problem {
+        Problem {
+            reason,
+            message: message.into(),
+        }
+    }
+}
+
+/// The Ready and Progressing conditions of a spec with problems: the first problem's reason,
+/// every problem's message.
+pub fn problem_conditions(problems: &[Problem]) -> Option<Vec<Observed>> {
+    let first = problems.first()?;
+    let message = problems
+        .iter()
+        .map(|p| p.message.as_str())
+        .collect::<Vec<_>>()
+        .join("; ");
+    Some(vec![
+        Observed::no(conditions::READY, first.reason, message),
+        Observed::no(
+            conditions::PROGRESSING,
+            first.reason,
+            "waiting for the spec to be corrected",
+        ),
+    ])
+}
+
+/// The status of a govdc resource: conditions and the generation they describe.
+pub trait ResourceStatus: Default + Clone + PartialEq + serde::Serialize {
+    /// The conditions.
+    fn conditions(&self) -> &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition];
+    /// Replaces the conditions and records the generation they describe.
+    fn set_conditions(
+        &mut self,
+        conditions: Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>,
+        generation: Option<i64>,
+    );
+}
+
+/// The report step: merges `observed` conditions into `next`, writes the status if it changed,
+/// and publishes a Warning event for the first problem when the status changed because of it.
+/// Returns whether it wrote.
+pub async fn report<K, S>(
+    ctx: &Context,
+    object: &K,
+    current: Option<&S>,
+    mut next: S,
+    observed: &[Observed],
+    problems: &[Problem],
+) -> Result<bool>
+where
+    K: Reconciled,
+    S: ResourceStatus,
+{
+    let generation = object.meta().generation;
+    let existing = current.map(|s| s.conditions()).unwrap_or_default();
+    next.set_conditions(
+        conditions::merge(existing, observed, generation, &conditions::now()),
+        generation,
+    );
+    let wrote =
+        status::write_if_changed(&ctx.client, FIELD_MANAGER, object, current, &next).await?;
+    if wrote && let Some(first) = problems.first() {
+        events::publish(
+            &ctx.recorder,
+            &object.object_ref(&()),
+            EventType::Warning,
+            first.reason,
+            "Validate",
+            first.message.clone(),
+        )
+        .await;
+    }
+    Ok(wrote)
+}
+
+/// Implements [`ResourceStatus`] for a status type with `conditions` and `observed_generation`.
+macro_rules! resource_status {
+    ($status:ty) => {
+        impl $crate::controllers::ResourceStatus for $status {
+            fn conditions(&self) -> &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition] {
+                &self.conditions
+            }
+            fn set_conditions(
+                &mut self,
+                conditions: Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>,
+                generation: Option<i64>,
+            ) {
+                self.conditions = conditions;
+                self.observed_generation = generation;
+            }
+        }
+    };
+}
+
+pub mod backup_policy;
+pub mod department_cloud;
+pub mod exchange_node;
+pub mod open_dataset;

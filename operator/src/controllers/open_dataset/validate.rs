@@ -1,0 +1,63 @@
+//! Pure validation of an OpenDataset: the refusals that keep anything from being published.
+
+use govdc_crds::open_dataset::FieldAction;
+use govdc_crds::{NetworkZone, OpenDataset};
+
+use super::read::Inputs;
+use crate::controllers::Problem;
+
+/// The problems found; empty when the dataset may be published.
+pub fn validate(dataset: &OpenDataset, inputs: &Inputs) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    match &inputs.owner {
+        None => problems.push(Problem::new(
+            "OwnerNotFound",
+            "metadata.namespace: the namespace belongs to no DepartmentCloud; datasets are published from a department's namespace",
+        )),
+        Some(owner) if owner.spec.network_zone == NetworkZone::Intranet => problems.push(Problem::new(
+            "OwnerOnIntranet",
+            format!("the owning department {} is on the classified intranet; its data is never opened to the public", owner.spec.department.name),
+        )),
+        Some(_) => {}
+    }
+    let in_clear: Vec<&str> = dataset
+        .spec
+        .fields
+        .iter()
+        .filter(|f| f.personal && f.action == FieldAction::Keep)
+        .map(|f| f.name.as_str())
+        .collect();
+    if !in_clear.is_empty() {
+        problems.push(Problem::new(
+            "PersonalFieldInClear",
+            format!(
+                "spec.fields: personal fields would be published in the clear: {}",
+                in_clear.join(", ")
+            ),
+        ));
+    }
+    match &inputs.portal {
+        None => problems.push(Problem::new(
+            "PortalNotFound",
+            format!(
+                "spec.portal: ExchangeNode {} does not exist",
+                dataset.spec.portal.name
+            ),
+        )),
+        Some(portal) if !portal.spec.open_data_portal => problems.push(Problem::new(
+            "PortalNotServing",
+            format!(
+                "spec.portal: ExchangeNode {} does not serve the open-data portal",
+                dataset.spec.portal.name
+            ),
+        )),
+        Some(_) => {}
+    }
+    if inputs.source_present == Some(false) {
+        problems.push(Problem::new(
+            "SourceNotFound",
+            "spec.source: the ConfigMap or Secret or its key does not exist",
+        ));
+    }
+    problems
+}

@@ -1,0 +1,228 @@
+//! The operator process: configuration, the HTTP endpoints, the start-up CRD check, leader
+//! election, the four controllers and a graceful shutdown.
+//!
+//! Sequence: serve /livez, /readyz and /metrics at once -> wait for the CRDs -> campaign for the
+//! lease -> as leader, run the controllers until SIGTERM or until the lease is lost -> drain
+//! in-flight reconciles -> release the lease -> stop serving. A replica that loses its lease
+//! exits with an error so that it restarts as a fresh standby, never writing next to the new
+//! leader.
+
+pub mod crds;
+pub mod http;
+pub mod leader;
+pub mod metrics;
+pub mod telemetry;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use futures::future::join_all;
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::{Client, Config};
+use tokio::sync::watch;
+
+use crate::config::RunArgs;
+use crate::controllers::{self, Context};
+use http::{Phase, Readiness};
+use metrics::Metrics;
+
+/// Builds the Kubernetes client from `--kubeconfig`, or infers it.
+pub async fn client(args: &RunArgs) -> anyhow::Result<Client> {
+    let config = match &args.kubeconfig {
+        Some(path) => {
+            let kubeconfig = Kubeconfig::read_from(path)
+                .with_context(|| format!("reading kubeconfig {}", path.display()))?;
+            Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?
+        }
+        None => Config::infer()
+            .await
+            .context("no kubeconfig given and none could be inferred")?,
+    };
+    Ok(Client::try_from(config)?)
+}
+
+/// Resolves on SIGTERM or SIGINT.
+async fn termination_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => tracing::info!("SIGTERM received, shutting down"),
+                _ = int.recv() => tracing::info!("SIGINT received, shutting down"),
+            }
+        }
+        _ => {
+            tracing::error!("installing signal handlers failed; only ctrl-c stops the operator");
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+/// Runs the operator until it is told to stop.
+pub async fn run(args: RunArgs) -> anyhow::Result<()> {
+    let identity = args.identity();
+    let client = client(&args).await?;
+    let metrics = Metrics::new()?;
+    let readiness = Readiness::new(Phase::WaitingForCrds(crds::required_crd_names()));
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        termination_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    let stopped = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+
+    let listener = tokio::net::TcpListener::bind(args.metrics_address)
+        .await
+        .with_context(|| format!("binding the metrics address {}", args.metrics_address))?;
+    tracing::info!(address = %listener.local_addr()?, %identity, "serving /metrics, /livez and /readyz");
+    let (server_done_tx, server_done_rx) = watch::channel(false);
+    let router = http::router(metrics.clone(), readiness.clone());
+    let server = tokio::spawn(async move {
+        axum::serve(listener, router)
+            .with_graceful_shutdown(async move {
+                let mut done = server_done_rx;
+                let _ = done.wait_for(|d| *d).await;
+            })
+            .await
+    });
+
+    tokio::select! {
+        _ = crds::wait_for_crds(&client, &readiness) => {}
+        _ = stopped(stop_rx.clone()) => return finish(&readiness, server_done_tx, server).await,
+    }
+
+    let mut campaign = if args.leader_elect {
+        let mut campaign = leader::Campaign::start(
+            client.clone(),
+            &args.lease_namespace,
+            &args.lease_name,
+            &identity,
+            args.lease_duration(),
+        )
+        .await
+        .with_context(|| {
+            format!(
+                "starting leader election on Lease {}/{}",
+                args.lease_namespace, args.lease_name
+            )
+        })?;
+        readiness.set(Phase::Standby);
+        tokio::select! {
+            acquired = campaign.acquired() => if !acquired {
+                anyhow::bail!("leader election ended before this replica led");
+            },
+            _ = stopped(stop_rx.clone()) => {
+                campaign.resign().await;
+                return finish(&readiness, server_done_tx, server).await;
+            }
+        }
+        tracing::info!(lease = %args.lease_name, %identity, "acquired the leader lease");
+        Some(campaign)
+    } else {
+        None
+    };
+    metrics.leader.set(1);
+    readiness.set(Phase::Syncing);
+
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: "govdc-operator".into(),
+            instance: Some(identity.clone()),
+        },
+    );
+    let ctx = Arc::new(Context {
+        client,
+        recorder,
+        metrics: metrics.clone(),
+    });
+    let (controllers_stop_tx, controllers_stop_rx) = watch::channel(false);
+    let selector = args.object_selector.as_deref();
+    let running = vec![
+        controllers::department_cloud::start(
+            ctx.clone(),
+            selector,
+            args.department_cloud_concurrency,
+            controllers_stop_rx.clone(),
+        ),
+        controllers::exchange_node::start(
+            ctx.clone(),
+            selector,
+            args.exchange_node_concurrency,
+            controllers_stop_rx.clone(),
+        ),
+        controllers::open_dataset::start(
+            ctx.clone(),
+            selector,
+            args.open_dataset_concurrency,
+            controllers_stop_rx.clone(),
+        ),
+        controllers::backup_policy::start(
+            ctx.clone(),
+            selector,
+            args.backup_policy_concurrency,
+            controllers_stop_rx.clone(),
+        ),
+    ];
+    let (synced, tasks): (Vec<_>, Vec<_>) = running.into_iter().map(|r| (r.synced, r.task)).unzip();
+    let mut controllers = tokio::spawn(join_all(tasks));
+    let sync_readiness = readiness.clone();
+    let sync_watcher = tokio::spawn(async move {
+        join_all(synced).await;
+        sync_readiness.set(Phase::Ready);
+    });
+
+    let mut lost_lease = false;
+    tokio::select! {
+        _ = &mut controllers => tracing::error!("the controllers stopped on their own"),
+        _ = stopped(stop_rx.clone()) => {}
+        _ = async { match campaign.as_mut() { Some(c) => c.lost().await, None => std::future::pending().await } } => {
+            tracing::error!("lost the leader lease; stopping the controllers");
+            lost_lease = true;
+        }
+    }
+    sync_watcher.abort();
+    readiness.set(Phase::ShuttingDown);
+    let _ = controllers_stop_tx.send(true);
+    let grace = Duration::from_secs(args.shutdown_grace_seconds);
+    if !controllers.is_finished() && tokio::time::timeout(grace, &mut controllers).await.is_err() {
+        tracing::warn!(
+            seconds = args.shutdown_grace_seconds,
+            "in-flight reconciles did not finish in time"
+        );
+        controllers.abort();
+    }
+    metrics.leader.set(0);
+    if let Some(campaign) = campaign {
+        campaign.resign().await;
+    }
+    finish(&readiness, server_done_tx, server).await?;
+    if lost_lease {
+        anyhow::bail!("lost the leader lease");
+    }
+    Ok(())
+}
+
+/// Stops the HTTP server last, so probes see the shutdown.
+async fn finish(
+    readiness: &Readiness,
+    server_done: watch::Sender<bool>,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+) -> anyhow::Result<()> {
+    readiness.set(Phase::ShuttingDown);
+    let _ = server_done.send(true);
+    server
+        .await
+        .context("the HTTP server task failed")?
+        .context("the HTTP server failed")?;
+    tracing::info!("stopped");
+    Ok(())
+}
