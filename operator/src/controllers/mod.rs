@@ -85,7 +85,12 @@ where
     let store = controller.store();
     let synced_store = store.clone();
     let synced = Box::pin(async move {
-        let _ = synced_store.wait_until_ready().await;
+        // The store's readiness is a oneshot that remembers only the last waker, and the
+        // controller waits on it too: poll again now and then instead of trusting one wake-up.
+        while tokio::time::timeout(Duration::from_millis(200), synced_store.wait_until_ready())
+            .await
+            .is_err()
+        {}
     });
     let gauge_task = watch_queue_depth(name, store, ctx.metrics.clone(), shutdown.clone());
     let mut stop = shutdown;
