@@ -515,3 +515,15 @@ async fn kubectl_explains_documented_fields_and_lists_the_govdc_category() {
         output_text(&output)
     );
 }
+
+#[tokio::test]
+async fn the_demo_samples_are_admitted() {
+    let env = TestEnv::new("primary", "samples").await;
+    install_crds(&env.client).await.expect("CRDs install");
+    // The samples' own namespace; a dry run creates nothing in it.
+    let _ = env.kubectl(&["create", "namespace", "govdc-hub"]);
+    let samples = govdc_test_support::repo_root().join("deploy/samples");
+    let output = env.kubectl(&["apply", "--server-side", "--dry-run=server", "-f", &samples.to_string_lossy()]);
+    assert!(output.status.success(), "{}", output_text(&output));
+    assert_eq!(String::from_utf8_lossy(&output.stdout).lines().count(), 8, "{}", output_text(&output));
+}
