@@ -523,7 +523,18 @@ async fn the_demo_samples_are_admitted() {
     // The samples' own namespace; a dry run creates nothing in it.
     let _ = env.kubectl(&["create", "namespace", "govdc-hub"]);
     let samples = govdc_test_support::repo_root().join("deploy/samples");
-    let output = env.kubectl(&["apply", "--server-side", "--dry-run=server", "-f", &samples.to_string_lossy()]);
+    let output = env.kubectl(&[
+        "apply",
+        "--server-side",
+        "--dry-run=server",
+        "-f",
+        &samples.to_string_lossy(),
+    ]);
     assert!(output.status.success(), "{}", output_text(&output));
-    assert_eq!(String::from_utf8_lossy(&output.stdout).lines().count(), 8, "{}", output_text(&output));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout).lines().count(),
+        8,
+        "{}",
+        output_text(&output)
+    );
 }
