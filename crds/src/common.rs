@@ -16,6 +16,26 @@ pub const CATEGORY: &str = "govdc";
 /// namespace (an OpenDataset, say) belong to that department.
 pub const DEPARTMENT_LABEL: &str = "govdc.io/department";
 
+/// Label on a tenant namespace naming its environment.
+pub const ENVIRONMENT_LABEL: &str = "govdc.io/environment";
+
+/// Label naming the network zone (`extranet` or `intranet`) of a tenant namespace.
+pub const NETWORK_ZONE_LABEL: &str = "govdc.io/network-zone";
+
+/// Label carrying the multi-level protection grade (1-4) of a tenant namespace.
+pub const PROTECTION_LEVEL_LABEL: &str = "govdc.io/protection-level";
+
+/// Label carrying the administrative level of a tenant namespace's department.
+pub const ADMINISTRATIVE_LEVEL_LABEL: &str = "govdc.io/administrative-level";
+
+/// Label (value `"true"`) on namespaces running exchange hub nodes; tenant namespaces accept
+/// traffic from them.
+pub const EXCHANGE_HUB_LABEL: &str = "govdc.io/exchange-hub";
+
+/// Label left on a namespace kept after its DepartmentCloud was deleted under the `Retain`
+/// policy, naming that DepartmentCloud. A new DepartmentCloud of the same name adopts it.
+pub const RETAINED_FROM_LABEL: &str = "govdc.io/retained-from";
+
 /// Which of the two government networks, which never mix, a resource belongs to.
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[serde(rename_all = "lowercase")]

@@ -50,6 +50,12 @@ pub struct RunArgs {
     #[arg(long, env = "GOVDC_BACKUP_POLICY_CONCURRENCY", default_value_t = 2)]
     pub backup_policy_concurrency: u16,
 
+    /// The data center's capacity, as ResourceQuota resources and quantities
+    /// (`requests.cpu=1000,requests.memory=4Ti`). DepartmentClouds that do not fit in what is
+    /// left wait, in order of creation. Unset: unlimited.
+    #[arg(long, env = "GOVDC_CAPACITY", value_parser = parse_capacity)]
+    pub capacity: Option<crate::quantity::Amounts>,
+
     /// Only reconcile govdc resources carrying these labels (a label selector such as
     /// `shard=a`); for sharding and for tests that share a cluster.
     #[arg(long, env = "GOVDC_OBJECT_SELECTOR")]
@@ -97,4 +103,18 @@ impl RunArgs {
     pub fn lease_duration(&self) -> Duration {
         Duration::from_secs(self.lease_duration_seconds)
     }
+}
+
+/// Parses `--capacity`: comma-separated `resource=quantity` pairs.
+fn parse_capacity(text: &str) -> Result<crate::quantity::Amounts, String> {
+    text.split(',')
+        .filter(|pair| !pair.trim().is_empty())
+        .map(|pair| {
+            let (resource, amount) = pair
+                .split_once('=')
+                .ok_or_else(|| format!("{pair:?} is not resource=quantity"))?;
+            let amount = crate::quantity::parse(amount.trim()).map_err(|e| e.to_string())?;
+            Ok((resource.trim().to_owned(), amount))
+        })
+        .collect()
 }

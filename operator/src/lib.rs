@@ -11,4 +11,5 @@ pub mod config;
 pub mod controllers;
 pub mod error;
 pub mod pipeline;
+pub mod quantity;
 pub mod runtime;

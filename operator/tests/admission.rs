@@ -467,9 +467,17 @@ async fn network_zone_cannot_change_after_creation() {
 async fn kubectl_explains_documented_fields_and_lists_the_govdc_category() {
     let env = TestEnv::new("primary", "explain").await;
     install_crds(&env.client).await.expect("CRDs install");
-    let output = env.kubectl(&["explain", "departmentcloud.spec"]);
-    let text = output_text(&output);
-    assert!(output.status.success(), "{text}");
+    // The API server publishes a new CRD's OpenAPI schema a few seconds after it is Established.
+    let text = govdc_test_support::eventually(
+        "kubectl explain to know the CRD",
+        std::time::Duration::from_secs(60),
+        || async {
+            let output = env.kubectl(&["explain", "departmentcloud.spec"]);
+            output.status.success().then(|| output_text(&output))
+        },
+    )
+    .await
+    .expect("kubectl explain departmentcloud.spec");
     for expected in [
         "protectionLevel",
         "Multi-level protection grade",

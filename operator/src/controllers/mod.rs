@@ -39,6 +39,8 @@ pub struct Context {
     pub recorder: Recorder,
     /// The operator's metrics.
     pub metrics: Metrics,
+    /// The data center's capacity and the tenants holding it.
+    pub capacity: Arc<department_cloud::capacity::CapacityLedger>,
 }
 
 /// A govdc resource whose status records the generation it describes.

@@ -1,11 +1,17 @@
 //! Server-side apply of desired objects, with the operator's field manager and `force`: the
-//! operator owns the fields it sets, and a conflicting manual edit is drift to repair.
+//! operator owns the fields it sets, and a conflicting manual edit is drift to repair. An object
+//! whose current state already holds every desired field is not written, so a resync of
+//! converged state makes no writes.
 
 use kube::api::{ApiResource, DynamicObject, Patch, PatchParams};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::Serialize;
+use serde_json::Value;
 
+use super::ownership::Owned;
+use super::prune::{ObjectKey, key};
 use crate::error::{Error, Result};
+use crate::quantity;
 
 /// One object a controller wants to exist, in a form any kind can take.
 #[derive(Clone, Debug)]
@@ -23,24 +29,27 @@ impl DesiredObject {
         K: Resource<DynamicType = ()> + Serialize,
     {
         let resource = ApiResource::erase::<K>(&());
+        let what = || format!("{} {}", K::kind(&()), object.name_any());
         let value = serde_json::to_value(object).map_err(|source| Error::Serialize {
-            what: format!("{} {}", K::kind(&()), object.name_any()),
+            what: what(),
             source,
         })?;
         let object: DynamicObject =
             serde_json::from_value(value).map_err(|source| Error::Serialize {
-                what: format!("{} {}", K::kind(&()), object.name_any()),
+                what: what(),
                 source,
             })?;
         Ok(DesiredObject { resource, object })
     }
 
+    /// The object's identity.
+    pub fn key(&self) -> ObjectKey {
+        key(&self.resource, &self.object)
+    }
+
     /// `Kind namespace/name`, for messages.
     pub fn describe(&self) -> String {
-        match self.object.namespace() {
-            Some(ns) => format!("{} {ns}/{}", self.resource.kind, self.object.name_any()),
-            None => format!("{} {}", self.resource.kind, self.object.name_any()),
-        }
+        describe(&self.resource, &self.object)
     }
 
     /// The API through which the object is written.
@@ -52,15 +61,48 @@ impl DesiredObject {
     }
 }
 
-/// Applies every desired object and returns them as the API server stored them.
-pub async fn apply_all(
+/// `Kind namespace/name`, for messages.
+pub fn describe(resource: &ApiResource, object: &DynamicObject) -> String {
+    match object.namespace() {
+        Some(ns) => format!("{} {ns}/{}", resource.kind, object.name_any()),
+        None => format!("{} {}", resource.kind, object.name_any()),
+    }
+}
+
+/// What an apply pass did.
+#[derive(Debug, Default)]
+pub struct Applied {
+    /// Every desired object as it now stands on the server.
+    pub objects: Vec<(ApiResource, DynamicObject)>,
+    /// The objects that had to be written (created, or repaired after drift).
+    pub written: Vec<String>,
+}
+
+/// Applies every desired object whose current state (from `existing`) differs from it.
+pub async fn apply_changed(
     client: &Client,
     field_manager: &str,
     desired: &[DesiredObject],
-) -> Result<Vec<DynamicObject>> {
+    existing: &[Owned],
+) -> Result<Applied> {
     let params = PatchParams::apply(field_manager).force();
-    let mut applied = Vec::with_capacity(desired.len());
+    let mut applied = Applied::default();
     for object in desired {
+        let wanted_key = object.key();
+        let current = existing
+            .iter()
+            .find(|o| key(&o.resource, &o.object) == wanted_key);
+        if let Some(current) = current
+            && holds(
+                &serde_json::to_value(&current.object).unwrap_or(Value::Null),
+                &serde_json::to_value(&object.object).unwrap_or(Value::Null),
+            )
+        {
+            applied
+                .objects
+                .push((object.resource.clone(), current.object.clone()));
+            continue;
+        }
         let stored = object
             .api(client)
             .patch(
@@ -73,7 +115,64 @@ pub async fn apply_all(
                 what: object.describe(),
                 source,
             })?;
-        applied.push(stored);
+        applied.written.push(object.describe());
+        applied.objects.push((object.resource.clone(), stored));
     }
     Ok(applied)
+}
+
+/// Whether `current` holds every field of `desired` with the same value: objects key by key,
+/// arrays element by element, quantities by amount (`0.5` and `500m` are the same).
+pub fn holds(current: &Value, desired: &Value) -> bool {
+    match (current, desired) {
+        (Value::Object(current), Value::Object(desired)) => desired
+            .iter()
+            .all(|(k, v)| v.is_null() || current.get(k).is_some_and(|c| holds(c, v))),
+        (Value::Array(current), Value::Array(desired)) => {
+            current.len() == desired.len() && current.iter().zip(desired).all(|(c, d)| holds(c, d))
+        }
+        (Value::String(current), Value::String(desired)) => quantity::same(current, desired),
+        (Value::String(current), Value::Number(desired))
+        | (Value::Number(desired), Value::String(current)) => {
+            quantity::same(current, &desired.to_string())
+        }
+        (current, desired) => current == desired,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_superset_holds_the_desired_fields() {
+        let current = json!({"metadata": {"name": "a", "uid": "1", "labels": {"x": "1", "y": "2"}}, "spec": {"hard": {"cpu": "500m"}}});
+        let desired = json!({"metadata": {"name": "a", "labels": {"x": "1"}}, "spec": {"hard": {"cpu": "0.5"}}});
+        assert!(holds(&current, &desired));
+    }
+
+    #[test]
+    fn a_changed_or_missing_field_does_not_hold() {
+        let current = json!({"spec": {"hard": {"cpu": "1"}}});
+        assert!(!holds(&current, &json!({"spec": {"hard": {"cpu": "2"}}})));
+        assert!(!holds(
+            &current,
+            &json!({"spec": {"hard": {"memory": "1Gi"}}})
+        ));
+    }
+
+    #[test]
+    fn arrays_must_match_in_length_and_order() {
+        let current =
+            json!({"subjects": [{"kind": "User", "name": "a"}, {"kind": "User", "name": "b"}]});
+        assert!(!holds(
+            &current,
+            &json!({"subjects": [{"kind": "User", "name": "a"}]})
+        ));
+        assert!(holds(
+            &current,
+            &json!({"subjects": [{"name": "a"}, {"name": "b"}]})
+        ));
+    }
 }

@@ -4,6 +4,11 @@
 
 use std::collections::BTreeMap;
 
+use kube::api::{ApiResource, DynamicObject, ListParams};
+use kube::{Api, Client};
+
+use crate::error::{Error, Result};
+
 /// Label naming the operator as the manager of an object.
 pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
 /// Value of [`MANAGED_BY`].
@@ -48,6 +53,38 @@ impl Owner {
             .collect::<Vec<_>>()
             .join(",")
     }
+}
+
+/// An object the operator made, as the API server holds it.
+#[derive(Clone, Debug)]
+pub struct Owned {
+    /// Its API resource.
+    pub resource: ApiResource,
+    /// The object.
+    pub object: DynamicObject,
+}
+
+/// Lists every object of `resources` that `owner` made, across namespaces, from the API server's
+/// watch cache.
+pub async fn list_owned(
+    client: &Client,
+    owner: &Owner,
+    resources: &[ApiResource],
+) -> Result<Vec<Owned>> {
+    let params = ListParams::default().labels(&owner.selector()).match_any();
+    let mut owned = Vec::new();
+    for resource in resources {
+        let api: Api<DynamicObject> = Api::all_with(client.clone(), resource);
+        let list = api.list(&params).await.map_err(|source| Error::Read {
+            what: format!("{} of {} {}", resource.plural, owner.kind, owner.name),
+            source,
+        })?;
+        owned.extend(list.items.into_iter().map(|object| Owned {
+            resource: resource.clone(),
+            object,
+        }));
+    }
+    Ok(owned)
 }
 
 #[cfg(test)]

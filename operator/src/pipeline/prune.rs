@@ -4,10 +4,11 @@
 
 use std::collections::BTreeSet;
 
-use kube::api::{ApiResource, DeleteParams, DynamicObject, ListParams};
+use kube::api::{ApiResource, DeleteParams, DynamicObject};
 use kube::{Api, Client, ResourceExt};
 
-use super::ownership::Owner;
+use super::apply::describe;
+use super::ownership::Owned;
 use crate::error::{Error, Result};
 
 /// Identity of an object for set membership: kind, namespace, name.
@@ -18,52 +19,45 @@ pub fn key(resource: &ApiResource, object: &DynamicObject) -> ObjectKey {
     (resource.kind.clone(), object.namespace(), object.name_any())
 }
 
-/// Lists every object of `resources` that `owner` made, across namespaces, and deletes those not
-/// in `keep` for which `may_delete` agrees. Returns what was deleted, as `Kind namespace/name`.
+/// Deletes every object of `existing` that is not in `keep` and that `may_delete` lets go.
+/// Returns what was deleted, as `Kind namespace/name`.
 pub async fn prune(
     client: &Client,
-    owner: &Owner,
-    resources: &[ApiResource],
+    existing: &[Owned],
     keep: &BTreeSet<ObjectKey>,
-    may_delete: impl Fn(&ApiResource, &DynamicObject) -> bool,
+    may_delete: impl Fn(&Owned) -> bool,
 ) -> Result<Vec<String>> {
-    let selector = owner.selector();
     let mut deleted = Vec::new();
-    for resource in resources {
-        let api: Api<DynamicObject> = Api::all_with(client.clone(), resource);
-        let list = api
-            .list_metadata(&ListParams::default().labels(&selector))
+    for owned in existing {
+        if keep.contains(&key(&owned.resource, &owned.object)) || !may_delete(owned) {
+            continue;
+        }
+        let what = describe(&owned.resource, &owned.object);
+        match owned
+            .api(client)
+            .delete(&owned.object.name_any(), &DeleteParams::background())
             .await
-            .map_err(|source| Error::Read {
-                what: format!("{} owned by {}", resource.plural, owner.name),
-                source,
-            })?;
-        for meta in list.items {
-            let object = DynamicObject {
-                types: None,
-                metadata: meta.metadata,
-                data: serde_json::Value::Null,
-            };
-            if keep.contains(&key(resource, &object)) || !may_delete(resource, &object) {
-                continue;
-            }
-            let what = match object.namespace() {
-                Some(ns) => format!("{} {ns}/{}", resource.kind, object.name_any()),
-                None => format!("{} {}", resource.kind, object.name_any()),
-            };
-            let api: Api<DynamicObject> = match object.namespace() {
-                Some(ns) => Api::namespaced_with(client.clone(), &ns, resource),
-                None => Api::all_with(client.clone(), resource),
-            };
-            match api
-                .delete(&object.name_any(), &DeleteParams::background())
-                .await
-            {
-                Ok(_) => deleted.push(what),
-                Err(kube::Error::Api(status)) if status.code == 404 => {}
-                Err(source) => return Err(Error::Prune { what, source }),
-            }
+        {
+            Ok(_) => deleted.push(what),
+            Err(kube::Error::Api(status)) if status.code == 404 => {}
+            Err(source) => return Err(Error::Prune { what, source }),
         }
     }
     Ok(deleted)
+}
+
+/// Deletes every object of `existing`, for cleanup; objects already gone are fine.
+pub async fn delete_all(client: &Client, existing: &[Owned]) -> Result<Vec<String>> {
+    prune(client, existing, &BTreeSet::new(), |_| true).await
+}
+
+/// The API through which an existing object is written.
+impl Owned {
+    /// The object's API.
+    pub fn api(&self, client: &Client) -> Api<DynamicObject> {
+        match self.object.namespace() {
+            Some(ns) => Api::namespaced_with(client.clone(), &ns, &self.resource),
+            None => Api::all_with(client.clone(), &self.resource),
+        }
+    }
 }

@@ -139,10 +139,13 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             instance: Some(identity.clone()),
         },
     );
+    let capacity =
+        controllers::department_cloud::capacity::CapacityLedger::new(args.capacity.clone());
     let ctx = Arc::new(Context {
         client,
         recorder,
         metrics: metrics.clone(),
+        capacity,
     });
     let (controllers_stop_tx, controllers_stop_rx) = watch::channel(false);
     let selector = args.object_selector.as_deref();

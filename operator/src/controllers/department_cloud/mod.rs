@@ -1,21 +1,55 @@
-//! The DepartmentCloud controller: read -> validate -> build -> apply -> prune -> report.
+//! The DepartmentCloud controller: a department's tenant cloud.
+//!
+//! Each pass: **read** the peers, the objects already made and the quota in use ->
+//! **validate** (pure) -> decide **capacity** (tenants queue in order of creation) -> **build**
+//! the namespaces, quotas, limits, network policies and RBAC (pure) -> **apply** what differs ->
+//! **prune** what the spec no longer asks for (a namespace only under `deletionPolicy: Delete`)
+//! -> **report** status and events. A problem or a wait stops the pass before anything is
+//! applied. Objects it made are watched, so an edit or deletion is repaired at once; deletion
+//! of the DepartmentCloud runs [`cleanup`] behind a finalizer.
 
+pub mod build;
+pub mod capacity;
+pub mod cleanup;
+pub mod quotas;
 pub mod read;
 pub mod report;
 pub mod validate;
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
+use std::time::Duration;
 
 use govdc_crds::DepartmentCloud;
+use govdc_crds::department_cloud::DeletionPolicy;
+use k8s_openapi::api::core::v1::{LimitRange, Namespace, ResourceQuota};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, RoleBinding};
 use kube::core::error_boundary::DeserializeGuard;
 use kube::runtime::controller::Action;
+use kube::runtime::events::EventType;
+use kube::runtime::finalizer::{Event as Finalizer, finalizer};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::{Controller, watcher};
+use kube::{Api, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 
 use super::{Context, Reconciled, Running, instrumented};
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::pipeline::ownership::{MANAGED_BY, MANAGER, OWNER_KIND, OWNER_NAME};
+use crate::pipeline::{apply, events, prune};
+use capacity::Decision;
+use report::Outcome;
 
 /// The controller's label in metrics and logs.
 pub const NAME: &str = "department_cloud";
+
+/// The finalizer that runs [`cleanup`] before a DepartmentCloud goes.
+pub const FINALIZER: &str = "govdc.io/department-cloud";
+
+/// How often a tenant waiting for capacity looks again.
+const CAPACITY_RETRY: Duration = Duration::from_secs(2);
 
 impl Reconciled for DepartmentCloud {
     fn observed_generation(&self) -> Option<i64> {
@@ -23,30 +57,170 @@ impl Reconciled for DepartmentCloud {
     }
 }
 
-/// Starts the controller.
+/// Starts the controller, watching the objects DepartmentClouds make so drift is repaired.
 pub fn start(
     ctx: Arc<Context>,
     selector: Option<&str>,
     concurrency: u16,
     shutdown: watch::Receiver<bool>,
 ) -> Running {
-    super::start(NAME, ctx, selector, concurrency, shutdown, |c| c, reconcile)
+    let client = ctx.client.clone();
+    let ledger = ctx.capacity.clone();
+    super::start(
+        NAME,
+        ctx,
+        selector,
+        concurrency,
+        shutdown,
+        move |controller| {
+            ledger.attach(controller.store());
+            let controller = watch_owned::<Namespace>(controller, &client);
+            let controller = watch_owned::<ResourceQuota>(controller, &client);
+            let controller = watch_owned::<LimitRange>(controller, &client);
+            let controller = watch_owned::<NetworkPolicy>(controller, &client);
+            let controller = watch_owned::<RoleBinding>(controller, &client);
+            let controller = watch_owned::<ClusterRole>(controller, &client);
+            watch_owned::<ClusterRoleBinding>(controller, &client)
+        },
+        reconcile,
+    )
+}
+
+/// Triggers the owning DepartmentCloud when an object it made changes or goes.
+fn watch_owned<K>(
+    controller: Controller<DeserializeGuard<DepartmentCloud>>,
+    client: &kube::Client,
+) -> Controller<DeserializeGuard<DepartmentCloud>>
+where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    let selector = format!("{MANAGED_BY}={MANAGER},{OWNER_KIND}=DepartmentCloud");
+    controller.watches(
+        Api::<K>::all(client.clone()),
+        watcher::Config::default().labels(&selector),
+        |object: K| {
+            object
+                .labels()
+                .get(OWNER_NAME)
+                .map(|name| ObjectRef::new(name))
+        },
+    )
 }
 
 async fn reconcile(
     guard: Arc<DeserializeGuard<DepartmentCloud>>,
     ctx: Arc<Context>,
 ) -> Result<Action> {
-    instrumented(NAME, &ctx, &guard, |cloud| {
-        reconcile_valid(cloud, ctx.clone())
+    let handle = ctx.clone();
+    instrumented(NAME, &ctx, &guard, |cloud| async move {
+        let ctx = handle;
+        let api: Api<DepartmentCloud> = Api::all(ctx.client.clone());
+        finalizer(&api, FINALIZER, cloud, |event| async {
+            match event {
+                Finalizer::Apply(cloud) => provision(cloud, ctx.clone()).await,
+                Finalizer::Cleanup(cloud) => cleanup::cleanup(&ctx, &cloud)
+                    .await
+                    .map(|()| Action::await_change()),
+            }
+        })
+        .await
+        .map_err(|e| Error::Finalizer(Box::new(e)))
     })
     .await
 }
 
-#[tracing::instrument(skip_all, fields(department_cloud = %cloud.metadata.name.as_deref().unwrap_or_default()))]
-async fn reconcile_valid(cloud: Arc<DepartmentCloud>, ctx: Arc<Context>) -> Result<Action> {
+#[tracing::instrument(skip_all, fields(department_cloud = %cloud.name_any()))]
+async fn provision(cloud: Arc<DepartmentCloud>, ctx: Arc<Context>) -> Result<Action> {
     let inputs = read::read(&ctx.client, &cloud).await?;
-    let verdict = validate::validate(&cloud, &inputs);
-    report::write(&ctx, &cloud, &verdict).await?;
+    let quota_plan = match quotas::plan(&cloud.spec) {
+        Ok(plan) => plan,
+        // The schema admits only quantities; this guards objects stored before it did.
+        Err(error) => {
+            let problems = [super::Problem::new(
+                "InvalidQuantity",
+                format!("spec: {error}"),
+            )];
+            report::write(&ctx, &cloud, &Outcome::Invalid(&problems)).await?;
+            return Ok(Action::await_change());
+        }
+    };
+    let problems = validate::validate(&cloud, &inputs, &quota_plan, ctx.capacity.capacity());
+    if !problems.is_empty() {
+        report::write(&ctx, &cloud, &Outcome::Invalid(&problems)).await?;
+        return Ok(Action::requeue(super::RESYNC_INTERVAL));
+    }
+
+    let demand = capacity::demand(&cloud.spec).unwrap_or_default();
+    let decision = ctx.capacity.decide(&cloud, &demand);
+    if let Decision::Waiting { .. } = decision {
+        report::write(&ctx, &cloud, &Outcome::Waiting(&decision)).await?;
+        return Ok(Action::requeue(CAPACITY_RETRY));
+    }
+
+    let desired = build::build(&cloud, &quota_plan)?;
+    let applied = match apply::apply_changed(
+        &ctx.client,
+        super::FIELD_MANAGER,
+        &desired,
+        &inputs.owned,
+    )
+    .await
+    {
+        Ok(applied) => applied,
+        Err(error) => {
+            report::write(&ctx, &cloud, &Outcome::Failed(error.chain())).await?;
+            return Err(error);
+        }
+    };
+    let keep: BTreeSet<_> = desired.iter().map(apply::DesiredObject::key).collect();
+    let may_delete_namespaces = cloud.spec.deletion_policy == DeletionPolicy::Delete;
+    let pruned = prune::prune(&ctx.client, &inputs.owned, &keep, |owned| {
+        owned.resource.kind != "Namespace" || may_delete_namespaces
+    })
+    .await?;
+
+    let reference = cloud.object_ref(&());
+    let was_provisioned = cloud.status.as_ref().is_some_and(|s| {
+        s.conditions
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "True")
+    });
+    if was_provisioned && !applied.written.is_empty() {
+        events::publish(
+            &ctx.recorder,
+            &reference,
+            EventType::Normal,
+            "Applied",
+            "Reconcile",
+            format!("wrote {}", applied.written.join(", ")),
+        )
+        .await;
+    }
+    if !pruned.is_empty() {
+        events::publish(
+            &ctx.recorder,
+            &reference,
+            EventType::Normal,
+            "Pruned",
+            "Reconcile",
+            format!("deleted {}", pruned.join(", ")),
+        )
+        .await;
+    }
+    report::write(
+        &ctx,
+        &cloud,
+        &Outcome::Provisioned {
+            decision: &decision,
+            objects: &applied.objects,
+        },
+    )
+    .await?;
     Ok(Action::requeue(super::RESYNC_INTERVAL))
 }
