@@ -271,29 +271,52 @@ impl Drop for TestEnv {
 async fn delete_labelled(kubeconfig: &Path, selector: &str) -> anyhow::Result<()> {
     let client = client_for(kubeconfig).await?;
     let list = ListParams::default().labels(selector);
-    // Cluster-scoped govdc resources first: their finalizers may need the namespaces.
+    // Cluster-scoped govdc resources first. The operator that would run their finalizers is
+    // usually stopped by now, so the finalizers are removed here; the namespaces a
+    // DepartmentCloud made are deleted by their department label below.
+    let mut departments = Vec::new();
     for resource in [
         kube::api::ApiResource::erase::<govdc_crds::DepartmentCloud>(&()),
         kube::api::ApiResource::erase::<govdc_crds::BackupPolicy>(&()),
     ] {
         let api: Api<kube::api::DynamicObject> = Api::all_with(client.clone(), &resource);
-        match api
-            .delete_collection(&DeleteParams::background(), &list)
-            .await
-        {
-            Ok(_) => {}
+        let objects = match api.list_metadata(&list).await {
+            Ok(objects) => objects.items,
             // The CRDs may not be installed in this cluster.
-            Err(kube::Error::Api(status)) if status.code == 404 => {}
+            Err(kube::Error::Api(status)) if status.code == 404 => continue,
             Err(error) => return Err(error.into()),
+        };
+        for object in objects {
+            let name = object.metadata.name.unwrap_or_default();
+            let unfinalize = serde_json::json!({"metadata": {"finalizers": null}});
+            let _ = api
+                .patch(&name, &PatchParams::default(), &Patch::Merge(&unfinalize))
+                .await;
+            let _ = api.delete(&name, &DeleteParams::background()).await;
+            if resource.kind == "DepartmentCloud" {
+                departments.push(name);
+            }
         }
     }
     let namespaces: Api<Namespace> = Api::all(client);
-    for namespace in namespaces.list_metadata(&list).await?.items {
-        if let Some(name) = namespace.metadata.name {
-            match namespaces.delete(&name, &DeleteParams::background()).await {
-                Ok(_) => {}
-                Err(kube::Error::Api(status)) if status.code == 404 => {}
-                Err(error) => return Err(error.into()),
+    let mut selectors = vec![selector.to_owned()];
+    for chunk in departments.chunks(20) {
+        let names = chunk.join(",");
+        selectors.push(format!("govdc.io/department in ({names})"));
+        selectors.push(format!("govdc.io/retained-from in ({names})"));
+    }
+    for selector in selectors {
+        for namespace in namespaces
+            .list_metadata(&ListParams::default().labels(&selector))
+            .await?
+            .items
+        {
+            if let Some(name) = namespace.metadata.name {
+                match namespaces.delete(&name, &DeleteParams::background()).await {
+                    Ok(_) => {}
+                    Err(kube::Error::Api(status)) if status.code == 404 || status.code == 409 => {}
+                    Err(error) => return Err(error.into()),
+                }
             }
         }
     }
