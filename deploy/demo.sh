@@ -29,6 +29,7 @@ kubectl apply --server-side -f crds/
 kubectl wait --for=condition=Established --timeout=60s -f crds/ >/dev/null
 kubectl create namespace govdc-system --dry-run=client -o yaml | kubectl apply -f -
 kubectl create namespace govdc-hub --dry-run=client -o yaml | kubectl apply -f -
+kubectl label namespace govdc-hub govdc.io/exchange-hub=true --overwrite
 kubectl -n govdc-system create secret generic dr-kubeconfig \
   --from-file=kubeconfig=target/clusters/dr/kubeconfig --dry-run=client -o yaml | kubectl apply -f -
 kubectl apply --server-side -f deploy/samples/
@@ -46,4 +47,5 @@ Running govdc-operator against primary (Ctrl-C to stop) ...
 INFO
 exec target/debug/govdc-operator run \
   --kubeconfig target/clusters/primary/kubeconfig \
-  --metrics-address 127.0.0.1:8080 --log-format text --lease-namespace govdc-system
+  --metrics-address 127.0.0.1:8080 --log-format text --lease-namespace govdc-system \
+  --capacity requests.cpu=64,requests.memory=256Gi
