@@ -86,6 +86,37 @@ async fn readyz_waits_for_the_crds_and_the_watches_and_metrics_parse() {
     // A cluster of its own: this test removes the CRDs to watch the operator wait for them.
     let env = TestEnv::new("spare", "readyz").await;
     let crds: Api<CustomResourceDefinition> = Api::all(env.client.clone());
+    // Whatever an earlier run left on this cluster must not hold the CRDs' deletion up.
+    for crd in govdc_crds::custom_resource_definitions() {
+        let resource = kube::api::ApiResource {
+            group: crd.spec.group.clone(),
+            version: crd.spec.versions[0].name.clone(),
+            api_version: format!("{}/{}", crd.spec.group, crd.spec.versions[0].name),
+            kind: crd.spec.names.kind.clone(),
+            plural: crd.spec.names.plural.clone(),
+        };
+        let api: Api<kube::api::DynamicObject> = Api::all_with(env.client.clone(), &resource);
+        for object in api
+            .list_metadata(&Default::default())
+            .await
+            .map(|l| l.items)
+            .unwrap_or_default()
+        {
+            let namespaced: Api<kube::api::DynamicObject> = match &object.metadata.namespace {
+                Some(ns) => Api::namespaced_with(env.client.clone(), ns, &resource),
+                None => api.clone(),
+            };
+            let unfinalize = json!({"metadata": {"finalizers": null}});
+            let name = object.metadata.name.unwrap_or_default();
+            let _ = namespaced
+                .patch(
+                    &name,
+                    &kube::api::PatchParams::default(),
+                    &kube::api::Patch::Merge(&unfinalize),
+                )
+                .await;
+        }
+    }
     for crd in govdc_crds::custom_resource_definitions() {
         let name = crd.metadata.name.unwrap_or_default();
         let _ = crds.delete(&name, &DeleteParams::default()).await;

@@ -290,6 +290,12 @@ func (c *cluster) controllerManagerArgs(pts ports) []string {
 		"--cluster-name=" + c.Name,
 		"--use-service-account-credentials=true",
 		"--controllers=" + strings.Join(controllers, ","),
+		// Tests create and delete hundreds of namespaces; at the default 20 requests/s the
+		// namespace controller's backlog starves the quota and garbage collectors for minutes.
+		"--kube-api-qps=500",
+		"--kube-api-burst=1000",
+		"--concurrent-namespace-syncs=10",
+		"--concurrent-resource-quota-syncs=10",
 		"--profiling=false",
 	}
 }
