@@ -18,6 +18,8 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run the controllers against a cluster.
+    // A flag given twice takes its last value, so wrappers can append overrides.
+    #[command(args_override_self = true)]
     Run(Box<RunArgs>),
     /// Print the CustomResourceDefinitions as YAML, for `kubectl apply -f -`.
     Crds,

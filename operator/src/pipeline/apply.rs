@@ -93,10 +93,7 @@ pub async fn apply_changed(
             .iter()
             .find(|o| key(&o.resource, &o.object) == wanted_key);
         if let Some(current) = current
-            && holds(
-                &serde_json::to_value(&current.object).unwrap_or(Value::Null),
-                &serde_json::to_value(&object.object).unwrap_or(Value::Null),
-            )
+            && holds(&content(&current.object), &content(&object.object))
         {
             applied
                 .objects
@@ -119,6 +116,16 @@ pub async fn apply_changed(
         applied.objects.push((object.resource.clone(), stored));
     }
     Ok(applied)
+}
+
+/// An object's fields without apiVersion and kind, which items of a LIST do not carry.
+fn content(object: &DynamicObject) -> Value {
+    let mut value = serde_json::to_value(object).unwrap_or(Value::Null);
+    if let Value::Object(map) = &mut value {
+        map.remove("apiVersion");
+        map.remove("kind");
+    }
+    value
 }
 
 /// Whether `current` holds every field of `desired` with the same value: objects key by key,

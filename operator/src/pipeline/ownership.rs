@@ -65,26 +65,32 @@ pub struct Owned {
 }
 
 /// Lists every object of `resources` that `owner` made, across namespaces, from the API server's
-/// watch cache.
+/// watch cache; the kinds are listed concurrently.
 pub async fn list_owned(
     client: &Client,
     owner: &Owner,
     resources: &[ApiResource],
 ) -> Result<Vec<Owned>> {
     let params = ListParams::default().labels(&owner.selector()).match_any();
-    let mut owned = Vec::new();
-    for resource in resources {
+    let lists = resources.iter().map(|resource| {
         let api: Api<DynamicObject> = Api::all_with(client.clone(), resource);
-        let list = api.list(&params).await.map_err(|source| Error::Read {
-            what: format!("{} of {} {}", resource.plural, owner.kind, owner.name),
-            source,
-        })?;
-        owned.extend(list.items.into_iter().map(|object| Owned {
-            resource: resource.clone(),
-            object,
-        }));
-    }
-    Ok(owned)
+        let params = params.clone();
+        async move {
+            let list = api.list(&params).await.map_err(|source| Error::Read {
+                what: format!("{} of {} {}", resource.plural, owner.kind, owner.name),
+                source,
+            })?;
+            Ok::<_, Error>(list.items.into_iter().map(|object| Owned {
+                resource: resource.clone(),
+                object,
+            }))
+        }
+    });
+    Ok(futures::future::try_join_all(lists)
+        .await?
+        .into_iter()
+        .flatten()
+        .collect())
 }
 
 #[cfg(test)]
