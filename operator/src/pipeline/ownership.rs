@@ -4,10 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use kube::api::{ApiResource, DynamicObject, ListParams};
-use kube::{Api, Client};
-
-use crate::error::{Error, Result};
+use kube::api::{ApiResource, DynamicObject};
 
 /// Label naming the operator as the manager of an object.
 pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
@@ -62,35 +59,6 @@ pub struct Owned {
     pub resource: ApiResource,
     /// The object.
     pub object: DynamicObject,
-}
-
-/// Lists every object of `resources` that `owner` made, across namespaces, from the API server's
-/// watch cache; the kinds are listed concurrently.
-pub async fn list_owned(
-    client: &Client,
-    owner: &Owner,
-    resources: &[ApiResource],
-) -> Result<Vec<Owned>> {
-    let params = ListParams::default().labels(&owner.selector()).match_any();
-    let lists = resources.iter().map(|resource| {
-        let api: Api<DynamicObject> = Api::all_with(client.clone(), resource);
-        let params = params.clone();
-        async move {
-            let list = api.list(&params).await.map_err(|source| Error::Read {
-                what: format!("{} of {} {}", resource.plural, owner.kind, owner.name),
-                source,
-            })?;
-            Ok::<_, Error>(list.items.into_iter().map(|object| Owned {
-                resource: resource.clone(),
-                object,
-            }))
-        }
-    });
-    Ok(futures::future::try_join_all(lists)
-        .await?
-        .into_iter()
-        .flatten()
-        .collect())
 }
 
 #[cfg(test)]

@@ -15,18 +15,15 @@ use kube::ResourceExt;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::events::EventType;
 
-use super::build;
-use super::read::owned_resources;
+use super::read::owned_objects;
 use crate::controllers::Context;
 use crate::error::{Error, Result};
-use crate::pipeline::ownership::{
-    MANAGED_BY, OWNER_KIND, OWNER_NAME, OWNER_NAMESPACE, Owned, list_owned,
-};
+use crate::pipeline::ownership::{MANAGED_BY, OWNER_KIND, OWNER_NAME, OWNER_NAMESPACE, Owned};
 use crate::pipeline::{events, prune};
 
 /// Cleans up after a deleted DepartmentCloud according to its deletion policy.
 pub async fn cleanup(ctx: &Context, cloud: &DepartmentCloud) -> Result<()> {
-    let owned = list_owned(&ctx.client, &build::owner(cloud), &owned_resources()).await?;
+    let owned = owned_objects(&ctx.client, cloud).await?;
     let (note, count) = match cloud.spec.deletion_policy {
         DeletionPolicy::Delete => {
             let deleted = prune::delete_all(&ctx.client, &owned).await?;
