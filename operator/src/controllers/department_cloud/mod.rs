@@ -20,17 +20,19 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::TryStreamExt;
 use govdc_crds::DepartmentCloud;
 use govdc_crds::department_cloud::DeletionPolicy;
 use k8s_openapi::api::core::v1::{LimitRange, Namespace, ResourceQuota};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, RoleBinding};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::core::error_boundary::DeserializeGuard;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::runtime::reflector::ObjectRef;
-use kube::runtime::{Controller, watcher};
+use kube::runtime::{Controller, WatchStreamExt, watcher};
 use kube::{Api, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use tokio::sync::watch;
@@ -86,7 +88,9 @@ pub fn start(
     )
 }
 
-/// Triggers the owning DepartmentCloud when an object it made changes or goes.
+/// Triggers the owning DepartmentCloud when an object it made is deleted, or changed by anyone
+/// but the operator. The operator's own writes trigger nothing: each pass already reports what it
+/// wrote, and at a thousand tenants those echoes would outnumber the real work.
 fn watch_owned<K>(
     controller: Controller<DeserializeGuard<DepartmentCloud>>,
     client: &kube::Client,
@@ -101,16 +105,45 @@ where
         + 'static,
 {
     let selector = format!("{MANAGED_BY}={MANAGER},{OWNER_KIND}=DepartmentCloud");
-    controller.watches(
+    let changes = watcher(
         Api::<K>::all(client.clone()),
         watcher::Config::default().labels(&selector),
-        |object: K| {
-            object
-                .labels()
-                .get(OWNER_NAME)
-                .map(|name| ObjectRef::new(name))
-        },
     )
+    .default_backoff()
+    .try_filter_map(|event| async move {
+        Ok(match event {
+            watcher::Event::Delete(object) => Some(object),
+            watcher::Event::Apply(object) if !last_written_by_operator(object.meta()) => {
+                Some(object)
+            }
+            _ => None,
+        })
+    });
+    controller.watches_stream(changes, |object: K| {
+        object
+            .labels()
+            .get(OWNER_NAME)
+            .map(|name| ObjectRef::new(name))
+    })
+}
+
+/// Whether the operator's apply is the latest write to an object: no other manager wrote at the
+/// same second or later (managedFields times have second precision, so ties count as drift).
+pub fn last_written_by_operator(meta: &ObjectMeta) -> bool {
+    let entries = meta.managed_fields.as_deref().unwrap_or_default();
+    let ours = entries
+        .iter()
+        .filter(|e| {
+            e.manager.as_deref() == Some(super::FIELD_MANAGER)
+                && e.operation.as_deref() == Some("Apply")
+        })
+        .filter_map(|e| e.time.as_ref().map(|t| t.0))
+        .max();
+    let Some(ours) = ours else { return false };
+    !entries
+        .iter()
+        .filter(|e| e.manager.as_deref() != Some(super::FIELD_MANAGER))
+        .any(|e| e.time.as_ref().is_none_or(|t| t.0 >= ours))
 }
 
 async fn reconcile(
@@ -223,4 +256,54 @@ async fn provision(cloud: Arc<DepartmentCloud>, ctx: Arc<Context>) -> Result<Act
     )
     .await?;
     Ok(Action::requeue(super::RESYNC_INTERVAL))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ManagedFieldsEntry, Time};
+
+    fn entry(manager: &str, operation: &str, second: i64) -> ManagedFieldsEntry {
+        ManagedFieldsEntry {
+            manager: Some(manager.into()),
+            operation: Some(operation.into()),
+            time: Some(Time(jiff::Timestamp::from_second(second).expect("time"))),
+            ..Default::default()
+        }
+    }
+
+    fn meta(entries: Vec<ManagedFieldsEntry>) -> ObjectMeta {
+        ObjectMeta {
+            managed_fields: Some(entries),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_operators_own_apply_triggers_nothing() {
+        assert!(last_written_by_operator(&meta(vec![
+            entry("kube-controller-manager", "Update", 5),
+            entry("govdc-operator", "Apply", 10)
+        ])));
+    }
+
+    #[test]
+    fn a_later_or_simultaneous_write_by_someone_else_is_drift() {
+        assert!(!last_written_by_operator(&meta(vec![
+            entry("govdc-operator", "Apply", 10),
+            entry("kubectl-edit", "Update", 11)
+        ])));
+        assert!(!last_written_by_operator(&meta(vec![
+            entry("govdc-operator", "Apply", 10),
+            entry("kubectl-edit", "Update", 10)
+        ])));
+    }
+
+    #[test]
+    fn an_object_the_operator_never_applied_is_not_its_own_write() {
+        assert!(!last_written_by_operator(&meta(vec![entry(
+            "kubectl", "Update", 1
+        )])));
+        assert!(!last_written_by_operator(&ObjectMeta::default()));
+    }
 }
