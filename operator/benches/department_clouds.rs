@@ -24,7 +24,8 @@ use govdc_test_support::{
 };
 use k8s_openapi::api::core::v1::ResourceQuota;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use kube::runtime::WatchStreamExt;
 use kube::{Api, Client};
 use serde_json::json;
 
@@ -96,25 +97,6 @@ async fn floor(client: &Client, label: &str, options: &Options) -> anyhow::Resul
         .try_collect::<Vec<()>>()
         .await?;
     Ok(started.elapsed())
-}
-
-async fn all_ready(clouds: &Api<DepartmentCloud>, selector: &str, count: usize) -> Option<()> {
-    let list = clouds
-        .list(&ListParams::default().labels(selector))
-        .await
-        .ok()?;
-    let ready = list
-        .items
-        .iter()
-        .filter(|c| {
-            c.status.as_ref().is_some_and(|s| {
-                s.conditions
-                    .iter()
-                    .any(|c| c.type_ == "Ready" && c.status == "True")
-            })
-        })
-        .count();
-    (ready == count).then_some(())
 }
 
 /// Write requests the API server counted for the resources the operator touches.
@@ -233,15 +215,28 @@ async fn main() -> anyhow::Result<()> {
         .buffer_unordered(options.concurrency)
         .try_collect::<Vec<()>>()
         .await?;
-    eventually("every tenant Ready", Duration::from_secs(1800), || {
-        let clouds = clouds.clone();
-        let selector = selector.clone();
-        async move {
-            tokio::time::sleep(Duration::from_millis(250)).await;
-            all_ready(&clouds, &selector, options.tenants).await
+    // Watch rather than poll, so that measuring adds no load of its own.
+    let mut ready = std::collections::HashSet::new();
+    let mut changes = std::pin::pin!(
+        kube::runtime::watcher(
+            clouds.clone(),
+            kube::runtime::watcher::Config::default().labels(&selector)
+        )
+        .default_backoff()
+        .applied_objects()
+    );
+    while ready.len() < options.tenants {
+        let cloud = tokio::time::timeout(Duration::from_secs(600), changes.try_next())
+            .await??
+            .ok_or_else(|| anyhow::anyhow!("the watch ended"))?;
+        if cloud.status.as_ref().is_some_and(|s| {
+            s.conditions
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == "True")
+        }) {
+            ready.insert(cloud.metadata.name.clone().unwrap_or_default());
         }
-    })
-    .await?;
+    }
     let converge_time = started.elapsed();
     eprintln!("bench: operator converged in {converge_time:?}");
     // Let the quota controller's status updates and their reconciles settle.

@@ -50,9 +50,6 @@ pub enum Error {
         #[source]
         source: serde_json::Error,
     },
-    /// Adding or removing the finalizer failed.
-    #[error("finalizer: {0}")]
-    Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
 }
 
 impl Error {
@@ -64,11 +61,6 @@ impl Error {
             Error::Prune { .. } => "PruneFailed",
             Error::Status { .. } => "StatusUpdateFailed",
             Error::Serialize { .. } => "SerializeFailed",
-            Error::Finalizer(inner) => match inner.as_ref() {
-                kube::runtime::finalizer::Error::ApplyFailed(e)
-                | kube::runtime::finalizer::Error::CleanupFailed(e) => e.reason(),
-                _ => "FinalizerFailed",
-            },
         }
     }
 

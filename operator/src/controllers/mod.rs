@@ -14,8 +14,8 @@ use kube::api::ApiResource;
 use kube::core::error_boundary::{DeserializeGuard, InvalidObject};
 use kube::runtime::controller::{Action, Config as ControllerConfig};
 use kube::runtime::events::{EventType, Recorder};
-use kube::runtime::reflector::Store;
-use kube::runtime::{Controller, watcher};
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{Controller, WatchStreamExt, predicates, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use tokio::sync::watch;
@@ -82,9 +82,16 @@ where
     if let Some(selector) = selector {
         config = config.labels(selector);
     }
-    let controller = configure(Controller::new(api, config))
+    let (store, writer) = reflector::store();
+    // Only a new generation (a spec change, or deletion starting) triggers a reconcile: the
+    // operator's own status and finalizer writes would otherwise each bring one more pass.
+    let changes = watcher(api, config)
+        .default_backoff()
+        .reflect(writer)
+        .applied_objects()
+        .predicate_filter(predicates::generation, Default::default());
+    let controller = configure(Controller::for_stream(changes, store.clone()))
         .with_config(ControllerConfig::default().concurrency(concurrency));
-    let store = controller.store();
     let synced_store = store.clone();
     let synced = Box::pin(async move {
         // The store's readiness is a oneshot that remembers only the last waker, and the

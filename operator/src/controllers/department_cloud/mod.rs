@@ -27,10 +27,10 @@ use k8s_openapi::api::core::v1::{LimitRange, Namespace, ResourceQuota};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, RoleBinding};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::api::{Patch, PatchParams};
 use kube::core::error_boundary::DeserializeGuard;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
-use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{Controller, WatchStreamExt, watcher};
 use kube::{Api, Resource, ResourceExt};
@@ -49,6 +49,9 @@ pub const NAME: &str = "department_cloud";
 
 /// The finalizer that runs [`cleanup`] before a DepartmentCloud goes.
 pub const FINALIZER: &str = "govdc.io/department-cloud";
+
+/// How soon a tenant whose new quotas have no status yet looks again.
+const QUOTA_STATUS_RETRY: Duration = Duration::from_secs(2);
 
 /// How often a tenant waiting for capacity looks again.
 const CAPACITY_RETRY: Duration = Duration::from_secs(2);
@@ -127,8 +130,10 @@ where
     })
 }
 
-/// Whether the operator's apply is the latest write to an object: no other manager wrote at the
-/// same second or later (managedFields times have second precision, so ties count as drift).
+/// Whether the operator's apply is the latest write to an object's content: no other manager
+/// changed more than its status at the same second or later (managedFields times have second
+/// precision, so ties count as drift). Status written by others (a quota's usage) is not drift;
+/// the tenant's status picks it up on the next pass.
 pub fn last_written_by_operator(meta: &ObjectMeta) -> bool {
     let entries = meta.managed_fields.as_deref().unwrap_or_default();
     let ours = entries
@@ -142,7 +147,10 @@ pub fn last_written_by_operator(meta: &ObjectMeta) -> bool {
     let Some(ours) = ours else { return false };
     !entries
         .iter()
-        .filter(|e| e.manager.as_deref() != Some(super::FIELD_MANAGER))
+        .filter(|e| {
+            e.manager.as_deref() != Some(super::FIELD_MANAGER)
+                && e.subresource.as_deref() != Some("status")
+        })
         .any(|e| e.time.as_ref().is_none_or(|t| t.0 >= ours))
 }
 
@@ -153,19 +161,51 @@ async fn reconcile(
     let handle = ctx.clone();
     instrumented(NAME, &ctx, &guard, |cloud| async move {
         let ctx = handle;
-        let api: Api<DepartmentCloud> = Api::all(ctx.client.clone());
-        finalizer(&api, FINALIZER, cloud, |event| async {
-            match event {
-                Finalizer::Apply(cloud) => provision(cloud, ctx.clone()).await,
-                Finalizer::Cleanup(cloud) => cleanup::cleanup(&ctx, &cloud)
-                    .await
-                    .map(|()| Action::await_change()),
+        let finalized = cloud.finalizers().iter().any(|f| f == FINALIZER);
+        if cloud.metadata.deletion_timestamp.is_some() {
+            if finalized {
+                cleanup::cleanup(&ctx, &cloud).await?;
+                set_finalizer(&ctx, &cloud, false).await?;
             }
-        })
-        .await
-        .map_err(|e| Error::Finalizer(Box::new(e)))
+            return Ok(Action::await_change());
+        }
+        if !finalized {
+            // In the same pass as provisioning: the finalizer's write is no new generation and
+            // would trigger nothing.
+            set_finalizer(&ctx, &cloud, true).await?;
+        }
+        provision(cloud, ctx).await
     })
     .await
+}
+
+/// Adds or removes the finalizer, guarded by the resourceVersion it was read at so that no
+/// other finalizer is lost to a concurrent change.
+async fn set_finalizer(ctx: &Context, cloud: &DepartmentCloud, present: bool) -> Result<()> {
+    let mut finalizers: Vec<String> = cloud
+        .finalizers()
+        .iter()
+        .filter(|f| *f != FINALIZER)
+        .cloned()
+        .collect();
+    if present {
+        finalizers.push(FINALIZER.to_owned());
+    }
+    let patch = serde_json::json!({
+        "metadata": {"resourceVersion": cloud.resource_version(), "finalizers": finalizers}
+    });
+    Api::<DepartmentCloud>::all(ctx.client.clone())
+        .patch(
+            &cloud.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await
+        .map_err(|source| Error::Apply {
+            what: format!("finalizer of DepartmentCloud {}", cloud.name_any()),
+            source,
+        })?;
+    Ok(())
 }
 
 #[tracing::instrument(skip_all, fields(department_cloud = %cloud.name_any()))]
@@ -255,7 +295,16 @@ async fn provision(cloud: Arc<DepartmentCloud>, ctx: Arc<Context>) -> Result<Act
         },
     )
     .await?;
-    Ok(Action::requeue(super::RESYNC_INTERVAL))
+    // A new quota's status is filled in by the quota controller a moment later; status changes do
+    // not trigger a pass, so look again soon to sum it.
+    let quota_status_pending = applied.objects.iter().any(|(resource, object)| {
+        resource.kind == "ResourceQuota" && object.data["status"]["hard"].is_null()
+    });
+    Ok(Action::requeue(if quota_status_pending {
+        QUOTA_STATUS_RETRY
+    } else {
+        super::RESYNC_INTERVAL
+    }))
 }
 
 #[cfg(test)]
@@ -296,6 +345,16 @@ mod tests {
         assert!(!last_written_by_operator(&meta(vec![
             entry("govdc-operator", "Apply", 10),
             entry("kubectl-edit", "Update", 10)
+        ])));
+    }
+
+    #[test]
+    fn a_status_update_by_a_controller_is_not_drift() {
+        let mut usage = entry("kube-controller-manager", "Update", 12);
+        usage.subresource = Some("status".into());
+        assert!(last_written_by_operator(&meta(vec![
+            entry("govdc-operator", "Apply", 10),
+            usage
         ])));
     }
 
