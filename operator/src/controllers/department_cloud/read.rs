@@ -41,11 +41,15 @@ pub async fn owned_objects(client: &Client, cloud: &DepartmentCloud) -> Result<V
             owner.name
         )))?
         .items;
+    // Objects inside the tenant's namespaces can only exist where one of its namespaces does; a
+    // new tenant has none, and its first pass lists nothing more.
     let mut namespace_names: Vec<String> = namespaces.iter().map(ResourceExt::name_any).collect();
-    for environment in &cloud.spec.environments {
-        let name = build::namespace_name(cloud, &environment.name);
-        if !namespace_names.contains(&name) {
-            namespace_names.push(name);
+    if !namespace_names.is_empty() {
+        for environment in &cloud.spec.environments {
+            let name = build::namespace_name(cloud, &environment.name);
+            if !namespace_names.contains(&name) {
+                namespace_names.push(name);
+            }
         }
     }
     let params = &params;
