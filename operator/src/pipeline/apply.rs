@@ -3,6 +3,7 @@
 //! whose current state already holds every desired field is not written, so a resync of
 //! converged state makes no writes.
 
+use futures::{StreamExt, TryStreamExt, stream};
 use kube::api::{ApiResource, DynamicObject, Patch, PatchParams};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::Serialize;
@@ -78,7 +79,12 @@ pub struct Applied {
     pub written: Vec<String>,
 }
 
-/// Applies every desired object whose current state (from `existing`) differs from it.
+/// How many writes one apply pass has in flight at once.
+const APPLY_CONCURRENCY: usize = 8;
+
+/// Applies every desired object whose current state (from `existing`) differs from it. Objects
+/// without a namespace (namespaces themselves, cluster roles) go first, then the namespaced ones;
+/// within each wave the writes run concurrently.
 pub async fn apply_changed(
     client: &Client,
     field_manager: &str,
@@ -86,34 +92,62 @@ pub async fn apply_changed(
     existing: &[Owned],
 ) -> Result<Applied> {
     let params = PatchParams::apply(field_manager).force();
-    let mut applied = Applied::default();
-    for object in desired {
+    let mut stored: Vec<Option<DynamicObject>> = vec![None; desired.len()];
+    let mut pending: Vec<usize> = Vec::new();
+    for (index, object) in desired.iter().enumerate() {
         let wanted_key = object.key();
         let current = existing
             .iter()
             .find(|o| key(&o.resource, &o.object) == wanted_key);
-        if let Some(current) = current
-            && holds(&content(&current.object), &content(&object.object))
-        {
-            applied
-                .objects
-                .push((object.resource.clone(), current.object.clone()));
-            continue;
+        match current {
+            Some(current) if holds(&content(&current.object), &content(&object.object)) => {
+                stored[index] = Some(current.object.clone());
+            }
+            _ => pending.push(index),
         }
-        let stored = object
-            .api(client)
-            .patch(
-                &object.object.name_any(),
-                &params,
-                &Patch::Apply(&object.object),
-            )
-            .await
-            .map_err(|source| Error::Apply {
-                what: object.describe(),
-                source,
-            })?;
-        applied.written.push(object.describe());
-        applied.objects.push((object.resource.clone(), stored));
+    }
+    let (cluster_wave, namespaced_wave): (Vec<usize>, Vec<usize>) = pending
+        .iter()
+        .partition(|&&index| desired[index].object.namespace().is_none());
+    for wave in [cluster_wave, namespaced_wave] {
+        let writes: Vec<(usize, DynamicObject)> = stream::iter(wave)
+            .map(|index| {
+                let object = &desired[index];
+                let params = &params;
+                async move {
+                    object
+                        .api(client)
+                        .patch(
+                            &object.object.name_any(),
+                            params,
+                            &Patch::Apply(&object.object),
+                        )
+                        .await
+                        .map(|written| (index, written))
+                        .map_err(|source| Error::Apply {
+                            what: object.describe(),
+                            source,
+                        })
+                }
+            })
+            .buffer_unordered(APPLY_CONCURRENCY)
+            .try_collect()
+            .await?;
+        for (index, written) in writes {
+            stored[index] = Some(written);
+        }
+    }
+    let mut applied = Applied {
+        written: pending
+            .iter()
+            .map(|&index| desired[index].describe())
+            .collect(),
+        ..Applied::default()
+    };
+    for (object, stored) in desired.iter().zip(stored) {
+        if let Some(stored) = stored {
+            applied.objects.push((object.resource.clone(), stored));
+        }
     }
     Ok(applied)
 }
