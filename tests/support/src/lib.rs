@@ -434,6 +434,26 @@ impl OperatorProcess {
         identity: &str,
         extra: &[&str],
     ) -> OperatorProcess {
+        OperatorProcess::start_as(
+            binary,
+            env,
+            &env.kubeconfig,
+            lease_namespace,
+            identity,
+            extra,
+        )
+    }
+
+    /// Like [`OperatorProcess::start`], with the credentials of another kubeconfig (a
+    /// ServiceAccount's, say).
+    pub fn start_as(
+        binary: &Path,
+        env: &TestEnv,
+        kubeconfig: &Path,
+        lease_namespace: &str,
+        identity: &str,
+        extra: &[&str],
+    ) -> OperatorProcess {
         let metrics_address = format!("127.0.0.1:{}", free_port());
         let dir = repo_root().join("target/test-logs");
         std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
@@ -443,7 +463,7 @@ impl OperatorProcess {
         let child = Command::new(binary)
             .arg("run")
             .arg("--kubeconfig")
-            .arg(&env.kubeconfig)
+            .arg(kubeconfig)
             .args(["--metrics-address", &metrics_address])
             .args(["--object-selector", &env.selector()])
             .args([

@@ -344,16 +344,23 @@ fn reader_role(cloud: &DepartmentCloud) -> Option<(ClusterRole, ClusterRoleBindi
     meta.owner_references = cloud.controller_owner_ref(&()).map(|r| vec![r]);
     let role = ClusterRole {
         metadata: meta.clone(),
-        rules: Some(vec![PolicyRule {
-            api_groups: Some(vec![govdc_crds::GROUP.to_owned()]),
-            resources: Some(vec![
-                "departmentclouds".to_owned(),
-                "departmentclouds/status".to_owned(),
-            ]),
-            resource_names: Some(vec![cloud.name_any()]),
-            verbs: vec!["get".to_owned(), "list".to_owned(), "watch".to_owned()],
-            ..Default::default()
-        }]),
+        // Only permissions the operator holds itself, or RBAC refuses to let it grant them.
+        rules: Some(vec![
+            PolicyRule {
+                api_groups: Some(vec![govdc_crds::GROUP.to_owned()]),
+                resources: Some(vec!["departmentclouds".to_owned()]),
+                resource_names: Some(vec![cloud.name_any()]),
+                verbs: vec!["get".to_owned(), "list".to_owned(), "watch".to_owned()],
+                ..Default::default()
+            },
+            PolicyRule {
+                api_groups: Some(vec![govdc_crds::GROUP.to_owned()]),
+                resources: Some(vec!["departmentclouds/status".to_owned()]),
+                resource_names: Some(vec![cloud.name_any()]),
+                verbs: vec!["get".to_owned()],
+                ..Default::default()
+            },
+        ]),
         ..Default::default()
     };
     let binding = ClusterRoleBinding {

@@ -1,0 +1,280 @@
+//! The Helm chart with the real helm on the real API server: it lints clean, renders objects the
+//! API server accepts, installs, gives the operator enough RBAC (the operator runs with the
+//! chart's own ServiceAccount token), upgrades, and uninstalls without touching departments'
+//! namespaces.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use govdc_crds::DepartmentCloud;
+use govdc_test_support::{
+    OperatorProcess, TEST_LABEL, TestEnv, eventually, helm_bin, install_crds, output_text,
+    repo_root,
+};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
+use kube::api::PostParams;
+use kube::config::{AuthInfo, Kubeconfig};
+use kube::{Api, ResourceExt};
+use serde_json::json;
+
+const OPERATOR: &str = env!("CARGO_BIN_EXE_govdc-operator");
+const WAIT: Duration = Duration::from_secs(60);
+
+fn chart() -> PathBuf {
+    repo_root().join("charts/govdc")
+}
+
+fn helm(env: &TestEnv, args: &[&str]) -> std::process::Output {
+    Command::new(helm_bin())
+        .args(args)
+        .arg("--kubeconfig")
+        .arg(&env.kubeconfig)
+        .output()
+        .unwrap_or_else(|e| panic!("running helm: {e}"))
+}
+
+/// A kubeconfig acting as the chart's ServiceAccount, with a token from the TokenRequest API.
+async fn service_account_kubeconfig(env: &TestEnv, namespace: &str, account: &str) -> PathBuf {
+    let request = TokenRequest {
+        spec: Some(TokenRequestSpec {
+            expiration_seconds: Some(3600),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let issued: TokenRequest = Api::<ServiceAccount>::namespaced(env.client.clone(), namespace)
+        .create_subresource("token", account, &PostParams::default(), &request)
+        .await
+        .expect("TokenRequest for the chart's ServiceAccount");
+    let token = issued.status.and_then(|s| s.token).expect("token");
+    let mut kubeconfig = Kubeconfig::read_from(&env.kubeconfig).expect("admin kubeconfig");
+    // Same cluster and context, the ServiceAccount's token instead of the admin's certificate.
+    for named in &mut kubeconfig.auth_infos {
+        named.auth_info = Some(AuthInfo {
+            token: Some(token.clone().into_boxed_str().into()),
+            ..Default::default()
+        });
+    }
+    let path = repo_root().join(format!(
+        "target/test-users/{}-operator-sa.kubeconfig",
+        env.prefix
+    ));
+    std::fs::create_dir_all(path.parent().expect("parent")).expect("directory");
+    std::fs::write(
+        &path,
+        serde_norway::to_string(&kubeconfig).expect("kubeconfig yaml"),
+    )
+    .expect("write kubeconfig");
+    path
+}
+
+#[tokio::test]
+async fn the_chart_lints_clean_and_renders_what_the_api_server_accepts() {
+    let env = TestEnv::new("primary", "chartrender").await;
+    let output = helm(&env, &["lint", "--strict", &chart().to_string_lossy()]);
+    assert!(
+        output.status.success(),
+        "helm lint: {}",
+        output_text(&output)
+    );
+    let namespace = env.namespace("render").await;
+    let rendered = helm(
+        &env,
+        &[
+            "template",
+            &env.prefix,
+            &chart().to_string_lossy(),
+            "--namespace",
+            &namespace,
+            "--include-crds",
+            "--set",
+            "capacity.requests\\.cpu=100",
+        ],
+    );
+    assert!(
+        rendered.status.success(),
+        "helm template: {}",
+        output_text(&rendered)
+    );
+    let output = env.kubectl_with_input(
+        &["apply", "--server-side", "--dry-run=server", "-f", "-"],
+        &String::from_utf8_lossy(&rendered.stdout),
+    );
+    assert!(
+        output.status.success(),
+        "the API server refused the rendered chart: {}",
+        output_text(&output)
+    );
+    for kind in [
+        "deployment.apps",
+        "clusterrole.rbac.authorization.k8s.io",
+        "serviceaccount",
+        "customresourcedefinition",
+    ] {
+        assert!(
+            String::from_utf8_lossy(&output.stdout).contains(kind),
+            "{kind} missing from the rendered chart"
+        );
+    }
+    let bad = helm(
+        &env,
+        &[
+            "template",
+            &env.prefix,
+            &chart().to_string_lossy(),
+            "--set",
+            "logging.format=xml",
+        ],
+    );
+    assert!(
+        !bad.status.success(),
+        "values.schema.json let a wrong log format through"
+    );
+    assert!(
+        output_text(&bad).contains("logging/format"),
+        "{}",
+        output_text(&bad)
+    );
+}
+
+#[tokio::test]
+async fn the_operator_runs_with_the_charts_rbac_and_uninstall_keeps_the_departments() {
+    let env = TestEnv::new("primary", "chartinstall").await;
+    install_crds(&env.client).await.expect("CRDs");
+    let namespace = env.namespace("system").await;
+    let release = env.prefix.clone();
+    let output = helm(
+        &env,
+        &[
+            "install",
+            &release,
+            &chart().to_string_lossy(),
+            "--namespace",
+            &namespace,
+            "--set",
+            "capacity.requests\\.cpu=100",
+        ],
+    );
+    assert!(
+        output.status.success(),
+        "helm install: {}",
+        output_text(&output)
+    );
+    let fullname = format!("{release}-govdc");
+
+    let kubeconfig = service_account_kubeconfig(&env, &namespace, &fullname).await;
+    let operator = OperatorProcess::start_as(
+        Path::new(OPERATOR),
+        &env,
+        &kubeconfig,
+        &namespace,
+        "chart-operator",
+        &["--lease-name", &fullname, "--capacity", "requests.cpu=100"],
+    );
+
+    let clouds: Api<DepartmentCloud> = Api::all(env.client.clone());
+    let name = format!("{}-dept", env.prefix);
+    let cloud: DepartmentCloud = serde_json::from_value(json!({
+        "apiVersion": "govdc.io/v1alpha1", "kind": "DepartmentCloud",
+        "metadata": {"name": name, "labels": {TEST_LABEL: env.prefix}},
+        "spec": {
+            "department": {"name": "浙江省大数据发展管理局", "creditCode": govdc_crds::validation::credit_code::complete("11330000MB000000"),
+                           "level": "provincial", "regionCode": "330000"},
+            "networkZone": "extranet", "protectionLevel": 3,
+            "environments": [{"name": "prod"}, {"name": "test"}],
+            "quota": {"requests.cpu": "4"},
+            "containerDefaults": {"defaultRequest": {"cpu": "100m"}},
+            "admins": [{"kind": "User", "name": "chart-admin"}],
+            "viewers": [{"kind": "Group", "name": "chart-auditors"}],
+            "peerDepartments": [],
+        }
+    }))
+    .expect("fixture");
+    clouds
+        .create(&PostParams::default(), &cloud)
+        .await
+        .expect("create");
+    eventually(
+        "the DepartmentCloud Ready under the chart's RBAC",
+        WAIT,
+        || {
+            let clouds = clouds.clone();
+            let name = name.clone();
+            async move {
+                let cloud = clouds.get(&name).await.ok()?;
+                cloud
+                    .status?
+                    .conditions
+                    .iter()
+                    .any(|c| c.type_ == "Ready" && c.status == "True")
+                    .then_some(())
+            }
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", operator.logs()));
+    let logs = operator.logs();
+    assert!(
+        !logs.contains("Forbidden") && !logs.contains("403"),
+        "the chart's RBAC is not enough:\n{logs}"
+    );
+
+    let output = helm(
+        &env,
+        &[
+            "upgrade",
+            &release,
+            &chart().to_string_lossy(),
+            "--namespace",
+            &namespace,
+            "--reuse-values",
+            "--set",
+            "replicaCount=3",
+            "--set",
+            "capacity.requests\\.cpu=200",
+        ],
+    );
+    assert!(
+        output.status.success(),
+        "helm upgrade: {}",
+        output_text(&output)
+    );
+    let deployment = Api::<Deployment>::namespaced(env.client.clone(), &namespace)
+        .get(&fullname)
+        .await
+        .expect("deployment");
+    let spec = deployment.spec.expect("spec");
+    assert_eq!(spec.replicas, Some(3));
+    let env_vars = spec.template.spec.expect("pod spec").containers[0]
+        .env
+        .clone()
+        .unwrap_or_default();
+    let capacity = env_vars
+        .iter()
+        .find(|e| e.name == "GOVDC_CAPACITY")
+        .and_then(|e| e.value.clone());
+    assert_eq!(capacity.as_deref(), Some("requests.cpu=200"));
+
+    let output = helm(&env, &["uninstall", &release, "--namespace", &namespace]);
+    assert!(
+        output.status.success(),
+        "helm uninstall: {}",
+        output_text(&output)
+    );
+    let namespaces: Api<Namespace> = Api::all(env.client.clone());
+    for environment in ["prod", "test"] {
+        let tenant = namespaces
+            .get(&format!("{name}-{environment}"))
+            .await
+            .expect("the department's namespace survives uninstall");
+        assert!(tenant.metadata.deletion_timestamp.is_none());
+        assert_eq!(tenant.labels().get("govdc.io/department"), Some(&name));
+    }
+    assert!(
+        clouds.get_opt(&name).await.expect("GET").is_some(),
+        "uninstall deleted a DepartmentCloud"
+    );
+}
