@@ -662,6 +662,23 @@ async fn bad_input_gets_a_condition_with_a_reason_and_nothing_half_applied() {
     condition(&env, &operator, &used, "Ready", "True").await;
     let used_ns = format!("{used}-prod");
     let config_maps = Api::<ConfigMap>::namespaced(env.client.clone(), &used_ns);
+    let quotas = Api::<ResourceQuota>::namespaced(env.client.clone(), &used_ns);
+    // Quota admission counts new objects only once the quota controller has computed the
+    // quota's status.
+    eventually("the quota's status", WAIT, || {
+        let quotas = quotas.clone();
+        async move {
+            quotas
+                .get("govdc-quota")
+                .await
+                .ok()?
+                .status?
+                .hard
+                .map(|_| ())
+        }
+    })
+    .await
+    .expect("quota status");
     for n in 0..2 {
         config_maps
             .create(
@@ -677,7 +694,6 @@ async fn bad_input_gets_a_condition_with_a_reason_and_nothing_half_applied() {
             .await
             .expect("configmap");
     }
-    let quotas = Api::<ResourceQuota>::namespaced(env.client.clone(), &used_ns);
     // Quota admission counts each ConfigMap as it is created; the controller's own recount of
     // kube-root-ca.crt may come later, so wait for at least our two.
     eventually("the quota to count our configmaps", WAIT, || {

@@ -180,12 +180,24 @@ async fn a_resource_quota_gets_its_usage_counted() {
         .create(&PostParams::default(), &quota)
         .await
         .expect("create quota");
+    // Until the quota controller has computed a new quota's status, quota admission may not
+    // count a new object against it (its cache may not hold the quota yet): wait for the status,
+    // as a user of quotas would, before creating what it should count.
+    eventually(
+        "the quota controller to compute the quota's status",
+        WAIT,
+        || {
+            let quotas = quotas.clone();
+            async move { quotas.get("objects").await.ok()?.status?.hard.map(|_| ()) }
+        },
+    )
+    .await
+    .expect("quota status");
     Api::<ConfigMap>::namespaced(env.client.clone(), &namespace)
         .create(&PostParams::default(), &config_map("counted", &namespace))
         .await
         .expect("create configmap");
-    // The quota controller computes status.used (quota admission refuses to count before it
-    // has); ours is counted, and kube-root-ca.crt once the controller recounts.
+    // Quota admission counts ours; kube-root-ca.crt is counted once the controller recounts.
     let used = eventually(
         "status.used.configmaps to count our ConfigMap",
         WAIT,
