@@ -51,6 +51,23 @@ pub trait Reconciled:
     fn observed_generation(&self) -> Option<i64>;
 }
 
+impl<K> Reconciled for K
+where
+    K: kube::core::object::HasStatus
+        + Resource<DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + Debug
+        + Send
+        + Sync
+        + 'static,
+    K::Status: ResourceStatus,
+{
+    fn observed_generation(&self) -> Option<i64> {
+        self.status().and_then(ResourceStatus::observed_generation)
+    }
+}
+
 /// A handle on a running controller: its watch cache, for readiness and the queue-depth gauge.
 pub struct Running {
     /// The controller's label (`department_cloud`, ...).
@@ -323,6 +340,8 @@ pub trait ResourceStatus: Default + Clone + PartialEq + serde::Serialize {
         conditions: Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>,
         generation: Option<i64>,
     );
+    /// The generation the status describes.
+    fn observed_generation(&self) -> Option<i64>;
 }
 
 /// The report step: merges `observed` conditions into `next`, writes the status if it changed,
@@ -376,6 +395,9 @@ macro_rules! resource_status {
             ) {
                 self.conditions = conditions;
                 self.observed_generation = generation;
+            }
+            fn observed_generation(&self) -> Option<i64> {
+                self.observed_generation
             }
         }
     };

@@ -37,7 +37,7 @@ use kube::{Api, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 
-use super::{Context, Reconciled, Running, instrumented};
+use super::{Context, Running, instrumented};
 use crate::error::{Error, Result};
 use crate::pipeline::ownership::{MANAGED_BY, MANAGER, OWNER_KIND, OWNER_NAME};
 use crate::pipeline::{apply, events, prune};
@@ -55,12 +55,6 @@ const QUOTA_STATUS_RETRY: Duration = Duration::from_secs(2);
 
 /// How often a tenant waiting for capacity looks again.
 const CAPACITY_RETRY: Duration = Duration::from_secs(2);
-
-impl Reconciled for DepartmentCloud {
-    fn observed_generation(&self) -> Option<i64> {
-        self.status.as_ref().and_then(|s| s.observed_generation)
-    }
-}
 
 /// Starts the controller, watching the objects DepartmentClouds make so drift is repaired.
 pub fn start(

@@ -11,17 +11,11 @@ use kube::core::error_boundary::DeserializeGuard;
 use kube::runtime::controller::Action;
 use tokio::sync::watch;
 
-use super::{Context, Reconciled, Running, instrumented};
+use super::{Context, Running, instrumented};
 use crate::error::Result;
 
 /// The controller's label in metrics and logs.
 pub const NAME: &str = "open_dataset";
-
-impl Reconciled for OpenDataset {
-    fn observed_generation(&self) -> Option<i64> {
-        self.status.as_ref().and_then(|s| s.observed_generation)
-    }
-}
 
 /// Starts the controller.
 pub fn start(
