@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Builds the operator image without a Docker engine: an OCI image archive assembled with umoci
+# from the release binary and the few shared libraries it links (glibc, libgcc), running as a
+# non-root user. `kind load image-archive` and `k3s ctr images import` accept the result.
+#   deploy/image/build-oci.sh [TAG]     -> target/images/govdc-operator-TAG.oci.tar
+# Needs umoci (and skopeo to check the result): apt-get install umoci skopeo
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+tag=${1:-$(sed -n 's/^appVersion: "\(.*\)"/\1/p' "$root/charts/govdc/Chart.yaml")}
+name=govdc/govdc-operator
+work=$root/target/images/work
+out=$root/target/images/govdc-operator-$tag.oci.tar
+command -v umoci >/dev/null || { echo "build-oci.sh: umoci is missing (apt-get install umoci)" >&2; exit 1; }
+
+cargo build --release --locked -p govdc-operator --bin govdc-operator --manifest-path "$root/Cargo.toml"
+binary=$root/target/release/govdc-operator
+
+rm -rf "$work" && mkdir -p "$work"
+umoci init --layout "$work/layout"
+umoci new --image "$work/layout:$tag"
+umoci unpack --rootless --image "$work/layout:$tag" "$work/bundle"
+rootfs=$work/bundle/rootfs
+
+# The binary and exactly the shared objects it loads, at the paths the loader expects.
+install -D -m 0755 "$binary" "$rootfs/usr/local/bin/govdc-operator"
+for library in $(ldd "$binary" | grep -o '/[^ ]*'); do
+  install -D -m 0755 "$library" "$rootfs$library"
+done
+mkdir -p "$rootfs/etc" "$rootfs/tmp"
+chmod 1777 "$rootfs/tmp"
+echo "nonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin" > "$rootfs/etc/passwd"
+echo "nonroot:x:65532:" > "$rootfs/etc/group"
+
+umoci repack --image "$work/layout:$tag" "$work/bundle"
+umoci config --image "$work/layout:$tag" \
+  --config.entrypoint /usr/local/bin/govdc-operator --config.cmd run \
+  --config.user 65532:65532 --config.exposedports 8080/tcp \
+  --config.label org.opencontainers.image.title=govdc-operator \
+  --config.label "org.opencontainers.image.version=$tag" \
+  --manifest.annotation "org.opencontainers.image.ref.name=$tag"
+umoci gc --layout "$work/layout"
+
+# An OCI archive is the layout, tarred; its index names the image for importers.
+mkdir -p "$(dirname "$out")"
+tar -C "$work/layout" -cf "$out" .
+if command -v skopeo >/dev/null; then
+  skopeo inspect --format '{{.Architecture}} {{.Os}} layers={{len .Layers}}' "oci-archive:$out:$tag"
+fi
+echo "built $out ($name:$tag)"
