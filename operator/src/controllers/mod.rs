@@ -70,8 +70,6 @@ where
 
 /// A handle on a running controller: its watch cache, for readiness and the queue-depth gauge.
 pub struct Running {
-    /// The controller's label (`department_cloud`, ...).
-    pub name: &'static str,
     /// Resolves once the controller's watch has listed everything.
     pub synced: futures::future::BoxFuture<'static, ()>,
     /// Runs the controller until shutdown.
@@ -141,7 +139,7 @@ where
         gauges.abort();
         tracing::info!(controller = name, "controller stopped");
     });
-    Running { name, synced, task }
+    Running { synced, task }
 }
 
 /// Retries failed reconciles with back-off; the error itself was already reported by
