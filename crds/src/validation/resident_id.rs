@@ -53,11 +53,6 @@ pub fn validate(number: &str) -> Result<(), ResidentIdError> {
     Ok(())
 }
 
-/// Whether `number` is a valid identity number; for scanners.
-pub fn is_valid(number: &str) -> bool {
-    validate(number).is_ok()
-}
-
 /// The check character of the first 17 digits.
 pub fn check_character(first_seventeen: &[u8]) -> char {
     let sum: u32 = first_seventeen

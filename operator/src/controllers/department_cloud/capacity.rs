@@ -136,14 +136,14 @@ impl CapacityLedger {
             .filter(|other| other.metadata.deletion_timestamp.is_none())
             .filter_map(|other| {
                 let name = other.name_any();
-                let held = admitted.get(&name).cloned().or_else(|| {
-                    holds_capacity(other)
-                        .then(|| demand(&other.spec).ok())
-                        .flatten()
-                });
+                // What this ledger admitted, else what the status says is held, else waiting.
+                let (demand, admitted) = match admitted.get(&name) {
+                    Some(held) => (held.clone(), true),
+                    None => (demand(&other.spec).ok()?, holds_capacity(other)),
+                };
                 Some(Queued {
-                    admitted: held.is_some(),
-                    demand: held.or_else(|| demand(&other.spec).ok())?,
+                    admitted,
+                    demand,
                     created: other.metadata.creation_timestamp.clone(),
                     name,
                 })
