@@ -1,0 +1,1 @@
+//! govdc-hub (being written).
