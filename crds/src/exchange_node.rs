@@ -77,8 +77,10 @@ pub struct ExchangeNodeSpec {
     #[schemars(range(min = 0, max = 1))]
     pub replicas: i32,
 
-    /// Persistent storage of the node's database.
+    /// Persistent storage of the node's database. Cannot change after creation: a
+    /// StatefulSet's volume claims are immutable.
     #[serde(default)]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("storage cannot change after creation"))]
     pub storage: HubStorage,
 
     /// Whether the node also serves the public open-data portal (extranet only).
@@ -86,9 +88,35 @@ pub struct ExchangeNodeSpec {
     pub open_data_portal: bool,
 
     /// Names of the DepartmentClouds allowed to join this node; empty admits none (deny by
-    /// default).
+    /// default). Only departments on the node's network zone join.
     #[serde(default)]
+    #[schemars(length(max = 1000))]
     pub allowed_departments: Vec<String>,
+
+    /// Digest that chains the node's audit log: `sha256` (default) or `sm3` (GB/T 32905).
+    #[serde(default)]
+    pub audit_algorithm: AuditAlgorithm,
+}
+
+/// The digest of a hub node's hash-chained audit log.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum AuditAlgorithm {
+    /// SHA-256.
+    #[default]
+    Sha256,
+    /// SM3, the Chinese national standard hash (GB/T 32905-2016).
+    Sm3,
+}
+
+impl AuditAlgorithm {
+    /// The name in the hub's configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditAlgorithm::Sha256 => "sha256",
+            AuditAlgorithm::Sm3 => "sm3",
+        }
+    }
 }
 
 fn default_replicas() -> i32 {
@@ -105,6 +133,26 @@ pub enum HubLevel {
     Provincial,
     /// A municipal hub (市级).
     Municipal,
+}
+
+impl HubLevel {
+    /// The name in the spec and in the hub's configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HubLevel::National => "national",
+            HubLevel::Provincial => "provincial",
+            HubLevel::Municipal => "municipal",
+        }
+    }
+
+    /// Depth in the hub tree: 0 for national. A parent is always shallower than its child.
+    pub fn depth(self) -> u8 {
+        match self {
+            HubLevel::National => 0,
+            HubLevel::Provincial => 1,
+            HubLevel::Municipal => 2,
+        }
+    }
 }
 
 /// The parent of a hub node: another ExchangeNode in this cluster, or a remote hub.
@@ -131,6 +179,10 @@ pub struct RemoteHub {
 
     /// The CA certificate (PEM) that the remote node's serving certificate chains to.
     pub ca_secret_ref: SecretKeyReference,
+
+    /// A token the remote node's operator issued for this node (`govdc-hub token issue --role
+    /// node --subject <this node's name>`), presented on every federation call.
+    pub token_secret_ref: SecretKeyReference,
 }
 
 /// Persistent storage of a hub node.
@@ -183,6 +235,10 @@ pub struct ExchangeNodeStatus {
     /// Resources in the node's shared catalog, its children's included.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub catalog_size: Option<i64>,
+
+    /// Departments that are members of the node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub member_count: Option<i32>,
 
     /// When the node last answered the operator.
     #[serde(default, skip_serializing_if = "Option::is_none")]

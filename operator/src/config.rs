@@ -86,6 +86,16 @@ pub struct RunArgs {
     /// How long to wait for in-flight reconciles on shutdown before giving up.
     #[arg(long, env = "GOVDC_SHUTDOWN_GRACE_SECONDS", default_value_t = 20)]
     pub shutdown_grace_seconds: u64,
+
+    /// The govdc-hub image that ExchangeNodes run.
+    #[arg(long, env = "GOVDC_HUB_IMAGE", default_value = concat!("ghcr.io/govdc/govdc-hub:", env!("CARGO_PKG_VERSION")))]
+    pub hub_image: String,
+
+    /// Where the operator reaches a hub node, as `NAMESPACE/NAME=URL`, instead of its Service's
+    /// cluster DNS name. For an operator running outside the cluster (a laptop, the tests), where
+    /// Service DNS does not resolve. Repeatable; comma-separated in the environment.
+    #[arg(long = "hub-endpoint", env = "GOVDC_HUB_ENDPOINTS", value_delimiter = ',', value_parser = parse_hub_endpoint)]
+    pub hub_endpoints: Vec<(String, String)>,
 }
 
 impl RunArgs {
@@ -103,6 +113,23 @@ impl RunArgs {
     pub fn lease_duration(&self) -> Duration {
         Duration::from_secs(self.lease_duration_seconds)
     }
+}
+
+/// Parses `--hub-endpoint`: `NAMESPACE/NAME=URL`.
+fn parse_hub_endpoint(text: &str) -> Result<(String, String), String> {
+    let (node, url) = text
+        .split_once('=')
+        .ok_or_else(|| format!("{text:?} is not NAMESPACE/NAME=URL"))?;
+    let (namespace, name) = node
+        .split_once('/')
+        .ok_or_else(|| format!("{node:?} is not NAMESPACE/NAME"))?;
+    if namespace.is_empty() || name.is_empty() {
+        return Err(format!("{node:?} is not NAMESPACE/NAME"));
+    }
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        return Err(format!("{url:?} is not an http:// or https:// URL"));
+    }
+    Ok((node.to_owned(), url.to_owned()))
 }
 
 /// Parses `--capacity`: comma-separated `resource=quantity` pairs.

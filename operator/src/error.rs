@@ -50,6 +50,14 @@ pub enum Error {
         #[source]
         source: serde_json::Error,
     },
+    /// A hub node's signing key is unusable (someone shortened or emptied its Secret).
+    #[error("the signing key of {what}: {reason}")]
+    HubKey {
+        /// The node whose key it is.
+        what: String,
+        /// Why the key could not be made or used.
+        reason: String,
+    },
 }
 
 impl Error {
@@ -61,6 +69,7 @@ impl Error {
             Error::Prune { .. } => "PruneFailed",
             Error::Status { .. } => "StatusUpdateFailed",
             Error::Serialize { .. } => "SerializeFailed",
+            Error::HubKey { .. } => "HubKeyInvalid",
         }
     }
 

@@ -41,6 +41,8 @@ pub struct Context {
     pub metrics: Metrics,
     /// The data center's capacity and the tenants holding it.
     pub capacity: Arc<department_cloud::capacity::CapacityLedger>,
+    /// How hub nodes are deployed and reached.
+    pub hub: exchange_node::HubSettings,
 }
 
 /// A govdc resource whose status records the generation it describes.

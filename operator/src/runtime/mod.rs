@@ -146,6 +146,11 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         recorder,
         metrics: metrics.clone(),
         capacity,
+        hub: controllers::exchange_node::HubSettings {
+            image: args.hub_image.clone(),
+            endpoints: args.hub_endpoints.iter().cloned().collect(),
+            operator_namespace: args.lease_namespace.clone(),
+        },
     });
     let (controllers_stop_tx, controllers_stop_rx) = watch::channel(false);
     let selector = args.object_selector.as_deref();

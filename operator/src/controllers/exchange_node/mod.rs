@@ -1,30 +1,98 @@
-//! The ExchangeNode controller: read -> validate -> build -> apply -> prune -> report.
+//! The ExchangeNode controller: one node of the data sharing and exchange hub.
+//!
+//! Each pass: **read** the parent chain, the node's key, the departments allowed to join and the
+//! objects already made -> **validate** (pure: networks never mix, the parent sits above its
+//! child, no cycle) -> make the node's signing key once -> **build** the hub's ConfigMap,
+//! ServiceAccount, Service, StatefulSet, NetworkPolicy and PodDisruptionBudget (pure) -> **apply**
+//! what differs -> **prune** what the spec no longer asks for -> **sync** the running hub over
+//! gRPC (parent, membership) -> **report** status and events.
+//!
+//! The objects carry owner references, so deleting the ExchangeNode deletes them; the
+//! StatefulSet's volume claims are kept (the node's data outlives the resource).
 
+pub mod build;
+pub mod hub;
+pub mod key;
 pub mod read;
 pub mod report;
 pub mod validate;
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+use std::time::Duration;
 
 use govdc_crds::ExchangeNode;
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::core::error_boundary::DeserializeGuard;
 use kube::runtime::controller::Action;
+use kube::runtime::watcher;
+use kube::{Api, ResourceExt};
 use tokio::sync::watch;
 
 use super::{Context, Running, instrumented};
 use crate::error::Result;
+use crate::pipeline::ownership::{MANAGED_BY, MANAGER, OWNER_KIND};
+use crate::pipeline::{apply, prune};
 
 /// The controller's label in metrics and logs.
 pub const NAME: &str = "exchange_node";
 
-/// Starts the controller.
+/// How often a node is looked at again: the heartbeat, the parent connection and the catalog
+/// size live in the hub, which no watch reports.
+const HUB_POLL_INTERVAL: Duration = Duration::from_secs(10);
+
+/// How the operator deploys and reaches hub nodes.
+#[derive(Clone, Debug, Default)]
+pub struct HubSettings {
+    /// The govdc-hub image.
+    pub image: String,
+    /// Endpoints that replace a node's cluster DNS name, by `namespace/name`.
+    pub endpoints: BTreeMap<String, String>,
+    /// The operator's namespace, allowed through every hub's NetworkPolicy.
+    pub operator_namespace: String,
+}
+
+impl HubSettings {
+    /// Where the operator (and the node's children) reach the hub of `namespace/name`.
+    pub fn endpoint(&self, namespace: &str, name: &str) -> String {
+        self.endpoints
+            .get(&format!("{namespace}/{name}"))
+            .cloned()
+            .unwrap_or_else(|| build::service_endpoint(namespace, name))
+    }
+}
+
+/// Starts the controller, watching the objects ExchangeNodes make so drift is repaired and the
+/// StatefulSet's readiness shows in the status.
 pub fn start(
     ctx: Arc<Context>,
     selector: Option<&str>,
     concurrency: u16,
     shutdown: watch::Receiver<bool>,
 ) -> Running {
-    super::start(NAME, ctx, selector, concurrency, shutdown, |c| c, reconcile)
+    let client = ctx.client.clone();
+    super::start(
+        NAME,
+        ctx,
+        selector,
+        concurrency,
+        shutdown,
+        move |controller| {
+            let owned = watcher::Config::default()
+                .labels(&format!("{MANAGED_BY}={MANAGER},{OWNER_KIND}=ExchangeNode"));
+            controller
+                .owns(Api::<StatefulSet>::all(client.clone()), owned.clone())
+                .owns(Api::<Service>::all(client.clone()), owned.clone())
+                .owns(Api::<ConfigMap>::all(client.clone()), owned.clone())
+                .owns(Api::<ServiceAccount>::all(client.clone()), owned.clone())
+                .owns(Api::<NetworkPolicy>::all(client.clone()), owned.clone())
+                .owns(Api::<PodDisruptionBudget>::all(client), owned)
+        },
+        reconcile,
+    )
 }
 
 async fn reconcile(
@@ -39,8 +107,44 @@ async fn reconcile(
 
 #[tracing::instrument(skip_all, fields(exchange_node = %super::display_name(node.as_ref())))]
 async fn reconcile_valid(node: Arc<ExchangeNode>, ctx: Arc<Context>) -> Result<Action> {
+    if node.metadata.deletion_timestamp.is_some() {
+        // Owner references hand the objects to the garbage collector.
+        return Ok(Action::await_change());
+    }
     let inputs = read::read(&ctx.client, &node).await?;
     let problems = validate::validate(&node, &inputs);
-    report::write(&ctx, &node, &problems).await?;
-    Ok(Action::requeue(super::RESYNC_INTERVAL))
+    if !problems.is_empty() {
+        report::write(&ctx, &node, &inputs, report::Outcome::Invalid(&problems)).await?;
+        return Ok(Action::requeue(super::RESYNC_INTERVAL));
+    }
+    let signing_key = key::ensure(&ctx.client, &node, inputs.key_secret.as_ref()).await?;
+    let desired = build::objects(&node, &inputs, &ctx.hub)?;
+    let applied = apply::apply_changed(
+        &ctx.client,
+        super::FIELD_MANAGER,
+        &desired,
+        &inputs.existing,
+    )
+    .await?;
+    let keep: BTreeSet<_> = desired.iter().map(apply::DesiredObject::key).collect();
+    let pruned = prune::prune(&ctx.client, &inputs.existing, &keep, |_| true).await?;
+    let plan = build::hub_plan(&node, &inputs, &ctx.hub, &signing_key)?;
+    let observed = hub::sync(&plan).await;
+    if let Err(error) = &observed {
+        tracing::info!(endpoint = %plan.endpoint, %error, "hub did not answer");
+    }
+    report::write(
+        &ctx,
+        &node,
+        &inputs,
+        report::Outcome::Deployed {
+            applied: &applied,
+            pruned: &pruned,
+            plan: &plan,
+            hub: observed.as_ref(),
+        },
+    )
+    .await?;
+    tracing::debug!(node = %node.name_any(), "hub node reconciled");
+    Ok(Action::requeue(HUB_POLL_INTERVAL))
 }

@@ -1,56 +1,202 @@
-//! Reads what an ExchangeNode refers to: its in-cluster parent node, or the CA Secret of a remote
-//! one.
+//! Reads what an ExchangeNode refers to and what it already made: its parent chain (for cycles),
+//! the parent's key or the remote parent's CA and token, its own key, the DepartmentClouds
+//! allowed to join, and the objects labelled as its own.
 
-use govdc_crds::ExchangeNode;
-use k8s_openapi::api::core::v1::Secret;
+use std::collections::BTreeMap;
+
+use govdc_crds::common::SecretKeyReference;
+use govdc_crds::{DepartmentCloud, ExchangeNode};
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service, ServiceAccount};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::api::{ApiResource, DynamicObject, ListParams};
 use kube::{Api, Client, ResourceExt};
 
+use super::{build, key};
 use crate::error::{Error, Result};
+use crate::pipeline::ownership::Owned;
 
-/// Everything outside the ExchangeNode itself that validation and build need.
+/// How far up the parent chain a cycle is looked for; the hub tree is three levels deep.
+const MAX_CHAIN: usize = 8;
+
+/// Everything outside the ExchangeNode itself that validation, build and sync need.
 #[derive(Debug, Default)]
 pub struct Inputs {
     /// The in-cluster parent, when `parent.nodeRef` names one that exists.
     pub parent: Option<ExchangeNode>,
-    /// The remote parent's CA Secret, when `parent.remote` names one that exists.
-    pub remote_ca: Option<Secret>,
+    /// The chain of in-cluster parents as `namespace/name`, starting with this node, when it
+    /// comes back to a node already in it (a cycle).
+    pub cycle: Option<Vec<String>>,
+    /// The in-cluster parent's signing key Secret, to issue this node's federation token.
+    pub parent_key_secret: Option<Secret>,
+    /// The remote parent's CA certificate (PEM), when its Secret and key exist.
+    pub remote_ca: Option<String>,
+    /// The federation token for the remote parent, when its Secret and key exist.
+    pub remote_token: Option<String>,
+    /// This node's signing key Secret, once made.
+    pub key_secret: Option<Secret>,
+    /// The DepartmentClouds named in `allowedDepartments`, `None` for those that do not exist.
+    pub departments: BTreeMap<String, Option<DepartmentCloud>>,
+    /// The objects labelled as made for this node.
+    pub existing: Vec<Owned>,
+}
+
+impl Inputs {
+    /// The hub StatefulSet's ready pods, from the object as last read.
+    pub fn ready_replicas(&self) -> Option<i32> {
+        self.existing
+            .iter()
+            .find(|o| o.resource.kind == "StatefulSet")
+            .map(|o| {
+                o.object.data["status"]["readyReplicas"]
+                    .as_i64()
+                    .and_then(|n| i32::try_from(n).ok())
+                    .unwrap_or(0)
+            })
+    }
+}
+
+/// The kinds an ExchangeNode makes in its namespace.
+pub fn owned_resources() -> [ApiResource; 6] {
+    [
+        ApiResource::erase::<ConfigMap>(&()),
+        ApiResource::erase::<ServiceAccount>(&()),
+        ApiResource::erase::<Service>(&()),
+        ApiResource::erase::<StatefulSet>(&()),
+        ApiResource::erase::<NetworkPolicy>(&()),
+        ApiResource::erase::<PodDisruptionBudget>(&()),
+    ]
 }
 
 /// Reads the inputs of `node`.
 pub async fn read(client: &Client, node: &ExchangeNode) -> Result<Inputs> {
-    let own_namespace = node.namespace().unwrap_or_default();
-    let mut inputs = Inputs::default();
+    let namespace = node.namespace().unwrap_or_default();
+    let mut inputs = Inputs {
+        key_secret: get_opt::<Secret>(client, &namespace, &key::secret_name(node)).await?,
+        existing: owned_objects(client, node).await?,
+        ..Inputs::default()
+    };
+    for name in &node.spec.allowed_departments {
+        let cloud = Api::<DepartmentCloud>::all(client.clone())
+            .get_opt(name)
+            .await
+            .map_err(|source| Error::Read {
+                what: format!("DepartmentCloud {name}"),
+                source,
+            })?;
+        inputs.departments.insert(name.clone(), cloud);
+    }
     let Some(parent) = &node.spec.parent else {
         return Ok(inputs);
     };
     if let Some(reference) = &parent.node_ref {
+        let parent_namespace = reference
+            .namespace
+            .clone()
+            .unwrap_or_else(|| namespace.clone());
+        inputs.parent = get_opt(client, &parent_namespace, &reference.name).await?;
+        if let Some(found) = &inputs.parent {
+            inputs.parent_key_secret =
+                get_opt::<Secret>(client, &parent_namespace, &key::secret_name(found)).await?;
+            inputs.cycle = find_cycle(client, node).await?;
+        }
+    }
+    if let Some(remote) = &parent.remote {
+        inputs.remote_ca = secret_text(client, &namespace, &remote.ca_secret_ref).await?;
+        inputs.remote_token = secret_text(client, &namespace, &remote.token_secret_ref).await?;
+    }
+    Ok(inputs)
+}
+
+/// Follows `parent.nodeRef` upwards; returns the chain when it meets a node twice.
+async fn find_cycle(client: &Client, node: &ExchangeNode) -> Result<Option<Vec<String>>> {
+    let mut chain = vec![key_of(node)];
+    let mut current = node.clone();
+    for _ in 0..MAX_CHAIN {
+        let Some(reference) = current
+            .spec
+            .parent
+            .as_ref()
+            .and_then(|p| p.node_ref.as_ref())
+        else {
+            return Ok(None);
+        };
         let namespace = reference
             .namespace
             .clone()
-            .unwrap_or_else(|| own_namespace.clone());
-        let api: Api<ExchangeNode> = Api::namespaced(client.clone(), &namespace);
-        inputs.parent = api
-            .get_opt(&reference.name)
+            .unwrap_or_else(|| current.namespace().unwrap_or_default());
+        let next_key = format!("{namespace}/{}", reference.name);
+        let seen = chain.contains(&next_key);
+        chain.push(next_key);
+        if seen {
+            return Ok(Some(chain));
+        }
+        match get_opt::<ExchangeNode>(client, &namespace, &reference.name).await? {
+            Some(next) => current = next,
+            None => return Ok(None),
+        }
+    }
+    Ok(None)
+}
+
+fn key_of(node: &ExchangeNode) -> String {
+    format!(
+        "{}/{}",
+        node.namespace().unwrap_or_default(),
+        node.name_any()
+    )
+}
+
+/// Every object labelled as made for `node`, in its namespace.
+async fn owned_objects(client: &Client, node: &ExchangeNode) -> Result<Vec<Owned>> {
+    let namespace = node.namespace().unwrap_or_default();
+    let params = ListParams::default().labels(&build::owner(node).selector());
+    let mut owned = Vec::new();
+    for resource in owned_resources() {
+        let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &namespace, &resource);
+        let items = api
+            .list(&params)
             .await
             .map_err(|source| Error::Read {
-                what: format!("parent ExchangeNode {namespace}/{}", reference.name),
+                what: format!("{} in {namespace}", resource.plural),
                 source,
-            })?;
+            })?
+            .items;
+        owned.extend(items.into_iter().map(|object| Owned {
+            resource: resource.clone(),
+            object,
+        }));
     }
-    if let Some(remote) = &parent.remote {
-        let namespace = remote
-            .ca_secret_ref
-            .namespace
-            .clone()
-            .unwrap_or_else(|| own_namespace.clone());
-        let api: Api<Secret> = Api::namespaced(client.clone(), &namespace);
-        inputs.remote_ca = api
-            .get_opt(&remote.ca_secret_ref.name)
-            .await
-            .map_err(|source| Error::Read {
-                what: format!("CA Secret {namespace}/{}", remote.ca_secret_ref.name),
-                source,
-            })?;
-    }
-    Ok(inputs)
+    Ok(owned)
+}
+
+async fn get_opt<K>(client: &Client, namespace: &str, name: &str) -> Result<Option<K>>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    Api::<K>::namespaced(client.clone(), namespace)
+        .get_opt(name)
+        .await
+        .map_err(|source| Error::Read {
+            what: format!("{} {namespace}/{name}", K::kind(&())),
+            source,
+        })
+}
+
+/// The text under a Secret key, `None` when the Secret or the key is missing.
+async fn secret_text(
+    client: &Client,
+    own_namespace: &str,
+    reference: &SecretKeyReference,
+) -> Result<Option<String>> {
+    let namespace = reference.namespace.as_deref().unwrap_or(own_namespace);
+    let secret = get_opt::<Secret>(client, namespace, &reference.name).await?;
+    Ok(secret
+        .and_then(|s| s.data)
+        .and_then(|data| data.get(&reference.key).cloned())
+        .and_then(|bytes| String::from_utf8(bytes.0).ok()))
 }

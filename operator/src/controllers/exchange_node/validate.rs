@@ -1,19 +1,10 @@
-//! Pure validation of an ExchangeNode against its parent: the two networks never mix, and a
-//! parent sits above its child in the hub tree.
+//! Pure validation of an ExchangeNode against its parent: the two networks never mix, a parent
+//! sits above its child in the hub tree, and the parent chain has no cycle.
 
 use govdc_crds::ExchangeNode;
-use govdc_crds::exchange_node::HubLevel;
 
 use super::read::Inputs;
 use crate::controllers::Problem;
-
-fn rank(level: HubLevel) -> u8 {
-    match level {
-        HubLevel::National => 0,
-        HubLevel::Provincial => 1,
-        HubLevel::Municipal => 2,
-    }
-}
 
 /// The problems found; empty when the node can be deployed.
 pub fn validate(node: &ExchangeNode, inputs: &Inputs) -> Vec<Problem> {
@@ -21,6 +12,16 @@ pub fn validate(node: &ExchangeNode, inputs: &Inputs) -> Vec<Problem> {
     let Some(parent_spec) = &node.spec.parent else {
         return problems;
     };
+    if let Some(chain) = &inputs.cycle {
+        problems.push(Problem::new(
+            "ParentCycle",
+            format!(
+                "spec.parent.nodeRef: the parent chain comes back to itself: {}",
+                chain.join(" -> ")
+            ),
+        ));
+        return problems;
+    }
     if let Some(reference) = &parent_spec.node_ref {
         match &inputs.parent {
             None => problems.push(Problem::new(
@@ -42,7 +43,7 @@ pub fn validate(node: &ExchangeNode, inputs: &Inputs) -> Vec<Problem> {
                         ),
                     ));
                 }
-                if rank(parent.spec.level) >= rank(node.spec.level) {
+                if parent.spec.level.depth() >= node.spec.level.depth() {
                     problems.push(Problem::new(
                         "InvalidParentLevel",
                         format!("spec.parent.nodeRef: a parent must sit above its child in the hub tree, and {} does not", reference.name),
@@ -52,17 +53,21 @@ pub fn validate(node: &ExchangeNode, inputs: &Inputs) -> Vec<Problem> {
         }
     }
     if let Some(remote) = &parent_spec.remote {
-        let has_key = inputs.remote_ca.as_ref().is_some_and(|s| {
-            s.data
-                .as_ref()
-                .is_some_and(|d| d.contains_key(&remote.ca_secret_ref.key))
-        });
-        if !has_key {
+        if inputs.remote_ca.is_none() {
             problems.push(Problem::new(
                 "CaSecretNotFound",
                 format!(
                     "spec.parent.remote.caSecretRef: Secret {} with key {} does not exist",
                     remote.ca_secret_ref.name, remote.ca_secret_ref.key
+                ),
+            ));
+        }
+        if inputs.remote_token.is_none() {
+            problems.push(Problem::new(
+                "TokenSecretNotFound",
+                format!(
+                    "spec.parent.remote.tokenSecretRef: Secret {} with key {} does not exist",
+                    remote.token_secret_ref.name, remote.token_secret_ref.key
                 ),
             ));
         }
@@ -91,7 +96,7 @@ mod tests {
     fn a_provincial_node_under_a_national_node_of_its_zone_is_valid() {
         let inputs = Inputs {
             parent: Some(node("national", "extranet", None)),
-            remote_ca: None,
+            ..Inputs::default()
         };
         assert!(validate(&node("provincial", "extranet", Some("national")), &inputs).is_empty());
     }
@@ -100,7 +105,7 @@ mod tests {
     fn an_intranet_node_never_federates_with_an_extranet_node() {
         let inputs = Inputs {
             parent: Some(node("national", "extranet", None)),
-            remote_ca: None,
+            ..Inputs::default()
         };
         let problems = validate(&node("provincial", "intranet", Some("national")), &inputs);
         assert_eq!(problems[0].reason, "NetworkZoneMismatch");
@@ -110,10 +115,23 @@ mod tests {
     fn a_parent_must_be_above_its_child() {
         let inputs = Inputs {
             parent: Some(node("municipal", "extranet", Some("x"))),
-            remote_ca: None,
+            ..Inputs::default()
         };
         let problems = validate(&node("provincial", "extranet", Some("city")), &inputs);
         assert_eq!(problems[0].reason, "InvalidParentLevel");
+    }
+
+    #[test]
+    fn a_cycle_is_refused_before_anything_else() {
+        let inputs = Inputs {
+            parent: Some(node("municipal", "intranet", Some("n"))),
+            cycle: Some(vec!["hub/n".into(), "hub/m".into(), "hub/n".into()]),
+            ..Inputs::default()
+        };
+        let problems = validate(&node("municipal", "extranet", Some("m")), &inputs);
+        assert_eq!(problems.len(), 1);
+        assert_eq!(problems[0].reason, "ParentCycle");
+        assert!(problems[0].message.contains("hub/n -> hub/m -> hub/n"));
     }
 
     #[test]

@@ -1,0 +1,664 @@
+//! Pure construction of what an ExchangeNode becomes: the hub's ConfigMap, ServiceAccount,
+//! Service, StatefulSet, NetworkPolicy and PodDisruptionBudget, and the plan for talking to the
+//! running hub (its endpoint, its parent, its members).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use govdc_crds::ExchangeNode;
+use govdc_crds::common::{DEPARTMENT_LABEL, NETWORK_ZONE_LABEL};
+use govdc_hub_api::auth::{Claims, Role, TokenKey};
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::{Resource, ResourceExt};
+use serde_json::json;
+
+use super::HubSettings;
+use super::key;
+use super::read::Inputs;
+use crate::error::{Error, Result};
+use crate::pipeline::apply::DesiredObject;
+use crate::pipeline::ownership::Owner;
+
+/// The hub's gRPC port.
+pub const GRPC_PORT: i32 = 50051;
+/// The hub's metrics and health port.
+pub const METRICS_PORT: i32 = 9090;
+/// The file name of the hub's configuration in its ConfigMap.
+pub const CONFIG_FILE: &str = "config.yaml";
+
+const CONFIG_DIR: &str = "/etc/govdc-hub";
+const KEY_DIR: &str = "/var/run/govdc-hub/key";
+const DATA_DIR: &str = "/var/lib/govdc-hub";
+/// The non-root user of the hub image.
+const HUB_UID: i64 = 65532;
+
+/// How long the operator's own admin token lives: it is issued afresh on every pass.
+const ADMIN_TOKEN_TTL: Duration = Duration::from_secs(3600);
+/// How long a child node's federation token lives; the child holds it until the parent moves.
+const NODE_TOKEN_TTL: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// The owner labels of everything made for `node`.
+pub fn owner(node: &ExchangeNode) -> Owner {
+    Owner {
+        kind: "ExchangeNode",
+        name: node.name_any(),
+        namespace: node.namespace(),
+    }
+}
+
+/// The name shared by the hub's objects.
+pub fn base_name(node: &ExchangeNode) -> String {
+    format!("{}-hub", node.name_any())
+}
+
+/// The in-cluster gRPC endpoint of the hub of `namespace/name`.
+pub fn service_endpoint(namespace: &str, name: &str) -> String {
+    format!("http://{name}-hub.{namespace}.svc:{GRPC_PORT}")
+}
+
+/// Labels that select the hub's pods.
+fn selector_labels(node: &ExchangeNode) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("app.kubernetes.io/name".to_owned(), "govdc-hub".to_owned()),
+        ("app.kubernetes.io/instance".to_owned(), node.name_any()),
+    ])
+}
+
+/// Labels of the hub's objects and pods: the selector, ownership and the network zone (which
+/// other hubs' NetworkPolicies match on).
+fn labels(node: &ExchangeNode) -> BTreeMap<String, String> {
+    let mut labels = owner(node).labels();
+    labels.extend(selector_labels(node));
+    labels.insert(
+        "app.kubernetes.io/component".to_owned(),
+        "exchange-node".to_owned(),
+    );
+    labels.insert(
+        NETWORK_ZONE_LABEL.to_owned(),
+        node.spec.network_zone.as_str().to_owned(),
+    );
+    labels
+}
+
+/// The hub's configuration file (see the hub's README section for the keys).
+pub fn hub_config(node: &ExchangeNode) -> String {
+    let config = json!({
+        "name": node.name_any(),
+        "level": node.spec.level.as_str(),
+        "network": node.spec.network_zone.as_str(),
+        "regionCode": node.spec.region_code,
+        "listen": format!("0.0.0.0:{GRPC_PORT}"),
+        "metricsListen": format!("0.0.0.0:{METRICS_PORT}"),
+        "dataDir": DATA_DIR,
+        "authKeyFile": format!("{KEY_DIR}/{}", key::KEY_FIELD),
+        "auditAlgorithm": node.spec.audit_algorithm.as_str(),
+    });
+    serde_norway::to_string(&config).unwrap_or_default()
+}
+
+/// Everything `node` becomes in its namespace.
+pub fn objects(
+    node: &ExchangeNode,
+    inputs: &Inputs,
+    settings: &HubSettings,
+) -> Result<Vec<DesiredObject>> {
+    let name = base_name(node);
+    let namespace = node.namespace();
+    let meta = || {
+        json!({
+            "name": name,
+            "namespace": namespace,
+            "labels": labels(node),
+            "ownerReferences": node.controller_owner_ref(&()).map(|r| vec![r]),
+        })
+    };
+    let config = hub_config(node);
+    let mut objects = vec![
+        typed::<ConfigMap>(json!({
+            "apiVersion": "v1", "kind": "ConfigMap", "metadata": meta(),
+            "data": {CONFIG_FILE: config},
+        }))?,
+        typed::<ServiceAccount>(json!({
+            "apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta(),
+            // The hub never calls the Kubernetes API.
+            "automountServiceAccountToken": false,
+        }))?,
+        typed::<Service>(json!({
+            "apiVersion": "v1", "kind": "Service", "metadata": meta(),
+            "spec": {
+                "selector": selector_labels(node),
+                "ports": [
+                    {"name": "grpc", "port": GRPC_PORT, "targetPort": "grpc", "appProtocol": "kubernetes.io/h2c"},
+                    {"name": "metrics", "port": METRICS_PORT, "targetPort": "metrics"},
+                ],
+            },
+        }))?,
+        typed::<StatefulSet>(json!({
+            "apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": meta(),
+            "spec": stateful_set_spec(node, settings, &name, &config),
+        }))?,
+        typed::<NetworkPolicy>(json!({
+            "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": meta(),
+            "spec": network_policy_spec(node, inputs, settings),
+        }))?,
+    ];
+    if node.spec.replicas > 0 {
+        // One writer per node: evicting it is an outage, so a drain waits for an explicit step
+        // (scaling the node to 0) instead of taking the exchange down by surprise.
+        objects.push(typed::<PodDisruptionBudget>(json!({
+            "apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": meta(),
+            "spec": {"minAvailable": 1, "selector": {"matchLabels": selector_labels(node)}},
+        }))?);
+    }
+    Ok(objects)
+}
+
+fn stateful_set_spec(
+    node: &ExchangeNode,
+    settings: &HubSettings,
+    name: &str,
+    config: &str,
+) -> serde_json::Value {
+    let mut template_labels = labels(node);
+    template_labels.retain(|k, _| k != "app.kubernetes.io/managed-by");
+    let storage = &node.spec.storage;
+    let spec = json!({
+        "replicas": node.spec.replicas,
+        "serviceName": name,
+        "selector": {"matchLabels": selector_labels(node)},
+        // The data is the node's: scaling to 0 or deleting the node keeps the volume.
+        "persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Retain", "whenScaled": "Retain"},
+        "template": {
+            "metadata": {
+                "labels": template_labels,
+                // A new configuration restarts the hub.
+                "annotations": {"govdc.io/config-sha256": sha256_hex(config.as_bytes())},
+            },
+            "spec": {
+                "serviceAccountName": name,
+                "automountServiceAccountToken": false,
+                "securityContext": {
+                    "runAsNonRoot": true, "runAsUser": HUB_UID, "runAsGroup": HUB_UID,
+                    "fsGroup": HUB_UID, "seccompProfile": {"type": "RuntimeDefault"},
+                },
+                "terminationGracePeriodSeconds": 30,
+                "containers": [{
+                    "name": "hub",
+                    "image": settings.image,
+                    "args": ["serve", "--config", format!("{CONFIG_DIR}/{CONFIG_FILE}")],
+                    "ports": [
+                        {"name": "grpc", "containerPort": GRPC_PORT},
+                        {"name": "metrics", "containerPort": METRICS_PORT},
+                    ],
+                    "readinessProbe": {"grpc": {"port": GRPC_PORT}, "periodSeconds": 5},
+                    "livenessProbe": {
+                        "httpGet": {"path": "/healthz", "port": "metrics"},
+                        "periodSeconds": 10, "failureThreshold": 6,
+                    },
+                    "resources": {
+                        "requests": {"cpu": "100m", "memory": "128Mi"},
+                        "limits": {"memory": "512Mi"},
+                    },
+                    "securityContext": {
+                        "allowPrivilegeEscalation": false, "readOnlyRootFilesystem": true,
+                        "capabilities": {"drop": ["ALL"]},
+                    },
+                    "volumeMounts": [
+                        {"name": "config", "mountPath": CONFIG_DIR, "readOnly": true},
+                        {"name": "key", "mountPath": KEY_DIR, "readOnly": true},
+                        {"name": "data", "mountPath": DATA_DIR},
+                    ],
+                }],
+                "volumes": [
+                    {"name": "config", "configMap": {"name": name}},
+                    {"name": "key", "secret": {"secretName": key::secret_name(node), "defaultMode": 0o400}},
+                ],
+            },
+        },
+        "volumeClaimTemplates": [{
+            "metadata": {"name": "data"},
+            "spec": {
+                "accessModes": ["ReadWriteOnce"],
+                "resources": {"requests": {"storage": storage.size}},
+                "storageClassName": storage.storage_class_name,
+            },
+        }],
+    });
+    spec
+}
+
+/// Who may reach the hub: member departments' namespaces and child hubs of the same network
+/// zone on the gRPC port, the operator on both ports, monitoring namespaces on the metrics
+/// port. The hub reaches DNS and its parent only.
+fn network_policy_spec(
+    node: &ExchangeNode,
+    inputs: &Inputs,
+    settings: &HubSettings,
+) -> serde_json::Value {
+    let zone = node.spec.network_zone.as_str();
+    let grpc = json!([{"port": GRPC_PORT, "protocol": "TCP"}]);
+    let metrics = json!([{"port": METRICS_PORT, "protocol": "TCP"}]);
+    let namespace_named = |name: &str| json!({"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": name}}});
+    let mut ingress = vec![
+        json!({
+            "from": [{
+                "namespaceSelector": {},
+                "podSelector": {"matchLabels": {"app.kubernetes.io/name": "govdc-hub", NETWORK_ZONE_LABEL: zone}},
+            }],
+            "ports": grpc,
+        }),
+        json!({"from": [namespace_named(&settings.operator_namespace)]}),
+        json!({
+            "from": [{"namespaceSelector": {"matchLabels": {"govdc.io/monitoring": "true"}}}],
+            "ports": metrics,
+        }),
+    ];
+    if !node.spec.allowed_departments.is_empty() {
+        ingress.insert(
+            0,
+            json!({
+                "from": [{"namespaceSelector": {"matchExpressions": [{
+                    "key": DEPARTMENT_LABEL, "operator": "In", "values": node.spec.allowed_departments,
+                }]}}],
+                "ports": grpc,
+            }),
+        );
+    }
+    let mut egress = vec![json!({
+        "to": [namespace_named("kube-system")],
+        "ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}],
+    })];
+    if let Some(parent) = &inputs.parent {
+        egress.push(json!({
+            "to": [{
+                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": parent.namespace()}},
+                "podSelector": {"matchLabels": selector_labels(parent)},
+            }],
+            "ports": grpc,
+        }));
+    }
+    if let Some(remote) = node.spec.parent.as_ref().and_then(|p| p.remote.as_ref()) {
+        egress.push(json!({
+            "to": [{"ipBlock": {"cidr": "0.0.0.0/0"}}],
+            "ports": [{"port": remote_port(&remote.endpoint), "protocol": "TCP"}],
+        }));
+    }
+    json!({
+        "podSelector": {"matchLabels": selector_labels(node)},
+        "policyTypes": ["Ingress", "Egress"],
+        "ingress": ingress,
+        "egress": egress,
+    })
+}
+
+/// The port of an `https://host[:port]` endpoint; 443 when it names none.
+fn remote_port(endpoint: &str) -> u16 {
+    endpoint
+        .trim_end_matches('/')
+        .rsplit_once(':')
+        .and_then(|(_, port)| port.parse().ok())
+        .unwrap_or(443)
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn typed<K>(value: serde_json::Value) -> Result<DesiredObject>
+where
+    K: Resource<DynamicType = ()> + serde::Serialize + serde::de::DeserializeOwned,
+{
+    let what = || format!("{} {}", K::kind(&()), value["metadata"]["name"]);
+    let object: K = serde_json::from_value(value.clone()).map_err(|source| Error::Serialize {
+        what: what(),
+        source,
+    })?;
+    DesiredObject::from_typed(&object)
+}
+
+/// What the operator does on the running hub.
+#[derive(Clone, Debug)]
+pub struct HubPlan {
+    /// The node's name in the hub tree (the ExchangeNode's name).
+    pub node: String,
+    /// Where the operator reaches the hub.
+    pub endpoint: String,
+    /// The operator's admin token for this node.
+    pub admin_token: String,
+    /// The parent the hub should forward its catalog to; `None` for a national node.
+    pub parent: Option<ParentPlan>,
+    /// Why the parent cannot be set yet (its key does not exist, a Secret is missing).
+    pub parent_waiting: Option<String>,
+    /// The members the hub should have: credit code -> department name.
+    pub members: BTreeMap<String, String>,
+    /// Allowed departments that cannot join, with the reason.
+    pub not_joined: Vec<String>,
+}
+
+/// The parent a hub forwards its catalog to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParentPlan {
+    /// The parent's gRPC endpoint.
+    pub endpoint: String,
+    /// The token the parent accepts from this node.
+    pub token: String,
+    /// The CA of a remote parent's serving certificate (PEM), empty in the cluster.
+    pub ca_pem: String,
+}
+
+/// The plan for the running hub of `node`.
+pub fn hub_plan(
+    node: &ExchangeNode,
+    inputs: &Inputs,
+    settings: &HubSettings,
+    signing_key: &TokenKey,
+) -> Result<HubPlan> {
+    let name = node.name_any();
+    let namespace = node.namespace().unwrap_or_default();
+    let token_error = |e: govdc_hub_api::auth::TokenError| Error::HubKey {
+        what: format!("ExchangeNode {namespace}/{name}"),
+        reason: e.to_string(),
+    };
+    let admin_token = signing_key
+        .issue(&Claims::new(
+            "operator",
+            Role::Admin,
+            &name,
+            ADMIN_TOKEN_TTL,
+        ))
+        .map_err(token_error)?;
+    let mut parent = None;
+    let mut parent_waiting = None;
+    if let Some(parent_spec) = &node.spec.parent {
+        if let Some(parent_node) = &inputs.parent {
+            let parent_name = parent_node.name_any();
+            let parent_namespace = parent_node.namespace().unwrap_or_default();
+            match inputs
+                .parent_key_secret
+                .as_ref()
+                .map(|s| key::from_secret(s, &parent_name))
+                .transpose()?
+                .flatten()
+            {
+                Some(parent_key) => {
+                    let token = parent_key
+                        .issue(&Claims::new(
+                            &name,
+                            Role::Node,
+                            &parent_name,
+                            NODE_TOKEN_TTL,
+                        ))
+                        .map_err(token_error)?;
+                    parent = Some(ParentPlan {
+                        endpoint: settings.endpoint(&parent_namespace, &parent_name),
+                        token,
+                        ca_pem: String::new(),
+                    });
+                }
+                None => {
+                    parent_waiting = Some(format!(
+                        "the parent {parent_namespace}/{parent_name} has no signing key yet"
+                    ))
+                }
+            }
+        } else if let Some(remote) = &parent_spec.remote {
+            match (&inputs.remote_ca, &inputs.remote_token) {
+                (Some(ca_pem), Some(token)) => {
+                    parent = Some(ParentPlan {
+                        endpoint: remote.endpoint.trim_end_matches('/').to_owned(),
+                        token: token.trim().to_owned(),
+                        ca_pem: ca_pem.clone(),
+                    })
+                }
+                _ => {
+                    parent_waiting = Some(format!(
+                        "Secret {} with key {} (the remote parent's token) does not exist",
+                        remote.token_secret_ref.name, remote.token_secret_ref.key
+                    ))
+                }
+            }
+        }
+    }
+    let mut members = BTreeMap::new();
+    let mut not_joined = Vec::new();
+    for (department, cloud) in &inputs.departments {
+        match cloud {
+            None => not_joined.push(format!("DepartmentCloud {department} does not exist")),
+            Some(cloud) if cloud.spec.network_zone != node.spec.network_zone => {
+                not_joined.push(format!(
+                    "DepartmentCloud {department} is on the {} and this node on the {}",
+                    cloud.spec.network_zone.as_str(),
+                    node.spec.network_zone.as_str()
+                ))
+            }
+            Some(cloud) => {
+                members.insert(
+                    cloud.spec.department.credit_code.clone(),
+                    cloud.spec.department.name.clone(),
+                );
+            }
+        }
+    }
+    Ok(HubPlan {
+        node: name.clone(),
+        endpoint: settings.endpoint(&namespace, &name),
+        admin_token,
+        parent,
+        parent_waiting,
+        members,
+        not_joined,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use govdc_crds::DepartmentCloud;
+
+    fn node(spec: serde_json::Value) -> ExchangeNode {
+        serde_json::from_value(json!({
+            "apiVersion": "govdc.io/v1alpha1", "kind": "ExchangeNode",
+            "metadata": {"name": "zhejiang", "namespace": "hub", "uid": "u-1"}, "spec": spec
+        }))
+        .expect("fixture deserializes")
+    }
+
+    fn provincial() -> ExchangeNode {
+        node(json!({
+            "level": "provincial", "regionCode": "330000", "networkZone": "extranet",
+            "parent": {"nodeRef": {"name": "national"}},
+            "allowedDepartments": ["health", "secret-police", "gone"],
+        }))
+    }
+
+    fn cloud(name: &str, zone: &str, code: &str) -> DepartmentCloud {
+        serde_json::from_value(json!({
+            "apiVersion": "govdc.io/v1alpha1", "kind": "DepartmentCloud",
+            "metadata": {"name": name},
+            "spec": {
+                "department": {"name": format!("{name} department"), "creditCode": code, "level": "provincial", "regionCode": "330000"},
+                "networkZone": zone, "protectionLevel": 2,
+                "environments": [{"name": "prod"}],
+                "quota": {"cpu": "1"},
+            }
+        }))
+        .expect("cloud fixture deserializes")
+    }
+
+    fn settings() -> HubSettings {
+        HubSettings {
+            image: "hub:test".into(),
+            endpoints: BTreeMap::from([("hub/national".into(), "http://127.0.0.1:1".into())]),
+            operator_namespace: "govdc-system".into(),
+        }
+    }
+
+    fn key() -> TokenKey {
+        TokenKey::new(vec![3u8; 32]).expect("key")
+    }
+
+    fn find<'a>(objects: &'a [DesiredObject], kind: &str) -> &'a serde_json::Value {
+        &objects
+            .iter()
+            .find(|o| o.resource.kind == kind)
+            .unwrap_or_else(|| panic!("no {kind}"))
+            .object
+            .data
+    }
+
+    #[test]
+    fn the_hub_runs_from_its_config_with_its_key_and_keeps_its_volume() {
+        let objects = objects(&provincial(), &Inputs::default(), &settings()).expect("builds");
+        let kinds: Vec<&str> = objects.iter().map(|o| o.resource.kind.as_str()).collect();
+        assert_eq!(
+            kinds,
+            [
+                "ConfigMap",
+                "ServiceAccount",
+                "Service",
+                "StatefulSet",
+                "NetworkPolicy",
+                "PodDisruptionBudget"
+            ]
+        );
+        let config: serde_json::Value = serde_norway::from_str(
+            find(&objects, "ConfigMap")["data"][CONFIG_FILE]
+                .as_str()
+                .expect("config"),
+        )
+        .expect("config is YAML");
+        assert_eq!(config["name"], "zhejiang");
+        assert_eq!(config["network"], "extranet");
+        assert_eq!(config["authKeyFile"], "/var/run/govdc-hub/key/key");
+        let spec = &find(&objects, "StatefulSet")["spec"];
+        assert_eq!(spec["replicas"], 1);
+        assert_eq!(
+            spec["persistentVolumeClaimRetentionPolicy"]["whenDeleted"],
+            "Retain"
+        );
+        assert_eq!(
+            spec["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"],
+            "10Gi"
+        );
+        let pod = &spec["template"]["spec"];
+        assert_eq!(pod["containers"][0]["image"], "hub:test");
+        assert_eq!(
+            pod["volumes"][1]["secret"]["secretName"],
+            "zhejiang-hub-key"
+        );
+        assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+    }
+
+    #[test]
+    fn a_stopped_node_has_no_disruption_budget() {
+        let mut stopped = provincial();
+        stopped.spec.replicas = 0;
+        let objects = objects(&stopped, &Inputs::default(), &settings()).expect("builds");
+        assert!(
+            objects
+                .iter()
+                .all(|o| o.resource.kind != "PodDisruptionBudget")
+        );
+    }
+
+    #[test]
+    fn member_departments_and_same_zone_hubs_reach_the_grpc_port() {
+        let objects = objects(&provincial(), &Inputs::default(), &settings()).expect("builds");
+        let policy = &find(&objects, "NetworkPolicy")["spec"];
+        let departments =
+            &policy["ingress"][0]["from"][0]["namespaceSelector"]["matchExpressions"][0];
+        assert_eq!(departments["key"], DEPARTMENT_LABEL);
+        assert_eq!(
+            departments["values"],
+            json!(["health", "secret-police", "gone"])
+        );
+        let hubs = &policy["ingress"][1]["from"][0]["podSelector"]["matchLabels"];
+        assert_eq!(hubs[NETWORK_ZONE_LABEL], "extranet");
+        assert_eq!(policy["policyTypes"], json!(["Ingress", "Egress"]));
+    }
+
+    #[test]
+    fn the_plan_joins_existing_departments_of_the_zone_and_names_the_others() {
+        let mut inputs = Inputs::default();
+        inputs.departments.insert(
+            "health".into(),
+            Some(cloud("health", "extranet", "11330000002482196M")),
+        );
+        inputs.departments.insert(
+            "secret-police".into(),
+            Some(cloud("secret-police", "intranet", "11330000002482200Y")),
+        );
+        inputs.departments.insert("gone".into(), None);
+        let plan = hub_plan(&provincial(), &inputs, &settings(), &key()).expect("plans");
+        assert_eq!(
+            plan.members,
+            BTreeMap::from([(
+                "11330000002482196M".to_owned(),
+                "health department".to_owned()
+            )])
+        );
+        assert_eq!(plan.not_joined.len(), 2);
+        assert!(
+            plan.not_joined
+                .iter()
+                .any(|m| m.contains("gone does not exist"))
+        );
+        assert!(
+            plan.not_joined
+                .iter()
+                .any(|m| m.contains("secret-police is on the intranet"))
+        );
+    }
+
+    #[test]
+    fn the_parent_token_is_signed_with_the_parent_key_for_the_parent() {
+        let parent_key = TokenKey::new(vec![b'p'; 32]).expect("key");
+        let mut inputs = Inputs {
+            parent: Some(node(
+                json!({"level": "national", "regionCode": "100000", "networkZone": "extranet"}),
+            )),
+            ..Inputs::default()
+        };
+        inputs.parent.as_mut().expect("parent").metadata.name = Some("national".into());
+        let plan = hub_plan(&provincial(), &inputs, &settings(), &key()).expect("plans");
+        assert!(plan.parent.is_none());
+        assert!(
+            plan.parent_waiting
+                .expect("waits")
+                .contains("no signing key")
+        );
+
+        inputs.parent_key_secret = Some(k8s_openapi::api::core::v1::Secret {
+            data: Some(BTreeMap::from([(
+                key::KEY_FIELD.to_owned(),
+                k8s_openapi::ByteString(vec![b'p'; 32]),
+            )])),
+            ..Default::default()
+        });
+        let plan = hub_plan(&provincial(), &inputs, &settings(), &key()).expect("plans");
+        let parent = plan.parent.expect("parent planned");
+        assert_eq!(
+            parent.endpoint, "http://127.0.0.1:1",
+            "the endpoint override applies"
+        );
+        let claims = parent_key
+            .verify(&parent.token, "national")
+            .expect("parent accepts");
+        assert_eq!((claims.sub.as_str(), claims.role), ("zhejiang", Role::Node));
+        assert!(key().verify(&plan.admin_token, "zhejiang").is_ok());
+        assert_eq!(plan.endpoint, "http://zhejiang-hub.hub.svc:50051");
+    }
+
+    #[test]
+    fn remote_ports_default_to_443() {
+        assert_eq!(remote_port("https://hub.gov.cn"), 443);
+        assert_eq!(remote_port("https://hub.gov.cn:8443/"), 8443);
+    }
+}
