@@ -248,7 +248,7 @@ fn invalid_objects(prefix: &str) -> Vec<(&'static str, Value, &'static str)> {
             set(
                 xn(),
                 "/spec/parent/remote",
-                json!({"endpoint": "https://hub.gov.cn:443", "caSecretRef": {"name": "ca", "key": "ca.crt"}}),
+                json!({"endpoint": "https://hub.gov.cn:443", "caSecretRef": {"name": "ca", "key": "ca.crt"}, "tokenSecretRef": {"name": "t", "key": "token"}}),
             ),
             "spec.parent",
         ),
@@ -257,9 +257,23 @@ fn invalid_objects(prefix: &str) -> Vec<(&'static str, Value, &'static str)> {
             set(
                 xn(),
                 "/spec/parent",
-                json!({"remote": {"endpoint": "http://hub.gov.cn", "caSecretRef": {"name": "ca", "key": "ca.crt"}}}),
+                json!({"remote": {"endpoint": "http://hub.gov.cn", "caSecretRef": {"name": "ca", "key": "ca.crt"}, "tokenSecretRef": {"name": "t", "key": "token"}}}),
             ),
             "spec.parent.remote.endpoint",
+        ),
+        (
+            "remote parent without a federation token",
+            set(
+                xn(),
+                "/spec/parent",
+                json!({"remote": {"endpoint": "https://hub.gov.cn", "caSecretRef": {"name": "ca", "key": "ca.crt"}}}),
+            ),
+            "spec.parent.remote.tokenSecretRef",
+        ),
+        (
+            "unknown audit digest",
+            set(xn(), "/spec/auditAlgorithm", json!("md5")),
+            "spec.auditAlgorithm",
         ),
         (
             "negative storage size",
@@ -460,6 +474,44 @@ async fn network_zone_cannot_change_after_creation() {
             );
         }
         other => panic!("the network zone changed: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn hub_storage_cannot_change_after_creation() {
+    let env = TestEnv::new("primary", "storageimmutable").await;
+    install_crds(&env.client).await.expect("CRDs install");
+    let namespace = env.namespace("hub").await;
+    let mut object = exchange_node(&format!("{}-xn", env.prefix));
+    object["metadata"]["namespace"] = json!(namespace);
+    object = remove(object, "/spec/parent");
+    object["spec"]["level"] = json!("national");
+    object["spec"]["regionCode"] = json!("100000");
+    let api = api_for(&env, &namespace, &object);
+    let created = api
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(object).expect("object"),
+        )
+        .await
+        .expect("create a valid ExchangeNode");
+    let mut changed = created.clone();
+    changed.data["spec"]["storage"] = json!({"size": "20Gi"});
+    let name = created.meta().name.clone().unwrap_or_default();
+    match api.replace(&name, &PostParams::default(), &changed).await {
+        Err(kube::Error::Api(status)) => {
+            assert!(
+                status.message.contains("spec.storage"),
+                "{}",
+                status.message
+            );
+            assert!(
+                status.message.contains("cannot change"),
+                "{}",
+                status.message
+            );
+        }
+        other => panic!("the storage changed: {other:?}"),
     }
 }
 
