@@ -31,21 +31,13 @@ pub fn from_secret(secret: &Secret, node: &str) -> Result<Option<TokenKey>> {
     let Some(bytes) = secret.data.as_ref().and_then(|d| d.get(KEY_FIELD)) else {
         return Ok(None);
     };
-    TokenKey::new(trim(&bytes.0))
+    // Exactly the bytes the hub reads from its mounted file.
+    TokenKey::new(bytes.0.clone())
         .map(Some)
         .map_err(|e| Error::HubKey {
             what: node.to_owned(),
             reason: e.to_string(),
         })
-}
-
-/// The key as the hub reads it from its file: trailing whitespace is not part of it.
-fn trim(bytes: &[u8]) -> Vec<u8> {
-    let end = bytes
-        .iter()
-        .rposition(|b| !b.is_ascii_whitespace())
-        .map_or(0, |i| i + 1);
-    bytes[..end].to_vec()
 }
 
 /// The node's key: the existing one, or a new one written to a new Secret.
@@ -116,13 +108,6 @@ fn new_secret(node: &ExchangeNode) -> Result<Secret> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn trailing_whitespace_is_not_part_of_the_key() {
-        assert_eq!(trim(b"abc\n"), b"abc");
-        assert_eq!(trim(b" abc \r\n"), b" abc");
-        assert_eq!(trim(b"\n"), b"");
-    }
 
     #[test]
     fn a_short_key_in_the_secret_is_refused() {
