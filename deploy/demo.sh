@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# A local demo data center, from scratch: builds the control plane and the operator, brings up
-# the primary cluster and a DR cluster, installs govdc with its Helm chart, applies the samples,
-# then runs the operator in the foreground against primary with the chart's own ServiceAccount
-# (there is no kubelet here, so the chart's Deployment is scaled to zero and the operator runs as a
-# local process). Ctrl-C stops the operator; `deploy/demo.sh down` stops the clusters.
+# A local demo data center, from scratch: builds the control plane, the operator and the hub,
+# brings up the primary cluster and a DR cluster, installs govdc with its Helm chart, applies the
+# samples, then runs the operator against primary with the chart's own ServiceAccount. There is
+# no kubelet here, so the script plays its part: the chart's Deployment is scaled to zero and the
+# operator runs as a local process, and each sample ExchangeNode's hub runs as a local process
+# from the ConfigMap and key Secret the operator made for its StatefulSet (the operator finds
+# them through --hub-endpoint). Ctrl-C stops the operator and the hubs; `deploy/demo.sh down`
+# stops the clusters.
 #   usage: deploy/demo.sh [up|down]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -22,8 +25,9 @@ fi
 
 echo "== building the local control plane (the first build takes several minutes)"
 bash tests/controlplane/build.sh
-echo "== building govdc-operator"
+echo "== building govdc-operator and govdc-hub"
 cargo build -q -p govdc-operator --bin govdc-operator
+cargo build -q -p govdc-hub --bin govdc-hub
 
 echo "== starting clusters"
 "$cluster" up primary
@@ -56,18 +60,57 @@ kubectl -n govdc-system create secret generic dr-kubeconfig \
   --from-file=kubeconfig=target/clusters/dr/kubeconfig --dry-run=client -o yaml | kubectl apply -f -
 kubectl apply --server-side -f deploy/samples/
 
+# The sample hub nodes, each on fixed local ports: gRPC 5005N, metrics 909N.
+hubs=(national zhejiang guangdong)
+hub_flags=()
+for i in "${!hubs[@]}"; do
+  hub_flags+=(--hub-endpoint "govdc-hub/${hubs[$i]}=http://127.0.0.1:$((50051 + i))")
+done
+pids=()
+stop_all() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap stop_all EXIT INT TERM
+
+mkdir -p target/demo
+echo "== running govdc-operator against primary as the chart's ServiceAccount (log: target/demo/operator.log)"
+target/debug/govdc-operator run \
+  --kubeconfig "$operator_kubeconfig" \
+  --metrics-address 127.0.0.1:8080 --log-format text \
+  --lease-namespace govdc-system --lease-name govdc --capacity "$capacity" \
+  "${hub_flags[@]}" >target/demo/operator.log 2>&1 &
+pids+=($!)
+
+# Run one hub the way its StatefulSet's pod would: its ConfigMap's config.yaml and its key Secret,
+# with the listen addresses and the data directory overridden for this machine.
+run_hub() {
+  local name=$1 index=$2 dir=target/demo/hubs/$1
+  mkdir -p "$dir"
+  for _ in $(seq 60); do
+    kubectl -n govdc-hub get configmap "$name-hub" >/dev/null 2>&1 \
+      && kubectl -n govdc-hub get secret "$name-hub-key" >/dev/null 2>&1 && break
+    sleep 1
+  done
+  kubectl -n govdc-hub get configmap "$name-hub" -o jsonpath='{.data.config\.yaml}' >"$dir/config.yaml"
+  kubectl -n govdc-hub get secret "$name-hub-key" -o jsonpath='{.data.key}' | base64 -d >"$dir/key"
+  chmod 600 "$dir/key"
+  GOVDC_HUB_LISTEN=127.0.0.1:$((50051 + index)) GOVDC_HUB_METRICS_LISTEN=127.0.0.1:$((9091 + index)) \
+  GOVDC_HUB_DATA_DIR=$dir/data GOVDC_HUB_AUTH_KEY_FILE=$dir/key GOVDC_HUB_LOG_FORMAT=text \
+    target/debug/govdc-hub serve --config "$dir/config.yaml" >"$dir/hub.log" 2>&1 &
+  pids+=($!)
+}
+echo "== starting the sample hub nodes (logs: target/demo/hubs/NAME/hub.log)"
+for i in "${!hubs[@]}"; do run_hub "${hubs[$i]}" "$i"; done
+
 cat <<INFO
 
 govdc demo data center is up.
   kubeconfig (primary):  export KUBECONFIG=$root/$admin
   kubeconfig (dr):       $root/target/clusters/dr/kubeconfig
   kubectl:               target/controlplane/kube kubectl get govdc -A
-  metrics and health:    http://127.0.0.1:8080/metrics  /livez  /readyz
-  tear down:             deploy/demo.sh down
+  operator:              http://127.0.0.1:8080/metrics  /livez  /readyz   (log: target/demo/operator.log)
+  hub nodes (gRPC):      national 127.0.0.1:50051, zhejiang :50052, guangdong :50053
+  hub metrics:           http://127.0.0.1:9091/metrics (national), :9092, :9093
+  tear down:             Ctrl-C, then deploy/demo.sh down
 
-Running govdc-operator against primary as the chart's ServiceAccount (Ctrl-C to stop) ...
+Running until Ctrl-C ...
 INFO
-exec target/debug/govdc-operator run \
-  --kubeconfig "$operator_kubeconfig" \
-  --metrics-address 127.0.0.1:8080 --log-format text \
-  --lease-namespace govdc-system --lease-name govdc --capacity "$capacity"
+wait "${pids[0]}"

@@ -6,9 +6,12 @@ use std::path::PathBuf;
 use prost::Message;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let proto = "proto/govdc/hub/v1/hub.proto";
+    let protos = [
+        "proto/govdc/hub/v1/hub.proto",
+        "proto/govdc/hub/v1/portal.proto",
+    ];
     println!("cargo:rerun-if-changed=proto");
-    let descriptors = protox::compile([proto], ["proto"])?;
+    let descriptors = protox::compile(protos, ["proto"])?;
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
     std::fs::write(
         out_dir.join("hub_descriptor.bin"),
