@@ -87,6 +87,13 @@ pub struct ExchangeNodeSpec {
     #[serde(default)]
     pub open_data_portal: bool,
 
+    /// The portal's public base URL, as the public reaches it (an Ingress or load balancer in
+    /// front of the node's Service), used in OpenDatasets' download URLs. Defaults to the
+    /// Service's in-cluster address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^https?://[^\s]+$"), length(max = 2048))]
+    pub portal_url: Option<String>,
+
     /// Names of the DepartmentClouds allowed to join this node; empty admits none (deny by
     /// default). Only departments on the node's network zone join.
     #[serde(default)]

@@ -26,6 +26,8 @@ use crate::pipeline::ownership::Owner;
 pub const GRPC_PORT: i32 = 50051;
 /// The hub's metrics and health port.
 pub const METRICS_PORT: i32 = 9090;
+/// The open-data portal's HTTP port, on nodes that serve it.
+pub const PORTAL_PORT: i32 = 8080;
 /// The file name of the hub's configuration in its ConfigMap.
 pub const CONFIG_FILE: &str = "config.yaml";
 
@@ -83,9 +85,20 @@ fn labels(node: &ExchangeNode) -> BTreeMap<String, String> {
     labels
 }
 
+/// The portal's base URL: the public one when the spec names it, else the Service's.
+pub fn portal_url(node: &ExchangeNode) -> String {
+    node.spec.portal_url.clone().unwrap_or_else(|| {
+        format!(
+            "http://{}.{}.svc:{PORTAL_PORT}",
+            base_name(node),
+            node.namespace().unwrap_or_default()
+        )
+    })
+}
+
 /// The hub's configuration file (see the hub's README section for the keys).
 pub fn hub_config(node: &ExchangeNode) -> String {
-    let config = json!({
+    let mut config = json!({
         "name": node.name_any(),
         "level": node.spec.level.as_str(),
         "network": node.spec.network_zone.as_str(),
@@ -96,6 +109,9 @@ pub fn hub_config(node: &ExchangeNode) -> String {
         "authKeyFile": format!("{KEY_DIR}/{}", key::KEY_FIELD),
         "auditAlgorithm": node.spec.audit_algorithm.as_str(),
     });
+    if node.spec.open_data_portal {
+        config["portalListen"] = json!(format!("0.0.0.0:{PORTAL_PORT}"));
+    }
     serde_norway::to_string(&config).unwrap_or_default()
 }
 
@@ -116,6 +132,13 @@ pub fn objects(
         })
     };
     let config = hub_config(node);
+    let mut service_ports = vec![
+        json!({"name": "grpc", "port": GRPC_PORT, "targetPort": "grpc", "appProtocol": "kubernetes.io/h2c"}),
+        json!({"name": "metrics", "port": METRICS_PORT, "targetPort": "metrics"}),
+    ];
+    if node.spec.open_data_portal {
+        service_ports.push(json!({"name": "portal", "port": PORTAL_PORT, "targetPort": "portal"}));
+    }
     let mut objects = vec![
         typed::<ConfigMap>(json!({
             "apiVersion": "v1", "kind": "ConfigMap", "metadata": meta(),
@@ -130,10 +153,7 @@ pub fn objects(
             "apiVersion": "v1", "kind": "Service", "metadata": meta(),
             "spec": {
                 "selector": selector_labels(node),
-                "ports": [
-                    {"name": "grpc", "port": GRPC_PORT, "targetPort": "grpc", "appProtocol": "kubernetes.io/h2c"},
-                    {"name": "metrics", "port": METRICS_PORT, "targetPort": "metrics"},
-                ],
+                "ports": service_ports,
             },
         }))?,
         typed::<StatefulSet>(json!({
@@ -165,6 +185,13 @@ fn stateful_set_spec(
     let mut template_labels = labels(node);
     template_labels.retain(|k, _| k != "app.kubernetes.io/managed-by");
     let storage = &node.spec.storage;
+    let mut container_ports = vec![
+        json!({"name": "grpc", "containerPort": GRPC_PORT}),
+        json!({"name": "metrics", "containerPort": METRICS_PORT}),
+    ];
+    if node.spec.open_data_portal {
+        container_ports.push(json!({"name": "portal", "containerPort": PORTAL_PORT}));
+    }
     let spec = json!({
         "replicas": node.spec.replicas,
         "serviceName": name,
@@ -189,10 +216,7 @@ fn stateful_set_spec(
                     "name": "hub",
                     "image": settings.image,
                     "args": ["serve", "--config", format!("{CONFIG_DIR}/{CONFIG_FILE}")],
-                    "ports": [
-                        {"name": "grpc", "containerPort": GRPC_PORT},
-                        {"name": "metrics", "containerPort": METRICS_PORT},
-                    ],
+                    "ports": container_ports,
                     "readinessProbe": {"grpc": {"port": GRPC_PORT}, "periodSeconds": 5},
                     "livenessProbe": {
                         "httpGet": {"path": "/healthz", "port": "metrics"},
@@ -256,6 +280,10 @@ fn network_policy_spec(
             "ports": metrics,
         }),
     ];
+    if node.spec.open_data_portal {
+        // The portal is public.
+        ingress.push(json!({"ports": [{"port": PORTAL_PORT, "protocol": "TCP"}]}));
+    }
     if !node.spec.allowed_departments.is_empty() {
         ingress.insert(
             0,
@@ -554,6 +582,39 @@ mod tests {
             "zhejiang-hub-key"
         );
         assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+    }
+
+    #[test]
+    fn a_portal_node_listens_for_the_public_on_its_portal_port() {
+        let mut portal = provincial();
+        portal.spec.open_data_portal = true;
+        let built = objects(&portal, &Inputs::default(), &settings()).expect("builds");
+        let config: serde_json::Value = serde_norway::from_str(
+            find(&built, "ConfigMap")["data"][CONFIG_FILE]
+                .as_str()
+                .expect("config"),
+        )
+        .expect("config is YAML");
+        assert_eq!(config["portalListen"], "0.0.0.0:8080");
+        let ports = &find(&built, "Service")["spec"]["ports"];
+        assert_eq!(ports[2]["name"], "portal");
+        let ingress = find(&built, "NetworkPolicy")["spec"]["ingress"]
+            .as_array()
+            .expect("ingress");
+        assert!(
+            ingress
+                .iter()
+                .any(|rule| rule.get("from").is_none() && rule["ports"][0]["port"] == PORTAL_PORT)
+        );
+        assert_eq!(portal_url(&portal), "http://zhejiang-hub.hub.svc:8080");
+        let plain = objects(&provincial(), &Inputs::default(), &settings()).expect("builds");
+        let ingress = find(&plain, "NetworkPolicy")["spec"]["ingress"]
+            .as_array()
+            .expect("ingress");
+        assert!(
+            ingress.iter().all(|rule| rule.get("from").is_some()),
+            "no open rule without the portal"
+        );
     }
 
     #[test]
