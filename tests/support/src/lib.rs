@@ -8,6 +8,8 @@
 //! - A test that needs the control plane fails loudly when it cannot be had; it never passes by
 //!   skipping.
 
+pub mod hub;
+
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::path::{Path, PathBuf};

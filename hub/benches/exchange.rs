@@ -1,0 +1,3 @@
+//! Exchange benchmark (being written).
+
+fn main() {}

@@ -1,0 +1,190 @@
+//! Running a node: open the store, serve gRPC (with health and reflection) and HTTP (metrics),
+//! push the catalog to the parent, and shut down gracefully.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use govdc_hub_api::FILE_DESCRIPTOR_SET;
+use govdc_hub_api::auth::TokenKey;
+use govdc_hub_api::v1::audit_server::AuditServer;
+use govdc_hub_api::v1::catalog_server::CatalogServer;
+use govdc_hub_api::v1::exchange_server::ExchangeServer;
+use govdc_hub_api::v1::federation_server::FederationServer;
+use govdc_hub_api::v1::membership_server::MembershipServer;
+use govdc_hub_api::v1::node_server::NodeServer;
+use govdc_hub_api::v1::statistics_server::StatisticsServer;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::{Identity, Server, ServerTlsConfig};
+use tonic_health::ServingStatus;
+
+use crate::auth::Authenticator;
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::service::{Hub, HubService, set_setting, setting};
+use crate::store::Store;
+
+/// How long in-flight calls get to finish after a shutdown signal before the node closes anyway.
+pub const DRAIN: Duration = Duration::from_secs(10);
+
+/// Largest message a node accepts: a publish batch or an import chunk.
+const MAX_MESSAGE: usize = 16 << 20;
+
+/// Reads the signing key: the file's bytes, exactly (the operator mounts its Secret there).
+pub fn read_key(path: &std::path::Path) -> anyhow::Result<TokenKey> {
+    let bytes = std::fs::read(path)
+        .with_context(|| format!("reading the auth key file {}", path.display()))?;
+    TokenKey::new(bytes).with_context(|| format!("the auth key in {}", path.display()))
+}
+
+/// Runs the node until `signal` resolves, then drains and closes the store.
+pub async fn run(
+    config: Config,
+    signal: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let key = read_key(&config.auth_key_file)?;
+    let dir = config.data_dir.clone();
+    let store = tokio::task::spawn_blocking(move || Store::open(&dir))
+        .await
+        .context("opening the store")??;
+    // A data directory belongs to one node: mounting another node's volume is a mistake that
+    // would mix two nodes' members and audit logs.
+    let name = config.name.clone();
+    let claimed = store
+        .write(move |conn| match setting(conn, "node.name")? {
+            Some(owner) if owner != name => Ok(Some(owner)),
+            Some(_) => Ok(None),
+            None => set_setting(conn, "node.name", Some(&name)).map(|()| None),
+        })
+        .await
+        .map_err(|s| anyhow::anyhow!("{}", s.message()))?;
+    if let Some(owner) = claimed {
+        store.close().await;
+        bail!(
+            "the store in {} belongs to node {owner}; this configuration names node {}",
+            config.data_dir.display(),
+            config.name
+        );
+    }
+
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let auth = Authenticator::new(key, config.name.clone());
+    let hub = Arc::new(
+        Hub::new(config.clone(), store, auth, shutdown_rx.clone())
+            .await
+            .context("loading the node's state")?,
+    );
+
+    let grpc = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("listening for gRPC on {}", config.listen))?;
+    let http = TcpListener::bind(config.metrics_listen)
+        .await
+        .with_context(|| format!("listening for metrics on {}", config.metrics_listen))?;
+
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_serving::<NodeServer<HubService>>().await;
+    health.set_serving::<MembershipServer<HubService>>().await;
+    health.set_serving::<CatalogServer<HubService>>().await;
+    health.set_serving::<ExchangeServer<HubService>>().await;
+    health.set_serving::<AuditServer<HubService>>().await;
+    health.set_serving::<StatisticsServer<HubService>>().await;
+    health.set_serving::<FederationServer<HubService>>().await;
+    health.set_service_status("", ServingStatus::Serving).await;
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection_v1 = reflection().build_v1().context("building reflection v1")?;
+    let reflection_v1alpha = reflection()
+        .build_v1alpha()
+        .context("building reflection v1alpha")?;
+
+    let mut builder = Server::builder();
+    if let Some(tls) = &config.tls {
+        let cert = std::fs::read(&tls.cert_file)
+            .with_context(|| format!("reading the TLS certificate {}", tls.cert_file.display()))?;
+        let key = std::fs::read(&tls.key_file)
+            .with_context(|| format!("reading the TLS key {}", tls.key_file.display()))?;
+        builder = builder
+            .tls_config(ServerTlsConfig::new().identity(Identity::from_pem(cert, key)))
+            .context("configuring TLS")?;
+    }
+    let service = HubService(hub.clone());
+    let router = builder
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(NodeServer::new(service.clone()).max_decoding_message_size(MAX_MESSAGE))
+        .add_service(MembershipServer::new(service.clone()))
+        .add_service(CatalogServer::new(service.clone()))
+        .add_service(ExchangeServer::new(service.clone()).max_decoding_message_size(MAX_MESSAGE))
+        .add_service(AuditServer::new(service.clone()))
+        .add_service(StatisticsServer::new(service.clone()))
+        .add_service(FederationServer::new(service).max_decoding_message_size(MAX_MESSAGE));
+
+    let (serving_tx, serving_rx) = watch::channel(true);
+    let metrics = Metrics::new()?;
+    let app = crate::metrics::router(hub.clone(), metrics, serving_rx);
+    let mut http_shutdown = shutdown_rx.clone();
+    let http_server = tokio::spawn(async move {
+        let stop = async move {
+            let _ = http_shutdown.wait_for(|stop| *stop).await;
+        };
+        axum::serve(http, app).with_graceful_shutdown(stop).await
+    });
+    let federation = tokio::spawn(crate::federation::run(
+        hub.clone(),
+        config.federation_interval,
+        shutdown_rx.clone(),
+    ));
+
+    tracing::info!(
+        node = %config.name,
+        grpc = %config.listen,
+        metrics = %config.metrics_listen,
+        data_dir = %config.data_dir.display(),
+        tls = config.tls.is_some(),
+        audit = config.audit_algorithm.as_str(),
+        "govdc-hub serving"
+    );
+
+    let stop = async move {
+        signal.await;
+        tracing::info!("shutdown signal: refusing new calls, finishing in-flight ones");
+        health
+            .set_service_status("", ServingStatus::NotServing)
+            .await;
+        let _ = serving_tx.send(false);
+        // Streams that follow new records and the federation loop end on this.
+        let _ = shutdown_tx.send(true);
+    };
+    let server = router.serve_with_incoming_shutdown(TcpListenerStream::new(grpc), stop);
+    let mut stopping = shutdown_rx.clone();
+    let drained = tokio::select! {
+        result = server => {
+            result.context("serving gRPC")?;
+            true
+        }
+        _ = async {
+            let _ = stopping.wait_for(|stop| *stop).await;
+            tokio::time::sleep(DRAIN).await;
+        } => false,
+    };
+    if !drained {
+        tracing::warn!(after = ?DRAIN, "in-flight calls did not finish; closing anyway");
+    }
+    let _ = federation.await;
+    match tokio::time::timeout(Duration::from_secs(5), http_server).await {
+        Ok(Ok(Err(e))) => tracing::warn!(error = %e, "metrics server"),
+        Err(_) => tracing::warn!("metrics server did not stop in time"),
+        _ => {}
+    }
+    hub.store.close().await;
+    tracing::info!("store closed; govdc-hub stopped");
+    Ok(())
+}

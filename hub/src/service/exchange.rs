@@ -1,0 +1,687 @@
+//! Exchange: access requests and grants, publishing records, fetching and acknowledging them.
+//!
+//! Delivery is at least once: a consumer's cursor moves only when it acknowledges, so records
+//! fetched and not acknowledged (the consumer crashed, the node restarted) are delivered again.
+
+use std::collections::HashMap;
+use std::pin::Pin;
+
+use futures::{FutureExt, Stream, StreamExt};
+use govdc_hub_api::auth::Role;
+use govdc_hub_api::v1::exchange_server::Exchange;
+use govdc_hub_api::v1::{
+    AccessGrant, AckRequest, AckResponse, DecideAccessRequest, FetchRequest, FetchResponse,
+    GrantState, ListGrantsRequest, ListGrantsResponse, PublishRequest, PublishResponse, Record,
+    RequestAccessRequest, ShareType,
+};
+use rusqlite::{Connection, OptionalExtension, params};
+use serde_json::json;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+
+use super::{HubService, now_micros, record, timestamp};
+use crate::audit::Algorithm;
+use crate::store::DbResult;
+
+/// Records per fetch response when the consumer does not say.
+const DEFAULT_FETCH_BATCH: i64 = 100;
+/// Most records per fetch response.
+const MAX_FETCH_BATCH: i64 = 10_000;
+/// A fetch response stops growing past this many bytes (gRPC's default limit is 4 MiB).
+const MAX_FETCH_BYTES: usize = 2 << 20;
+/// Publish batches already waiting on a stream are committed together up to this many records.
+const MAX_GROUP_RECORDS: usize = 20_000;
+
+const GRANT_COLUMNS: &str =
+    "id, resource_code, consumer, provider, purpose, state, reason, requested_at, decided_at";
+
+fn grant_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<AccessGrant> {
+    Ok(AccessGrant {
+        id: row.get::<_, i64>(0)?.to_string(),
+        resource_code: row.get(1)?,
+        consumer: row.get(2)?,
+        provider: row.get(3)?,
+        purpose: row.get(4)?,
+        state: row.get(5)?,
+        reason: row.get(6)?,
+        requested_at: Some(timestamp(row.get(7)?)),
+        decided_at: row.get::<_, Option<i64>>(8)?.map(timestamp),
+    })
+}
+
+fn grant_by_id(conn: &Connection, id: i64) -> Result<Option<AccessGrant>, Status> {
+    conn.query_row(
+        &format!("SELECT {GRANT_COLUMNS} FROM grants WHERE id = ?1"),
+        [id],
+        grant_from_row,
+    )
+    .optional()
+    .db()
+}
+
+fn grant_of(
+    conn: &Connection,
+    consumer: &str,
+    resource: &str,
+) -> Result<Option<AccessGrant>, Status> {
+    conn.query_row(
+        &format!("SELECT {GRANT_COLUMNS} FROM grants WHERE consumer = ?1 AND resource_code = ?2"),
+        [consumer, resource],
+        grant_from_row,
+    )
+    .optional()
+    .db()
+}
+
+/// Fails unless `consumer` holds an approved grant on `resource`.
+fn require_approved(conn: &Connection, consumer: &str, resource: &str) -> Result<(), Status> {
+    match grant_of(conn, consumer, resource)? {
+        Some(grant) if grant.state == GrantState::Approved as i32 => Ok(()),
+        Some(grant) => Err(Status::permission_denied(format!(
+            "{consumer} has no approved grant on {resource}: its request {} is {}",
+            grant.id,
+            state_name(grant.state)
+        ))),
+        None => Err(Status::permission_denied(format!(
+            "{consumer} has no grant on {resource}: ask with Exchange.RequestAccess first"
+        ))),
+    }
+}
+
+fn state_name(state: i32) -> &'static str {
+    match GrantState::try_from(state) {
+        Ok(GrantState::Pending) => "pending",
+        Ok(GrantState::Approved) => "approved",
+        Ok(GrantState::Refused) => "refused",
+        Ok(GrantState::Revoked) => "revoked",
+        _ => "unspecified",
+    }
+}
+
+/// The provider, share type and record count of a resource registered on this node; a
+/// forwarded or unknown code is refused with a message saying where to go.
+fn local_resource_facts(conn: &Connection, code: &str) -> Result<(String, i32, i64), Status> {
+    let local: Option<(String, i32, i64)> = conn
+        .query_row(
+            "SELECT provider, share_type, record_count FROM resources WHERE code = ?1 AND origin = ''",
+            [code],
+            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+        )
+        .optional()
+        .db()?;
+    if let Some(facts) = local {
+        return Ok(facts);
+    }
+    let elsewhere: Option<String> = conn
+        .query_row(
+            "SELECT node FROM resources WHERE code = ?1 LIMIT 1",
+            [code],
+            |row| row.get(0),
+        )
+        .optional()
+        .db()?;
+    Err(match elsewhere {
+        Some(node) => Status::failed_precondition(format!(
+            "resource {code} is registered on node {node}; exchange it there"
+        )),
+        None => Status::not_found(format!("no resource {code} on this node")),
+    })
+}
+
+/// What [`append_batches`] did.
+struct Appended {
+    /// One acknowledgement per batch appended.
+    acks: Vec<PublishResponse>,
+    /// Per resource, its new last offset.
+    last_offsets: HashMap<String, i64>,
+    /// Why the batch after the appended ones was refused, if one was.
+    refusal: Option<Status>,
+}
+
+/// Appends publish batches in order; stops at the first invalid one and returns what was
+/// appended, the resources' new last offsets, and the refusal.
+fn append_batches(
+    conn: &Connection,
+    algorithm: Algorithm,
+    provider: &str,
+    batches: Vec<PublishRequest>,
+) -> Result<Appended, Status> {
+    let mut acks = Vec::with_capacity(batches.len());
+    let mut last_offsets: HashMap<String, i64> = HashMap::new();
+    let mut insert = conn
+        .prepare_cached(
+            "INSERT INTO records (resource_code, record_offset, data) VALUES (?1, ?2, ?3)",
+        )
+        .db()?;
+    for batch in batches {
+        let code = batch.resource_code;
+        let count = match last_offsets.get(&code) {
+            Some(last) => *last,
+            None => {
+                let (owner, _, count) = match local_resource_facts(conn, &code) {
+                    Ok(facts) => facts,
+                    Err(status) => {
+                        return Ok(Appended {
+                            acks,
+                            last_offsets,
+                            refusal: Some(status),
+                        });
+                    }
+                };
+                if owner != provider {
+                    let refusal = Status::permission_denied(format!(
+                        "{provider} may not publish to {code}: its provider is {owner}"
+                    ));
+                    return Ok(Appended {
+                        acks,
+                        last_offsets,
+                        refusal: Some(refusal),
+                    });
+                }
+                count
+            }
+        };
+        if batch.records.is_empty() {
+            let refusal = Status::invalid_argument(format!("a batch for {code} has no records"));
+            return Ok(Appended {
+                acks,
+                last_offsets,
+                refusal: Some(refusal),
+            });
+        }
+        let first = count + 1;
+        let mut bytes = 0;
+        for (i, data) in batch.records.iter().enumerate() {
+            bytes += data.len();
+            insert.execute(params![code, first + i as i64, data]).db()?;
+        }
+        let last = count + batch.records.len() as i64;
+        conn.execute(
+            "UPDATE resources SET record_count = ?2 WHERE code = ?1 AND origin = ''",
+            params![code, last],
+        )
+        .db()?;
+        record(
+            conn,
+            algorithm,
+            provider,
+            "records.publish",
+            &code,
+            json!({"first": first, "last": last, "count": batch.records.len(), "bytes": bytes}),
+        )?;
+        last_offsets.insert(code, last);
+        acks.push(PublishResponse {
+            first_offset: first,
+            last_offset: last,
+        });
+    }
+    Ok(Appended {
+        acks,
+        last_offsets,
+        refusal: None,
+    })
+}
+
+type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Exchange for HubService {
+    async fn request_access(
+        &self,
+        request: Request<RequestAccessRequest>,
+    ) -> Result<Response<AccessGrant>, Status> {
+        let caller = self
+            .auth
+            .caller(&request, "Exchange.RequestAccess", &[Role::Member])?;
+        let RequestAccessRequest {
+            resource_code,
+            purpose,
+        } = request.into_inner();
+        let algorithm = self.algorithm();
+        let grant = self
+            .store
+            .write(move |conn| {
+                let (provider, share_type, _) = local_resource_facts(conn, &resource_code)?;
+                if provider == caller.subject {
+                    return Err(Status::invalid_argument(format!(
+                        "{} provides {resource_code}; a provider needs no grant on its own resource",
+                        caller.subject
+                    )));
+                }
+                if let Some(existing) = grant_of(conn, &caller.subject, &resource_code)?
+                    && (existing.state == GrantState::Pending as i32
+                        || existing.state == GrantState::Approved as i32)
+                {
+                    return Ok(existing);
+                }
+                let now = now_micros();
+                let (state, reason, decided) = match ShareType::try_from(share_type) {
+                    Ok(ShareType::Unconditional) => {
+                        (GrantState::Approved, "shared unconditionally (无条件共享)".to_owned(), Some(now))
+                    }
+                    Ok(ShareType::Conditional) => (GrantState::Pending, String::new(), None),
+                    _ => (
+                        GrantState::Refused,
+                        format!("{resource_code} is not shared (不予共享)"),
+                        Some(now),
+                    ),
+                };
+                conn.execute(
+                    "INSERT INTO grants (resource_code, consumer, provider, purpose, state, reason, requested_at, decided_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                     ON CONFLICT (consumer, resource_code) DO UPDATE SET
+                       purpose = excluded.purpose, state = excluded.state, reason = excluded.reason,
+                       requested_at = excluded.requested_at, decided_at = excluded.decided_at",
+                    params![resource_code, caller.subject, provider, purpose, state as i32, reason, now, decided],
+                )
+                .db()?;
+                let grant = grant_of(conn, &caller.subject, &resource_code)?
+                    .ok_or_else(|| Status::internal("the grant vanished"))?;
+                record(
+                    conn,
+                    algorithm,
+                    &caller.subject,
+                    "grant.request",
+                    &resource_code,
+                    json!({"grant": grant.id, "purpose": purpose, "state": state_name(grant.state)}),
+                )?;
+                Ok(grant)
+            })
+            .await?;
+        Ok(Response::new(grant))
+    }
+
+    async fn decide_access(
+        &self,
+        request: Request<DecideAccessRequest>,
+    ) -> Result<Response<AccessGrant>, Status> {
+        let caller = self
+            .auth
+            .caller(&request, "Exchange.DecideAccess", &[Role::Member])?;
+        let DecideAccessRequest {
+            grant_id,
+            approve,
+            reason,
+        } = request.into_inner();
+        let id: i64 = grant_id
+            .parse()
+            .map_err(|_| Status::invalid_argument(format!("{grant_id:?} is not a grant id")))?;
+        let algorithm = self.algorithm();
+        let grant = self
+            .store
+            .write(move |conn| {
+                let grant = grant_by_id(conn, id)?
+                    .ok_or_else(|| Status::not_found(format!("no grant {grant_id}")))?;
+                if grant.provider != caller.subject {
+                    return Err(Status::permission_denied(format!(
+                        "only {}, the provider of {}, may decide grant {grant_id}",
+                        grant.provider, grant.resource_code
+                    )));
+                }
+                let current = GrantState::try_from(grant.state).unwrap_or(GrantState::Unspecified);
+                let next = match (current, approve) {
+                    (GrantState::Pending, true) => GrantState::Approved,
+                    (GrantState::Pending, false) => GrantState::Refused,
+                    (GrantState::Approved, false) => GrantState::Revoked,
+                    (GrantState::Approved, true) | (GrantState::Refused | GrantState::Revoked, false) => {
+                        return Ok(grant);
+                    }
+                    _ => {
+                        return Err(Status::failed_precondition(format!(
+                            "grant {grant_id} is {}; the consumer must ask again before it can be approved",
+                            state_name(grant.state)
+                        )));
+                    }
+                };
+                conn.execute(
+                    "UPDATE grants SET state = ?2, reason = ?3, decided_at = ?4 WHERE id = ?1",
+                    params![id, next as i32, reason, now_micros()],
+                )
+                .db()?;
+                record(
+                    conn,
+                    algorithm,
+                    &caller.subject,
+                    "grant.decide",
+                    &grant.resource_code,
+                    json!({"grant": grant.id, "consumer": grant.consumer, "state": state_name(next as i32), "reason": reason}),
+                )?;
+                grant_by_id(conn, id)?.ok_or_else(|| Status::internal("the grant vanished"))
+            })
+            .await?;
+        Ok(Response::new(grant))
+    }
+
+    async fn list_grants(
+        &self,
+        request: Request<ListGrantsRequest>,
+    ) -> Result<Response<ListGrantsResponse>, Status> {
+        let caller = self.auth.caller(
+            &request,
+            "Exchange.ListGrants",
+            &[Role::Admin, Role::Member],
+        )?;
+        let resource = request.into_inner().resource_code;
+        let everyone = caller.role == Role::Admin;
+        let grants = self
+            .store
+            .read(move |conn| {
+                let mut stmt = conn
+                    .prepare(&format!(
+                        "SELECT {GRANT_COLUMNS} FROM grants
+                         WHERE (?1 OR consumer = ?2 OR provider = ?2) AND (?3 = '' OR resource_code = ?3)
+                         ORDER BY id"
+                    ))
+                    .db()?;
+                stmt.query_map(params![everyone, caller.subject, resource], grant_from_row)
+                    .db()?
+                    .collect::<rusqlite::Result<Vec<_>>>()
+                    .db()
+            })
+            .await?;
+        Ok(Response::new(ListGrantsResponse { grants }))
+    }
+
+    type PublishStream = BoxStream<PublishResponse>;
+
+    async fn publish(
+        &self,
+        request: Request<Streaming<PublishRequest>>,
+    ) -> Result<Response<Self::PublishStream>, Status> {
+        let caller = self
+            .auth
+            .caller(&request, "Exchange.Publish", &[Role::Member])?;
+        let mut inbound = request.into_inner();
+        let (tx, rx) = mpsc::channel(256);
+        let hub = self.clone();
+        tokio::spawn(async move {
+            let mut ended = false;
+            while !ended {
+                let first = match inbound.next().await {
+                    Some(Ok(batch)) => batch,
+                    Some(Err(status)) => {
+                        tracing::debug!(%status, "publish stream broke");
+                        break;
+                    }
+                    None => break,
+                };
+                // Batches the client already sent are committed with this one: one fsync for
+                // all, each still acknowledged on its own.
+                let mut records = first.records.len();
+                let mut group = vec![first];
+                while records < MAX_GROUP_RECORDS {
+                    match inbound.next().now_or_never() {
+                        Some(Some(Ok(batch))) => {
+                            records += batch.records.len();
+                            group.push(batch);
+                        }
+                        Some(_) => {
+                            ended = true;
+                            break;
+                        }
+                        None => break,
+                    }
+                }
+                if !hub.auth.is_member(&caller.subject) {
+                    let _ = tx
+                        .send(Err(Status::permission_denied(format!(
+                            "{} is no longer a member of node {}",
+                            caller.subject, hub.config.name
+                        ))))
+                        .await;
+                    break;
+                }
+                let algorithm = hub.algorithm();
+                let provider = caller.subject.clone();
+                let result = hub
+                    .store
+                    .write(move |conn| append_batches(conn, algorithm, &provider, group))
+                    .await;
+                match result {
+                    Ok(Appended {
+                        acks,
+                        last_offsets,
+                        refusal,
+                    }) => {
+                        for (code, last) in &last_offsets {
+                            hub.notify_published(code, *last);
+                        }
+                        for ack in acks {
+                            if tx.send(Ok(ack)).await.is_err() {
+                                return;
+                            }
+                        }
+                        if let Some(status) = refusal {
+                            let _ = tx.send(Err(status)).await;
+                            return;
+                        }
+                    }
+                    Err(status) => {
+                        let _ = tx.send(Err(status)).await;
+                        return;
+                    }
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    type FetchStream = BoxStream<FetchResponse>;
+
+    async fn fetch(
+        &self,
+        request: Request<FetchRequest>,
+    ) -> Result<Response<Self::FetchStream>, Status> {
+        let caller = self
+            .auth
+            .caller(&request, "Exchange.Fetch", &[Role::Member])?;
+        let FetchRequest {
+            resource_code,
+            max_records,
+            batch_size,
+            follow,
+        } = request.into_inner();
+        let batch = match i64::from(batch_size) {
+            n if n <= 0 => DEFAULT_FETCH_BATCH,
+            n => n.min(MAX_FETCH_BATCH),
+        };
+        let limit = if max_records <= 0 {
+            i64::MAX
+        } else {
+            max_records
+        };
+        let consumer = caller.subject.clone();
+        let code = resource_code.clone();
+        let acked = self
+            .store
+            .read(move |conn| {
+                local_resource_facts(conn, &code)?;
+                require_approved(conn, &consumer, &code)?;
+                conn.query_row(
+                    "SELECT acked FROM cursors WHERE consumer = ?1 AND resource_code = ?2",
+                    [&consumer, &code],
+                    |row| row.get::<_, i64>(0),
+                )
+                .optional()
+                .db()
+                .map(Option::unwrap_or_default)
+            })
+            .await?;
+        // Subscribe before the first read, so that a publish between the read and the wait is
+        // not missed.
+        let mut published = self.subscribe(&resource_code);
+        let mut shutdown = self.shutdown.clone();
+        let (tx, rx) = mpsc::channel(4);
+        let hub = self.clone();
+        tokio::spawn(async move {
+            let mut position = acked;
+            let mut sent = 0i64;
+            while sent < limit {
+                published.borrow_and_update();
+                let want = batch.min(limit - sent);
+                let code = resource_code.clone();
+                let read = hub
+                    .store
+                    .read(move |conn| {
+                        let mut stmt = conn
+                            .prepare_cached(
+                                "SELECT record_offset, data FROM records
+                                 WHERE resource_code = ?1 AND record_offset > ?2
+                                 ORDER BY record_offset LIMIT ?3",
+                            )
+                            .db()?;
+                        let mut records = Vec::new();
+                        let mut bytes = 0;
+                        let mut rows = stmt.query(params![code, position, want]).db()?;
+                        while let Some(row) = rows.next().db()? {
+                            let data: Vec<u8> = row.get(1).db()?;
+                            bytes += data.len();
+                            records.push(Record {
+                                offset: row.get(0).db()?,
+                                data,
+                            });
+                            if bytes >= MAX_FETCH_BYTES {
+                                break;
+                            }
+                        }
+                        Ok(records)
+                    })
+                    .await;
+                let records = match read {
+                    Ok(records) => records,
+                    Err(status) => {
+                        let _ = tx.send(Err(status)).await;
+                        return;
+                    }
+                };
+                if records.is_empty() {
+                    if !follow || *shutdown.borrow() {
+                        return;
+                    }
+                    tokio::select! {
+                        changed = published.changed() => if changed.is_err() { return },
+                        _ = shutdown.changed() => return,
+                        _ = tx.closed() => return,
+                    }
+                    continue;
+                }
+                if !hub.auth.is_member(&caller.subject) {
+                    let _ = tx
+                        .send(Err(Status::permission_denied(format!(
+                            "{} is no longer a member of node {}",
+                            caller.subject, hub.config.name
+                        ))))
+                        .await;
+                    return;
+                }
+                // The delivery is recorded (and the grant checked again: it may have been
+                // revoked while the stream was open) before the records leave the node.
+                let first = records.first().map(|r| r.offset).unwrap_or_default();
+                let last = records.last().map(|r| r.offset).unwrap_or_default();
+                let count = records.len() as i64;
+                let algorithm = hub.algorithm();
+                let consumer = caller.subject.clone();
+                let code = resource_code.clone();
+                let recorded = hub
+                    .store
+                    .write(move |conn| {
+                        require_approved(conn, &consumer, &code)?;
+                        conn.execute(
+                            "INSERT INTO cursors (consumer, resource_code, served) VALUES (?1, ?2, ?3)
+                             ON CONFLICT (consumer, resource_code) DO UPDATE SET served = served + excluded.served",
+                            params![consumer, code, count],
+                        )
+                        .db()?;
+                        conn.execute(
+                            "UPDATE resources SET records_served = records_served + ?2 WHERE code = ?1 AND origin = ''",
+                            params![code, count],
+                        )
+                        .db()?;
+                        record(
+                            conn,
+                            algorithm,
+                            &consumer,
+                            "records.fetch",
+                            &code,
+                            json!({"first": first, "last": last, "count": count}),
+                        )
+                    })
+                    .await;
+                if let Err(status) = recorded {
+                    let _ = tx.send(Err(status)).await;
+                    return;
+                }
+                if tx.send(Ok(FetchResponse { records })).await.is_err() {
+                    return;
+                }
+                position = last;
+                sent += count;
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn ack(&self, request: Request<AckRequest>) -> Result<Response<AckResponse>, Status> {
+        let caller = self
+            .auth
+            .caller(&request, "Exchange.Ack", &[Role::Member])?;
+        let AckRequest {
+            resource_code,
+            offset,
+        } = request.into_inner();
+        if offset < 0 {
+            return Err(Status::invalid_argument(
+                "offsets start at 1; an ack offset cannot be negative",
+            ));
+        }
+        let algorithm = self.algorithm();
+        let acked = self
+            .store
+            .write(move |conn| {
+                let (_, _, count) = local_resource_facts(conn, &resource_code)?;
+                if grant_of(conn, &caller.subject, &resource_code)?.is_none() {
+                    return Err(Status::permission_denied(format!(
+                        "{} has no grant on {resource_code}",
+                        caller.subject
+                    )));
+                }
+                if offset > count {
+                    return Err(Status::invalid_argument(format!(
+                        "offset {offset} is past the last record of {resource_code} ({count})"
+                    )));
+                }
+                let current: i64 = conn
+                    .query_row(
+                        "SELECT acked FROM cursors WHERE consumer = ?1 AND resource_code = ?2",
+                        [&caller.subject, &resource_code],
+                        |row| row.get(0),
+                    )
+                    .optional()
+                    .db()?
+                    .unwrap_or_default();
+                if offset <= current {
+                    return Ok(current);
+                }
+                conn.execute(
+                    "INSERT INTO cursors (consumer, resource_code, acked) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (consumer, resource_code) DO UPDATE SET acked = excluded.acked",
+                    params![caller.subject, resource_code, offset],
+                )
+                .db()?;
+                record(
+                    conn,
+                    algorithm,
+                    &caller.subject,
+                    "records.ack",
+                    &resource_code,
+                    json!({"from": current, "to": offset}),
+                )?;
+                Ok(offset)
+            })
+            .await?;
+        Ok(Response::new(AckResponse {
+            acked_offset: acked,
+        }))
+    }
+}

@@ -1,0 +1,197 @@
+//! The gRPC services of a node. One [`HubService`] implements all of them over the shared
+//! [`Hub`] state; each service's methods are in their own module.
+
+mod audit;
+mod catalog;
+mod exchange;
+mod federation;
+mod membership;
+mod node;
+mod statistics;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use govdc_hub_api::v1;
+use rusqlite::{Connection, OptionalExtension, params};
+use tokio::sync::watch;
+use tonic::Status;
+
+use crate::audit::Algorithm;
+use crate::auth::Authenticator;
+use crate::config::{Config, Level, Network};
+use crate::federation::Parent;
+use crate::store::{DbResult, Store};
+
+pub use catalog::all_resources as catalog_for_parent;
+pub use membership::valid_credit_code;
+pub use statistics::sharing_stats;
+
+/// Everything the services share.
+#[derive(Debug)]
+pub struct Hub {
+    /// The node's configuration.
+    pub config: Config,
+    /// Its store.
+    pub store: Store,
+    /// Its token checks.
+    pub auth: Authenticator,
+    /// The parent link, its status, and the signal that the catalog changed.
+    pub parent: Parent,
+    /// Per resource, the last published offset, for fetches that follow new records.
+    published: Mutex<HashMap<String, watch::Sender<i64>>>,
+    /// Turns true when the node starts shutting down; long-lived streams end on it.
+    pub shutdown: watch::Receiver<bool>,
+}
+
+impl Hub {
+    /// A hub over an open store. Loads the membership mirror and the parent link.
+    pub async fn new(
+        config: Config,
+        store: Store,
+        auth: Authenticator,
+        shutdown: watch::Receiver<bool>,
+    ) -> anyhow::Result<Hub> {
+        let hub = Hub {
+            config,
+            store,
+            auth,
+            parent: Parent::default(),
+            published: Mutex::default(),
+            shutdown,
+        };
+        hub.reload().await?;
+        Ok(hub)
+    }
+
+    /// Reloads what is mirrored in memory from the store (at start and after an import).
+    pub async fn reload(&self) -> Result<(), Status> {
+        let (members, parent) = self
+            .store
+            .read(|conn| {
+                let mut stmt = conn.prepare("SELECT credit_code FROM members").db()?;
+                let members = stmt
+                    .query_map([], |row| row.get::<_, String>(0))
+                    .db()?
+                    .collect::<rusqlite::Result<Vec<_>>>()
+                    .db()?;
+                let parent = crate::federation::load_link(conn)?;
+                Ok((members, parent))
+            })
+            .await?;
+        self.auth.set_members(members);
+        self.parent.set_link(parent);
+        Ok(())
+    }
+
+    /// The audit algorithm for new records.
+    pub fn algorithm(&self) -> Algorithm {
+        self.config.audit_algorithm
+    }
+
+    /// Tells fetches following `resource` that records up to `last_offset` exist.
+    pub fn notify_published(&self, resource: &str, last_offset: i64) {
+        let published = self.published.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(sender) = published.get(resource) {
+            sender.send_replace(last_offset);
+        }
+    }
+
+    /// A receiver that changes when `resource` gets new records.
+    pub fn subscribe(&self, resource: &str) -> watch::Receiver<i64> {
+        let mut published = self.published.lock().unwrap_or_else(|p| p.into_inner());
+        published
+            .entry(resource.to_owned())
+            .or_insert_with(|| watch::channel(0).0)
+            .subscribe()
+    }
+
+    /// The node's level in the API's terms.
+    pub fn level(&self) -> v1::Level {
+        api_level(self.config.level)
+    }
+
+    /// The node's network in the API's terms.
+    pub fn network(&self) -> v1::Network {
+        api_network(self.config.network)
+    }
+}
+
+/// The API's name for a level.
+pub fn api_level(level: Level) -> v1::Level {
+    match level {
+        Level::National => v1::Level::National,
+        Level::Provincial => v1::Level::Provincial,
+        Level::Municipal => v1::Level::Municipal,
+    }
+}
+
+/// The API's name for a network.
+pub fn api_network(network: Network) -> v1::Network {
+    match network {
+        Network::Intranet => v1::Network::Intranet,
+        Network::Extranet => v1::Network::Extranet,
+    }
+}
+
+/// All gRPC services of a node, over one shared [`Hub`].
+#[derive(Clone, Debug)]
+pub struct HubService(pub Arc<Hub>);
+
+impl std::ops::Deref for HubService {
+    type Target = Hub;
+    fn deref(&self) -> &Hub {
+        &self.0
+    }
+}
+
+/// Microseconds since the Unix epoch, now.
+pub fn now_micros() -> i64 {
+    jiff::Timestamp::now().as_microsecond()
+}
+
+/// A protobuf timestamp from microseconds since the Unix epoch.
+pub fn timestamp(micros: i64) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: micros.div_euclid(1_000_000),
+        nanos: (micros.rem_euclid(1_000_000) * 1000) as i32,
+    }
+}
+
+/// A setting of the node, if set.
+pub fn setting(conn: &Connection, key: &str) -> Result<Option<String>, Status> {
+    conn.query_row("SELECT value FROM settings WHERE key = ?1", [key], |row| {
+        row.get(0)
+    })
+    .optional()
+    .db()
+}
+
+/// Sets (or, with `None`, removes) a setting.
+pub fn set_setting(conn: &Connection, key: &str, value: Option<&str>) -> Result<(), Status> {
+    match value {
+        Some(value) => conn
+            .execute(
+                "INSERT INTO settings (key, value) VALUES (?1, ?2)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                params![key, value],
+            )
+            .db()?,
+        None => conn
+            .execute("DELETE FROM settings WHERE key = ?1", [key])
+            .db()?,
+    };
+    Ok(())
+}
+
+/// Appends an audit record in the current transaction.
+pub fn record(
+    conn: &Connection,
+    algorithm: Algorithm,
+    actor: &str,
+    action: &str,
+    subject: &str,
+    detail: serde_json::Value,
+) -> Result<i64, Status> {
+    crate::audit::append(conn, algorithm, actor, action, subject, &detail).db()
+}

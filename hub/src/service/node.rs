@@ -1,0 +1,363 @@
+//! Node: identity, parent link, and state export and import for disaster recovery. Admin only.
+
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+
+use futures::{Stream, StreamExt};
+use govdc_hub_api::auth::Role;
+use govdc_hub_api::v1::node_server::Node;
+use govdc_hub_api::v1::{
+    ExportStateRequest, GetNodeInfoRequest, ImportStateChunk, ImportStateResponse, NodeInfo,
+    ParentConnection, SetParentRequest, StateChunk,
+};
+use rusqlite::Connection;
+use serde_json::json;
+use sha2::Digest;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+
+use super::{Hub, HubService, record, setting, timestamp};
+use crate::audit::{self, hex};
+use crate::federation::{self, Link};
+use crate::store::{self, DbResult};
+
+const CHUNK: usize = 1 << 20;
+
+impl Hub {
+    /// What GetNodeInfo reports.
+    pub async fn node_info(&self) -> Result<NodeInfo, Status> {
+        let (catalog_size, member_count, audit_records) = self
+            .store
+            .read(|conn| {
+                let count = |sql: &str| conn.query_row(sql, [], |row| row.get::<_, i64>(0)).db();
+                Ok((
+                    count("SELECT count(*) FROM resources")?,
+                    count("SELECT count(*) FROM members")?,
+                    audit::count(conn).db()?,
+                ))
+            })
+            .await?;
+        let link = self.parent.link();
+        let status = self.parent.status();
+        let parent_connection = match (&link, status.connected) {
+            (None, _) => ParentConnection::None,
+            (Some(_), true) => ParentConnection::Connected,
+            (Some(_), false) => ParentConnection::Disconnected,
+        };
+        Ok(NodeInfo {
+            name: self.config.name.clone(),
+            level: self.level() as i32,
+            network: self.network() as i32,
+            region_code: self.config.region_code.clone(),
+            parent_endpoint: link.map(|l| l.endpoint).unwrap_or_default(),
+            parent_connection: parent_connection as i32,
+            last_parent_sync: status.last_sync_micros.map(timestamp),
+            parent_error: status.error,
+            catalog_size,
+            member_count,
+            audit_records,
+        })
+    }
+}
+
+/// A scratch file in the data directory (same file system as the store), removed when dropped.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(dir: &Path, what: &str) -> Scratch {
+        let nanos = jiff::Timestamp::now().as_nanosecond();
+        Scratch(dir.join(format!("{what}-{nanos}.db.tmp")))
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Checks a copy before it replaces the store: a SQLite database that is intact, of a schema
+/// this build knows, of this node, with an unbroken audit chain.
+fn check_copy(path: &Path, node: &str) -> Result<i64, Status> {
+    let bad =
+        |why: String| Status::invalid_argument(format!("the imported state is refused: {why}"));
+    let conn = store::open_reader(path).map_err(|e| bad(format!("not a database: {e}")))?;
+    let integrity: String = conn
+        .query_row("PRAGMA integrity_check", [], |row| row.get(0))
+        .map_err(|e| bad(format!("not a database: {e}")))?;
+    if integrity != "ok" {
+        return Err(bad(format!("SQLite integrity check: {integrity}")));
+    }
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |row| row.get(0))
+        .db()?;
+    if version < 1 || version > store::schema_version() {
+        return Err(bad(format!(
+            "schema version {version}, this govdc-hub reads 1 to {}",
+            store::schema_version()
+        )));
+    }
+    if let Some(owner) = setting(&conn, "node.name")?
+        && owner != node
+    {
+        return Err(bad(format!(
+            "it is the state of node {owner}, this is node {node}"
+        )));
+    }
+    let verification = audit::verify(&conn).db()?;
+    if let Some((seq, reason)) = verification.first_broken {
+        return Err(bad(format!(
+            "its audit chain is broken at record {seq}: {reason}"
+        )));
+    }
+    Ok(verification.records_checked)
+}
+
+type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Node for HubService {
+    async fn get_node_info(
+        &self,
+        request: Request<GetNodeInfoRequest>,
+    ) -> Result<Response<NodeInfo>, Status> {
+        self.auth
+            .caller(&request, "Node.GetNodeInfo", &[Role::Admin])?;
+        Ok(Response::new(self.node_info().await?))
+    }
+
+    async fn set_parent(
+        &self,
+        request: Request<SetParentRequest>,
+    ) -> Result<Response<NodeInfo>, Status> {
+        let caller = self
+            .auth
+            .caller(&request, "Node.SetParent", &[Role::Admin])?;
+        let SetParentRequest {
+            endpoint,
+            token,
+            ca_pem,
+        } = request.into_inner();
+        let link = if endpoint.is_empty() {
+            None
+        } else {
+            if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
+                return Err(Status::invalid_argument(format!(
+                    "parent endpoint {endpoint:?} must be http://host:port or https://host:port"
+                )));
+            }
+            if token.is_empty() {
+                return Err(Status::invalid_argument(
+                    "a parent needs the token it issued for this node (role node)",
+                ));
+            }
+            if endpoint.starts_with("https://") && ca_pem.is_empty() {
+                return Err(Status::invalid_argument(
+                    "an https parent needs ca_pem, the CA its serving certificate chains to",
+                ));
+            }
+            let link = Link {
+                endpoint,
+                token,
+                ca_pem,
+            };
+            federation::channel(&link).map_err(Status::invalid_argument)?;
+            Some(link)
+        };
+        let algorithm = self.algorithm();
+        let saved = link.clone();
+        self.store
+            .write(move |conn| {
+                if federation::load_link(conn)? == saved {
+                    return Ok(());
+                }
+                federation::save_link(conn, saved.as_ref())?;
+                let endpoint = saved
+                    .as_ref()
+                    .map(|l| l.endpoint.clone())
+                    .unwrap_or_default();
+                // The token is a credential: the log says that it changed, not what it is.
+                record(
+                    conn,
+                    algorithm,
+                    &caller.subject,
+                    "node.parent",
+                    &endpoint,
+                    json!({"endpoint": endpoint}),
+                )?;
+                Ok(())
+            })
+            .await?;
+        if self.parent.link() != link {
+            self.parent.set_link(link);
+        }
+        Ok(Response::new(self.node_info().await?))
+    }
+
+    type ExportStateStream = BoxStream<StateChunk>;
+
+    async fn export_state(
+        &self,
+        request: Request<ExportStateRequest>,
+    ) -> Result<Response<Self::ExportStateStream>, Status> {
+        let caller = self
+            .auth
+            .caller(&request, "Node.ExportState", &[Role::Admin])?;
+        let algorithm = self.algorithm();
+        // The export is itself recorded, in the copy it produces.
+        self.store
+            .write(move |conn| {
+                record(
+                    conn,
+                    algorithm,
+                    &caller.subject,
+                    "state.export",
+                    "",
+                    json!({}),
+                )
+            })
+            .await?;
+        let scratch = Scratch::new(self.store.dir(), "export");
+        let target = scratch.0.to_string_lossy().into_owned();
+        // VACUUM INTO writes a consistent snapshot while the writer goes on.
+        self.store
+            .read(move |conn| conn.execute("VACUUM INTO ?1", [target]).map(|_| ()).db())
+            .await?;
+        let mut file = tokio::fs::File::open(&scratch.0)
+            .await
+            .map_err(|e| Status::internal(format!("reading the snapshot: {e}")))?;
+        let (tx, rx) = mpsc::channel(2);
+        tokio::spawn(async move {
+            let _scratch = scratch;
+            let mut hasher = sha2::Sha256::new();
+            loop {
+                let mut data = vec![0u8; CHUNK];
+                let n = match file.read(&mut data).await {
+                    Ok(n) => n,
+                    Err(e) => {
+                        let _ = tx
+                            .send(Err(Status::internal(format!("reading the snapshot: {e}"))))
+                            .await;
+                        return;
+                    }
+                };
+                if n == 0 {
+                    let sha256 = hex(&hasher.finalize());
+                    let _ = tx
+                        .send(Ok(StateChunk {
+                            data: Vec::new(),
+                            sha256,
+                        }))
+                        .await;
+                    return;
+                }
+                data.truncate(n);
+                hasher.update(&data);
+                if tx
+                    .send(Ok(StateChunk {
+                        data,
+                        sha256: String::new(),
+                    }))
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn import_state(
+        &self,
+        request: Request<Streaming<ImportStateChunk>>,
+    ) -> Result<Response<ImportStateResponse>, Status> {
+        let caller = self
+            .auth
+            .caller(&request, "Node.ImportState", &[Role::Admin])?;
+        let mut chunks = request.into_inner();
+        let scratch = Scratch::new(self.store.dir(), "import");
+        let io = |e: std::io::Error| Status::internal(format!("writing the imported copy: {e}"));
+        let mut file = tokio::fs::File::create(&scratch.0).await.map_err(io)?;
+        let mut hasher = sha2::Sha256::new();
+        let mut bytes = 0i64;
+        let mut replace = false;
+        let mut expected = String::new();
+        let mut first = true;
+        while let Some(chunk) = chunks.next().await {
+            let chunk = chunk?;
+            if first {
+                replace = chunk.replace;
+                first = false;
+            }
+            if !expected.is_empty() {
+                return Err(Status::invalid_argument(
+                    "data after the chunk that carried the sha256",
+                ));
+            }
+            hasher.update(&chunk.data);
+            bytes += chunk.data.len() as i64;
+            file.write_all(&chunk.data).await.map_err(io)?;
+            expected = chunk.sha256;
+        }
+        file.sync_all().await.map_err(io)?;
+        drop(file);
+        if expected.is_empty() {
+            return Err(Status::invalid_argument(
+                "the stream ended without a sha256 on its last chunk; nothing was replaced",
+            ));
+        }
+        let actual = hex(&hasher.finalize());
+        if actual != expected.to_ascii_lowercase() {
+            return Err(Status::data_loss(format!(
+                "the copy's SHA-256 is {actual}, the sender said {expected}; nothing was replaced"
+            )));
+        }
+        let path = scratch.0.clone();
+        let node = self.config.name.clone();
+        let checked = tokio::task::spawn_blocking(move || check_copy(&path, &node))
+            .await
+            .map_err(|e| Status::internal(format!("checking the copy: {e}")))??;
+        let path = scratch.0.clone();
+        let algorithm = self.algorithm();
+        let audit_records = self
+            .store
+            .exclusive(move |conn: &mut Connection| {
+                if !replace && audit::count(conn).db()? > 0 {
+                    return Err(Status::failed_precondition(
+                        "this node has state (its audit log is not empty); set replace on the first chunk to overwrite it",
+                    ));
+                }
+                let source = store::open_reader(&path).db()?;
+                rusqlite::backup::Backup::new(&source, conn)
+                    .db()?
+                    .run_to_completion(256, std::time::Duration::ZERO, None)
+                    .db()?;
+                drop(source);
+                // The copy's header carries its own journal mode; the store stays in WAL.
+                conn.pragma_update(None, "journal_mode", "WAL").db()?;
+                store::migrate(conn).map_err(|e| Status::internal(format!("{e:#}")))?;
+                let tx = conn.transaction().db()?;
+                record(
+                    &tx,
+                    algorithm,
+                    &caller.subject,
+                    "state.import",
+                    "",
+                    json!({"bytes": bytes, "sha256": actual, "records": checked, "replace": replace}),
+                )?;
+                tx.commit().db()?;
+                audit::count(conn).db()
+            })
+            .await?;
+        self.reload().await?;
+        self.parent.catalog_changed();
+        tracing::info!(bytes, audit_records, "state imported");
+        Ok(Response::new(ImportStateResponse {
+            bytes,
+            audit_records,
+        }))
+    }
+}

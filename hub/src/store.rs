@@ -1,0 +1,397 @@
+//! The node's embedded store: one SQLite database in the data directory.
+//!
+//! - **Crash safety.** WAL journal with `synchronous=FULL`: a transaction that returned is on
+//!   disk, and a crash at any point leaves the last committed state.
+//! - **One writer.** A lock file in the data directory is held (advisory `flock`) for the life of
+//!   the process, so a second process on the same store refuses to start; inside the process, one
+//!   thread owns the only writing connection.
+//! - **Group commit.** The writer thread takes every write waiting in its queue and commits them
+//!   in one transaction, each in its own savepoint (a failing write rolls back alone). Concurrent
+//!   publishers and fetchers thus share one `fsync` instead of paying one each.
+//! - **Readers** use their own connections (WAL lets them read while the writer writes), on the
+//!   blocking thread pool, never on the async runtime's threads.
+//! - **Migrations** are numbered by `PRAGMA user_version`; a store written by a newer hub is
+//!   refused rather than misread.
+
+use std::fs::{File, TryLockError};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use anyhow::{Context, bail};
+use rusqlite::{Connection, OpenFlags};
+use tokio::sync::{mpsc, oneshot};
+use tonic::Status;
+
+/// The database file inside the data directory.
+pub const DB_FILE: &str = "hub.db";
+/// The lock file inside the data directory.
+pub const LOCK_FILE: &str = "LOCK";
+
+/// The schema, one entry per version; entry `i` takes the store from version `i` to `i + 1`.
+const MIGRATIONS: &[&str] = &[
+    // 1: the first schema.
+    r#"
+    CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;
+    CREATE TABLE members (
+        credit_code TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        joined_at INTEGER NOT NULL
+    ) STRICT;
+    -- One row per resource and the way it reached this node: origin '' for resources registered
+    -- here, else the child node that forwarded it (replaced whole on each of its syncs).
+    CREATE TABLE resources (
+        code TEXT NOT NULL,
+        origin TEXT NOT NULL,
+        provider TEXT NOT NULL,
+        node TEXT NOT NULL,
+        share_type INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        record_count INTEGER NOT NULL DEFAULT 0,
+        records_served INTEGER NOT NULL DEFAULT 0,
+        -- The Resource message (protobuf) as registered or forwarded.
+        body BLOB NOT NULL,
+        PRIMARY KEY (code, origin)
+    ) STRICT;
+    CREATE INDEX resources_provider ON resources (provider);
+    CREATE INDEX resources_origin ON resources (origin);
+    CREATE TABLE grants (
+        id INTEGER PRIMARY KEY,
+        resource_code TEXT NOT NULL,
+        consumer TEXT NOT NULL,
+        provider TEXT NOT NULL,
+        purpose TEXT NOT NULL,
+        state INTEGER NOT NULL,
+        reason TEXT NOT NULL,
+        requested_at INTEGER NOT NULL,
+        decided_at INTEGER,
+        UNIQUE (consumer, resource_code)
+    ) STRICT;
+    CREATE INDEX grants_provider ON grants (provider);
+    CREATE TABLE records (
+        resource_code TEXT NOT NULL,
+        record_offset INTEGER NOT NULL,
+        data BLOB NOT NULL,
+        PRIMARY KEY (resource_code, record_offset)
+    ) STRICT, WITHOUT ROWID;
+    CREATE TABLE cursors (
+        consumer TEXT NOT NULL,
+        resource_code TEXT NOT NULL,
+        acked INTEGER NOT NULL DEFAULT 0,
+        served INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (consumer, resource_code)
+    ) STRICT;
+    CREATE TABLE audit (
+        seq INTEGER PRIMARY KEY,
+        time INTEGER NOT NULL,
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        detail TEXT NOT NULL,
+        prev_hash TEXT NOT NULL,
+        hash TEXT NOT NULL,
+        algorithm TEXT NOT NULL
+    ) STRICT;
+    CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+    CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+    "#,
+];
+
+/// The schema version this build writes.
+pub fn schema_version() -> i64 {
+    MIGRATIONS.len() as i64
+}
+
+/// Brings `conn`'s schema up to date, each step in its own transaction.
+pub fn migrate(conn: &Connection) -> anyhow::Result<()> {
+    let current: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    if current > schema_version() {
+        bail!(
+            "the store has schema version {current}, newer than this govdc-hub knows ({}); \
+             run a newer govdc-hub",
+            schema_version()
+        );
+    }
+    for (version, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        let next = version + 1;
+        conn.execute_batch(&format!(
+            "BEGIN IMMEDIATE; {sql}; PRAGMA user_version = {next}; COMMIT;"
+        ))
+        .with_context(|| format!("migrating the store to schema version {next}"))?;
+    }
+    Ok(())
+}
+
+fn configure(conn: &Connection) -> rusqlite::Result<()> {
+    // WAL: readers never block the writer; FULL: a commit is durable once it returns.
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    Ok(())
+}
+
+/// Maps storage errors to an INTERNAL status, logging the detail.
+pub trait DbResult<T> {
+    /// The value, or INTERNAL.
+    fn db(self) -> Result<T, Status>;
+}
+
+impl<T> DbResult<T> for rusqlite::Result<T> {
+    fn db(self) -> Result<T, Status> {
+        self.map_err(|e| {
+            tracing::error!(error = %e, "storage error");
+            Status::internal(format!("storage error: {e}"))
+        })
+    }
+}
+
+/// What a queued write reports back: whether it succeeded (else its savepoint is rolled back),
+/// and a callback told whether the transaction then committed.
+type Completion = (bool, Box<dyn FnOnce(Result<(), Status>) + Send>);
+
+enum Job {
+    /// Runs inside the shared transaction.
+    Tx(Box<dyn FnOnce(&Connection) -> Completion + Send>),
+    /// Runs alone, outside any transaction, with the connection to itself (state import).
+    Exclusive(Box<dyn FnOnce(&mut Connection) + Send>),
+    /// Checkpoints the WAL and closes.
+    Close(oneshot::Sender<()>),
+}
+
+/// Most writes committed in one transaction.
+const GROUP_LIMIT: usize = 512;
+
+/// The node's store.
+pub struct Store {
+    dir: PathBuf,
+    jobs: mpsc::Sender<Job>,
+    readers: Arc<Mutex<Vec<Connection>>>,
+    // Held for the life of the store: the advisory lock is released when the file is closed.
+    _lock: File,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("dir", &self.dir).finish()
+    }
+}
+
+impl Store {
+    /// Opens (creating if needed) the store in `dir`, takes its lock and migrates it.
+    pub fn open(dir: &Path) -> anyhow::Result<Store> {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("creating the data directory {}", dir.display()))?;
+        let lock_path = dir.join(LOCK_FILE);
+        let mut lock = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .with_context(|| format!("opening {}", lock_path.display()))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => bail!(
+                "another govdc-hub process holds the store in {} (lock file {}); a node has exactly \
+                 one writer, so this process will not start",
+                dir.display(),
+                lock_path.display()
+            ),
+            Err(TryLockError::Error(e)) => {
+                return Err(e).with_context(|| format!("locking {}", lock_path.display()));
+            }
+        }
+        // For whoever looks at the lock file: which process holds it.
+        lock.set_len(0)?;
+        writeln!(lock, "{}", std::process::id())?;
+
+        let path = dir.join(DB_FILE);
+        let conn = Connection::open(&path)
+            .with_context(|| format!("opening the database {}", path.display()))?;
+        configure(&conn).with_context(|| format!("configuring {}", path.display()))?;
+        migrate(&conn)?;
+
+        let (jobs, queue) = mpsc::channel(4096);
+        std::thread::Builder::new()
+            .name("govdc-hub-writer".into())
+            .spawn(move || writer(conn, queue))
+            .context("starting the writer thread")?;
+        Ok(Store {
+            dir: dir.to_owned(),
+            jobs,
+            readers: Arc::default(),
+            _lock: lock,
+        })
+    }
+
+    /// The data directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Runs `f` in the writer's transaction and returns its result once committed. When `f`
+    /// fails, its changes are rolled back and the others' in the same group are kept.
+    pub async fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, Status> + Send + 'static,
+    ) -> Result<T, Status> {
+        let (tx, rx) = oneshot::channel();
+        let job = Job::Tx(Box::new(move |conn| {
+            let result = f(conn);
+            let ok = result.is_ok();
+            let done: Box<dyn FnOnce(Result<(), Status>) + Send> = Box::new(move |committed| {
+                let _ = tx.send(committed.and(result));
+            });
+            (ok, done)
+        }));
+        self.jobs.send(job).await.map_err(|_| closed())?;
+        rx.await.map_err(|_| closed())?
+    }
+
+    /// Runs `f` alone on the writing connection, outside any transaction.
+    pub async fn exclusive<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, Status> + Send + 'static,
+    ) -> Result<T, Status> {
+        let (tx, rx) = oneshot::channel();
+        let job = Job::Exclusive(Box::new(move |conn| {
+            let _ = tx.send(f(conn));
+        }));
+        self.jobs.send(job).await.map_err(|_| closed())?;
+        rx.await.map_err(|_| closed())?
+    }
+
+    /// Runs `f` on a reading connection, on the blocking thread pool.
+    pub async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, Status> + Send + 'static,
+    ) -> Result<T, Status> {
+        let readers = self.readers.clone();
+        let path = self.dir.join(DB_FILE);
+        tokio::task::spawn_blocking(move || {
+            let pooled = readers
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .pop();
+            let conn = match pooled {
+                Some(conn) => conn,
+                None => open_reader(&path).db()?,
+            };
+            let result = f(&conn);
+            readers
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .push(conn);
+            result
+        })
+        .await
+        .map_err(|e| Status::internal(format!("read task failed: {e}")))?
+    }
+
+    /// Finishes the queued writes, checkpoints the WAL into the database file and closes.
+    pub async fn close(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.jobs.send(Job::Close(tx)).await.is_ok() {
+            let _ = rx.await;
+        }
+        self.readers
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clear();
+    }
+}
+
+fn closed() -> Status {
+    Status::unavailable("the store is closed: the node is shutting down")
+}
+
+/// A connection that only reads.
+pub fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    Ok(conn)
+}
+
+fn writer(mut conn: Connection, mut queue: mpsc::Receiver<Job>) {
+    let mut pending: Option<Job> = None;
+    loop {
+        let job = match pending.take() {
+            Some(job) => job,
+            None => match queue.blocking_recv() {
+                Some(job) => job,
+                None => break,
+            },
+        };
+        match job {
+            Job::Close(done) => {
+                checkpoint(&conn);
+                drop(conn);
+                let _ = done.send(());
+                return;
+            }
+            Job::Exclusive(f) => f(&mut conn),
+            Job::Tx(first) => {
+                let mut group = vec![first];
+                while group.len() < GROUP_LIMIT {
+                    match queue.try_recv() {
+                        Ok(Job::Tx(f)) => group.push(f),
+                        Ok(other) => {
+                            pending = Some(other);
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                commit_group(&conn, group);
+            }
+        }
+    }
+    checkpoint(&conn);
+}
+
+fn checkpoint(conn: &Connection) {
+    if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)") {
+        tracing::warn!(error = %e, "checkpointing the WAL");
+    }
+}
+
+type TxJob = Box<dyn FnOnce(&Connection) -> Completion + Send>;
+
+fn commit_group(conn: &Connection, group: Vec<TxJob>) {
+    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        // Dropping the jobs unrun fails their callers (their reply channels close).
+        tracing::error!(error = %e, "starting a transaction");
+        drop(group);
+        return;
+    }
+    let mut done = Vec::with_capacity(group.len());
+    for f in group {
+        if let Err(e) = conn.execute_batch("SAVEPOINT job") {
+            tracing::error!(error = %e, "opening a savepoint");
+            continue;
+        }
+        let (ok, callback) = f(conn);
+        let end = if ok {
+            "RELEASE job"
+        } else {
+            "ROLLBACK TO job; RELEASE job"
+        };
+        if let Err(e) = conn.execute_batch(end) {
+            tracing::error!(error = %e, "closing a savepoint");
+        }
+        done.push(callback);
+    }
+    let committed = conn.execute_batch("COMMIT").map_err(|e| {
+        tracing::error!(error = %e, "committing");
+        let _ = conn.execute_batch("ROLLBACK");
+        Status::internal(format!("storage error: the commit failed: {e}"))
+    });
+    for callback in done {
+        callback(committed.clone());
+    }
+}
