@@ -5,10 +5,12 @@
 //! - [`runtime`]: the process — endpoints, CRD check, leader election, shutdown;
 //! - [`controllers`]: one controller per resource, each a pipeline of small modules;
 //! - [`pipeline`]: the apply, prune and report steps the controllers share;
+//! - [`deid`]: de-identification of OpenDataset records, pure and streaming;
 //! - [`error`]: why a reconcile did not finish.
 
 pub mod config;
 pub mod controllers;
+pub mod deid;
 pub mod error;
 pub mod pipeline;
 pub mod quantity;

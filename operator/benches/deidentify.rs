@@ -1,0 +1,3 @@
+//! De-identification benchmark (in progress).
+
+fn main() {}
