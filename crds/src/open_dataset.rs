@@ -415,4 +415,18 @@ pub struct OpenDatasetStatus {
     /// When the served version was published.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_published: Option<Time>,
+
+    /// Fingerprint of the spec, the source and the pseudonym key the served version was made
+    /// from: a new version is made when it changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_digest: Option<String>,
+
+    /// Records of the source left out because their combination of quasi-identifiers was rarer
+    /// than k.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suppressed_records: Option<i64>,
+
+    /// Records in the smallest published group of quasi-identifiers (the k reached).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smallest_group: Option<i64>,
 }

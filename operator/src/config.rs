@@ -96,6 +96,10 @@ pub struct RunArgs {
     /// Service DNS does not resolve. Repeatable; comma-separated in the environment.
     #[arg(long = "hub-endpoint", env = "GOVDC_HUB_ENDPOINTS", value_delimiter = ',', value_parser = parse_hub_endpoint)]
     pub hub_endpoints: Vec<(String, String)>,
+
+    /// Seconds between looks at a published dataset's source for changes.
+    #[arg(long, env = "GOVDC_DATASET_POLL_SECONDS", default_value_t = 30)]
+    pub dataset_poll_seconds: u64,
 }
 
 impl RunArgs {

@@ -50,6 +50,15 @@ pub enum Error {
         #[source]
         source: serde_json::Error,
     },
+    /// A dataset version could not be made or unpublished (local files, or the portal
+    /// refused).
+    #[error("publishing {what}: {reason}")]
+    Publish {
+        /// The dataset.
+        what: String,
+        /// What went wrong.
+        reason: String,
+    },
     /// A hub node's signing key is unusable (someone shortened or emptied its Secret).
     #[error("the signing key of {what}: {reason}")]
     HubKey {
@@ -70,6 +79,7 @@ impl Error {
             Error::Status { .. } => "StatusUpdateFailed",
             Error::Serialize { .. } => "SerializeFailed",
             Error::HubKey { .. } => "HubKeyInvalid",
+            Error::Publish { .. } => "PublishFailed",
         }
     }
 

@@ -43,6 +43,8 @@ pub struct Context {
     pub capacity: Arc<department_cloud::capacity::CapacityLedger>,
     /// How hub nodes are deployed and reached.
     pub hub: exchange_node::HubSettings,
+    /// How datasets are published.
+    pub datasets: open_dataset::DatasetSettings,
 }
 
 /// A govdc resource whose status records the generation it describes.

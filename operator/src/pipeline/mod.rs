@@ -6,6 +6,7 @@
 pub mod apply;
 pub mod conditions;
 pub mod events;
+pub mod finalizer;
 pub mod ownership;
 pub mod prune;
 pub mod status;

@@ -151,6 +151,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             endpoints: args.hub_endpoints.iter().cloned().collect(),
             operator_namespace: args.lease_namespace.clone(),
         },
+        datasets: controllers::open_dataset::DatasetSettings {
+            poll_interval: std::time::Duration::from_secs(args.dataset_poll_seconds.max(1)),
+        },
     });
     let (controllers_stop_tx, controllers_stop_rx) = watch::channel(false);
     let selector = args.object_selector.as_deref();

@@ -27,7 +27,6 @@ use k8s_openapi::api::core::v1::{LimitRange, Namespace, ResourceQuota};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, RoleBinding};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::api::{Patch, PatchParams};
 use kube::core::error_boundary::DeserializeGuard;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
@@ -38,9 +37,9 @@ use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 
 use super::{Context, Running, instrumented};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::pipeline::ownership::{MANAGED_BY, MANAGER, OWNER_KIND, OWNER_NAME};
-use crate::pipeline::{apply, events, prune};
+use crate::pipeline::{apply, events, finalizer, prune};
 use capacity::Decision;
 use report::Outcome;
 
@@ -159,47 +158,18 @@ async fn reconcile(
         if cloud.metadata.deletion_timestamp.is_some() {
             if finalized {
                 cleanup::cleanup(&ctx, &cloud).await?;
-                set_finalizer(&ctx, &cloud, false).await?;
+                finalizer::set(&ctx.client, cloud.as_ref(), FINALIZER, false).await?;
             }
             return Ok(Action::await_change());
         }
         if !finalized {
             // In the same pass as provisioning: the finalizer's write is no new generation and
             // would trigger nothing.
-            set_finalizer(&ctx, &cloud, true).await?;
+            finalizer::set(&ctx.client, cloud.as_ref(), FINALIZER, true).await?;
         }
         provision(cloud, ctx).await
     })
     .await
-}
-
-/// Adds or removes the finalizer, guarded by the resourceVersion it was read at so that no
-/// other finalizer is lost to a concurrent change.
-async fn set_finalizer(ctx: &Context, cloud: &DepartmentCloud, present: bool) -> Result<()> {
-    let mut finalizers: Vec<String> = cloud
-        .finalizers()
-        .iter()
-        .filter(|f| *f != FINALIZER)
-        .cloned()
-        .collect();
-    if present {
-        finalizers.push(FINALIZER.to_owned());
-    }
-    let patch = serde_json::json!({
-        "metadata": {"resourceVersion": cloud.resource_version(), "finalizers": finalizers}
-    });
-    Api::<DepartmentCloud>::all(ctx.client.clone())
-        .patch(
-            &cloud.name_any(),
-            &PatchParams::default(),
-            &Patch::Merge(&patch),
-        )
-        .await
-        .map_err(|source| Error::Apply {
-            what: format!("finalizer of DepartmentCloud {}", cloud.name_any()),
-            source,
-        })?;
-    Ok(())
 }
 
 #[tracing::instrument(skip_all, fields(department_cloud = %cloud.name_any()))]

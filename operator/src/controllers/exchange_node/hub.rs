@@ -59,24 +59,35 @@ pub struct HubObservation {
     pub parent_set: bool,
 }
 
-type Authenticated = InterceptedService<Channel, BearerToken>;
+/// A channel that presents a bearer token on every call.
+pub type Authenticated = InterceptedService<Channel, BearerToken>;
 
-/// Brings the running hub in line with `plan`.
-pub async fn sync(plan: &HubPlan) -> Result<HubObservation, HubError> {
-    let channel = Endpoint::from_shared(plan.endpoint.clone())
-        .map_err(|_| HubError::Endpoint(plan.endpoint.clone()))?
+/// A channel to the hub at `endpoint`, with the operator's timeouts (`call_timeout` per call).
+pub async fn connect(endpoint: &str, call_timeout: Duration) -> Result<Channel, HubError> {
+    Endpoint::from_shared(endpoint.to_owned())
+        .map_err(|_| HubError::Endpoint(endpoint.to_owned()))?
         .connect_timeout(CONNECT_TIMEOUT)
-        .timeout(CALL_TIMEOUT)
+        .timeout(call_timeout)
         .connect()
         .await
         .map_err(|source| HubError::Connect {
-            endpoint: plan.endpoint.clone(),
+            endpoint: endpoint.to_owned(),
             source,
-        })?;
-    let token = BearerToken::new(&plan.admin_token).map_err(|status| HubError::Call {
+        })
+}
+
+/// The interceptor that presents `token`.
+pub fn bearer(token: &str) -> Result<BearerToken, HubError> {
+    BearerToken::new(token).map_err(|status| HubError::Call {
         call: "authenticate",
         status,
-    })?;
+    })
+}
+
+/// Brings the running hub in line with `plan`.
+pub async fn sync(plan: &HubPlan) -> Result<HubObservation, HubError> {
+    let channel = connect(&plan.endpoint, CALL_TIMEOUT).await?;
+    let token = bearer(&plan.admin_token)?;
     let mut node: NodeClient<Authenticated> =
         NodeClient::with_interceptor(channel.clone(), token.clone());
     let mut membership: MembershipClient<Authenticated> =

@@ -1,21 +1,49 @@
-//! The OpenDataset controller: read -> validate -> build -> apply -> prune -> report.
+//! The OpenDataset controller: a department's dataset, de-identified, on the open-data portal.
+//!
+//! Each pass: **read** the owning department, the portal node, the pseudonym key and the source
+//! -> **validate** (pure: an intranet owner, a missing portal or source, a personal field in the
+//! clear — [`crate::deid::Plan`] checks the rules) -> when the fingerprint of spec, source, key
+//! and refresh schedule moved: **source** the records as CSV -> **build** the de-identified
+//! files (k-anonymity checked) -> **publish** a new version to the portal if its content differs
+//! -> **report**. A refusal publishes nothing and keeps the version already served. Deleting the
+//! OpenDataset unpublishes it, behind a finalizer.
 
+pub mod build;
+pub mod publish;
 pub mod read;
 pub mod report;
+pub mod source;
 pub mod validate;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use govdc_crds::OpenDataset;
+use govdc_hub_api::auth::{Claims, Role};
+use kube::ResourceExt;
 use kube::core::error_boundary::DeserializeGuard;
 use kube::runtime::controller::Action;
+use sha2::Digest;
 use tokio::sync::watch;
 
-use super::{Context, Running, instrumented};
-use crate::error::Result;
+use super::exchange_node::{HubSettings, key};
+use super::{Context, Problem, Running, instrumented};
+use crate::deid::Plan;
+use crate::error::{Error, Result};
+use crate::pipeline::finalizer;
+use build::BuildError;
+use publish::Portal;
+use read::Inputs;
+use report::Outcome;
 
 /// The controller's label in metrics and logs.
 pub const NAME: &str = "open_dataset";
+
+/// The finalizer that unpublishes a dataset before its OpenDataset goes.
+pub const FINALIZER: &str = "govdc.io/open-dataset";
+
+/// How long the operator's admin token for a portal lives: issued afresh on every pass.
+const ADMIN_TOKEN_TTL: Duration = Duration::from_secs(900);
 
 /// Starts the controller.
 pub fn start(
@@ -36,8 +64,243 @@ async fn reconcile(guard: Arc<DeserializeGuard<OpenDataset>>, ctx: Arc<Context>)
 
 #[tracing::instrument(skip_all, fields(open_dataset = %super::display_name(dataset.as_ref())))]
 async fn reconcile_valid(dataset: Arc<OpenDataset>, ctx: Arc<Context>) -> Result<Action> {
+    let finalized = dataset.finalizers().iter().any(|f| f == FINALIZER);
+    if dataset.metadata.deletion_timestamp.is_some() {
+        if finalized {
+            unpublish(&ctx, &dataset).await?;
+            finalizer::set(&ctx.client, dataset.as_ref(), FINALIZER, false).await?;
+        }
+        return Ok(Action::await_change());
+    }
+    if !finalized {
+        finalizer::set(&ctx.client, dataset.as_ref(), FINALIZER, true).await?;
+    }
     let inputs = read::read(&ctx.client, &dataset).await?;
-    let problems = validate::validate(&dataset, &inputs);
-    report::write(&ctx, &dataset, &problems).await?;
-    Ok(Action::requeue(super::RESYNC_INTERVAL))
+    let mut problems = validate::validate(&dataset, &inputs);
+    let plan = match Plan::from_spec(&dataset.spec, inputs.pseudonym_key.as_deref()) {
+        Ok(plan) => Some(plan),
+        Err(refusal) => {
+            problems.push(Problem::new(refusal.reason(), refusal.to_string()));
+            None
+        }
+    };
+    let (Some(plan), true) = (plan, problems.is_empty()) else {
+        report::write(&ctx, &dataset, Outcome::Refused(&problems)).await?;
+        return Ok(Action::requeue(ctx.datasets.poll_interval));
+    };
+    let outcome = publish_if_changed(&ctx, &dataset, &inputs, &plan).await?;
+    report::write(&ctx, &dataset, outcome).await?;
+    Ok(Action::requeue(next_look(
+        &dataset,
+        ctx.datasets.poll_interval,
+    )))
+}
+
+/// Settings of the OpenDataset controller.
+#[derive(Clone, Debug)]
+pub struct DatasetSettings {
+    /// How often a published dataset's source is looked at for changes.
+    pub poll_interval: Duration,
+}
+
+impl Default for DatasetSettings {
+    fn default() -> Self {
+        DatasetSettings {
+            poll_interval: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The portal of `inputs`, with the operator's token; `None` while the portal has no key.
+fn portal(inputs: &Inputs, settings: &HubSettings) -> Result<Option<Portal>> {
+    let (Some(node), Some(secret)) = (&inputs.portal, &inputs.portal_key_secret) else {
+        return Ok(None);
+    };
+    let name = node.name_any();
+    let Some(signing_key) = key::from_secret(secret, &name)? else {
+        return Ok(None);
+    };
+    let admin_token = signing_key
+        .issue(&Claims::new(
+            "operator",
+            Role::Admin,
+            &name,
+            ADMIN_TOKEN_TTL,
+        ))
+        .map_err(|e| Error::HubKey {
+            what: format!("portal {name}"),
+            reason: e.to_string(),
+        })?;
+    Ok(Some(Portal {
+        endpoint: settings.endpoint(&node.namespace().unwrap_or_default(), &name),
+        admin_token,
+    }))
+}
+
+async fn publish_if_changed<'a>(
+    ctx: &Context,
+    dataset: &OpenDataset,
+    inputs: &'a Inputs,
+    plan: &Plan,
+) -> Result<Outcome<'a>> {
+    let Some(owner) = &inputs.owner else {
+        return Ok(Outcome::Waiting("the owning department is gone".into()));
+    };
+    let Some(portal) = portal(inputs, &ctx.hub)? else {
+        return Ok(Outcome::Waiting(format!(
+            "the portal node {} has no signing key yet",
+            dataset.spec.portal.name
+        )));
+    };
+    let portal_node = inputs.portal.as_ref();
+    let id = build::dataset_id(dataset);
+    let current = match portal.current(&id).await {
+        Ok(current) => current,
+        Err(error) => return Ok(Outcome::PortalUnreachable(error.to_string())),
+    };
+    let source_fingerprint = match source::fingerprint(&inputs.source, owner, &ctx.hub).await {
+        Ok(fingerprint) => fingerprint,
+        Err(error) => return Ok(Outcome::SourceUnreadable(error.to_string())),
+    };
+    let digest = input_digest(
+        dataset,
+        &source_fingerprint,
+        inputs.pseudonym_key.as_deref(),
+    );
+    let unchanged = dataset
+        .status
+        .as_ref()
+        .and_then(|s| s.input_digest.as_deref())
+        == Some(digest.as_str());
+    if let (true, Some(current)) = (unchanged, &current) {
+        return Ok(Outcome::Served {
+            portal: portal_node,
+            published: current.clone(),
+            digest,
+            report: None,
+            new_version: false,
+        });
+    }
+
+    let spool = tempfile::Builder::new()
+        .prefix("govdc-source-")
+        .tempdir()
+        .map_err(|e| io_error(dataset, e))?;
+    let columns: Vec<String> = plan.columns().map(str::to_owned).collect();
+    let data =
+        match source::materialize(&inputs.source, owner, &ctx.hub, &columns, spool.path()).await {
+            Ok(data) => data,
+            Err(error) => return Ok(Outcome::SourceUnreadable(error.to_string())),
+        };
+    let built = {
+        let (owned, plan) = (dataset.clone(), plan.clone());
+        tokio::task::spawn_blocking(move || build::build(&owned, &plan, &data))
+            .await
+            .map_err(|e| io_error(dataset, std::io::Error::other(e.to_string())))?
+    };
+    let built = match built {
+        Ok(built) => built,
+        Err(BuildError::Refused(refusal)) => {
+            return Ok(Outcome::BuildRefused(Problem::new(
+                refusal.reason(),
+                refusal.to_string(),
+            )));
+        }
+        Err(BuildError::Io(error)) => return Err(io_error(dataset, error)),
+    };
+    drop(spool);
+    let same_content = current
+        .as_ref()
+        .and_then(|c| c.metadata.as_ref())
+        .is_some_and(|m| m.content_sha256 == built.content_sha256);
+    let (published, new_version) = match current {
+        Some(current) if same_content => (current, false),
+        current => {
+            let version = current.and_then(|c| c.metadata).map_or(0, |m| m.version) + 1;
+            let metadata = build::metadata(dataset, owner, &built, version);
+            match portal.publish(metadata, built.files.clone()).await {
+                Ok(published) => (published, true),
+                Err(error) => return Ok(Outcome::PortalUnreachable(error.to_string())),
+            }
+        }
+    };
+    Ok(Outcome::Served {
+        portal: portal_node,
+        published,
+        digest,
+        report: Some(built.report),
+        new_version,
+    })
+}
+
+fn io_error(dataset: &OpenDataset, error: std::io::Error) -> Error {
+    Error::Publish {
+        what: build::dataset_id(dataset),
+        reason: error.to_string(),
+    }
+}
+
+/// The fingerprint of everything a version is made from: the spec, the source, the key and the
+/// last time the refresh schedule fired (so a refresh re-reads the source even when its
+/// fingerprint cannot tell it changed).
+fn input_digest(dataset: &OpenDataset, source: &str, key: Option<&[u8]>) -> String {
+    let mut hasher = sha2::Sha256::new();
+    hasher.update(serde_json::to_vec(&dataset.spec).unwrap_or_default());
+    hasher.update([0]);
+    hasher.update(source.as_bytes());
+    hasher.update([0]);
+    if let Some(key) = key {
+        hasher.update(sha2::Sha256::digest(key));
+    }
+    if let Some(fired) = last_refresh(dataset, jiff::Timestamp::now()) {
+        hasher.update(fired.as_second().to_be_bytes());
+    }
+    build::hex(&hasher.finalize())
+}
+
+/// The last time at or before `now` the refresh schedule fired.
+fn last_refresh(dataset: &OpenDataset, now: jiff::Timestamp) -> Option<jiff::Timestamp> {
+    let cron: croner::Cron = dataset.spec.refresh_schedule.as_deref()?.parse().ok()?;
+    cron.find_previous_occurrence(&now.to_zoned(jiff::tz::TimeZone::UTC), true)
+        .ok()
+        .map(|z| z.timestamp())
+}
+
+/// When to look again: the poll interval, or sooner when the refresh schedule fires first.
+fn next_look(dataset: &OpenDataset, poll: Duration) -> Duration {
+    let now = jiff::Timestamp::now();
+    let next = dataset
+        .spec
+        .refresh_schedule
+        .as_deref()
+        .and_then(|text| text.parse::<croner::Cron>().ok())
+        .and_then(|cron| {
+            cron.find_next_occurrence(&now.to_zoned(jiff::tz::TimeZone::UTC), false)
+                .ok()
+        })
+        .and_then(|next| Duration::try_from(next.timestamp().duration_since(now)).ok());
+    match next {
+        Some(until) if until < poll => until + Duration::from_secs(1),
+        _ => poll,
+    }
+}
+
+/// Unpublishes the dataset from its portal. A portal node that is gone has nothing to
+/// unpublish; one that does not answer is retried (the finalizer stays).
+async fn unpublish(ctx: &Context, dataset: &OpenDataset) -> Result<()> {
+    let inputs = read::read(&ctx.client, dataset).await?;
+    if inputs.portal.is_none() {
+        return Ok(());
+    }
+    let Some(portal) = portal(&inputs, &ctx.hub)? else {
+        return Ok(());
+    };
+    portal
+        .unpublish(&build::dataset_id(dataset))
+        .await
+        .map_err(|error| Error::Publish {
+            what: build::dataset_id(dataset),
+            reason: format!("unpublishing: {error}"),
+        })?;
+    Ok(())
 }

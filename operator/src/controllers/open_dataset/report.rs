@@ -1,38 +1,317 @@
-//! The report step of OpenDatasets.
+//! The report step of OpenDatasets: the served version (from the portal's own answer), what
+//! de-identification did, conditions and events.
 
-use govdc_crds::{OpenDataset, OpenDatasetStatus};
+use govdc_crds::{ExchangeNode, OpenDataset, OpenDatasetStatus};
+use govdc_hub_api::v1::PublishedDataset;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::Resource;
+use kube::runtime::events::EventType;
 
+use crate::controllers::exchange_node::build::portal_url;
 use crate::controllers::{Context, Problem, problem_conditions, report};
+use crate::deid::Report;
 use crate::error::Result;
-use crate::pipeline::conditions::{Observed, PROGRESSING, READY};
+use crate::pipeline::conditions::{DEGRADED, Observed, PROGRESSING, READY};
+use crate::pipeline::events;
 
 resource_status!(OpenDatasetStatus);
 
-/// The conditions for a validation verdict.
-pub fn conditions_for(problems: &[Problem]) -> Vec<Observed> {
-    problem_conditions(problems).unwrap_or_else(|| {
-        vec![
-            Observed::no(
-                READY,
-                "NotPublished",
-                "the spec is valid; this operator version does not publish datasets yet",
-            ),
-            Observed::no(PROGRESSING, "NotPublished", "the spec is valid"),
-        ]
-    })
+/// `Published`: a version of the dataset is served on the portal.
+pub const PUBLISHED: &str = "Published";
+
+/// What a pass came to.
+// One value per pass, passed by reference and dropped: boxing the large variant buys nothing.
+#[allow(clippy::large_enum_variant)]
+pub enum Outcome<'a> {
+    /// The spec or its inputs refuse publication; nothing new was published.
+    Refused(&'a [Problem]),
+    /// De-identification refused the records (k-anonymity, a source field missing).
+    BuildRefused(Problem),
+    /// Something publication needs is not there yet.
+    Waiting(String),
+    /// The portal did not answer or refused the upload.
+    PortalUnreachable(String),
+    /// The source could not be read.
+    SourceUnreadable(String),
+    /// A version is served.
+    Served {
+        /// The portal node.
+        portal: Option<&'a ExchangeNode>,
+        /// The portal's account of the served version.
+        published: PublishedDataset,
+        /// The fingerprint of the inputs it was made from.
+        digest: String,
+        /// What de-identification did, when this pass built a version.
+        report: Option<Report>,
+        /// Whether this pass published a new version.
+        new_version: bool,
+    },
 }
 
-/// Writes the status if it changed.
-pub async fn write(ctx: &Context, dataset: &OpenDataset, problems: &[Problem]) -> Result<()> {
-    let current = dataset.status.clone().unwrap_or_default();
+fn published_condition(status: &OpenDatasetStatus) -> Observed {
+    match status.published_version {
+        Some(version) => Observed::yes(
+            PUBLISHED,
+            "VersionServed",
+            format!("version {version} is served"),
+        ),
+        None => Observed::no(PUBLISHED, "NotPublished", "no version has been published"),
+    }
+}
+
+/// The conditions for an outcome, given the status it leads to.
+pub fn conditions_for(outcome: &Outcome<'_>, status: &OpenDatasetStatus) -> Vec<Observed> {
+    let kept = || match status.published_version {
+        Some(version) => format!("; version {version} stays served"),
+        None => String::new(),
+    };
+    let mut observed = match outcome {
+        Outcome::Refused(problems) => {
+            let mut conditions = problem_conditions(problems).unwrap_or_default();
+            for condition in &mut conditions {
+                if condition.type_ == READY {
+                    condition.message.push_str(&kept());
+                }
+            }
+            conditions.push(Observed::no(DEGRADED, "AsExpected", "nothing is failing"));
+            conditions
+        }
+        Outcome::BuildRefused(problem) => vec![
+            Observed::no(
+                READY,
+                problem.reason,
+                format!("{}{}", problem.message, kept()),
+            ),
+            Observed::no(
+                PROGRESSING,
+                problem.reason,
+                "waiting for the spec or the source to change",
+            ),
+            Observed::no(DEGRADED, "AsExpected", "nothing is failing"),
+        ],
+        Outcome::Waiting(message) => vec![
+            Observed::no(READY, "PortalNotReady", message.clone()),
+            Observed::yes(PROGRESSING, "PortalNotReady", message.clone()),
+            Observed::no(DEGRADED, "AsExpected", "nothing is failing"),
+        ],
+        Outcome::PortalUnreachable(message) => vec![
+            Observed::no(READY, "PortalUnreachable", format!("{message}{}", kept())),
+            Observed::yes(PROGRESSING, "PortalUnreachable", "retrying"),
+            Observed::yes(DEGRADED, "PortalUnreachable", message.clone()),
+        ],
+        Outcome::SourceUnreadable(message) => vec![
+            Observed::no(READY, "SourceUnreadable", format!("{message}{}", kept())),
+            Observed::yes(PROGRESSING, "SourceUnreadable", "retrying"),
+            Observed::yes(DEGRADED, "SourceUnreadable", message.clone()),
+        ],
+        Outcome::Served { published, .. } => {
+            let metadata = published.metadata.clone().unwrap_or_default();
+            vec![
+                Observed::yes(
+                    READY,
+                    "Published",
+                    format!(
+                        "version {} with {} records is served",
+                        metadata.version, metadata.record_count
+                    ),
+                ),
+                Observed::no(PROGRESSING, "Published", "the served version is up to date"),
+                Observed::no(DEGRADED, "AsExpected", "nothing is failing"),
+            ]
+        }
+    };
+    observed.push(published_condition(status));
+    observed
+}
+
+/// The status an outcome leads to.
+fn next_status(dataset: &OpenDataset, outcome: &Outcome<'_>) -> OpenDatasetStatus {
+    let mut next = dataset.status.clone().unwrap_or_default();
+    let Outcome::Served {
+        portal,
+        published,
+        digest,
+        report,
+        ..
+    } = outcome
+    else {
+        return next;
+    };
+    let metadata = published.metadata.clone().unwrap_or_default();
+    let base = portal.map(portal_url).unwrap_or_default();
+    next.published_version = Some(metadata.version);
+    next.record_count = Some(metadata.record_count);
+    next.checksum = published
+        .files
+        .iter()
+        .find(|f| f.format == "csv")
+        .or_else(|| published.files.first())
+        .map(|f| f.sha256.clone());
+    next.download_urls = published
+        .files
+        .iter()
+        .map(|f| format!("{}{}", base.trim_end_matches('/'), f.path))
+        .collect();
+    next.last_published = published
+        .published_at
+        .as_ref()
+        .and_then(|t| jiff::Timestamp::new(t.seconds, t.nanos).ok().map(Time));
+    next.input_digest = Some(digest.clone());
+    if let Some(report) = report {
+        next.suppressed_records = i64::try_from(report.rows_suppressed).ok();
+        next.smallest_group = report.smallest_group.and_then(|n| i64::try_from(n).ok());
+    }
+    next
+}
+
+/// Writes the status if it changed, with a Warning event for a refusal and a Normal one for a
+/// new version.
+pub async fn write(ctx: &Context, dataset: &OpenDataset, outcome: Outcome<'_>) -> Result<()> {
+    let next = next_status(dataset, &outcome);
+    let conditions = conditions_for(&outcome, &next);
+    let build_problem;
+    let problems: &[Problem] = match &outcome {
+        Outcome::Refused(problems) => problems,
+        Outcome::BuildRefused(problem) => {
+            build_problem = [problem.clone()];
+            &build_problem
+        }
+        _ => &[],
+    };
     report(
         ctx,
         dataset,
         dataset.status.as_ref(),
-        current,
-        &conditions_for(problems),
+        next.clone(),
+        &conditions,
         problems,
     )
     .await?;
+    if let Outcome::Served {
+        new_version: true,
+        report: Some(report),
+        ..
+    } = &outcome
+    {
+        events::publish(
+            &ctx.recorder,
+            &dataset.object_ref(&()),
+            EventType::Normal,
+            "Published",
+            "Publish",
+            format!(
+                "version {} published: {} of {} records ({} suppressed below k)",
+                next.published_version.unwrap_or_default(),
+                report.rows_written,
+                report.rows_read,
+                report.rows_suppressed
+            ),
+        )
+        .await;
+    }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use govdc_hub_api::v1::{DatasetFile, DatasetMetadata};
+
+    fn find<'a>(observed: &'a [Observed], type_: &str) -> &'a Observed {
+        observed
+            .iter()
+            .find(|c| c.type_ == type_)
+            .expect("condition")
+    }
+
+    #[test]
+    fn a_refusal_says_the_previous_version_stays_served() {
+        let status = OpenDatasetStatus {
+            published_version: Some(3),
+            ..OpenDatasetStatus::default()
+        };
+        let problems = [Problem::new(
+            "PersonalFieldInTheClear",
+            "spec.fields[1]: phone",
+        )];
+        let observed = conditions_for(&Outcome::Refused(&problems), &status);
+        let ready = find(&observed, READY);
+        assert_eq!(
+            (ready.status, ready.reason.as_str()),
+            ("False", "PersonalFieldInTheClear")
+        );
+        assert!(
+            ready.message.ends_with("version 3 stays served"),
+            "{}",
+            ready.message
+        );
+        assert_eq!(find(&observed, PUBLISHED).status, "True");
+    }
+
+    #[test]
+    fn a_served_version_fills_the_status_from_the_portal_answer() {
+        let dataset: OpenDataset = serde_json::from_value(serde_json::json!({
+            "apiVersion": "govdc.io/v1alpha1", "kind": "OpenDataset",
+            "metadata": {"name": "d", "namespace": "ns"},
+            "spec": {
+                "title": "t", "category": "health", "openness": "unconditional",
+                "source": {"configMapRef": {"name": "c", "key": "k"}},
+                "portal": {"name": "national", "namespace": "hub"},
+                "fields": [{"name": "a", "action": "keep"}],
+            }
+        }))
+        .expect("fixture");
+        let portal: ExchangeNode = serde_json::from_value(serde_json::json!({
+            "apiVersion": "govdc.io/v1alpha1", "kind": "ExchangeNode",
+            "metadata": {"name": "national", "namespace": "hub"},
+            "spec": {"level": "national", "regionCode": "100000", "networkZone": "extranet",
+                     "openDataPortal": true, "portalUrl": "https://data.gov.cn/"},
+        }))
+        .expect("portal fixture");
+        let published = PublishedDataset {
+            metadata: Some(DatasetMetadata {
+                version: 2,
+                record_count: 10,
+                ..DatasetMetadata::default()
+            }),
+            files: vec![
+                DatasetFile {
+                    format: "json".into(),
+                    sha256: "j".into(),
+                    size: 1,
+                    path: "/download/ns.d/2/data.json.gz".into(),
+                },
+                DatasetFile {
+                    format: "csv".into(),
+                    sha256: "c".into(),
+                    size: 1,
+                    path: "/download/ns.d/2/data.csv.gz".into(),
+                },
+            ],
+            published_at: None,
+        };
+        let outcome = Outcome::Served {
+            portal: Some(&portal),
+            published,
+            digest: "x".into(),
+            report: None,
+            new_version: true,
+        };
+        let status = next_status(&dataset, &outcome);
+        assert_eq!(status.published_version, Some(2));
+        assert_eq!(
+            status.checksum.as_deref(),
+            Some("c"),
+            "the CSV file's checksum"
+        );
+        assert_eq!(
+            status.download_urls,
+            vec![
+                "https://data.gov.cn/download/ns.d/2/data.json.gz".to_owned(),
+                "https://data.gov.cn/download/ns.d/2/data.csv.gz".to_owned()
+            ]
+        );
+        let observed = conditions_for(&outcome, &status);
+        assert_eq!(find(&observed, READY).status, "True");
+    }
 }

@@ -3,7 +3,7 @@
 use govdc_crds::open_dataset::FieldAction;
 use govdc_crds::{NetworkZone, OpenDataset};
 
-use super::read::Inputs;
+use super::read::{Inputs, Source};
 use crate::controllers::Problem;
 
 /// The problems found; empty when the dataset may be published.
@@ -53,10 +53,18 @@ pub fn validate(dataset: &OpenDataset, inputs: &Inputs) -> Vec<Problem> {
         )),
         Some(_) => {}
     }
-    if inputs.source_present == Some(false) {
+    if let Source::Missing(message) = &inputs.source {
+        problems.push(Problem::new("SourceNotFound", message.clone()));
+    }
+    if let Some(reference) = &dataset.spec.pseudonym_key_ref
+        && inputs.pseudonym_key.is_none()
+    {
         problems.push(Problem::new(
-            "SourceNotFound",
-            "spec.source: the ConfigMap or Secret or its key does not exist",
+            "PseudonymKeyMissing",
+            format!(
+                "spec.pseudonymKeyRef: Secret {} with key {} does not exist",
+                reference.name, reference.key
+            ),
         ));
     }
     problems
