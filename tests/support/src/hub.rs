@@ -72,6 +72,9 @@ pub struct HubOptions {
     pub env: Vec<(String, String)>,
     /// The key file; a fresh random 32-byte key when `None`.
     pub key_file: Option<PathBuf>,
+    /// The gRPC port, when a client must know it before the hub starts (an operator's
+    /// `--hub-endpoint`); a free one when `None`.
+    pub grpc_port: Option<u16>,
 }
 
 impl HubOptions {
@@ -84,6 +87,7 @@ impl HubOptions {
             config_yaml: None,
             env: Vec::new(),
             key_file: None,
+            grpc_port: None,
         }
     }
 
@@ -96,6 +100,18 @@ impl HubOptions {
     /// Uses `yaml` as the configuration file.
     pub fn config_yaml(mut self, yaml: &str) -> HubOptions {
         self.config_yaml = Some(yaml.to_owned());
+        self
+    }
+
+    /// Uses the key in `path`.
+    pub fn key_file(mut self, path: &Path) -> HubOptions {
+        self.key_file = Some(path.to_owned());
+        self
+    }
+
+    /// Listens for gRPC on `port`.
+    pub fn grpc_port(mut self, port: u16) -> HubOptions {
+        self.grpc_port = Some(port);
         self
     }
 }
@@ -166,7 +182,7 @@ impl HubProcess {
         // Free ports are found by binding and closing, so another process may take one first:
         // try again with new ones when the hub could not listen.
         for attempt in 1..=3 {
-            hub.grpc_port = free_port();
+            hub.grpc_port = hub.options.grpc_port.unwrap_or_else(free_port);
             hub.metrics_port = free_port();
             match hub.launch() {
                 Ok(()) => return Ok(hub),

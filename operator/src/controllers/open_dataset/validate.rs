@@ -1,6 +1,6 @@
-//! Pure validation of an OpenDataset: the refusals that keep anything from being published.
+//! Pure validation of an OpenDataset's inputs: the refusals that keep anything from being
+//! published. The field rules themselves are checked by [`crate::deid::Plan`].
 
-use govdc_crds::open_dataset::FieldAction;
 use govdc_crds::{NetworkZone, OpenDataset};
 
 use super::read::{Inputs, Source};
@@ -19,22 +19,6 @@ pub fn validate(dataset: &OpenDataset, inputs: &Inputs) -> Vec<Problem> {
             format!("the owning department {} is on the classified intranet; its data is never opened to the public", owner.spec.department.name),
         )),
         Some(_) => {}
-    }
-    let in_clear: Vec<&str> = dataset
-        .spec
-        .fields
-        .iter()
-        .filter(|f| f.personal && f.action == FieldAction::Keep)
-        .map(|f| f.name.as_str())
-        .collect();
-    if !in_clear.is_empty() {
-        problems.push(Problem::new(
-            "PersonalFieldInClear",
-            format!(
-                "spec.fields: personal fields would be published in the clear: {}",
-                in_clear.join(", ")
-            ),
-        ));
     }
     match &inputs.portal {
         None => problems.push(Problem::new(

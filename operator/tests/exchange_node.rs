@@ -1,0 +1,487 @@
+//! ExchangeNodes on the real API server with real hub processes: a national node and two
+//! provincial nodes federate through the operator, the national catalog shows the provinces'
+//! resources, members follow `allowedDepartments`, and a link across networks is refused.
+//!
+//! No kubelet runs here, so the test plays its part: it runs each hub from the ConfigMap and the
+//! key Secret the operator made, as the StatefulSet's pod would, and tells the operator where
+//! the hubs listen with `--hub-endpoint`.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use govdc_crds::{DepartmentCloud, ExchangeNode};
+use govdc_hub_api::auth::{BearerToken, Claims, Role, TokenKey};
+use govdc_hub_api::v1::catalog_client::CatalogClient;
+use govdc_hub_api::v1::membership_client::MembershipClient;
+use govdc_hub_api::v1::{
+    Field, ListMembersRequest, ListResourcesRequest, RegisterResourceRequest, Resource, ShareType,
+};
+use govdc_test_support::hub::{HubOptions, HubProcess, hub_bin};
+use govdc_test_support::{
+    OperatorProcess, TEST_LABEL, TestEnv, eventually, free_port, install_crds,
+};
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::Api;
+use kube::api::{Patch, PatchParams, PostParams};
+use serde_json::{Value, json};
+use tonic::transport::Channel;
+
+const OPERATOR: &str = env!("CARGO_BIN_EXE_govdc-operator");
+const WAIT: Duration = Duration::from_secs(60);
+
+fn credit_code(base: &str) -> String {
+    govdc_crds::validation::credit_code::complete(base)
+}
+
+async fn create_department(env: &TestEnv, name: &str, zone: &str, code: &str) {
+    let cloud: DepartmentCloud = serde_json::from_value(json!({
+        "apiVersion": "govdc.io/v1alpha1", "kind": "DepartmentCloud",
+        "metadata": {"name": name, "labels": {TEST_LABEL: env.prefix}},
+        "spec": {
+            "department": {"name": format!("{name} 大数据局"), "creditCode": code, "level": "provincial", "regionCode": "330000"},
+            "networkZone": zone, "protectionLevel": 2, "environments": [{"name": "prod"}],
+            "quota": {"cpu": "1", "memory": "1Gi"},
+        },
+    }))
+    .expect("DepartmentCloud fixture");
+    Api::<DepartmentCloud>::all(env.client.clone())
+        .create(&PostParams::default(), &cloud)
+        .await
+        .expect("create DepartmentCloud");
+}
+
+fn exchange_node(env: &TestEnv, namespace: &str, name: &str, spec: Value) -> ExchangeNode {
+    serde_json::from_value(json!({
+        "apiVersion": "govdc.io/v1alpha1", "kind": "ExchangeNode",
+        "metadata": {"name": name, "namespace": namespace, "labels": {TEST_LABEL: env.prefix}},
+        "spec": spec,
+    }))
+    .expect("ExchangeNode fixture")
+}
+
+async fn condition(
+    api: &Api<ExchangeNode>,
+    operator: &OperatorProcess,
+    name: &str,
+    type_: &str,
+    status: &str,
+) -> Condition {
+    eventually(&format!("{name} {type_}={status}"), WAIT, || {
+        let api = api.clone();
+        async move {
+            let node = api.get_opt(name).await.ok()??;
+            let s = node.status?;
+            (s.observed_generation == node.metadata.generation).then_some(())?;
+            s.conditions
+                .into_iter()
+                .find(|c| c.type_ == type_ && c.status == status)
+        }
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", operator.logs()))
+}
+
+/// A hub run from the operator's ConfigMap and key Secret, as the StatefulSet's pod would run.
+struct RunningHub {
+    process: HubProcess,
+    key: TokenKey,
+    name: String,
+}
+
+impl RunningHub {
+    async fn start(env: &TestEnv, namespace: &str, name: &str, port: u16) -> RunningHub {
+        let configs: Api<ConfigMap> = Api::namespaced(env.client.clone(), namespace);
+        let secrets: Api<Secret> = Api::namespaced(env.client.clone(), namespace);
+        let config = eventually(&format!("ConfigMap {name}-hub"), WAIT, || {
+            let configs = configs.clone();
+            let name = name.to_owned();
+            async move { configs.get_opt(&format!("{name}-hub")).await.ok()? }
+        })
+        .await
+        .expect("the operator writes the hub's ConfigMap");
+        let key = eventually(&format!("Secret {name}-hub-key"), WAIT, || {
+            let secrets = secrets.clone();
+            let name = name.to_owned();
+            async move {
+                let secret = secrets.get_opt(&format!("{name}-hub-key")).await.ok()??;
+                secret.data?.get("key").map(|k| k.0.clone())
+            }
+        })
+        .await
+        .expect("the operator writes the hub's key");
+        let dir = govdc_test_support::repo_root()
+            .join("target/tmp")
+            .join(format!("{}-{name}-key", env.prefix));
+        std::fs::create_dir_all(&dir).expect("key dir");
+        let key_file = dir.join("key");
+        std::fs::write(&key_file, &key).expect("write key");
+        let config_text = config
+            .data
+            .and_then(|d| d.get("config.yaml").cloned())
+            .expect("config.yaml in the ConfigMap");
+        // The hub runs from the operator's configuration; only what differs between a pod and
+        // this machine is overridden (ports, data directory, key path), and catalogs are
+        // forwarded every second so the test need not wait for the default interval.
+        let options = HubOptions::new(name, "", "")
+            .config_yaml(&config_text)
+            .key_file(&key_file)
+            .grpc_port(port)
+            .env("GOVDC_HUB_FEDERATION_INTERVAL", "1s");
+        let process = HubProcess::start(&hub_bin(), options).expect("the hub starts");
+        RunningHub {
+            process,
+            key: TokenKey::new(key).expect("a strong key"),
+            name: name.to_owned(),
+        }
+    }
+
+    async fn channel(&self) -> Channel {
+        Channel::from_shared(self.process.endpoint())
+            .expect("endpoint")
+            .connect()
+            .await
+            .expect("connect to hub")
+    }
+
+    fn token(&self, subject: &str, role: Role) -> BearerToken {
+        let token = self
+            .key
+            .issue(&Claims::new(
+                subject,
+                role,
+                &self.name,
+                Duration::from_secs(600),
+            ))
+            .expect("issue");
+        BearerToken::new(&token).expect("token")
+    }
+}
+
+fn resource(code: &str, name: &str) -> Resource {
+    Resource {
+        code: code.to_owned(),
+        name: name.to_owned(),
+        description: format!("{name}, for the federation test"),
+        fields: vec![Field {
+            name: "licence_no".into(),
+            r#type: "string".into(),
+            description: "licence number".into(),
+            personal: false,
+        }],
+        share_type: ShareType::Unconditional as i32,
+        ..Resource::default()
+    }
+}
+
+#[tokio::test]
+async fn a_national_and_two_provincial_nodes_federate_through_the_operator() {
+    let env = TestEnv::new("primary", "exchange-node").await;
+    install_crds(&env.client).await.expect("install CRDs");
+    let lease_namespace = env.namespace("lease").await;
+    let hub_namespace = env.namespace("hub").await;
+    let (dept_national, dept_zhejiang, dept_intranet) = (
+        format!("{}-ndrc", env.prefix),
+        format!("{}-zj", env.prefix),
+        format!("{}-sec", env.prefix),
+    );
+    let codes = (
+        credit_code("11100000MB000001"),
+        credit_code("11330000MB000002"),
+        credit_code("11330000MB000003"),
+    );
+    create_department(&env, &dept_national, "extranet", &codes.0).await;
+    create_department(&env, &dept_zhejiang, "extranet", &codes.1).await;
+    create_department(&env, &dept_intranet, "intranet", &codes.2).await;
+
+    let ports: BTreeMap<&str, u16> = [
+        ("national", free_port()),
+        ("zhejiang", free_port()),
+        ("jiangsu", free_port()),
+    ]
+    .into();
+    let endpoint_flags: Vec<String> = ports
+        .iter()
+        .map(|(name, port)| {
+            format!("--hub-endpoint={hub_namespace}/{name}=http://127.0.0.1:{port}")
+        })
+        .collect();
+    let mut flags: Vec<&str> = endpoint_flags.iter().map(String::as_str).collect();
+    flags.extend(["--hub-image", "registry.test/govdc-hub:e2e"]);
+    let operator = OperatorProcess::start(
+        Path::new(OPERATOR),
+        &env,
+        &lease_namespace,
+        "operator",
+        &flags,
+    );
+
+    let nodes: Api<ExchangeNode> = Api::namespaced(env.client.clone(), &hub_namespace);
+    let parent = json!({"nodeRef": {"name": "national"}});
+    for node in [
+        exchange_node(
+            &env,
+            &hub_namespace,
+            "national",
+            json!({
+                "level": "national", "regionCode": "100000", "networkZone": "extranet",
+                "allowedDepartments": [dept_national],
+            }),
+        ),
+        exchange_node(
+            &env,
+            &hub_namespace,
+            "zhejiang",
+            json!({
+                "level": "provincial", "regionCode": "330000", "networkZone": "extranet", "parent": parent,
+                // The intranet department and a missing one cannot join an extranet node.
+                "allowedDepartments": [dept_zhejiang, dept_intranet, "no-such-department"],
+            }),
+        ),
+        exchange_node(
+            &env,
+            &hub_namespace,
+            "jiangsu",
+            json!({
+                "level": "provincial", "regionCode": "320000", "networkZone": "extranet", "parent": parent,
+                "auditAlgorithm": "sm3",
+            }),
+        ),
+        // An intranet node under the extranet national node: refused, nothing deployed.
+        exchange_node(
+            &env,
+            &hub_namespace,
+            "classified",
+            json!({
+                "level": "provincial", "regionCode": "330000", "networkZone": "intranet", "parent": parent,
+            }),
+        ),
+    ] {
+        nodes
+            .create(&PostParams::default(), &node)
+            .await
+            .expect("create ExchangeNode");
+    }
+
+    let refused = condition(&nodes, &operator, "classified", "Ready", "False").await;
+    assert_eq!(refused.reason, "NetworkZoneMismatch", "{refused:?}");
+    assert!(
+        refused.message.contains("never federates"),
+        "{}",
+        refused.message
+    );
+    let stateful_sets: Api<StatefulSet> = Api::namespaced(env.client.clone(), &hub_namespace);
+    assert!(
+        stateful_sets
+            .get_opt("classified-hub")
+            .await
+            .expect("GET")
+            .is_none(),
+        "a refused node must not be deployed"
+    );
+
+    // Until its pod runs, a node says it cannot reach its hub.
+    let waiting = condition(&nodes, &operator, "national", "Ready", "False").await;
+    assert_eq!(waiting.reason, "HubUnreachable", "{waiting:?}");
+
+    let national = RunningHub::start(&env, &hub_namespace, "national", ports["national"]).await;
+    let zhejiang = RunningHub::start(&env, &hub_namespace, "zhejiang", ports["zhejiang"]).await;
+    let jiangsu = RunningHub::start(&env, &hub_namespace, "jiangsu", ports["jiangsu"]).await;
+
+    for name in ["national", "zhejiang", "jiangsu"] {
+        condition(&nodes, &operator, name, "Ready", "True").await;
+    }
+    let connected = condition(&nodes, &operator, "zhejiang", "ParentConnected", "True").await;
+    assert_eq!(connected.reason, "Connected");
+    let degraded = condition(&nodes, &operator, "zhejiang", "Degraded", "True").await;
+    assert_eq!(degraded.reason, "DepartmentsNotJoined");
+    assert!(
+        degraded
+            .message
+            .contains("no-such-department does not exist"),
+        "{}",
+        degraded.message
+    );
+    assert!(
+        degraded.message.contains("is on the intranet"),
+        "{}",
+        degraded.message
+    );
+
+    // What the StatefulSet's pod would be: config, key, volume, probes, owner references.
+    let set = stateful_sets
+        .get("zhejiang-hub")
+        .await
+        .expect("StatefulSet");
+    let pod = set
+        .spec
+        .as_ref()
+        .expect("spec")
+        .template
+        .spec
+        .clone()
+        .expect("pod spec");
+    assert_eq!(
+        pod.containers[0].image.as_deref(),
+        Some("registry.test/govdc-hub:e2e")
+    );
+    assert!(
+        set.metadata
+            .owner_references
+            .is_some_and(|r| r[0].kind == "ExchangeNode")
+    );
+    for (kind, present) in [
+        (
+            "Service",
+            Api::<Service>::namespaced(env.client.clone(), &hub_namespace)
+                .get_opt("zhejiang-hub")
+                .await
+                .expect("GET")
+                .is_some(),
+        ),
+        (
+            "NetworkPolicy",
+            Api::<NetworkPolicy>::namespaced(env.client.clone(), &hub_namespace)
+                .get_opt("zhejiang-hub")
+                .await
+                .expect("GET")
+                .is_some(),
+        ),
+        (
+            "PodDisruptionBudget",
+            Api::<PodDisruptionBudget>::namespaced(env.client.clone(), &hub_namespace)
+                .get_opt("zhejiang-hub")
+                .await
+                .expect("GET")
+                .is_some(),
+        ),
+    ] {
+        assert!(present, "{kind} zhejiang-hub missing");
+    }
+
+    // Members follow allowedDepartments: only the extranet department that exists joined.
+    let mut members = MembershipClient::with_interceptor(
+        zhejiang.channel().await,
+        zhejiang.token("operator", Role::Admin),
+    );
+    let listed: Vec<String> = members
+        .list_members(ListMembersRequest {})
+        .await
+        .expect("ListMembers")
+        .into_inner()
+        .members
+        .into_iter()
+        .map(|m| m.credit_code)
+        .collect();
+    assert_eq!(listed, vec![codes.1.clone()]);
+
+    // A province registers a resource; the national catalog shows it, and the other's.
+    let mut zj_catalog = CatalogClient::with_interceptor(
+        zhejiang.channel().await,
+        zhejiang.token(&codes.1, Role::Member),
+    );
+    zj_catalog
+        .register_resource(RegisterResourceRequest {
+            resource: Some(resource(&format!("{}-0001", codes.1), "浙江省企业登记信息")),
+        })
+        .await
+        .expect("a member registers a resource on its node");
+    // jiangsu has no members: its operator-issued member token is refused (deny by default).
+    let mut js_catalog = CatalogClient::with_interceptor(
+        jiangsu.channel().await,
+        jiangsu.token(&codes.1, Role::Member),
+    );
+    let refused = js_catalog
+        .register_resource(RegisterResourceRequest {
+            resource: Some(resource(&format!("{}-0002", codes.1), "江苏")),
+        })
+        .await
+        .expect_err("a department that is not a member is refused");
+    assert_eq!(refused.code(), tonic::Code::PermissionDenied, "{refused:?}");
+
+    let mut national_catalog = CatalogClient::with_interceptor(
+        national.channel().await,
+        national.token("operator", Role::Admin),
+    );
+    let code = format!("{}-0001", codes.1);
+    let forwarded = eventually(
+        "the national catalog shows zhejiang's resource",
+        WAIT,
+        || {
+            let mut client = national_catalog.clone();
+            let code = code.clone();
+            async move {
+                let listed = client
+                    .list_resources(ListResourcesRequest::default())
+                    .await
+                    .ok()?
+                    .into_inner();
+                listed.resources.into_iter().find(|r| r.code == code)
+            }
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", operator.logs()));
+    assert_eq!(forwarded.node, "zhejiang");
+    assert_eq!(forwarded.provider, codes.1);
+
+    let size = eventually(
+        "national status.catalogSize counts the forwarded resource",
+        WAIT,
+        || {
+            let nodes = nodes.clone();
+            async move {
+                nodes
+                    .get("national")
+                    .await
+                    .ok()?
+                    .status?
+                    .catalog_size
+                    .filter(|n| *n >= 1)
+            }
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", operator.logs()));
+    assert!(size >= 1);
+
+    // Removing a department from allowedDepartments makes it leave the hub.
+    nodes
+        .patch(
+            "zhejiang",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"allowedDepartments": []}})),
+        )
+        .await
+        .expect("patch allowedDepartments");
+    eventually("the department left zhejiang", WAIT, || {
+        let mut members = members.clone();
+        async move {
+            let listed = members
+                .list_members(ListMembersRequest {})
+                .await
+                .ok()?
+                .into_inner();
+            listed.members.is_empty().then_some(())
+        }
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", operator.logs()));
+    let gone = zj_catalog
+        .register_resource(RegisterResourceRequest {
+            resource: Some(resource(&format!("{}-0003", codes.1), "after leaving")),
+        })
+        .await
+        .expect_err("a department that left is refused at once");
+    assert_eq!(gone.code(), tonic::Code::PermissionDenied);
+
+    // The national hub going away shows on its children as a lost parent connection.
+    drop(national);
+    let lost = condition(&nodes, &operator, "jiangsu", "Ready", "False").await;
+    assert_eq!(lost.reason, "ParentDisconnected", "{lost:?}");
+    drop(jiangsu);
+}
