@@ -158,11 +158,23 @@ pub struct RestorePointPolicy {
     /// Cron schedule (five fields, UTC) on which a restore point is taken.
     #[schemars(regex(pattern = CRON_PATTERN))]
     pub schedule: String,
-    /// How many restore points are kept; older ones are deleted.
+    /// How many of the newest restore points are kept.
     #[schemars(range(min = 1, max = 1000))]
     pub keep: i32,
-    /// Where restore points are stored.
-    pub storage: ObjectStorage,
+    /// Besides the newest `keep`, the newest restore point of each of this many most recent days
+    /// (UTC) is kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 1000))]
+    pub keep_daily: Option<i32>,
+    /// Besides those, the newest restore point of each of this many most recent ISO weeks is
+    /// kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 520))]
+    pub keep_weekly: Option<i32>,
+    /// Where restore points are stored. Unset: the operator's local directory
+    /// (`--restore-point-dir`, a volume in the Helm chart).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage: Option<ObjectStorage>,
 }
 
 /// An S3-compatible object store.
@@ -175,6 +187,10 @@ pub struct ObjectStorage {
     /// The bucket.
     #[schemars(length(min = 3, max = 63))]
     pub bucket: String,
+    /// The region to sign requests for; S3-compatible stores usually accept the default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 63))]
+    pub region: Option<String>,
     /// A Secret with the access key (`accessKeyId`, `secretAccessKey`).
     pub credentials_secret_ref: ObjectReference,
 }
@@ -224,7 +240,7 @@ pub struct BackupPolicyStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
 
-    /// `Ready`, `Progressing`, `Degraded` and `TargetReachable`.
+    /// `Ready`, `Progressing`, `Degraded` and `TargetReachable`; `FailedOver` once promoted.
     #[serde(default)]
     pub conditions: Vec<Condition>,
 
@@ -243,6 +259,48 @@ pub struct BackupPolicyStatus {
     /// Restore points available, newest first.
     #[serde(default)]
     pub restore_points: Vec<RestorePoint>,
+
+    /// When the last change reached the target with nothing left to replicate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_successful_sync_time: Option<Time>,
+
+    /// Namespaces of the primary being protected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protected_namespaces: Option<i64>,
+
+    /// Copies in the target whose source object is gone, waiting for the deletion grace period.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_deletions: Option<i64>,
+
+    /// Replication errors since the operator started, by reason, with the latest message.
+    #[serde(default)]
+    pub errors: Vec<ReplicationErrorCount>,
+
+    /// Set by `govdc-operator backup failover`: the target was promoted and replication stopped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failover: Option<FailoverRecord>,
+}
+
+/// How many replication errors of one reason occurred.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplicationErrorCount {
+    /// CamelCase reason (`TargetUnreachable`, `ApplyRejected`, `KindNotServed`, ...).
+    pub reason: String,
+    /// How many times it occurred.
+    pub count: i64,
+    /// The latest error's message.
+    pub message: String,
+}
+
+/// A failover of the policy's target.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct FailoverRecord {
+    /// When the target was promoted.
+    pub time: Time,
+    /// Standby workloads scaled to their recorded replica counts.
+    pub workloads_scaled: i64,
 }
 
 /// One point-in-time restore point.
@@ -255,4 +313,7 @@ pub struct RestorePoint {
     pub taken_at: Time,
     /// Objects it holds.
     pub objects: i64,
+    /// SHA-256 of its content, verified before a restore.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
 }

@@ -50,6 +50,14 @@ pub struct RunArgs {
     #[arg(long, env = "GOVDC_BACKUP_POLICY_CONCURRENCY", default_value_t = 2)]
     pub backup_policy_concurrency: u16,
 
+    /// Writes to a BackupPolicy's target cluster in flight at once, per policy.
+    #[arg(long, env = "GOVDC_BACKUP_APPLY_CONCURRENCY", default_value_t = 16)]
+    pub backup_apply_concurrency: usize,
+
+    /// Directory of the restore points of BackupPolicies that name no object storage.
+    #[arg(long, env = "GOVDC_RESTORE_POINT_DIR", default_value = crate::controllers::backup_policy::DEFAULT_RESTORE_POINT_DIR)]
+    pub restore_point_dir: PathBuf,
+
     /// The data center's capacity, as ResourceQuota resources and quantities
     /// (`requests.cpu=1000,requests.memory=4Ti`). DepartmentClouds that do not fit in what is
     /// left wait, in order of creation. Unset: unlimited.

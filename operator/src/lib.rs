@@ -6,8 +6,10 @@
 //! - [`controllers`]: one controller per resource, each a pipeline of small modules;
 //! - [`pipeline`]: the apply, prune and report steps the controllers share;
 //! - [`deid`]: de-identification of OpenDataset records, pure and streaming;
-//! - [`error`]: why a reconcile did not finish.
+//! - [`error`]: why a reconcile did not finish;
+//! - [`backup_commands`]: `govdc-operator backup`, the disaster-recovery commands.
 
+pub mod backup_commands;
 pub mod config;
 pub mod controllers;
 pub mod deid;

@@ -23,12 +23,15 @@ enum Command {
     Run(Box<RunArgs>),
     /// Print the CustomResourceDefinitions as YAML, for `kubectl apply -f -`.
     Crds,
+    /// Disaster recovery: restore points, restore, failover.
+    Backup(govdc_operator::backup_commands::BackupArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Crds => print_crds(),
+        Command::Backup(args) => run_backup(args),
         Command::Run(args) => {
             if let Err(error) = runtime::telemetry::init(args.log_format, &args.log_filter) {
                 eprintln!("govdc-operator: {error:#}");
@@ -51,6 +54,26 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+    }
+}
+
+fn run_backup(args: govdc_operator::backup_commands::BackupArgs) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("govdc-operator: starting the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(govdc_operator::backup_commands::run(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("govdc-operator backup: {error:#}");
+            ExitCode::FAILURE
         }
     }
 }

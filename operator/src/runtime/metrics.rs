@@ -88,6 +88,14 @@ impl Metrics {
         })
     }
 
+    /// Registers a controller's own collector (the BackupPolicy gauges, say) beside these.
+    pub fn register(
+        &self,
+        collector: Box<dyn prometheus::core::Collector>,
+    ) -> prometheus::Result<()> {
+        self.registry.register(collector)
+    }
+
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
         let mut text = String::new();

@@ -180,6 +180,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             ctx.clone(),
             selector,
             args.backup_policy_concurrency,
+            controllers::backup_policy::BackupSettings {
+                restore_point_dir: args.restore_point_dir.clone(),
+                apply_concurrency: args.backup_apply_concurrency,
+            },
             controllers_stop_rx.clone(),
         ),
     ];

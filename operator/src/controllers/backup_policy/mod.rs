@@ -1,46 +1,308 @@
-//! The BackupPolicy controller: read -> validate -> build -> apply -> prune -> report.
+//! The BackupPolicy controller: disaster-recovery replication of tenant clouds to a standby
+//! cluster (容灾备份).
+//!
+//! A reconcile **read**s the target's kubeconfig Secret (and storage credentials), **validate**s
+//! the spec into a plan (pure), and makes sure one [`replicator`] task runs that plan; a changed
+//! spec or Secret restarts it, a problem stops it and is reported. The replicator does the work
+//! off the reconcile path — [`source`] (what is protected) -> [`clean`] (the copy for the
+//! standby, pure) -> [`target`] (server-side apply, deletion marks, deletes) — and reports status
+//! and the [`metrics`]. Restore points live in [`store`]; [`restore`] and [`failover`] are the
+//! `govdc-operator backup` commands. [`hub_state`] is where copying the exchange hub's database
+//! plugs in.
 
+pub mod clean;
+pub mod failover;
+pub mod hub_state;
+pub mod kinds;
+pub mod metrics;
 pub mod read;
+pub mod replicator;
 pub mod report;
+pub mod restore;
+pub mod schedule;
+pub mod source;
+pub mod store;
+pub mod target;
 pub mod validate;
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 
 use govdc_crds::BackupPolicy;
+use kube::ResourceExt;
 use kube::core::error_boundary::DeserializeGuard;
 use kube::runtime::controller::Action;
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
-use super::{Context, Running, instrumented};
+use super::{Context, Problem, Running, instrumented};
 use crate::error::Result;
+use clean::CleanOptions;
+use metrics::BackupMetrics;
+use replicator::{Mode, Settings};
+use store::{RestorePointShelf, RestorePointStore};
+use validate::Plan;
 
 /// The controller's label in metrics and logs.
 pub const NAME: &str = "backup_policy";
+
+/// Where restore points go when a policy names no object storage.
+pub const DEFAULT_RESTORE_POINT_DIR: &str = "/var/lib/govdc/restore-points";
+
+/// Operator-wide settings of replication.
+#[derive(Clone, Debug)]
+pub struct BackupSettings {
+    /// Directory of restore points of policies without object storage.
+    pub restore_point_dir: PathBuf,
+    /// Writes to a target in flight at once, per policy.
+    pub apply_concurrency: usize,
+}
+
+impl Default for BackupSettings {
+    fn default() -> Self {
+        BackupSettings {
+            restore_point_dir: PathBuf::from(DEFAULT_RESTORE_POINT_DIR),
+            apply_concurrency: 16,
+        }
+    }
+}
+
+/// A running replicator and what it was started from.
+struct RunningReplicator {
+    fingerprint: String,
+    task: JoinHandle<()>,
+    restore_points: Option<JoinHandle<()>>,
+}
+
+impl RunningReplicator {
+    fn stop(self) {
+        self.task.abort();
+        if let Some(task) = self.restore_points {
+            task.abort();
+        }
+    }
+}
+
+/// The replicators of every policy, by name.
+struct Replicators {
+    running: Mutex<HashMap<String, RunningReplicator>>,
+    settings: BackupSettings,
+    metrics: BackupMetrics,
+    shutdown: watch::Receiver<bool>,
+}
+
+impl Replicators {
+    fn stop(&self, name: &str) {
+        if let Ok(mut running) = self.running.lock()
+            && let Some(replicator) = running.remove(name)
+        {
+            replicator.stop();
+        }
+    }
+
+    /// Whether a replicator for exactly this fingerprint runs.
+    fn runs(&self, name: &str, fingerprint: &str) -> bool {
+        self.running.lock().is_ok_and(|running| {
+            running
+                .get(name)
+                .is_some_and(|r| r.fingerprint == fingerprint && !r.task.is_finished())
+        })
+    }
+}
 
 /// Starts the controller.
 pub fn start(
     ctx: Arc<Context>,
     selector: Option<&str>,
     concurrency: u16,
+    settings: BackupSettings,
     shutdown: watch::Receiver<bool>,
 ) -> Running {
-    super::start(NAME, ctx, selector, concurrency, shutdown, |c| c, reconcile)
+    let metrics = BackupMetrics::new(&ctx.metrics);
+    let replicators = Arc::new(Replicators {
+        running: Mutex::default(),
+        settings,
+        metrics,
+        shutdown: shutdown.clone(),
+    });
+    let stopping = replicators.clone();
+    let mut stop = shutdown.clone();
+    tokio::spawn(async move {
+        let _ = stop.wait_for(|s| *s).await;
+        if let Ok(mut running) = stopping.running.lock() {
+            for (_, replicator) in running.drain() {
+                replicator.stop();
+            }
+        }
+    });
+    super::start(
+        NAME,
+        ctx,
+        selector,
+        concurrency,
+        shutdown,
+        |c| c,
+        move |guard, ctx| reconcile(guard, ctx, replicators.clone()),
+    )
 }
 
 async fn reconcile(
     guard: Arc<DeserializeGuard<BackupPolicy>>,
     ctx: Arc<Context>,
+    replicators: Arc<Replicators>,
 ) -> Result<Action> {
     instrumented(NAME, &ctx, &guard, |policy| {
-        reconcile_valid(policy, ctx.clone())
+        reconcile_valid(policy, ctx.clone(), replicators)
     })
     .await
 }
 
 #[tracing::instrument(skip_all, fields(backup_policy = %super::display_name(policy.as_ref())))]
-async fn reconcile_valid(policy: Arc<BackupPolicy>, ctx: Arc<Context>) -> Result<Action> {
+async fn reconcile_valid(
+    policy: Arc<BackupPolicy>,
+    ctx: Arc<Context>,
+    replicators: Arc<Replicators>,
+) -> Result<Action> {
+    let name = policy.name_any();
     let inputs = read::read(&ctx.client, &policy).await?;
-    let problems = validate::validate(&policy, &inputs);
-    report::write(&ctx, &policy, &problems).await?;
+    let plan = match validate::validate(&policy, &inputs) {
+        Ok(plan) => plan,
+        Err(problems) => {
+            replicators.stop(&name);
+            report::write(&ctx, &policy, &problems, Vec::new()).await?;
+            return Ok(Action::requeue(super::RESYNC_INTERVAL));
+        }
+    };
+    let fingerprint = fingerprint(&policy, &plan);
+    if replicators.runs(&name, &fingerprint) {
+        return Ok(Action::requeue(super::RESYNC_INTERVAL));
+    }
+    match launch(&policy, plan, &ctx, &replicators).await {
+        Ok(running) => {
+            replicators.stop(&name);
+            if let Ok(mut all) = replicators.running.lock() {
+                all.insert(
+                    name,
+                    RunningReplicator {
+                        fingerprint,
+                        ..running
+                    },
+                );
+            }
+            if policy.status.as_ref().and_then(|s| s.observed_generation)
+                != policy.metadata.generation
+            {
+                report::write(&ctx, &policy, &[], report::starting()).await?;
+            }
+        }
+        Err(problem) => {
+            replicators.stop(&name);
+            report::write(&ctx, &policy, &[problem], Vec::new()).await?;
+        }
+    }
     Ok(Action::requeue(super::RESYNC_INTERVAL))
+}
+
+/// What a replicator is started from: a change of any of it restarts the replicator.
+fn fingerprint(policy: &BackupPolicy, plan: &Plan) -> String {
+    let spec = serde_json::to_string(&policy.spec).unwrap_or_default();
+    let s3 = plan
+        .restore_points
+        .as_ref()
+        .and_then(|r| r.s3.as_ref())
+        .map(|(_, id, key)| format!("{id}:{key}"))
+        .unwrap_or_default();
+    clean::content_hash(&serde_json::json!([
+        policy.uid(),
+        spec,
+        plan.kubeconfig,
+        s3
+    ]))
+}
+
+/// Builds the target client and the restore point store and spawns the replicator.
+async fn launch(
+    policy: &BackupPolicy,
+    plan: Plan,
+    ctx: &Arc<Context>,
+    replicators: &Replicators,
+) -> std::result::Result<RunningReplicator, Problem> {
+    let name = policy.name_any();
+    let target = target::client_from_kubeconfig(&plan.kubeconfig)
+        .await
+        .map_err(|e| {
+            Problem::new(
+                "InvalidKubeconfig",
+                format!("spec.target.kubeconfigSecretRef: {e}"),
+            )
+        })?;
+    let shelf = match &plan.restore_points {
+        None => None,
+        Some(points) => {
+            let store = match &points.s3 {
+                None => RestorePointStore::local(&replicators.settings.restore_point_dir, &name),
+                #[cfg(feature = "s3")]
+                Some((storage, id, key)) => RestorePointStore::s3(storage, id, key, &name),
+                #[cfg(not(feature = "s3"))]
+                Some(_) => unreachable_s3(),
+            }
+            .map_err(|e| {
+                Problem::new("ObjectStorageUnusable", format!("spec.restorePoints: {e}"))
+            })?;
+            Some(RestorePointShelf::new(store))
+        }
+    };
+    let restore_points = match (&shelf, &plan.restore_points) {
+        (Some(shelf), Some(points)) => Some(tokio::spawn(shelf.clone().run(
+            ctx.client.clone(),
+            points.schedule.clone(),
+            points.retention,
+            plan.selector.clone(),
+            plan.kinds.clone(),
+        ))),
+        _ => None,
+    };
+    let settings = Settings {
+        policy: name.clone(),
+        uid: policy.uid().unwrap_or_default(),
+        kinds: plan.kinds,
+        clean: CleanOptions {
+            policy: name.clone(),
+            mapping: policy.spec.namespace_mapping.clone(),
+            warm_standby: policy.spec.warm_standby,
+        },
+        mode: match plan.schedule {
+            Some(schedule) => Mode::Scheduled(Box::new(schedule)),
+            None => Mode::Continuous,
+        },
+        rpo_objective: plan.rpo,
+        grace: plan.grace,
+        selector: plan.selector,
+        apply_concurrency: replicators.settings.apply_concurrency,
+        exchange_nodes: policy.spec.exchange_nodes.len(),
+    };
+    tracing::info!(policy = %name, "starting replication");
+    let task = tokio::spawn(replicator::run(
+        settings,
+        ctx.clone(),
+        target,
+        replicators.metrics.clone(),
+        shelf,
+        replicators.shutdown.clone(),
+    ));
+    Ok(RunningReplicator {
+        fingerprint: String::new(),
+        task,
+        restore_points,
+    })
+}
+
+/// Validation refuses S3 storage when the feature is off, so a plan never carries it here.
+#[cfg(not(feature = "s3"))]
+fn unreachable_s3() -> std::result::Result<RestorePointStore, store::StoreError> {
+    Err(store::StoreError::Corrupt {
+        name: "storage".into(),
+        message: "S3 support is not built in".into(),
+    })
 }

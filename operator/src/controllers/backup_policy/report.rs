@@ -1,36 +1,39 @@
-//! The report step of BackupPolicies.
+//! The report step of BackupPolicies the controller itself writes: a spec that cannot run. Once
+//! a policy runs, its replicator reports (see [`super::replicator`]), so that one writer owns the
+//! status at a time.
 
 use govdc_crds::{BackupPolicy, BackupPolicyStatus};
 
 use crate::controllers::{Context, Problem, problem_conditions, report};
 use crate::error::Result;
-use crate::pipeline::conditions::{Observed, PROGRESSING, READY};
+use crate::pipeline::conditions::{DEGRADED, Observed, PROGRESSING, READY};
 
 resource_status!(BackupPolicyStatus);
 
-/// The conditions for a validation verdict.
-pub fn conditions_for(problems: &[Problem]) -> Vec<Observed> {
-    problem_conditions(problems).unwrap_or_else(|| {
-        vec![
-            Observed::no(
-                READY,
-                "ReplicationNotStarted",
-                "the spec is valid; this operator version does not replicate yet",
-            ),
-            Observed::no(PROGRESSING, "ReplicationNotStarted", "the spec is valid"),
-        ]
-    })
+/// The conditions for a policy whose replicator is starting.
+pub fn starting() -> Vec<Observed> {
+    vec![
+        Observed::no(READY, "InitialSync", "replication is starting"),
+        Observed::yes(PROGRESSING, "InitialSync", "replication is starting"),
+        Observed::no(DEGRADED, "AsExpected", "nothing failed"),
+    ]
 }
 
-/// Writes the status if it changed.
-pub async fn write(ctx: &Context, policy: &BackupPolicy, problems: &[Problem]) -> Result<()> {
+/// Writes `observed` (or the problems' conditions) if the status changed.
+pub async fn write(
+    ctx: &Context,
+    policy: &BackupPolicy,
+    problems: &[Problem],
+    observed: Vec<Observed>,
+) -> Result<()> {
     let current = policy.status.clone().unwrap_or_default();
+    let observed = problem_conditions(problems).unwrap_or(observed);
     report(
         ctx,
         policy,
         policy.status.as_ref(),
         current,
-        &conditions_for(problems),
+        &observed,
         problems,
     )
     .await?;

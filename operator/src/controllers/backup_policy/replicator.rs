@@ -1,0 +1,1302 @@
+//! The replication engine of one BackupPolicy: a task of its own, so that replication never holds
+//! up a reconcile of any controller.
+//!
+//! It keeps the cleaned copy of every protected object (from watches in continuous mode, from a
+//! full listing on each cron tick in scheduled mode) and what the target holds (the content hash
+//! each copy carries). A change marks its key dirty with the instant it was seen; a sync writes
+//! the dirty keys to the target by server-side apply, a wave per restore rank, at bounded
+//! concurrency. A copy whose source is gone is marked with the time, and deleted only once the
+//! grace period has passed — the mark lives on the copy, so a restart of the operator does not
+//! reset the clock. When the target does not answer, the dirty keys wait, the policy reports
+//! `TargetUnreachable`, and the target is probed each second; once it answers, its copies are
+//! listed again and everything that differs is written.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::{StreamExt, stream};
+use govdc_crds::BackupPolicy;
+use govdc_crds::backup_policy::{BackupPolicyStatus, ReplicationErrorCount};
+use govdc_crds::common::DEPARTMENT_LABEL;
+use jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::DynamicObject;
+use kube::core::Selector;
+use kube::runtime::events::EventType;
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, Resource, ResourceExt};
+use serde_json::Value;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+
+use super::clean::{
+    CleanOptions, SOURCE_DELETED_AT_ANNOTATION, SOURCE_NAMESPACE_ANNOTATION, clean, map_namespace,
+    replicable, source_hash,
+};
+use super::kinds::Kind;
+use super::metrics::BackupMetrics;
+use super::schedule::{DeletionStep, Schedule, deletion_step};
+use super::source::{list_source, selects};
+use super::store::RestorePointShelf;
+use super::target::{self, Failure};
+use crate::controllers::Context;
+use crate::pipeline::conditions::{DEGRADED, Observed, PROGRESSING, READY};
+use crate::pipeline::events;
+
+/// Condition type: whether the target answers.
+pub const TARGET_REACHABLE: &str = "TargetReachable";
+/// Condition type: set once the target was promoted by failover.
+pub const FAILED_OVER: &str = "FailedOver";
+
+/// How often the status and gauges are refreshed.
+const STATUS_INTERVAL: Duration = Duration::from_secs(2);
+/// How often copies past their grace period are looked for, and an unreachable target probed.
+const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(1);
+/// How often the failover fence on the target is checked.
+const FENCE_INTERVAL: Duration = Duration::from_secs(5);
+/// How often a continuous policy compares the whole target with the source, to repair what no
+/// watch reported (an edit or deletion of a copy on the target).
+const FULL_RESYNC_INTERVAL: Duration = Duration::from_secs(300);
+
+/// When replication runs.
+#[derive(Clone, Debug)]
+pub enum Mode {
+    /// Every watched change, at once.
+    Continuous,
+    /// A full pass on each tick of the schedule.
+    Scheduled(Box<Schedule>),
+}
+
+/// What one replicator is told to do; derived from the policy's spec by validation.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// The policy's name.
+    pub policy: String,
+    /// The policy's uid: a new policy of the same name is a new replicator.
+    pub uid: String,
+    /// Kinds replicated besides namespaces, in restore order.
+    pub kinds: Vec<Kind>,
+    /// How copies are made.
+    pub clean: CleanOptions,
+    /// Continuous or scheduled.
+    pub mode: Mode,
+    /// The recovery point objective.
+    pub rpo_objective: Duration,
+    /// The deletion grace period; None never deletes copies.
+    pub grace: Option<Duration>,
+    /// Which DepartmentClouds are protected.
+    pub selector: Selector,
+    /// Writes to the target in flight at once.
+    pub apply_concurrency: usize,
+    /// Whether any ExchangeNodes are protected; see [`super::hub_state`].
+    pub exchange_nodes: usize,
+}
+
+/// One protected object, as the standby should hold it.
+#[derive(Clone, Debug)]
+struct Desired {
+    copy: Value,
+    hash: String,
+}
+
+/// A copy on the target.
+#[derive(Clone, Debug, Default)]
+struct Held {
+    hash: Option<String>,
+    marked: Option<Timestamp>,
+}
+
+/// Identity of a protected object: its kind (index into the replicator's kinds, 0 being
+/// Namespace), source namespace and name. A namespace's key has its own name as namespace.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+struct Key {
+    kind: usize,
+    namespace: String,
+    name: String,
+}
+
+/// What the watches report.
+enum Change {
+    Department(watcher::Event<DynamicObject>),
+    Namespace(watcher::Event<DynamicObject>),
+    Object(usize, watcher::Event<DynamicObject>),
+}
+
+/// The replicator's whole state; owned by its task alone.
+struct Engine {
+    settings: Settings,
+    /// Namespace first, then the replicated kinds.
+    kinds: Vec<Kind>,
+    primary: Client,
+    target: Client,
+    ctx: Arc<Context>,
+    metrics: BackupMetrics,
+    /// Selected DepartmentClouds.
+    departments: BTreeSet<String>,
+    /// Every tenant namespace (name -> department), protected or not.
+    namespaces: BTreeMap<String, String>,
+    desired: HashMap<Key, Desired>,
+    held: HashMap<Key, Held>,
+    /// Keys to look at, with when their change was first seen.
+    dirty: BTreeMap<Key, Instant>,
+    /// Keys the target refused, retried at the next full resync.
+    rejected: BTreeSet<Key>,
+    /// Kinds (and departments, namespaces) whose initial listing finished.
+    initialised: BTreeSet<usize>,
+    /// Whether the target's copies were listed since it last became reachable.
+    target_listed: bool,
+    reachable: bool,
+    unreachable_reason: String,
+    failed_over: bool,
+    /// When the target last held everything (nothing dirty, target answering).
+    in_sync_at: Option<(Instant, Timestamp)>,
+    last_sync_time: Option<Timestamp>,
+    errors: BTreeMap<&'static str, (i64, String)>,
+    shelf: Option<RestorePointShelf>,
+    /// Tenant namespaces first seen since the last loop, to list.
+    new_namespaces: Vec<String>,
+}
+
+/// Sentinel kind indices of the department and namespace listings in `initialised`.
+const DEPARTMENTS_INIT: usize = usize::MAX;
+const NAMESPACES_INIT: usize = usize::MAX - 1;
+
+/// Runs the replicator until shutdown, the policy's deletion, or a failover fence.
+pub async fn run(
+    settings: Settings,
+    ctx: Arc<Context>,
+    target: Client,
+    metrics: BackupMetrics,
+    shelf: Option<RestorePointShelf>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut kinds = vec![super::kinds::namespace()];
+    kinds.extend(settings.kinds.iter().cloned());
+    let primary = ctx.client.clone();
+    let mut engine = Engine {
+        settings,
+        kinds,
+        primary,
+        target,
+        ctx,
+        metrics,
+        departments: BTreeSet::new(),
+        namespaces: BTreeMap::new(),
+        desired: HashMap::new(),
+        held: HashMap::new(),
+        dirty: BTreeMap::new(),
+        rejected: BTreeSet::new(),
+        initialised: BTreeSet::new(),
+        target_listed: false,
+        reachable: true,
+        unreachable_reason: String::new(),
+        failed_over: false,
+        in_sync_at: None,
+        last_sync_time: None,
+        errors: BTreeMap::new(),
+        shelf,
+        new_namespaces: Vec::new(),
+    };
+    let (tx, mut rx) = mpsc::channel::<Change>(4096);
+    let mut watches = JoinSet::new();
+    let continuous = matches!(engine.settings.mode, Mode::Continuous);
+    if continuous {
+        engine.start_scope_watches(&tx, &mut watches);
+    }
+    let mut objects_watched = false;
+    let policy = engine.settings.policy.clone();
+    tracing::info!(%policy, "replicator started");
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut next_status = Instant::now();
+    let mut next_housekeeping = Instant::now();
+    let mut next_fence = Instant::now();
+    let mut next_full_resync = Instant::now() + FULL_RESYNC_INTERVAL;
+    let mut next_scheduled: Option<Instant> = Some(Instant::now());
+    loop {
+        tokio::select! {
+            biased;
+            _ = shutdown.wait_for(|stop| *stop) => break,
+            Some(change) = rx.recv() => {
+                engine.handle(change);
+                // Take whatever else arrived, so one sync covers a burst.
+                while let Ok(change) = rx.try_recv() {
+                    engine.handle(change);
+                }
+            }
+            _ = tick.tick() => {}
+        }
+        if continuous
+            && !objects_watched
+            && engine.initialised.contains(&DEPARTMENTS_INIT)
+            && engine.initialised.contains(&NAMESPACES_INIT)
+        {
+            objects_watched = true;
+            engine.start_object_watches(&tx, &mut watches);
+        }
+        for namespace in std::mem::take(&mut engine.new_namespaces) {
+            if objects_watched {
+                engine.relist(namespace, &tx, &mut watches);
+            }
+        }
+        let now = Instant::now();
+        if now >= next_fence {
+            next_fence = now + FENCE_INTERVAL;
+            engine.check_fence().await;
+        }
+        if engine.failed_over {
+            if now >= next_status {
+                next_status = now + STATUS_INTERVAL;
+                if !engine.report().await {
+                    break;
+                }
+            }
+            continue;
+        }
+        if let Mode::Scheduled(schedule) = &engine.settings.mode
+            && next_scheduled.is_some_and(|at| now >= at)
+        {
+            let schedule = schedule.clone();
+            engine.scheduled_pass().await;
+            next_scheduled = schedule.next_after(Timestamp::now()).map(|at| {
+                let wait = at.duration_since(Timestamp::now()).unsigned_abs();
+                Instant::now() + wait
+            });
+        }
+        if engine.initial_listing_done() {
+            if !engine.reachable && now >= next_housekeeping {
+                engine.probe().await;
+            }
+            if engine.reachable && !engine.target_listed {
+                engine.list_target().await;
+            }
+            if engine.reachable && now >= next_full_resync {
+                next_full_resync = now + FULL_RESYNC_INTERVAL;
+                engine.target_listed = false;
+                engine.rejected.clear();
+                engine.list_target().await;
+            }
+            if engine.reachable && engine.target_listed {
+                engine.sync().await;
+                if now >= next_housekeeping {
+                    engine.sweep().await;
+                }
+            }
+        }
+        if now >= next_housekeeping {
+            next_housekeeping = now + HOUSEKEEPING_INTERVAL;
+        }
+        engine.update_gauges();
+        if now >= next_status {
+            next_status = now + STATUS_INTERVAL;
+            if !engine.report().await {
+                break;
+            }
+        }
+    }
+    watches.abort_all();
+    engine.metrics.forget(&policy);
+    tracing::info!(%policy, "replicator stopped");
+}
+
+impl Engine {
+    /// Watches the DepartmentClouds and tenant namespaces: what is protected.
+    fn start_scope_watches(&self, tx: &mpsc::Sender<Change>, watches: &mut JoinSet<()>) {
+        let config = watcher::Config::default().any_semantic();
+        let departments: Api<DynamicObject> = Api::all_with(
+            self.primary.clone(),
+            &kube::api::ApiResource::erase::<govdc_crds::DepartmentCloud>(&()),
+        );
+        watches.spawn(forward(
+            watcher(departments, config.clone()),
+            tx.clone(),
+            Change::Department,
+        ));
+        let namespaces: Api<DynamicObject> = Api::all_with(
+            self.primary.clone(),
+            &super::kinds::namespace().api_resource(),
+        );
+        watches.spawn(forward(
+            watcher(namespaces, config.labels(DEPARTMENT_LABEL)),
+            tx.clone(),
+            Change::Namespace,
+        ));
+    }
+
+    /// Watches every replicated kind cluster-wide. Started once the tenant namespaces are known,
+    /// since objects of unknown namespaces are dropped.
+    fn start_object_watches(&self, tx: &mpsc::Sender<Change>, watches: &mut JoinSet<()>) {
+        let config = watcher::Config::default().any_semantic();
+        for (index, kind) in self.kinds.iter().enumerate().skip(1) {
+            let api: Api<DynamicObject> = Api::all_with(self.primary.clone(), &kind.api_resource());
+            watches.spawn(forward(
+                watcher(api, config.clone()).map(with_types(kind.api_resource())),
+                tx.clone(),
+                move |event| Change::Object(index, event),
+            ));
+        }
+    }
+
+    /// Lists a namespace that became a tenant's after the watches started: its objects may have
+    /// been watched before the namespace was, and dropped then.
+    fn relist(&self, namespace: String, tx: &mpsc::Sender<Change>, watches: &mut JoinSet<()>) {
+        for (index, kind) in self.kinds.iter().enumerate().skip(1) {
+            let api: Api<DynamicObject> =
+                Api::namespaced_with(self.primary.clone(), &namespace, &kind.api_resource());
+            let tx = tx.clone();
+            let resource = kind.api_resource();
+            watches.spawn(async move {
+                if let Ok(list) = api.list(&Default::default()).await {
+                    for object in list.items {
+                        let event = with_types(resource.clone())(Ok(watcher::Event::Apply(object)));
+                        if let Ok(event) = event
+                            && tx.send(Change::Object(index, event)).await.is_err()
+                        {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    }
+
+    fn initial_listing_done(&self) -> bool {
+        match self.settings.mode {
+            Mode::Continuous => {
+                self.initialised.contains(&DEPARTMENTS_INIT)
+                    && self.initialised.contains(&NAMESPACES_INIT)
+                    && (1..self.kinds.len()).all(|k| self.initialised.contains(&k))
+            }
+            Mode::Scheduled(_) => self.initialised.contains(&DEPARTMENTS_INIT),
+        }
+    }
+
+    fn protected(&self, namespace: &str) -> bool {
+        self.namespaces
+            .get(namespace)
+            .is_some_and(|d| self.departments.contains(d))
+    }
+
+    fn touch(&mut self, key: Key) {
+        self.dirty.entry(key).or_insert_with(Instant::now);
+    }
+
+    /// Marks every key of a namespace dirty: its protection changed.
+    fn touch_namespace(&mut self, namespace: &str) {
+        let keys: Vec<Key> = self
+            .desired
+            .keys()
+            .chain(self.held.keys())
+            .filter(|k| k.namespace == namespace)
+            .cloned()
+            .collect();
+        for key in keys {
+            self.touch(key);
+        }
+    }
+
+    fn handle(&mut self, change: Change) {
+        match change {
+            Change::Department(event) => self.handle_department(event),
+            Change::Namespace(event) => self.handle_namespace(event),
+            Change::Object(kind, event) => self.handle_object(kind, event),
+        }
+    }
+
+    fn handle_department(&mut self, event: watcher::Event<DynamicObject>) {
+        let before = self.departments.clone();
+        match event {
+            watcher::Event::Init => self.departments.clear(),
+            watcher::Event::InitDone => {
+                self.initialised.insert(DEPARTMENTS_INIT);
+            }
+            watcher::Event::Apply(d) | watcher::Event::InitApply(d) => {
+                let name = d.name_any();
+                if selects(&self.settings.selector, d.labels()) {
+                    self.departments.insert(name);
+                } else {
+                    self.departments.remove(&name);
+                }
+            }
+            watcher::Event::Delete(d) => {
+                self.departments.remove(&d.name_any());
+            }
+        }
+        if before != self.departments {
+            let changed: Vec<String> = self
+                .namespaces
+                .iter()
+                .filter(|(_, d)| before.contains(*d) != self.departments.contains(*d))
+                .map(|(n, _)| n.clone())
+                .collect();
+            for namespace in changed {
+                self.touch_namespace(&namespace);
+            }
+        }
+    }
+
+    fn handle_namespace(&mut self, event: watcher::Event<DynamicObject>) {
+        match event {
+            watcher::Event::Init => {}
+            watcher::Event::InitDone => {
+                self.initialised.insert(NAMESPACES_INIT);
+            }
+            watcher::Event::Apply(ns) | watcher::Event::InitApply(ns) => {
+                let name = ns.name_any();
+                let department = ns.labels().get(DEPARTMENT_LABEL).cloned();
+                let was_protected = self.protected(&name);
+                let value = serde_json::to_value(&ns).unwrap_or(Value::Null);
+                let key = Key {
+                    kind: 0,
+                    namespace: name.clone(),
+                    name: name.clone(),
+                };
+                if let Some(department) = department
+                    && ns.meta().deletion_timestamp.is_none()
+                {
+                    if self.namespaces.insert(name.clone(), department).is_none()
+                        && self.initialised.contains(&NAMESPACES_INIT)
+                    {
+                        self.new_namespaces.push(name.clone());
+                    }
+                    self.set_desired(key, &value);
+                } else {
+                    self.namespaces.remove(&name);
+                    self.desired.remove(&key);
+                    self.touch(key);
+                }
+                if was_protected != self.protected(&name) {
+                    self.touch_namespace(&name);
+                }
+            }
+            watcher::Event::Delete(ns) => {
+                let name = ns.name_any();
+                self.namespaces.remove(&name);
+                self.touch_namespace(&name);
+                let key = Key {
+                    kind: 0,
+                    namespace: name.clone(),
+                    name,
+                };
+                self.desired.remove(&key);
+                self.touch(key);
+            }
+        }
+    }
+
+    fn handle_object(&mut self, kind: usize, event: watcher::Event<DynamicObject>) {
+        let key_of = |o: &DynamicObject| Key {
+            kind,
+            namespace: o.namespace().unwrap_or_default(),
+            name: o.name_any(),
+        };
+        match event {
+            watcher::Event::Init => {}
+            watcher::Event::InitDone => {
+                self.initialised.insert(kind);
+            }
+            watcher::Event::Apply(o) | watcher::Event::InitApply(o) => {
+                let key = key_of(&o);
+                if !self.namespaces.contains_key(&key.namespace) {
+                    return;
+                }
+                let value = serde_json::to_value(&o).unwrap_or(Value::Null);
+                if replicable(&self.kinds[kind], &value) {
+                    self.set_desired(key, &value);
+                } else if self.desired.remove(&key).is_some() {
+                    self.touch(key);
+                }
+            }
+            watcher::Event::Delete(o) => {
+                let key = key_of(&o);
+                if self.desired.remove(&key).is_some() || self.held.contains_key(&key) {
+                    self.touch(key);
+                }
+            }
+        }
+    }
+
+    fn set_desired(&mut self, key: Key, source: &Value) {
+        let copy = clean(&self.kinds[key.kind], source, &self.settings.clean);
+        let hash = source_hash(&copy).unwrap_or_default().to_owned();
+        let unchanged = self.desired.get(&key).is_some_and(|d| d.hash == hash);
+        if !unchanged {
+            self.desired.insert(key.clone(), Desired { copy, hash });
+            self.touch(key);
+        }
+    }
+
+    /// A scheduled policy's pass: list the source anew and compare everything.
+    async fn scheduled_pass(&mut self) {
+        let kinds: Vec<Kind> = self.kinds[1..].to_vec();
+        match list_source(
+            &self.primary,
+            &self.settings.selector,
+            &kinds,
+            self.settings.apply_concurrency,
+        )
+        .await
+        {
+            Ok(set) => {
+                let mut desired = HashMap::new();
+                self.namespaces.clear();
+                self.departments.clear();
+                for ns in &set.namespaces {
+                    let name = ns["metadata"]["name"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned();
+                    let department = ns["metadata"]["labels"][DEPARTMENT_LABEL]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned();
+                    self.departments.insert(department.clone());
+                    self.namespaces.insert(name.clone(), department);
+                    let copy = clean(&self.kinds[0], ns, &self.settings.clean);
+                    let hash = source_hash(&copy).unwrap_or_default().to_owned();
+                    desired.insert(
+                        Key {
+                            kind: 0,
+                            namespace: name.clone(),
+                            name,
+                        },
+                        Desired { copy, hash },
+                    );
+                }
+                for (kind, object) in &set.objects {
+                    let index = self
+                        .kinds
+                        .iter()
+                        .position(|k| k == kind)
+                        .unwrap_or_default();
+                    let copy = clean(kind, object, &self.settings.clean);
+                    let hash = source_hash(&copy).unwrap_or_default().to_owned();
+                    desired.insert(
+                        Key {
+                            kind: index,
+                            namespace: object["metadata"]["namespace"]
+                                .as_str()
+                                .unwrap_or_default()
+                                .to_owned(),
+                            name: object["metadata"]["name"]
+                                .as_str()
+                                .unwrap_or_default()
+                                .to_owned(),
+                        },
+                        Desired { copy, hash },
+                    );
+                }
+                self.desired = desired;
+                self.initialised.insert(DEPARTMENTS_INIT);
+                self.target_listed = false;
+                self.rejected.clear();
+            }
+            Err(error) => {
+                self.record_error("SourceListFailed", error.to_string());
+            }
+        }
+    }
+
+    async fn probe(&mut self) {
+        match self.target.apiserver_version().await {
+            Ok(_) => {
+                tracing::info!(policy = %self.settings.policy, "the target answers again; catching up");
+                self.reachable = true;
+                self.target_listed = false;
+                self.publish(
+                    EventType::Normal,
+                    "TargetReachable",
+                    "the target answers again; catching up".into(),
+                )
+                .await;
+            }
+            Err(error) => self.unreachable_reason = error.to_string(),
+        }
+    }
+
+    async fn check_fence(&mut self) {
+        if self.failed_over {
+            return;
+        }
+        match target::failed_over(&self.target, &self.settings.policy).await {
+            Ok(true) => {
+                tracing::warn!(policy = %self.settings.policy, "the target was promoted by failover; replication stops");
+                self.failed_over = true;
+            }
+            Ok(false) => {
+                if self.reachable && self.dirty.is_empty() && self.target_listed {
+                    self.in_sync_at = Some((Instant::now(), Timestamp::now()));
+                }
+            }
+            Err(Failure::Unreachable(message)) => self.mark_unreachable(message),
+            Err(_) => {}
+        }
+    }
+
+    fn mark_unreachable(&mut self, message: String) {
+        if self.reachable {
+            tracing::warn!(policy = %self.settings.policy, error = %message, "the target does not answer");
+        }
+        self.reachable = false;
+        self.unreachable_reason = message.clone();
+        self.record_error("TargetUnreachable", message);
+    }
+
+    fn record_error(&mut self, reason: &'static str, message: String) {
+        let entry = self.errors.entry(reason).or_insert((0, String::new()));
+        entry.0 += 1;
+        entry.1 = message;
+        self.metrics.error(&self.settings.policy, reason);
+    }
+
+    /// Lists the target's copies and compares them with the source.
+    async fn list_target(&mut self) {
+        let policy = self.settings.policy.clone();
+        let target = self.target.clone();
+        let jobs: Vec<(usize, kube::api::ApiResource)> = self
+            .kinds
+            .iter()
+            .enumerate()
+            .map(|(index, kind)| (index, kind.api_resource()))
+            .collect();
+        let listings: Vec<(usize, Result<Vec<Value>, Failure>)> = stream::iter(jobs)
+            .map(|(index, resource)| {
+                let target = target.clone();
+                let policy = policy.clone();
+                async move {
+                    (
+                        index,
+                        target::list_copies(&target, &resource, &policy).await,
+                    )
+                }
+            })
+            .buffer_unordered(8)
+            .collect()
+            .await;
+        let mut held = HashMap::new();
+        for (index, listing) in listings {
+            match listing {
+                Ok(copies) => {
+                    for copy in copies {
+                        let annotations = &copy["metadata"]["annotations"];
+                        let Some(namespace) = annotations[SOURCE_NAMESPACE_ANNOTATION].as_str()
+                        else {
+                            continue;
+                        };
+                        let name = if index == 0 {
+                            namespace.to_owned()
+                        } else {
+                            copy["metadata"]["name"]
+                                .as_str()
+                                .unwrap_or_default()
+                                .to_owned()
+                        };
+                        let marked = annotations[SOURCE_DELETED_AT_ANNOTATION]
+                            .as_str()
+                            .and_then(|t| t.parse::<Timestamp>().ok());
+                        held.insert(
+                            Key {
+                                kind: index,
+                                namespace: namespace.to_owned(),
+                                name,
+                            },
+                            Held {
+                                hash: source_hash(&copy).map(str::to_owned),
+                                marked,
+                            },
+                        );
+                    }
+                }
+                Err(Failure::Unreachable(message)) => {
+                    self.mark_unreachable(message);
+                    return;
+                }
+                Err(failure) => {
+                    self.record_error(failure.reason(), failure.message().to_owned());
+                }
+            }
+        }
+        self.held = held;
+        self.target_listed = true;
+        let keys: Vec<Key> = self
+            .desired
+            .keys()
+            .chain(self.held.keys())
+            .cloned()
+            .collect();
+        for key in keys {
+            if self.needs_work(&key) {
+                self.touch(key);
+            }
+        }
+    }
+
+    /// What the target needs for `key`, if anything.
+    fn plan(&self, key: &Key) -> Option<Action> {
+        let desired = self
+            .desired
+            .get(key)
+            .filter(|_| self.protected(&key.namespace));
+        let held = self.held.get(key);
+        match (desired, held) {
+            (Some(d), Some(h)) if h.hash.as_deref() == Some(&d.hash) && h.marked.is_none() => None,
+            (Some(d), Some(h)) if h.hash.as_deref() == Some(&d.hash) => {
+                Some(Action::Unmark(d.copy.clone()))
+            }
+            (Some(d), held) => Some(Action::Apply(
+                d.copy.clone(),
+                d.hash.clone(),
+                held.is_some_and(|h| h.marked.is_some()),
+            )),
+            (None, Some(h)) if h.marked.is_none() => Some(Action::Mark(self.reference(key))),
+            _ => None,
+        }
+    }
+
+    fn needs_work(&self, key: &Key) -> bool {
+        self.plan(key).is_some()
+    }
+
+    /// A copy's identity on the target, for marks and deletes.
+    fn reference(&self, key: &Key) -> Value {
+        let namespace = map_namespace(&self.settings.clean.mapping, &key.namespace);
+        if key.kind == 0 {
+            serde_json::json!({"metadata": {"name": namespace}})
+        } else {
+            serde_json::json!({"metadata": {"name": key.name, "namespace": namespace}})
+        }
+    }
+
+    /// Writes every dirty key, a wave per restore rank.
+    async fn sync(&mut self) {
+        if self.dirty.is_empty() {
+            return;
+        }
+        let now = Timestamp::now().to_string();
+        let mut waves: BTreeMap<u8, Vec<(Key, Instant, Action)>> = BTreeMap::new();
+        let dirty = std::mem::take(&mut self.dirty);
+        for (index, (key, seen)) in dirty.into_iter().enumerate() {
+            if index % 512 == 511 {
+                tokio::task::yield_now().await;
+            }
+            if let Some(action) = self.plan(&key) {
+                waves
+                    .entry(self.kinds[key.kind].rank)
+                    .or_default()
+                    .push((key, seen, action));
+            }
+        }
+        let mut max_lag = Duration::ZERO;
+        let mut unreachable: Option<String> = None;
+        let mut waves = waves.into_values();
+        for wave in waves.by_ref() {
+            let target = self.target.clone();
+            let jobs: Vec<(Key, Instant, Action, kube::api::ApiResource)> = wave
+                .into_iter()
+                .map(|(key, seen, action)| {
+                    let resource = self.kinds[key.kind].api_resource();
+                    (key, seen, action, resource)
+                })
+                .collect();
+            let results: Vec<(Key, Instant, Action, Result<(), Failure>)> = stream::iter(jobs)
+                .map(|(key, seen, action, resource)| {
+                    let target = target.clone();
+                    let now = now.clone();
+                    async move {
+                        let result = match &action {
+                            Action::Apply(copy, _, unmark) => {
+                                let applied = target::apply(&target, &resource, copy).await;
+                                match applied {
+                                    Ok(()) if *unmark => {
+                                        target::mark_deleted(&target, &resource, copy, None).await
+                                    }
+                                    other => other,
+                                }
+                            }
+                            Action::Unmark(copy) => {
+                                target::mark_deleted(&target, &resource, copy, None).await
+                            }
+                            Action::Mark(reference) => {
+                                target::mark_deleted(&target, &resource, reference, Some(&now))
+                                    .await
+                            }
+                        };
+                        (key, seen, action, result)
+                    }
+                })
+                .buffer_unordered(self.settings.apply_concurrency.max(1))
+                .collect()
+                .await;
+            for (key, seen, action, result) in results {
+                match result {
+                    Ok(()) => {
+                        max_lag = max_lag.max(seen.elapsed());
+                        self.rejected.remove(&key);
+                        let held = self.held.entry(key).or_default();
+                        match action {
+                            Action::Apply(_, hash, _) => {
+                                held.hash = Some(hash);
+                                held.marked = None;
+                            }
+                            Action::Unmark(_) => held.marked = None,
+                            Action::Mark(_) => held.marked = now.parse().ok(),
+                        }
+                    }
+                    Err(Failure::Unreachable(message)) => {
+                        unreachable = Some(message);
+                        self.dirty.entry(key).or_insert(seen);
+                    }
+                    Err(failure) => {
+                        tracing::warn!(policy = %self.settings.policy, kind = %self.kinds[key.kind].kind,
+                            namespace = %key.namespace, name = %key.name, error = %failure.message(), "the target refused a copy");
+                        self.record_error(failure.reason(), failure.message().to_owned());
+                        self.rejected.insert(key);
+                    }
+                }
+            }
+            if unreachable.is_some() {
+                break;
+            }
+        }
+        // Later waves wait for the target too, with the instant their change was seen.
+        for wave in waves {
+            for (key, seen, _) in wave {
+                self.dirty.entry(key).or_insert(seen);
+            }
+        }
+        if let Some(message) = unreachable {
+            self.mark_unreachable(message);
+            return;
+        }
+        if max_lag > Duration::ZERO {
+            self.metrics
+                .observe_lag(&self.settings.policy, max_lag.as_secs_f64());
+        }
+        if self.dirty.is_empty() {
+            let now = Timestamp::now();
+            self.in_sync_at = Some((Instant::now(), now));
+            self.last_sync_time = Some(now);
+        }
+    }
+
+    /// Deletes copies whose grace period has passed; a namespace only once nothing in it is
+    /// still kept.
+    async fn sweep(&mut self) {
+        let now = Timestamp::now();
+        let due: Vec<Key> = self
+            .held
+            .iter()
+            .filter(|(key, held)| {
+                let exists = self.desired.contains_key(key) && self.protected(&key.namespace);
+                deletion_step(exists, held.marked, now, self.settings.grace) == DeletionStep::Delete
+            })
+            .map(|(key, _)| key.clone())
+            .collect();
+        if due.is_empty() {
+            return;
+        }
+        let (namespaces, objects): (Vec<Key>, Vec<Key>) =
+            due.into_iter().partition(|k| k.kind == 0);
+        let target = self.target.clone();
+        let jobs: Vec<(Key, kube::api::ApiResource, Value)> = objects
+            .into_iter()
+            .map(|key| {
+                let resource = self.kinds[key.kind].api_resource();
+                let reference = self.reference(&key);
+                (key, resource, reference)
+            })
+            .collect();
+        let results: Vec<(Key, Result<(), Failure>)> = stream::iter(jobs)
+            .map(|(key, resource, reference)| {
+                let target = target.clone();
+                async move {
+                    let result = target::delete(&target, &resource, &reference).await;
+                    (key, result)
+                }
+            })
+            .buffer_unordered(self.settings.apply_concurrency.max(1))
+            .collect()
+            .await;
+        self.absorb_deletions(results);
+        for key in namespaces {
+            let still_kept = self
+                .held
+                .keys()
+                .any(|k| k.kind != 0 && k.namespace == key.namespace);
+            if still_kept {
+                continue;
+            }
+            let result = target::delete(
+                &self.target,
+                &self.kinds[0].api_resource(),
+                &self.reference(&key),
+            )
+            .await;
+            self.absorb_deletions(vec![(key, result)]);
+        }
+    }
+
+    fn absorb_deletions(&mut self, results: Vec<(Key, Result<(), Failure>)>) {
+        for (key, result) in results {
+            match result {
+                Ok(()) => {
+                    tracing::info!(policy = %self.settings.policy, kind = %self.kinds[key.kind].kind,
+                        namespace = %key.namespace, name = %key.name, "deleted a copy whose grace period passed");
+                    self.held.remove(&key);
+                }
+                Err(Failure::Unreachable(message)) => self.mark_unreachable(message),
+                Err(failure) => self.record_error(failure.reason(), failure.message().to_owned()),
+            }
+        }
+    }
+
+    /// What would be lost if the primary failed now, as a time: since the target was last known
+    /// to hold everything when it does not answer, since the oldest change not yet written
+    /// otherwise, zero when the target holds everything. (The lag of each write is in the
+    /// `govdc_backup_sync_lag_seconds` histogram.)
+    fn current_rpo(&self) -> Option<Duration> {
+        if !self.reachable {
+            return Some(match self.in_sync_at {
+                Some((at, _)) => at.elapsed(),
+                None => self
+                    .dirty
+                    .values()
+                    .min()
+                    .map(Instant::elapsed)
+                    .unwrap_or_default(),
+            });
+        }
+        if let Mode::Scheduled(_) = self.settings.mode {
+            return self.in_sync_at.map(|(at, _)| at.elapsed());
+        }
+        match self.dirty.values().min().map(Instant::elapsed) {
+            Some(oldest) => Some(oldest),
+            None if self.in_sync_at.is_some() => Some(Duration::ZERO),
+            None => None,
+        }
+    }
+
+    fn update_gauges(&self) {
+        let policy = &self.settings.policy;
+        if let Some(rpo) = self.current_rpo() {
+            self.metrics.rpo(policy, rpo.as_secs_f64());
+        }
+        if let Some((_, at)) = self.in_sync_at {
+            self.metrics
+                .last_sync(policy, at.as_millisecond() as f64 / 1000.0);
+        }
+        self.metrics.objects(policy, self.copies() as i64);
+        self.metrics
+            .pending_deletions(policy, self.pending_deletions() as i64);
+    }
+
+    fn copies(&self) -> usize {
+        self.held.values().filter(|h| h.marked.is_none()).count()
+    }
+
+    fn pending_deletions(&self) -> usize {
+        self.held.values().filter(|h| h.marked.is_some()).count()
+    }
+
+    async fn publish(&self, type_: EventType, reason: &str, note: String) {
+        let reference = k8s_openapi::api::core::v1::ObjectReference {
+            api_version: Some(BackupPolicy::api_version(&()).into_owned()),
+            kind: Some(BackupPolicy::kind(&()).into_owned()),
+            name: Some(self.settings.policy.clone()),
+            uid: Some(self.settings.uid.clone()),
+            ..Default::default()
+        };
+        events::publish(
+            &self.ctx.recorder,
+            &reference,
+            type_,
+            reason,
+            "Replicate",
+            note,
+        )
+        .await;
+    }
+
+    /// The conditions for the state the replicator is in.
+    fn conditions(&self) -> Vec<Observed> {
+        let rpo = self.current_rpo();
+        if self.failed_over {
+            return vec![
+                Observed::no(
+                    READY,
+                    "FailedOver",
+                    "the target was promoted by failover; replication stopped",
+                ),
+                Observed::yes(
+                    FAILED_OVER,
+                    "FailedOver",
+                    "the target runs the protected workloads",
+                ),
+                Observed::no(PROGRESSING, "FailedOver", "replication stopped"),
+                Observed::no(DEGRADED, "FailedOver", "replication stopped by failover"),
+            ];
+        }
+        let mut observed = vec![Observed::no(
+            FAILED_OVER,
+            "NotFailedOver",
+            "the primary runs the protected workloads",
+        )];
+        if !self.reachable {
+            let message = format!(
+                "the target cluster does not answer ({}); changes wait and are written once it does",
+                self.unreachable_reason
+            );
+            observed.extend([
+                Observed::no(READY, "TargetUnreachable", message.clone()),
+                Observed::yes(DEGRADED, "TargetUnreachable", message.clone()),
+                Observed::no(TARGET_REACHABLE, "TargetUnreachable", message),
+                Observed::yes(
+                    PROGRESSING,
+                    "WaitingForTarget",
+                    "changes are queued for the target",
+                ),
+            ]);
+            return observed;
+        }
+        observed.push(Observed::yes(
+            TARGET_REACHABLE,
+            "TargetAnswers",
+            "the target cluster answers",
+        ));
+        if !self.initial_listing_done() || !self.target_listed || self.in_sync_at.is_none() {
+            observed.extend([
+                Observed::no(
+                    READY,
+                    "InitialSync",
+                    "the first copy of the protected objects is being written",
+                ),
+                Observed::yes(PROGRESSING, "InitialSync", "writing the first copy"),
+                Observed::no(DEGRADED, "AsExpected", "nothing failed"),
+            ]);
+            return observed;
+        }
+        if !self.rejected.is_empty() {
+            let reasons: Vec<String> = self
+                .errors
+                .iter()
+                .filter(|(r, _)| **r != "TargetUnreachable")
+                .map(|(r, (_, m))| format!("{r}: {m}"))
+                .collect();
+            let message = format!(
+                "the target refused {} objects ({})",
+                self.rejected.len(),
+                reasons.join("; ")
+            );
+            observed.extend([
+                Observed::no(READY, "ObjectsRejected", message.clone()),
+                Observed::yes(DEGRADED, "ObjectsRejected", message),
+                Observed::no(
+                    PROGRESSING,
+                    "Replicating",
+                    "retried at the next full resync",
+                ),
+            ]);
+            return observed;
+        }
+        let objective = self.settings.rpo_objective;
+        match rpo {
+            Some(rpo) if rpo > objective => observed.push(Observed::yes(
+                DEGRADED,
+                "RecoveryPointObjectiveMissed",
+                format!(
+                    "replication lag {:.1}s exceeds the objective of {:.1}s",
+                    rpo.as_secs_f64(),
+                    objective.as_secs_f64()
+                ),
+            )),
+            _ => observed.push(Observed::no(
+                DEGRADED,
+                "AsExpected",
+                "replication keeps within the objective",
+            )),
+        }
+        let reason = match self.settings.mode {
+            Mode::Continuous => "Replicating",
+            Mode::Scheduled(_) => "Synced",
+        };
+        observed.extend([
+            Observed::yes(
+                READY,
+                reason,
+                format!(
+                    "{} objects replicated from {} namespaces",
+                    self.copies(),
+                    self.namespaces.keys().filter(|n| self.protected(n)).count()
+                ),
+            ),
+            Observed::no(
+                PROGRESSING,
+                reason,
+                "the target holds the protected objects",
+            ),
+        ]);
+        observed
+    }
+
+    /// Writes the status if it changed. Returns false when the policy is gone and the replicator
+    /// should stop.
+    async fn report(&mut self) -> bool {
+        let api: Api<BackupPolicy> = Api::all(self.primary.clone());
+        let policy = match api.get_opt(&self.settings.policy).await {
+            Ok(Some(policy)) if policy.uid().as_deref() == Some(&self.settings.uid) => policy,
+            Ok(_) => return false,
+            Err(error) => {
+                tracing::debug!(%error, "reading the policy failed; status waits");
+                return true;
+            }
+        };
+        let current = policy.status.clone().unwrap_or_default();
+        if current.failover.is_some() {
+            self.failed_over = true;
+        }
+        let was_reachable = !current
+            .conditions
+            .iter()
+            .any(|c| c.type_ == TARGET_REACHABLE && c.status == "False");
+        let mut next = BackupPolicyStatus {
+            observed_generation: current.observed_generation,
+            conditions: current.conditions.clone(),
+            failover: current.failover.clone(),
+            restore_points: match &self.shelf {
+                Some(shelf) => shelf.listed(),
+                None => Vec::new(),
+            },
+            ..BackupPolicyStatus::default()
+        };
+        next.last_sync_time = self
+            .last_sync_time
+            .or(self.in_sync_at.map(|(_, t)| t))
+            .map(|t| Time(jiff::Timestamp::from_second(t.as_second()).unwrap_or(t)));
+        // Keep a recent enough stored time rather than writing the status for every sync.
+        if let (Some(stored), Some(new)) = (&current.last_sync_time, &next.last_sync_time)
+            && new.0.duration_since(stored.0).as_secs_f64() < 30.0
+            && new.0 >= stored.0
+        {
+            next.last_sync_time = Some(stored.clone());
+        }
+        next.last_successful_sync_time = next.last_sync_time.clone();
+        next.measured_rpo_seconds = self
+            .current_rpo()
+            .map(|d| (d.as_secs_f64() * 10.0).round() / 10.0)
+            .map(|rpo| match current.measured_rpo_seconds {
+                // Small wobbles of a healthy lag are not worth a status write.
+                Some(stored)
+                    if (stored - rpo).abs() < 0.5
+                        && rpo < self.settings.rpo_objective.as_secs_f64() =>
+                {
+                    stored
+                }
+                _ => rpo,
+            });
+        next.objects_replicated = Some(self.copies() as i64);
+        next.pending_deletions = Some(self.pending_deletions() as i64);
+        next.protected_namespaces =
+            Some(self.namespaces.keys().filter(|n| self.protected(n)).count() as i64);
+        next.errors = self
+            .errors
+            .iter()
+            .map(|(reason, (count, message))| ReplicationErrorCount {
+                reason: (*reason).to_owned(),
+                count: *count,
+                message: message.chars().take(300).collect(),
+            })
+            .collect();
+        let observed = self.conditions();
+        if self.settings.exchange_nodes > 0 {
+            // The hub's own state has no exporter yet; say so rather than imply it is protected.
+            let (_, hub) = super::hub_state::condition(self.settings.exchange_nodes);
+            let mut with_hub = observed.clone();
+            with_hub.push(hub);
+            return self
+                .write_status(&policy, current, next, &with_hub, was_reachable)
+                .await;
+        }
+        self.write_status(&policy, current, next, &observed, was_reachable)
+            .await
+    }
+
+    async fn write_status(
+        &self,
+        policy: &BackupPolicy,
+        current: BackupPolicyStatus,
+        next: BackupPolicyStatus,
+        observed: &[Observed],
+        was_reachable: bool,
+    ) -> bool {
+        match crate::controllers::report(&self.ctx, policy, Some(&current), next, observed, &[])
+            .await
+        {
+            Ok(_) => {
+                if was_reachable && !self.reachable {
+                    self.publish(
+                        EventType::Warning,
+                        "TargetUnreachable",
+                        format!(
+                            "the target cluster does not answer: {}",
+                            self.unreachable_reason
+                        ),
+                    )
+                    .await;
+                }
+            }
+            Err(error) => {
+                tracing::debug!(error = %error.chain(), "writing the policy's status failed")
+            }
+        }
+        true
+    }
+}
+
+/// One write to the target.
+enum Action {
+    /// Apply the copy (with its hash), clearing a deletion mark it carries when the flag is set.
+    Apply(Value, String, bool),
+    /// Clear the deletion mark of a copy whose source is back unchanged.
+    Unmark(Value),
+    /// Mark the copy: its source is gone.
+    Mark(Value),
+}
+
+/// Sets apiVersion and kind on watched objects, which the cleaners need.
+fn with_types(
+    resource: kube::api::ApiResource,
+) -> impl Fn(
+    Result<watcher::Event<DynamicObject>, watcher::Error>,
+) -> Result<watcher::Event<DynamicObject>, watcher::Error> {
+    move |result| {
+        result.map(|event| {
+            event.modify(|object| {
+                object.types = Some(kube::api::TypeMeta {
+                    api_version: resource.api_version.clone(),
+                    kind: resource.kind.clone(),
+                })
+            })
+        })
+    }
+}
+
+/// Forwards a watch's events to the engine until the engine goes away. Watch errors are retried
+/// by the watcher's back-off; they are logged, not fatal.
+async fn forward<S, F>(events: S, tx: mpsc::Sender<Change>, wrap: F)
+where
+    S: futures::Stream<Item = Result<watcher::Event<DynamicObject>, watcher::Error>> + Send,
+    F: Fn(watcher::Event<DynamicObject>) -> Change,
+{
+    let mut events = std::pin::pin!(events.default_backoff());
+    while let Some(event) = events.next().await {
+        match event {
+            Ok(event) => {
+                if tx.send(wrap(event)).await.is_err() {
+                    return;
+                }
+            }
+            Err(error) => tracing::debug!(%error, "a replication watch failed; retrying"),
+        }
+    }
+}

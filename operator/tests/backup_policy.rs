@@ -1,0 +1,684 @@
+//! BackupPolicies across real clusters: a tenant replicated continuously from `primary` to `dr`
+//! (edits follow, deletions wait for their grace period), a standby that goes away and comes back
+//! (`spare`, stopped and started by the test), a restore point restored over a wiped namespace,
+//! and a failover that promotes the standby and is safe to run twice.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use govdc_crds::{BackupPolicy, DepartmentCloud};
+use govdc_operator::controllers::backup_policy::clean::{
+    POLICY_LABEL, SOURCE_DELETED_AT_ANNOTATION, STANDBY_REPLICAS_ANNOTATION,
+};
+use govdc_operator::controllers::backup_policy::kinds;
+use govdc_operator::controllers::backup_policy::store::restore_point_object;
+use govdc_test_support::{
+    OperatorProcess, TEST_LABEL, TestEnv, eventually, govdc_cluster_bin, install_crds, output_text,
+    repo_root,
+};
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, Service};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use kube::{Api, Client};
+use serde_json::{Value, json};
+
+const OPERATOR: &str = env!("CARGO_BIN_EXE_govdc-operator");
+const WAIT: Duration = Duration::from_secs(60);
+
+fn credit_code() -> String {
+    govdc_crds::validation::credit_code::complete("11330000MB000000")
+}
+
+/// A primary and a standby for one test, with a DepartmentCloud whose namespace `<dc>-prod` the
+/// policy protects.
+struct Pair {
+    primary: TestEnv,
+    standby: TestEnv,
+    dc: String,
+    namespace: String,
+    policy: String,
+    restore_points: PathBuf,
+}
+
+impl Pair {
+    async fn new(test: &str, standby: &str) -> Pair {
+        let primary = TestEnv::new("primary", test).await;
+        let standby = TestEnv::new(standby, test).await;
+        install_crds(&primary.client)
+            .await
+            .expect("CRDs on primary");
+        install_crds(&standby.client)
+            .await
+            .expect("CRDs on the standby");
+        let dc = format!("{}-t", primary.prefix);
+        let policy = format!("{}-bp", primary.prefix);
+        let restore_points = repo_root()
+            .join("target/test-restore-points")
+            .join(&primary.prefix);
+        Pair {
+            namespace: format!("{dc}-prod"),
+            primary,
+            standby,
+            dc,
+            policy,
+            restore_points,
+        }
+    }
+
+    /// The standby's name for a protected namespace.
+    fn mapped(&self) -> String {
+        format!("{}-dr", self.namespace)
+    }
+
+    /// The DepartmentCloud, labelled so that only this test's policy selects it.
+    async fn create_department(&self) {
+        let cloud: DepartmentCloud = serde_json::from_value(json!({
+            "apiVersion": "govdc.io/v1alpha1", "kind": "DepartmentCloud",
+            "metadata": {"name": self.dc, "labels": {TEST_LABEL: self.primary.prefix}},
+            "spec": {
+                "department": {"name": "灾备测试局", "creditCode": credit_code(), "level": "provincial", "regionCode": "330000"},
+                "networkZone": "extranet", "protectionLevel": 2,
+                "environments": [{"name": "prod"}],
+            }
+        }))
+        .expect("fixture");
+        Api::<DepartmentCloud>::all(self.primary.client.clone())
+            .create(&PostParams::default(), &cloud)
+            .await
+            .expect("create DepartmentCloud");
+    }
+
+    /// The kubeconfig Secret and the BackupPolicy, with `spec` over a base that maps namespaces
+    /// to `<name>-dr`.
+    async fn create_policy(&self, spec: Value) {
+        let system = self.primary.namespace("sys").await;
+        let kubeconfig =
+            std::fs::read_to_string(&self.standby.kubeconfig).expect("standby kubeconfig");
+        let secret: Secret = serde_json::from_value(json!({
+            "metadata": {"name": "dr-kubeconfig", "namespace": system},
+            "stringData": {"kubeconfig": kubeconfig},
+        }))
+        .expect("secret");
+        Api::<Secret>::namespaced(self.primary.client.clone(), &system)
+            .create(&PostParams::default(), &secret)
+            .await
+            .expect("create the kubeconfig Secret");
+        let mut full = json!({
+            "departmentSelector": {"matchLabels": {TEST_LABEL: self.primary.prefix}},
+            "target": {"kubeconfigSecretRef": {"namespace": system, "name": "dr-kubeconfig", "key": "kubeconfig"}},
+            "namespaceMapping": {"suffix": "-dr"},
+            "mode": "continuous",
+            "recoveryPointObjective": "2s",
+        });
+        if let (Some(full), Some(spec)) = (full.as_object_mut(), spec.as_object()) {
+            full.extend(spec.clone());
+        }
+        let policy: BackupPolicy = serde_json::from_value(json!({
+            "apiVersion": "govdc.io/v1alpha1", "kind": "BackupPolicy",
+            "metadata": {"name": self.policy, "labels": {TEST_LABEL: self.primary.prefix}},
+            "spec": full,
+        }))
+        .expect("policy fixture");
+        Api::<BackupPolicy>::all(self.primary.client.clone())
+            .create(&PostParams::default(), &policy)
+            .await
+            .expect("create BackupPolicy");
+    }
+
+    async fn start_operator(&self) -> OperatorProcess {
+        let lease = self.primary.namespace("lease").await;
+        let dir = self.restore_points.display().to_string();
+        OperatorProcess::start(
+            Path::new(OPERATOR),
+            &self.primary,
+            &lease,
+            "operator",
+            &["--restore-point-dir", &dir],
+        )
+    }
+
+    /// Waits for the DepartmentCloud's namespace on the primary.
+    async fn tenant_namespace(&self, operator: &OperatorProcess) {
+        let namespaces: Api<Namespace> = Api::all(self.primary.client.clone());
+        eventually("the tenant namespace", WAIT, || {
+            let namespaces = namespaces.clone();
+            async move { namespaces.get_opt(&self.namespace).await.ok().flatten() }
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", operator.logs()));
+    }
+
+    async fn condition(&self, operator: &OperatorProcess, type_: &str, status: &str) -> Condition {
+        let api: Api<BackupPolicy> = Api::all(self.primary.client.clone());
+        eventually(&format!("{} {type_}={status}", self.policy), WAIT, || {
+            let api = api.clone();
+            async move {
+                let policy = api.get_opt(&self.policy).await.ok()??;
+                policy
+                    .status?
+                    .conditions
+                    .into_iter()
+                    .find(|c| c.type_ == type_ && c.status == status)
+            }
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", operator.logs()))
+    }
+
+    fn backup(&self, args: &[&str]) -> std::process::Output {
+        Command::new(OPERATOR)
+            .arg("backup")
+            .args(args)
+            .output()
+            .expect("run govdc-operator backup")
+    }
+}
+
+async fn apply<K>(client: &Client, namespace: &str, object: Value)
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + serde::Serialize
+        + std::fmt::Debug,
+{
+    let object: K = serde_json::from_value(object).expect("fixture");
+    let name = object.meta().name.clone().unwrap_or_default();
+    Api::<K>::namespaced(client.clone(), namespace)
+        .patch(
+            &name,
+            &PatchParams::apply("govdc-tests").force(),
+            &Patch::Apply(&object),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("applying {name}: {e}"));
+}
+
+async fn tenant_objects(client: &Client, namespace: &str) {
+    apply::<ConfigMap>(
+        client,
+        namespace,
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings"}, "data": {"mode": "v1"}}),
+    )
+    .await;
+    apply::<Secret>(
+        client,
+        namespace,
+        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db"}, "stringData": {"password": "s3cret"}}),
+    )
+    .await;
+    apply::<Service>(
+        client,
+        namespace,
+        json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
+               "spec": {"selector": {"app": "api"}, "ports": [{"port": 80, "targetPort": 8080}]}}),
+    )
+    .await;
+    apply::<Deployment>(
+        client,
+        namespace,
+        json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "api", "labels": {"app": "api"}},
+               "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "api"}},
+                        "template": {"metadata": {"labels": {"app": "api"}},
+                                     "spec": {"containers": [{"name": "api", "image": "registry.local/api:1"}]}}}}),
+    )
+    .await;
+}
+
+async fn get<K>(client: &Client, namespace: &str, name: &str) -> Option<K>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    Api::<K>::namespaced(client.clone(), namespace)
+        .get_opt(name)
+        .await
+        .ok()
+        .flatten()
+}
+
+fn rpo_metric(operator: &OperatorProcess, policy: &str) -> Option<f64> {
+    let (_, body) = operator.get("/metrics")?;
+    let prefix = format!("govdc_backup_rpo_seconds{{policy=\"{policy}\"}} ");
+    body.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+#[tokio::test]
+async fn a_tenant_is_replicated_continuously_and_deletions_wait_for_their_grace_period() {
+    let pair = Pair::new("bpcontinuous", "dr").await;
+    let operator = pair.start_operator().await;
+    pair.create_department().await;
+    pair.tenant_namespace(&operator).await;
+    tenant_objects(&pair.primary.client, &pair.namespace).await;
+    pair.create_policy(json!({"deletions": {"policy": "mirror", "gracePeriod": "8s"}}))
+        .await;
+    let ready = pair.condition(&operator, "Ready", "True").await;
+    assert_eq!(ready.reason, "Replicating");
+
+    let dr = &pair.standby.client;
+    let mapped = pair.mapped();
+    let namespace = get::<ConfigMap>(dr, &mapped, "settings").await;
+    let settings = namespace.expect("the ConfigMap is on the standby, in the mapped namespace");
+    assert_eq!(settings.data.unwrap_or_default()["mode"], "v1");
+    let labels = Api::<Namespace>::all(dr.clone())
+        .get(&mapped)
+        .await
+        .expect("mapped namespace")
+        .metadata
+        .labels
+        .unwrap_or_default();
+    assert_eq!(labels["govdc.io/department"], pair.dc);
+    assert!(get::<Secret>(dr, &mapped, "db").await.is_some());
+
+    let deployment = get::<Deployment>(dr, &mapped, "api")
+        .await
+        .expect("the Deployment is on the standby");
+    assert_eq!(
+        deployment.spec.and_then(|s| s.replicas),
+        Some(0),
+        "warm standby"
+    );
+    assert_eq!(
+        deployment.metadata.annotations.unwrap_or_default()[STANDBY_REPLICAS_ANNOTATION],
+        "3"
+    );
+    let primary_ip = get::<Service>(&pair.primary.client, &pair.namespace, "web")
+        .await
+        .and_then(|s| s.spec?.cluster_ip);
+    let standby_ip = get::<Service>(dr, &mapped, "web")
+        .await
+        .expect("the Service is on the standby")
+        .spec
+        .and_then(|s| s.cluster_ip);
+    assert!(
+        standby_ip.is_some(),
+        "the standby assigns its own cluster IP"
+    );
+    assert_ne!(
+        primary_ip, standby_ip,
+        "the primary's cluster IP is not copied"
+    );
+    let root_ca = get::<ConfigMap>(dr, &mapped, "kube-root-ca.crt").await;
+    assert!(
+        root_ca.is_none_or(|c| !c
+            .metadata
+            .labels
+            .unwrap_or_default()
+            .contains_key(POLICY_LABEL)),
+        "kube-root-ca.crt is the standby's own, never a copy"
+    );
+
+    // An edit on the primary shows up on the standby within the RPO, give or take the test's polling.
+    let edited = Instant::now();
+    apply::<ConfigMap>(
+        &pair.primary.client,
+        &pair.namespace,
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings"}, "data": {"mode": "v2"}}),
+    )
+    .await;
+    eventually(
+        "the edit on the standby",
+        Duration::from_secs(10),
+        || async {
+            let c = get::<ConfigMap>(dr, &mapped, "settings").await?;
+            (c.data?.get("mode")? == "v2").then_some(())
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", operator.logs()));
+    assert!(
+        edited.elapsed() < Duration::from_secs(5),
+        "an edit took {:?} to replicate",
+        edited.elapsed()
+    );
+
+    // A deletion: the copy stays, marked, for the grace period, then goes.
+    Api::<ConfigMap>::namespaced(pair.primary.client.clone(), &pair.namespace)
+        .delete("settings", &DeleteParams::default())
+        .await
+        .expect("delete on the primary");
+    let deleted = Instant::now();
+    let marked = eventually(
+        "the copy marked deleted",
+        Duration::from_secs(10),
+        || async {
+            let c = get::<ConfigMap>(dr, &mapped, "settings").await?;
+            c.metadata
+                .annotations?
+                .get(SOURCE_DELETED_AT_ANNOTATION)
+                .cloned()
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", operator.logs()));
+    assert!(!marked.is_empty());
+    assert!(
+        deleted.elapsed() < Duration::from_secs(7),
+        "the check that the copy outlives the deletion came too late to mean anything"
+    );
+    assert!(
+        get::<ConfigMap>(dr, &mapped, "settings").await.is_some(),
+        "the copy must outlive the deletion on the primary"
+    );
+    eventually(
+        "the copy deleted after its grace period",
+        Duration::from_secs(30),
+        || async {
+            get::<ConfigMap>(dr, &mapped, "settings")
+                .await
+                .is_none()
+                .then_some(())
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", operator.logs()));
+    assert!(
+        deleted.elapsed() >= Duration::from_secs(8),
+        "the copy went after {:?}, before the 8s grace period",
+        deleted.elapsed()
+    );
+    // The rest stays.
+    assert!(get::<Secret>(dr, &mapped, "db").await.is_some());
+}
+
+fn cluster(action: &str, name: &str) {
+    let output = Command::new(govdc_cluster_bin())
+        .args([action, name])
+        .current_dir(repo_root())
+        .output()
+        .expect("run govdc-cluster");
+    assert!(
+        output.status.success(),
+        "govdc-cluster {action} {name}: {}",
+        output_text(&output)
+    );
+}
+
+#[tokio::test]
+async fn a_standby_that_goes_away_degrades_the_policy_and_catches_up_when_back() {
+    let pair = Pair::new("bpoutage", "spare").await;
+    let operator = pair.start_operator().await;
+    pair.create_department().await;
+    pair.tenant_namespace(&operator).await;
+    tenant_objects(&pair.primary.client, &pair.namespace).await;
+    pair.create_policy(json!({})).await;
+    pair.condition(&operator, "Ready", "True").await;
+
+    cluster("down", "spare");
+    // Whatever happens next, the spare cluster must be back for the tests that follow.
+    struct Up;
+    impl Drop for Up {
+        fn drop(&mut self) {
+            let _ = Command::new(govdc_cluster_bin())
+                .args(["up", "spare"])
+                .current_dir(repo_root())
+                .output();
+        }
+    }
+    let up = Up;
+    apply::<ConfigMap>(
+        &pair.primary.client,
+        &pair.namespace,
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "during-outage"}, "data": {"written": "while the standby was down"}}),
+    )
+    .await;
+    let degraded = pair.condition(&operator, "Degraded", "True").await;
+    assert_eq!(degraded.reason, "TargetUnreachable");
+    let ready = pair.condition(&operator, "Ready", "False").await;
+    assert_eq!(ready.reason, "TargetUnreachable");
+    let first = eventually("an RPO gauge", WAIT, || async {
+        rpo_metric(&operator, &pair.policy)
+    })
+    .await
+    .expect("gauge");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let later = rpo_metric(&operator, &pair.policy).expect("gauge");
+    assert!(
+        later >= first + 2.0,
+        "the RPO should grow while the standby is down: {first} then {later}"
+    );
+
+    cluster("up", "spare");
+    drop(up);
+    let ready = pair.condition(&operator, "Ready", "True").await;
+    assert_eq!(ready.reason, "Replicating");
+    let copy = get::<ConfigMap>(&pair.standby.client, &pair.mapped(), "during-outage")
+        .await
+        .expect("the change made during the outage reached the standby");
+    assert_eq!(
+        copy.data.unwrap_or_default()["written"],
+        "while the standby was down"
+    );
+    let after = rpo_metric(&operator, &pair.policy).expect("gauge");
+    assert!(after < 2.0, "the RPO recovers once caught up, got {after}");
+}
+
+/// What a user relies on in a restored object: everything but what the API server sets.
+fn user_view(api_version: &str, kind: &str, object: &Value) -> Value {
+    let kind = kinds::find(api_version, kind).expect("replicable kind");
+    restore_point_object(&kind, object, "view")
+}
+
+#[tokio::test]
+async fn a_restore_point_brings_back_a_wiped_namespace_and_reports_conflicts() {
+    let pair = Pair::new("bprestore", "primary").await;
+    // No operator: the commands work on their own. The namespace is the tenant's, made by hand.
+    pair.create_department().await;
+    let namespace: Namespace = serde_json::from_value(json!({"metadata": {"name": pair.namespace,
+        "labels": {"govdc.io/department": pair.dc, TEST_LABEL: pair.primary.prefix}}}))
+    .expect("namespace");
+    Api::<Namespace>::all(pair.primary.client.clone())
+        .create(&PostParams::default(), &namespace)
+        .await
+        .expect("create namespace");
+    tenant_objects(&pair.primary.client, &pair.namespace).await;
+    pair.create_policy(json!({})).await;
+    let client = pair.primary.client.clone();
+    let ns = pair.namespace.clone();
+    let before: Vec<(&str, &str, Value)> = vec![
+        (
+            "v1",
+            "ConfigMap",
+            serde_json::to_value(get::<ConfigMap>(&client, &ns, "settings").await).expect("json"),
+        ),
+        (
+            "v1",
+            "Secret",
+            serde_json::to_value(get::<Secret>(&client, &ns, "db").await).expect("json"),
+        ),
+        (
+            "v1",
+            "Service",
+            serde_json::to_value(get::<Service>(&client, &ns, "web").await).expect("json"),
+        ),
+        (
+            "apps/v1",
+            "Deployment",
+            serde_json::to_value(get::<Deployment>(&client, &ns, "api").await).expect("json"),
+        ),
+    ];
+
+    let dir = pair.restore_points.display().to_string();
+    let kubeconfig = pair.primary.kubeconfig.display().to_string();
+    let store = [
+        "--policy",
+        pair.policy.as_str(),
+        "--restore-point-dir",
+        dir.as_str(),
+    ];
+    let snapshot =
+        pair.backup(&[&["snapshot"][..], &store, &["--kubeconfig", &kubeconfig]].concat());
+    assert!(snapshot.status.success(), "{}", output_text(&snapshot));
+    let listed = pair.backup(&[&["list"][..], &store].concat());
+    assert!(
+        output_text(&listed).lines().count() >= 2,
+        "{}",
+        output_text(&listed)
+    );
+
+    Api::<Namespace>::all(client.clone())
+        .delete(&ns, &DeleteParams::default())
+        .await
+        .expect("wipe the namespace");
+    let restore = pair.backup(
+        &[
+            &["restore"][..],
+            &store,
+            &["--target-kubeconfig", &kubeconfig],
+        ]
+        .concat(),
+    );
+    let text = output_text(&restore);
+    assert!(restore.status.success(), "{text}");
+    assert!(text.contains("0 conflicts, 0 failed"), "{text}");
+
+    for (api_version, kind, original) in &before {
+        let name = original["metadata"]["name"].as_str().expect("name");
+        let resource = kinds::find(api_version, kind).expect("kind").api_resource();
+        let restored =
+            Api::<kube::api::DynamicObject>::namespaced_with(client.clone(), &ns, &resource)
+                .get(name)
+                .await
+                .unwrap_or_else(|e| panic!("{kind} {name} was not restored: {e}"));
+        let restored = serde_json::to_value(restored).expect("json");
+        assert_eq!(
+            user_view(api_version, kind, &restored),
+            user_view(api_version, kind, original),
+            "{kind} {name} differs after the restore"
+        );
+        assert_ne!(
+            restored["metadata"]["uid"], original["metadata"]["uid"],
+            "{kind} {name} is a new object"
+        );
+    }
+
+    // Restoring again over what is there: an edited object is a conflict, left alone.
+    apply::<ConfigMap>(
+        &client,
+        &ns,
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings"}, "data": {"mode": "edited"}}),
+    )
+    .await;
+    let again = pair.backup(
+        &[
+            &["restore"][..],
+            &store,
+            &["--target-kubeconfig", &kubeconfig],
+        ]
+        .concat(),
+    );
+    let text = output_text(&again);
+    assert!(again.status.success(), "{text}");
+    assert!(
+        text.contains(&format!(
+            "conflict: ConfigMap {ns}/settings: exists and differs in data"
+        )),
+        "{text}"
+    );
+    assert!(text.contains("1 conflicts, 0 failed"), "{text}");
+    let kept = get::<ConfigMap>(&client, &ns, "settings")
+        .await
+        .expect("configmap");
+    assert_eq!(
+        kept.data.unwrap_or_default()["mode"],
+        "edited",
+        "a conflict is not overwritten"
+    );
+    let _ = std::fs::remove_dir_all(&pair.restore_points);
+}
+
+#[tokio::test]
+async fn failover_scales_the_standby_up_stops_replication_and_is_safe_twice() {
+    let pair = Pair::new("bpfailover", "dr").await;
+    let operator = pair.start_operator().await;
+    pair.create_department().await;
+    pair.tenant_namespace(&operator).await;
+    tenant_objects(&pair.primary.client, &pair.namespace).await;
+    apply::<StatefulSet>(
+        &pair.primary.client,
+        &pair.namespace,
+        json!({"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "db"},
+               "spec": {"replicas": 2, "serviceName": "db", "selector": {"matchLabels": {"app": "db"}},
+                        "template": {"metadata": {"labels": {"app": "db"}},
+                                     "spec": {"containers": [{"name": "db", "image": "registry.local/db:1"}]}}}}),
+    )
+    .await;
+    pair.create_policy(json!({})).await;
+    pair.condition(&operator, "Ready", "True").await;
+    let dr = pair.standby.client.clone();
+    let mapped = pair.mapped();
+    eventually("both workloads on the standby at zero", WAIT, || async {
+        let d = get::<Deployment>(&dr, &mapped, "api").await?;
+        let s = get::<StatefulSet>(&dr, &mapped, "db").await?;
+        (d.spec?.replicas == Some(0) && s.spec?.replicas == Some(0)).then_some(())
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", operator.logs()));
+
+    let target = pair.standby.kubeconfig.display().to_string();
+    let primary = pair.primary.kubeconfig.display().to_string();
+    let args = [
+        "failover",
+        "--policy",
+        pair.policy.as_str(),
+        "--target-kubeconfig",
+        target.as_str(),
+        "--kubeconfig",
+        primary.as_str(),
+    ];
+    let first = pair.backup(&args);
+    let text = output_text(&first);
+    assert!(first.status.success(), "{text}");
+    assert!(
+        text.contains("2 workloads scaled now, 0 already running"),
+        "{text}"
+    );
+    let replicas = |d: Option<Deployment>| d.and_then(|d| d.spec?.replicas);
+    assert_eq!(
+        replicas(get::<Deployment>(&dr, &mapped, "api").await),
+        Some(3)
+    );
+    assert_eq!(
+        get::<StatefulSet>(&dr, &mapped, "db")
+            .await
+            .and_then(|s| s.spec?.replicas),
+        Some(2)
+    );
+    let failed_over = pair.condition(&operator, "FailedOver", "True").await;
+    assert_eq!(failed_over.reason, "FailedOver");
+
+    let second = pair.backup(&args);
+    let text = output_text(&second);
+    assert!(second.status.success(), "{text}");
+    assert!(
+        text.contains("0 workloads scaled now, 2 already running"),
+        "{text}"
+    );
+    assert_eq!(
+        replicas(get::<Deployment>(&dr, &mapped, "api").await),
+        Some(3)
+    );
+
+    // The promoted standby is no longer written by replication.
+    apply::<ConfigMap>(
+        &pair.primary.client,
+        &pair.namespace,
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings"}, "data": {"mode": "after-failover"}}),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let settings = get::<ConfigMap>(&dr, &mapped, "settings")
+        .await
+        .expect("configmap");
+    assert_eq!(settings.data.unwrap_or_default()["mode"], "v1");
+    assert_eq!(
+        replicas(get::<Deployment>(&dr, &mapped, "api").await),
+        Some(3)
+    );
+}
