@@ -403,7 +403,7 @@ async fn a_national_and_two_provincial_nodes_federate_through_the_operator() {
         .expect_err("a department that is not a member is refused");
     assert_eq!(refused.code(), tonic::Code::PermissionDenied, "{refused:?}");
 
-    let mut national_catalog = CatalogClient::with_interceptor(
+    let national_catalog = CatalogClient::with_interceptor(
         national.channel().await,
         national.token("operator", Role::Admin),
     );

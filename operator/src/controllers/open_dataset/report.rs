@@ -231,14 +231,14 @@ mod tests {
             ..OpenDatasetStatus::default()
         };
         let problems = [Problem::new(
-            "PersonalFieldInTheClear",
+            "PersonalFieldInClear",
             "spec.fields[1]: phone",
         )];
         let observed = conditions_for(&Outcome::Refused(&problems), &status);
         let ready = find(&observed, READY);
         assert_eq!(
             (ready.status, ready.reason.as_str()),
-            ("False", "PersonalFieldInTheClear")
+            ("False", "PersonalFieldInClear")
         );
         assert!(
             ready.message.ends_with("version 3 stays served"),
