@@ -92,13 +92,22 @@ run_hub() {
   kubectl -n govdc-hub get configmap "$name-hub" -o jsonpath='{.data.config\.yaml}' >"$dir/config.yaml"
   kubectl -n govdc-hub get secret "$name-hub-key" -o jsonpath='{.data.key}' | base64 -d >"$dir/key"
   chmod 600 "$dir/key"
-  GOVDC_HUB_LISTEN=127.0.0.1:$((50051 + index)) GOVDC_HUB_METRICS_LISTEN=127.0.0.1:$((9091 + index)) \
+  # A portal node's public port, on this machine 8081 and up.
+  local portal=()
+  if grep -q '^portalListen:' "$dir/config.yaml"; then portal=(GOVDC_HUB_PORTAL_LISTEN=127.0.0.1:$((8081 + index))); fi
+  env "${portal[@]}" GOVDC_HUB_LISTEN=127.0.0.1:$((50051 + index)) GOVDC_HUB_METRICS_LISTEN=127.0.0.1:$((9091 + index)) \
   GOVDC_HUB_DATA_DIR=$dir/data GOVDC_HUB_AUTH_KEY_FILE=$dir/key GOVDC_HUB_LOG_FORMAT=text \
     target/debug/govdc-hub serve --config "$dir/config.yaml" >"$dir/hub.log" 2>&1 &
   pids+=($!)
 }
 echo "== starting the sample hub nodes (logs: target/demo/hubs/NAME/hub.log)"
 for i in "${!hubs[@]}"; do run_hub "${hubs[$i]}" "$i"; done
+
+echo "== samples: open datasets, once the departments' namespaces exist"
+for namespace in hz-health-prod zj-data-prod; do
+  for _ in $(seq 60); do kubectl get namespace "$namespace" >/dev/null 2>&1 && break; sleep 1; done
+done
+kubectl apply --server-side -f deploy/samples/datasets/
 
 cat <<INFO
 
@@ -108,6 +117,7 @@ govdc demo data center is up.
   kubectl:               target/controlplane/kube kubectl get govdc -A
   operator:              http://127.0.0.1:8080/metrics  /livez  /readyz   (log: target/demo/operator.log)
   hub nodes (gRPC):      national 127.0.0.1:50051, zhejiang :50052, guangdong :50053
+  open-data portal:      http://127.0.0.1:8081/api/3/action/package_search  /catalog.jsonld
   hub metrics:           http://127.0.0.1:9091/metrics (national), :9092, :9093
   tear down:             Ctrl-C, then deploy/demo.sh down
 

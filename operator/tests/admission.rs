@@ -597,4 +597,18 @@ async fn the_demo_samples_are_admitted() {
         "{}",
         output_text(&output)
     );
+    // The datasets live in tenant namespaces the DepartmentClouds make; stand in for them.
+    for namespace in ["hz-health-prod", "zj-data-prod"] {
+        let _ = env.kubectl(&["create", "namespace", namespace]);
+    }
+    let output = env.kubectl(&[
+        "apply",
+        "--server-side",
+        "--dry-run=server",
+        "-f",
+        &samples.join("datasets").to_string_lossy(),
+    ]);
+    assert!(output.status.success(), "{}", output_text(&output));
+    let applied = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(applied.matches("opendataset.govdc.io/").count(), 2, "{applied}");
 }
