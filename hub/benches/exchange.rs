@@ -1,3 +1,488 @@
-//! Exchange benchmark (being written).
+//! Exchange throughput and latency: records per second and publish -> fetch latency (p50, p99)
+//! at several batch sizes, for the real hub (its release binary, its SQLite store with
+//! `synchronous=FULL`, tokens, grants, audit records and acknowledgements) beside a floor
+//! measured in the same run: a bare tonic server of the same Exchange API that relays each
+//! published batch straight to the fetch stream (no auth, no storage), also in a process of its
+//! own.
+//!
+//! ```sh
+//! cargo bench -p govdc-hub --bench exchange            # batch sizes 1, 100, 1000
+//! cargo bench -p govdc-hub --bench exchange -- --seconds 5 --batches 1,10,100,1000
+//! ```
+//!
+//! One publisher stream keeps up to `WINDOW` batches unacknowledged; one consumer follows the
+//! resource and acknowledges as it goes (coalesced). Each record is ~200 bytes and carries the
+//! time it was sent, so the consumer measures latency from publish to fetch. Each run stops after
+//! `--seconds` (default 6) or its record budget, whichever comes first.
+#![allow(clippy::unwrap_used)]
 
-fn main() {}
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::{Duration, Instant};
+
+use futures::{Stream, StreamExt};
+use govdc_hub_api::auth::BearerToken;
+use govdc_hub_api::v1::exchange_client::ExchangeClient;
+use govdc_hub_api::v1::exchange_server::{Exchange, ExchangeServer};
+use govdc_hub_api::v1::membership_client::MembershipClient;
+use govdc_hub_api::v1::{
+    AccessGrant, AckRequest, AckResponse, DecideAccessRequest, FetchRequest, FetchResponse,
+    JoinRequest, ListGrantsRequest, ListGrantsResponse, PublishRequest, PublishResponse, Record,
+    RegisterResourceRequest, RequestAccessRequest, Resource, ShareType,
+};
+use govdc_test_support::hub::{HubOptions, HubProcess};
+use tokio::sync::{broadcast, mpsc, watch};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::service::Interceptor;
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Request, Response, Status, Streaming};
+
+/// Batches in flight on the publish stream.
+const WINDOW: usize = 32;
+const RECORD_BYTES: usize = 200;
+
+// ---------------------------------------------------------------------------------------------
+// The floor: a bare tonic server of the same API.
+
+#[derive(Clone)]
+struct Bare {
+    records: broadcast::Sender<Arc<Vec<Record>>>,
+    next: Arc<AtomicI64>,
+}
+
+type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Exchange for Bare {
+    async fn request_access(
+        &self,
+        _: Request<RequestAccessRequest>,
+    ) -> Result<Response<AccessGrant>, Status> {
+        Err(Status::unimplemented("bare"))
+    }
+    async fn decide_access(
+        &self,
+        _: Request<DecideAccessRequest>,
+    ) -> Result<Response<AccessGrant>, Status> {
+        Err(Status::unimplemented("bare"))
+    }
+    async fn list_grants(
+        &self,
+        _: Request<ListGrantsRequest>,
+    ) -> Result<Response<ListGrantsResponse>, Status> {
+        Err(Status::unimplemented("bare"))
+    }
+
+    type PublishStream = BoxStream<PublishResponse>;
+
+    async fn publish(
+        &self,
+        request: Request<Streaming<PublishRequest>>,
+    ) -> Result<Response<Self::PublishStream>, Status> {
+        let mut inbound = request.into_inner();
+        let (tx, rx) = mpsc::channel(256);
+        let bare = self.clone();
+        tokio::spawn(async move {
+            while let Some(Ok(batch)) = inbound.next().await {
+                let n = batch.records.len() as i64;
+                let first = bare.next.fetch_add(n, Ordering::SeqCst) + 1;
+                let records = batch
+                    .records
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, data)| Record {
+                        offset: first + i as i64,
+                        data,
+                    })
+                    .collect();
+                let _ = bare.records.send(Arc::new(records));
+                let ack = PublishResponse {
+                    first_offset: first,
+                    last_offset: first + n - 1,
+                };
+                if tx.send(Ok(ack)).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    type FetchStream = BoxStream<FetchResponse>;
+
+    async fn fetch(&self, _: Request<FetchRequest>) -> Result<Response<Self::FetchStream>, Status> {
+        let mut records = self.records.subscribe();
+        let (tx, rx) = mpsc::channel(4);
+        tokio::spawn(async move {
+            while let Ok(batch) = records.recv().await {
+                let response = FetchResponse {
+                    records: batch.as_ref().clone(),
+                };
+                if tx.send(Ok(response)).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn ack(&self, request: Request<AckRequest>) -> Result<Response<AckResponse>, Status> {
+        Ok(Response::new(AckResponse {
+            acked_offset: request.into_inner().offset,
+        }))
+    }
+}
+
+async fn serve_bare() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    println!("{}", listener.local_addr().unwrap().port());
+    let bare = Bare {
+        records: broadcast::channel(1 << 16).0,
+        next: Arc::default(),
+    };
+    tonic::transport::Server::builder()
+        .add_service(ExchangeServer::new(bare).max_decoding_message_size(16 << 20))
+        .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
+        .await
+        .unwrap();
+}
+
+// ---------------------------------------------------------------------------------------------
+// The load.
+
+#[derive(Clone)]
+struct Token(Option<BearerToken>);
+
+impl Interceptor for Token {
+    fn call(&mut self, request: Request<()>) -> Result<Request<()>, Status> {
+        match &mut self.0 {
+            Some(token) => token.call(request),
+            None => Ok(request),
+        }
+    }
+}
+
+struct Outcome {
+    records: usize,
+    seconds: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+fn record(sent_nanos: u64, n: usize) -> Vec<u8> {
+    let mut data = sent_nanos.to_be_bytes().to_vec();
+    let filler = format!(
+        r#"{{"seq":{n},"company":"杭州某某科技有限公司","region":"330100","capital":1000000,"founded":"2015-06-01"}}"#
+    );
+    data.extend_from_slice(filler.as_bytes());
+    data.resize(RECORD_BYTES, b' ');
+    data
+}
+
+async fn run_load(
+    channel: Channel,
+    publisher: Token,
+    consumer: Token,
+    code: &str,
+    batch: usize,
+    budget: usize,
+    limit: Duration,
+) -> Outcome {
+    let epoch = Instant::now();
+    let mut fetch_client = ExchangeClient::with_interceptor(channel.clone(), consumer.clone());
+    let mut fetched = fetch_client
+        .fetch(FetchRequest {
+            resource_code: code.to_owned(),
+            max_records: 0,
+            batch_size: 10_000,
+            follow: true,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+
+    // Acknowledgements, coalesced: the consumer's cursor follows the latest offset received.
+    let (acked_tx, mut acked_rx) = watch::channel(0i64);
+    let ack_code = code.to_owned();
+    let mut ack_client = ExchangeClient::with_interceptor(channel.clone(), consumer);
+    let acker = tokio::spawn(async move {
+        while acked_rx.changed().await.is_ok() {
+            let offset = *acked_rx.borrow_and_update();
+            let _ = ack_client
+                .ack(AckRequest {
+                    resource_code: ack_code.clone(),
+                    offset,
+                })
+                .await;
+        }
+    });
+
+    let started = Instant::now();
+    let deadline = started + limit;
+    let (tx, rx) = mpsc::channel::<PublishRequest>(WINDOW);
+    let mut publish_client = ExchangeClient::with_interceptor(channel, publisher);
+    let mut acks = publish_client
+        .publish(ReceiverStream::new(rx))
+        .await
+        .unwrap()
+        .into_inner();
+    let code_owned = code.to_owned();
+    let producer = tokio::spawn(async move {
+        let mut in_flight: VecDeque<usize> = VecDeque::new();
+        let mut sent = 0;
+        loop {
+            while in_flight.len() < WINDOW && sent < budget && Instant::now() < deadline {
+                let now = epoch.elapsed().as_nanos() as u64;
+                let records = (0..batch).map(|i| record(now, sent + i)).collect();
+                if tx
+                    .send(PublishRequest {
+                        resource_code: code_owned.clone(),
+                        records,
+                    })
+                    .await
+                    .is_err()
+                {
+                    return sent;
+                }
+                in_flight.push_back(batch);
+                sent += batch;
+            }
+            if in_flight.is_empty() {
+                return sent;
+            }
+            match acks.message().await {
+                Ok(Some(_)) => {
+                    in_flight.pop_front();
+                }
+                _ => return sent,
+            }
+        }
+    });
+
+    let mut latencies = Vec::new();
+    let mut received = 0usize;
+    let mut last = started;
+    let mut producer = producer;
+    let mut sent: Option<usize> = None;
+    let hard_stop = tokio::time::Instant::from_std(deadline + Duration::from_secs(30));
+    loop {
+        if sent.is_some_and(|sent| received >= sent) {
+            break;
+        }
+        tokio::select! {
+            count = &mut producer, if sent.is_none() => sent = Some(count.unwrap_or_default()),
+            message = fetched.message() => {
+                let Ok(Some(response)) = message else { break };
+                let now = epoch.elapsed().as_nanos() as u64;
+                for r in &response.records {
+                    let mut stamp = [0u8; 8];
+                    stamp.copy_from_slice(&r.data[..8]);
+                    latencies.push(now.saturating_sub(u64::from_be_bytes(stamp)));
+                }
+                received += response.records.len();
+                last = Instant::now();
+                if let Some(r) = response.records.last() {
+                    let _ = acked_tx.send(r.offset);
+                }
+            }
+            _ = tokio::time::sleep_until(hard_stop) => break,
+        }
+    }
+    assert_eq!(Some(received), sent, "every published record fetched");
+    drop(acked_tx);
+    let _ = acker.await;
+    latencies.sort_unstable();
+    let pct = |p: f64| {
+        latencies
+            .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
+            .map(|n| *n as f64 / 1e6)
+            .unwrap_or_default()
+    };
+    Outcome {
+        records: received,
+        seconds: (last - started).as_secs_f64(),
+        p50_ms: pct(0.50),
+        p99_ms: pct(0.99),
+    }
+}
+
+fn parse_args() -> (Vec<usize>, Duration, bool) {
+    let args: Vec<String> = std::env::args().collect();
+    let mut batches = vec![1, 100, 1000];
+    let mut seconds = 6.0;
+    let mut bare = false;
+    let mut i = 1;
+    while i < args.len() {
+        match args[i].as_str() {
+            "--batches" => {
+                batches = args[i + 1].split(',').map(|b| b.parse().unwrap()).collect();
+                i += 1;
+            }
+            "--seconds" => {
+                seconds = args[i + 1].parse().unwrap();
+                i += 1;
+            }
+            "--serve-bare" => bare = true,
+            _ => {}
+        }
+        i += 1;
+    }
+    (batches, Duration::from_secs_f64(seconds), bare)
+}
+
+fn main() {
+    let (batches, limit, serve) = parse_args();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    if serve {
+        runtime.block_on(serve_bare());
+        return;
+    }
+    runtime.block_on(bench(batches, limit));
+}
+
+async fn bench(batches: Vec<usize>, limit: Duration) {
+    // The floor, in a process of its own like the hub.
+    let mut bare_process = std::process::Command::new(std::env::current_exe().unwrap())
+        .arg("--serve-bare")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let port = {
+        use std::io::BufRead;
+        let mut line = String::new();
+        std::io::BufReader::new(bare_process.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        line.trim().to_owned()
+    };
+    let bare = Endpoint::from_shared(format!("http://127.0.0.1:{port}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+
+    let hub = HubProcess::start(
+        std::path::Path::new(env!("CARGO_BIN_EXE_govdc-hub")),
+        HubOptions::new("national", "national", "extranet").env("GOVDC_HUB_LOG", "warn"),
+    )
+    .unwrap();
+    let channel = Endpoint::from_shared(hub.endpoint())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let token = |role: &str, subject: &str| {
+        Token(Some(
+            BearerToken::new(&hub.token(role, subject).unwrap()).unwrap(),
+        ))
+    };
+    let (provider, consumer) = ("91330100000000001X", "91330100000000002X");
+    // Valid GB 32100 check characters for the two codes above.
+    let provider = fix_check(provider);
+    let consumer = fix_check(consumer);
+    let mut membership =
+        MembershipClient::with_interceptor(channel.clone(), token("admin", "operator"));
+    for code in [&provider, &consumer] {
+        membership
+            .join(JoinRequest {
+                credit_code: code.clone(),
+                name: "bench".to_owned(),
+            })
+            .await
+            .unwrap();
+    }
+    let (publisher, reader) = (token("member", &provider), token("member", &consumer));
+
+    println!(
+        "\nexchange benchmark: one publisher ({WINDOW} batches in flight), one following consumer, {RECORD_BYTES}-byte records, up to {:.0} s per run\n",
+        limit.as_secs_f64()
+    );
+    println!(
+        "| batch | server | records | records/s | p50 publish->fetch | p99 publish->fetch | hub / bare |"
+    );
+    println!("| ---: | --- | ---: | ---: | ---: | ---: | ---: |");
+    for batch in batches {
+        let budget = (batch * 2_000).clamp(20_000, 200_000);
+        let floor = run_load(
+            bare.clone(),
+            Token(None),
+            Token(None),
+            "bare",
+            batch,
+            budget,
+            limit,
+        )
+        .await;
+        let code = format!("{provider}-b{batch}");
+        govdc_hub_api::v1::catalog_client::CatalogClient::with_interceptor(
+            channel.clone(),
+            publisher.clone(),
+        )
+        .register_resource(RegisterResourceRequest {
+            resource: Some(Resource {
+                code: code.clone(),
+                name: "bench".to_owned(),
+                share_type: ShareType::Unconditional as i32,
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap();
+        ExchangeClient::with_interceptor(channel.clone(), reader.clone())
+            .request_access(RequestAccessRequest {
+                resource_code: code.clone(),
+                purpose: "bench".to_owned(),
+            })
+            .await
+            .unwrap();
+        let measured = run_load(
+            channel.clone(),
+            publisher.clone(),
+            reader.clone(),
+            &code,
+            batch,
+            budget,
+            limit,
+        )
+        .await;
+        let rate = |o: &Outcome| o.records as f64 / o.seconds.max(1e-9);
+        for (name, o) in [("bare tonic", &floor), ("govdc-hub", &measured)] {
+            let ratio = if name == "govdc-hub" {
+                format!("{:.2}x", rate(&measured) / rate(&floor))
+            } else {
+                String::new()
+            };
+            println!(
+                "| {batch} | {name} | {} | {:.0} | {:.2} ms | {:.2} ms | {ratio} |",
+                o.records,
+                rate(o),
+                o.p50_ms,
+                o.p99_ms
+            );
+        }
+    }
+    println!("\ntarget: govdc-hub at least 0.5x the bare server's records/s");
+    drop(hub);
+    let _ = bare_process.kill();
+    let _ = bare_process.wait();
+}
+
+/// `code` with its GB 32100 check character recomputed.
+fn fix_check(code: &str) -> String {
+    const ALPHABET: &[u8] = b"0123456789ABCDEFGHJKLMNPQRTUWXY";
+    const WEIGHTS: [usize; 17] = [
+        1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28,
+    ];
+    let body = &code[..17];
+    let sum: usize = body
+        .bytes()
+        .zip(WEIGHTS)
+        .map(|(b, w)| ALPHABET.iter().position(|a| *a == b).unwrap() * w)
+        .sum();
+    format!("{body}{}", ALPHABET[(31 - sum % 31) % 31] as char)
+}

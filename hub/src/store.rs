@@ -68,12 +68,17 @@ const MIGRATIONS: &[&str] = &[
         UNIQUE (consumer, resource_code)
     ) STRICT;
     CREATE INDEX grants_provider ON grants (provider);
-    CREATE TABLE records (
+    -- Published records, one row per published batch (offsets first_offset..=last_offset): a
+    -- batch costs one row however many records it holds. `records` is the batch encoded as a
+    -- protobuf PublishRequest (its repeated `records` field; resource_code left empty).
+    CREATE TABLE batches (
+        id INTEGER PRIMARY KEY,
         resource_code TEXT NOT NULL,
-        record_offset INTEGER NOT NULL,
-        data BLOB NOT NULL,
-        PRIMARY KEY (resource_code, record_offset)
-    ) STRICT, WITHOUT ROWID;
+        first_offset INTEGER NOT NULL,
+        last_offset INTEGER NOT NULL,
+        records BLOB NOT NULL
+    ) STRICT;
+    CREATE UNIQUE INDEX batches_by_end ON batches (resource_code, last_offset);
     CREATE TABLE cursors (
         consumer TEXT NOT NULL,
         resource_code TEXT NOT NULL,

@@ -92,22 +92,22 @@ async fn register_request_approve_publish_fetch_ack_and_audit_across_restarts() 
             .exchange
             .ack(AckRequest {
                 resource_code: conditional.clone(),
-                offset: 3,
+                offset: 2,
             })
             .await
             .unwrap()
             .into_inner();
-        assert_eq!(acked.acked_offset, 3);
+        assert_eq!(acked.acked_offset, 2);
         let records = fetch_all(&mut consumer, &conditional).await.unwrap();
-        assert_eq!(records.iter().map(|r| r.offset).collect::<Vec<_>>(), vec![4, 5]);
+        assert_eq!(records.iter().map(|r| r.offset).collect::<Vec<_>>(), vec![3, 4, 5]);
 
         // A graceful restart in the middle: the cursor, the grant and the records survive.
         let status = hub.stop().unwrap();
         assert!(status.success(), "SIGTERM should exit cleanly: {status}\n{}", hub.logs());
         hub.restart().unwrap();
         let records = fetch_all(&mut consumer, &conditional).await.unwrap();
-        assert_eq!(records.iter().map(|r| r.offset).collect::<Vec<_>>(), vec![4, 5]);
-        assert_eq!(records[1].data, record_data(1, 1));
+        assert_eq!(records.iter().map(|r| r.offset).collect::<Vec<_>>(), vec![3, 4, 5]);
+        assert_eq!(records[2].data, record_data(1, 1));
 
         // SIGKILL right after an acknowledged publish: the acknowledged batch is there.
         let acks = publish(&mut provider, &conditional, vec![vec![record_data(2, 0)]]).await.unwrap();
@@ -115,7 +115,7 @@ async fn register_request_approve_publish_fetch_ack_and_audit_across_restarts() 
         hub.kill();
         hub.restart().unwrap();
         let records = fetch_all(&mut consumer, &conditional).await.unwrap();
-        assert_eq!(records.iter().map(|r| r.offset).collect::<Vec<_>>(), vec![4, 5, 6]);
+        assert_eq!(records.iter().map(|r| r.offset).collect::<Vec<_>>(), vec![3, 4, 5, 6]);
 
         // Statistics in the API and in /metrics.
         let stats = admin.stats.get_sharing_stats(GetSharingStatsRequest {}).await.unwrap().into_inner();
@@ -124,7 +124,7 @@ async fn register_request_approve_publish_fetch_ack_and_audit_across_restarts() 
         assert!((dept.share_rate - 2.0 / 3.0).abs() < 1e-9);
         let res = stats.resources.iter().find(|r| r.code == conditional).unwrap();
         assert_eq!((res.consumers, res.requests, res.records_published), (1, 1, 6));
-        assert!(res.records_served >= 5 + 5 + 2 + 2 + 3, "{res:?}");
+        assert!(res.records_served >= 5 + 5 + 3 + 3 + 4, "{res:?}");
         let (code, metrics) = hub.get("/metrics").unwrap();
         assert_eq!(code, 200);
         let published = format!(
@@ -317,6 +317,58 @@ async fn a_following_fetch_delivers_new_records_and_ends_on_revocation() {
             .unwrap();
         let refused = stream.message().await.unwrap_err();
         assert_eq!(refused.code(), Code::PermissionDenied, "{refused:?}");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_ends_following_streams_and_the_hub_exits_cleanly_and_promptly() {
+    bounded(Duration::from_secs(60), async {
+        let mut hub =
+            HubProcess::start(&bin(), HubOptions::new("national", "national", "extranet")).unwrap();
+        let mut admin = Clients::admin(&hub);
+        let (provider_code, consumer_code) = (credit_code(91), credit_code(92));
+        join(&mut admin, &provider_code, "provider").await;
+        join(&mut admin, &consumer_code, "consumer").await;
+        let mut provider = Clients::member(&hub, &provider_code);
+        let mut consumer = Clients::member(&hub, &consumer_code);
+        let code = format!("{provider_code}-0001");
+        register(&mut provider, &code, ShareType::Unconditional).await;
+        consumer
+            .exchange
+            .request_access(RequestAccessRequest {
+                resource_code: code.clone(),
+                purpose: "shutdown".to_owned(),
+            })
+            .await
+            .unwrap();
+        let mut stream = consumer
+            .exchange
+            .fetch(FetchRequest {
+                resource_code: code.clone(),
+                max_records: 0,
+                batch_size: 0,
+                follow: true,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        publish(&mut provider, &code, vec![vec![b"before".to_vec()]])
+            .await
+            .unwrap();
+        assert_eq!(stream.message().await.unwrap().unwrap().records.len(), 1);
+
+        let started = std::time::Instant::now();
+        let status = hub.stop().unwrap();
+        assert!(status.success(), "{status}\n{}", hub.logs());
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "an open following fetch held the shutdown for {:?}",
+            started.elapsed()
+        );
+        let ended = stream.message().await.unwrap_err();
+        assert_eq!(ended.code(), Code::Unavailable, "{ended:?}");
+        assert!(hub.logs().contains("store closed"), "{}", hub.logs());
     })
     .await;
 }

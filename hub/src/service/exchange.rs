@@ -14,6 +14,7 @@ use govdc_hub_api::v1::{
     GrantState, ListGrantsRequest, ListGrantsResponse, PublishRequest, PublishResponse, Record,
     RequestAccessRequest, ShareType,
 };
+use prost::Message;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::json;
 use tokio::sync::mpsc;
@@ -151,7 +152,8 @@ fn append_batches(
     let mut last_offsets: HashMap<String, i64> = HashMap::new();
     let mut insert = conn
         .prepare_cached(
-            "INSERT INTO records (resource_code, record_offset, data) VALUES (?1, ?2, ?3)",
+            "INSERT INTO batches (resource_code, first_offset, last_offset, records)
+             VALUES (?1, ?2, ?3, ?4)",
         )
         .db()?;
     for batch in batches {
@@ -191,12 +193,15 @@ fn append_batches(
             });
         }
         let first = count + 1;
-        let mut bytes = 0;
-        for (i, data) in batch.records.iter().enumerate() {
-            bytes += data.len();
-            insert.execute(params![code, first + i as i64, data]).db()?;
-        }
         let last = count + batch.records.len() as i64;
+        let bytes: usize = batch.records.iter().map(Vec::len).sum();
+        let stored = PublishRequest {
+            resource_code: String::new(),
+            records: batch.records,
+        };
+        insert
+            .execute(params![code, first, last, stored.encode_to_vec()])
+            .db()?;
         conn.execute(
             "UPDATE resources SET record_count = ?2 WHERE code = ?1 AND origin = ''",
             params![code, last],
@@ -208,7 +213,7 @@ fn append_batches(
             provider,
             "records.publish",
             &code,
-            json!({"first": first, "last": last, "count": batch.records.len(), "bytes": bytes}),
+            json!({"first": first, "last": last, "count": last - first + 1, "bytes": bytes}),
         )?;
         last_offsets.insert(code, last);
         acks.push(PublishResponse {
@@ -221,6 +226,46 @@ fn append_batches(
         last_offsets,
         refusal: None,
     })
+}
+
+/// Up to `want` records of `code` after offset `position` (fewer past [`MAX_FETCH_BYTES`]).
+fn read_records(
+    conn: &Connection,
+    code: &str,
+    position: i64,
+    want: i64,
+) -> Result<Vec<Record>, Status> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT first_offset, records FROM batches
+             WHERE resource_code = ?1 AND last_offset > ?2 ORDER BY last_offset",
+        )
+        .db()?;
+    let mut rows = stmt.query(params![code, position]).db()?;
+    let mut records = Vec::new();
+    let mut bytes = 0;
+    while let Some(row) = rows.next().db()? {
+        let first: i64 = row.get(0).db()?;
+        let blob = row
+            .get_ref(1)
+            .db()?
+            .as_blob()
+            .map_err(|e| Status::internal(format!("a stored batch: {e}")))?;
+        let batch = PublishRequest::decode(blob)
+            .map_err(|e| Status::internal(format!("a stored batch does not decode: {e}")))?;
+        for (i, data) in batch.records.into_iter().enumerate() {
+            let offset = first + i as i64;
+            if offset <= position {
+                continue;
+            }
+            bytes += data.len();
+            records.push(Record { offset, data });
+            if records.len() as i64 >= want || bytes >= MAX_FETCH_BYTES {
+                return Ok(records);
+            }
+        }
+    }
+    Ok(records)
 }
 
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
@@ -523,30 +568,7 @@ impl Exchange for HubService {
                 let code = resource_code.clone();
                 let read = hub
                     .store
-                    .read(move |conn| {
-                        let mut stmt = conn
-                            .prepare_cached(
-                                "SELECT record_offset, data FROM records
-                                 WHERE resource_code = ?1 AND record_offset > ?2
-                                 ORDER BY record_offset LIMIT ?3",
-                            )
-                            .db()?;
-                        let mut records = Vec::new();
-                        let mut bytes = 0;
-                        let mut rows = stmt.query(params![code, position, want]).db()?;
-                        while let Some(row) = rows.next().db()? {
-                            let data: Vec<u8> = row.get(1).db()?;
-                            bytes += data.len();
-                            records.push(Record {
-                                offset: row.get(0).db()?,
-                                data,
-                            });
-                            if bytes >= MAX_FETCH_BYTES {
-                                break;
-                            }
-                        }
-                        Ok(records)
-                    })
+                    .read(move |conn| read_records(conn, &code, position, want))
                     .await;
                 let records = match read {
                     Ok(records) => records,
@@ -556,12 +578,27 @@ impl Exchange for HubService {
                     }
                 };
                 if records.is_empty() {
-                    if !follow || *shutdown.borrow() {
+                    if !follow {
+                        return;
+                    }
+                    // A following stream ends with UNAVAILABLE on shutdown, not a clean end: the
+                    // consumer is to fetch again (from its acknowledged offset) once the node is
+                    // back.
+                    let stopping = || {
+                        Status::unavailable(
+                            "the node is shutting down; fetch again from the acknowledged offset",
+                        )
+                    };
+                    if *shutdown.borrow() {
+                        let _ = tx.send(Err(stopping())).await;
                         return;
                     }
                     tokio::select! {
                         changed = published.changed() => if changed.is_err() { return },
-                        _ = shutdown.changed() => return,
+                        _ = shutdown.changed() => {
+                            let _ = tx.send(Err(stopping())).await;
+                            return;
+                        }
                         _ = tx.closed() => return,
                     }
                     continue;
