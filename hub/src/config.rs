@@ -89,6 +89,14 @@ pub struct Config {
     /// Log format.
     #[serde(default)]
     pub log_format: LogFormat,
+    /// The open-data portal's HTTP address; the node serves no portal without it (extranet only).
+    #[serde(default)]
+    pub portal_listen: Option<SocketAddr>,
+    /// The portal's public base URL (`https://data.example.gov.cn`), for the absolute download
+    /// links of the CKAN API and the DCAT catalog; without it, links are built from the request's
+    /// `Host`.
+    #[serde(default)]
+    pub portal_public_url: Option<String>,
 }
 
 fn default_listen() -> SocketAddr {
@@ -118,6 +126,8 @@ pub const KEYS: &[(&str, &str)] = &[
     ("tls.certFile", "GOVDC_HUB_TLS_CERT_FILE"),
     ("tls.keyFile", "GOVDC_HUB_TLS_KEY_FILE"),
     ("logFormat", "GOVDC_HUB_LOG_FORMAT"),
+    ("portalListen", "GOVDC_HUB_PORTAL_LISTEN"),
+    ("portalPublicUrl", "GOVDC_HUB_PORTAL_PUBLIC_URL"),
 ];
 
 // A region code written unquoted in YAML is a number; it means the same code.
@@ -209,6 +219,12 @@ impl Config {
             bail!(
                 "regionCode {:?} must be a six-digit GB/T 2260 code",
                 self.region_code
+            );
+        }
+        // The open-data portal is public: the classified intranet never serves one.
+        if self.portal_listen.is_some() && self.network == Network::Intranet {
+            bail!(
+                "portalListen is set on an intranet node; the open-data portal runs on the extranet only"
             );
         }
         Ok(())

@@ -12,6 +12,7 @@
 //! - [`service`]: the gRPC services.
 //! - [`federation`]: pushing the catalog to the parent.
 //! - [`metrics`]: `/metrics` and `/healthz`.
+//! - [`portal`]: the open-data portal (HTTP downloads, CKAN API subset, DCAT-AP catalog).
 //! - [`server`]: putting it together, graceful shutdown.
 
 pub mod audit;
@@ -19,6 +20,7 @@ pub mod auth;
 pub mod config;
 pub mod federation;
 pub mod metrics;
+pub mod portal;
 pub mod server;
 pub mod service;
 pub mod store;

@@ -140,6 +140,11 @@ impl Metrics {
         })
     }
 
+    /// The registry, for collectors kept elsewhere (the portal's counters).
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
     async fn refresh(&self, hub: &Hub) -> Result<(), tonic::Status> {
         let info = hub.node_info().await?;
         let (stats, local) = hub

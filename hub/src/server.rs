@@ -14,6 +14,7 @@ use govdc_hub_api::v1::exchange_server::ExchangeServer;
 use govdc_hub_api::v1::federation_server::FederationServer;
 use govdc_hub_api::v1::membership_server::MembershipServer;
 use govdc_hub_api::v1::node_server::NodeServer;
+use govdc_hub_api::v1::portal_server::PortalServer;
 use govdc_hub_api::v1::statistics_server::StatisticsServer;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -93,6 +94,7 @@ pub async fn run(
     health.set_serving::<AuditServer<HubService>>().await;
     health.set_serving::<StatisticsServer<HubService>>().await;
     health.set_serving::<FederationServer<HubService>>().await;
+    health.set_serving::<PortalServer<HubService>>().await;
     health.set_service_status("", ServingStatus::Serving).await;
     let reflection = || {
         tonic_reflection::server::Builder::configure()
@@ -125,10 +127,15 @@ pub async fn run(
         .add_service(ExchangeServer::new(service.clone()).max_decoding_message_size(MAX_MESSAGE))
         .add_service(AuditServer::new(service.clone()))
         .add_service(StatisticsServer::new(service.clone()))
+        .add_service(PortalServer::new(service.clone()).max_decoding_message_size(MAX_MESSAGE))
         .add_service(FederationServer::new(service).max_decoding_message_size(MAX_MESSAGE));
 
     let (serving_tx, serving_rx) = watch::channel(true);
     let metrics = Metrics::new()?;
+    let portal = match &hub.portal {
+        Some(portal) => Some(start_portal(&hub, portal, &config, &metrics, &shutdown_rx).await?),
+        None => None,
+    };
     let app = crate::metrics::router(hub.clone(), metrics, serving_rx);
     let mut http_shutdown = shutdown_rx.clone();
     let http_server = tokio::spawn(async move {
@@ -179,6 +186,13 @@ pub async fn run(
         tracing::warn!(after = ?DRAIN, "in-flight calls did not finish; closing anyway");
     }
     let _ = federation.await;
+    if let Some(portal) = portal {
+        match tokio::time::timeout(Duration::from_secs(5), portal).await {
+            Ok(Ok(Err(e))) => tracing::warn!(error = %e, "portal server"),
+            Err(_) => tracing::warn!("portal server did not stop in time"),
+            _ => {}
+        }
+    }
     match tokio::time::timeout(Duration::from_secs(5), http_server).await {
         Ok(Ok(Err(e))) => tracing::warn!(error = %e, "metrics server"),
         Err(_) => tracing::warn!("metrics server did not stop in time"),
@@ -187,4 +201,39 @@ pub async fn run(
     hub.store.close().await;
     tracing::info!("store closed; govdc-hub stopped");
     Ok(())
+}
+
+/// Sweeps what interrupted uploads left, registers the portal's counters and serves its HTTP
+/// app on `portalListen` until shutdown.
+async fn start_portal(
+    hub: &Arc<Hub>,
+    portal: &Arc<crate::portal::Portal>,
+    config: &Config,
+    metrics: &Metrics,
+    shutdown: &watch::Receiver<bool>,
+) -> anyhow::Result<tokio::task::JoinHandle<std::io::Result<()>>> {
+    let address = config
+        .portal_listen
+        .context("the portal is enabled without portalListen")?;
+    portal
+        .sweep(&hub.store)
+        .await
+        .context("sweeping the portal's files")?;
+    portal
+        .metrics
+        .register(metrics.registry())
+        .context("registering the portal's metrics")?;
+    let listener = TcpListener::bind(address)
+        .await
+        .with_context(|| format!("listening for the portal on {address}"))?;
+    let app = crate::portal::http::router(hub.clone(), portal.clone());
+    let mut stop = shutdown.clone();
+    tracing::info!(portal = %address, "serving the open-data portal");
+    Ok(tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stop.wait_for(|stop| *stop).await;
+            })
+            .await
+    }))
 }

@@ -102,6 +102,35 @@ const MIGRATIONS: &[&str] = &[
     CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
         BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
     "#,
+    // 2: the open-data portal (see `crate::portal`).
+    r#"
+    -- One row per served dataset: its current version and metadata (DatasetMetadata, protobuf).
+    CREATE TABLE portal_datasets (
+        id TEXT PRIMARY KEY,
+        version INTEGER NOT NULL,
+        openness INTEGER NOT NULL,
+        metadata BLOB NOT NULL,
+        published_at INTEGER NOT NULL
+    ) STRICT;
+    -- The versions whose files are on disk and downloadable: the current one and the one before.
+    CREATE TABLE portal_versions (
+        dataset_id TEXT NOT NULL REFERENCES portal_datasets (id) ON DELETE CASCADE,
+        version INTEGER NOT NULL,
+        -- JSON: [{"format", "sha256", "size"}].
+        files TEXT NOT NULL,
+        published_at INTEGER NOT NULL,
+        PRIMARY KEY (dataset_id, version)
+    ) STRICT;
+    -- Download tokens of conditional datasets, by the SHA-256 of the token (never the token).
+    CREATE TABLE portal_tokens (
+        token_sha256 TEXT PRIMARY KEY,
+        dataset_id TEXT NOT NULL REFERENCES portal_datasets (id) ON DELETE CASCADE,
+        applicant TEXT NOT NULL,
+        issued_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL
+    ) STRICT;
+    CREATE INDEX portal_tokens_dataset ON portal_tokens (dataset_id);
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -7,6 +7,7 @@ mod exchange;
 mod federation;
 mod membership;
 mod node;
+mod portal;
 mod statistics;
 
 use std::collections::HashMap;
@@ -42,6 +43,8 @@ pub struct Hub {
     published: Mutex<HashMap<String, watch::Sender<i64>>>,
     /// Turns true when the node starts shutting down; long-lived streams end on it.
     pub shutdown: watch::Receiver<bool>,
+    /// The open-data portal, when the node serves one (`portalListen`).
+    pub portal: Option<Arc<crate::portal::Portal>>,
 }
 
 impl Hub {
@@ -52,7 +55,9 @@ impl Hub {
         auth: Authenticator,
         shutdown: watch::Receiver<bool>,
     ) -> anyhow::Result<Hub> {
+        let portal = crate::portal::Portal::from_config(&config)?.map(Arc::new);
         let hub = Hub {
+            portal,
             config,
             store,
             auth,

@@ -75,6 +75,8 @@ pub struct HubOptions {
     /// The gRPC port, when a client must know it before the hub starts (an operator's
     /// `--hub-endpoint`); a free one when `None`.
     pub grpc_port: Option<u16>,
+    /// Whether the node serves the open-data portal (`GOVDC_HUB_PORTAL_LISTEN` on a free port).
+    pub portal: bool,
 }
 
 impl HubOptions {
@@ -88,6 +90,7 @@ impl HubOptions {
             env: Vec::new(),
             key_file: None,
             grpc_port: None,
+            portal: false,
         }
     }
 
@@ -106,6 +109,12 @@ impl HubOptions {
     /// Uses the key in `path`.
     pub fn key_file(mut self, path: &Path) -> HubOptions {
         self.key_file = Some(path.to_owned());
+        self
+    }
+
+    /// Serves the open-data portal on a free port ([`HubProcess::portal_url`]).
+    pub fn portal(mut self) -> HubOptions {
+        self.portal = true;
         self
     }
 
@@ -130,6 +139,7 @@ pub struct HubProcess {
     pub config_file: PathBuf,
     grpc_port: u16,
     metrics_port: u16,
+    portal_port: Option<u16>,
     /// The log file (each start appends to it).
     pub log: PathBuf,
     child: Option<Child>,
@@ -177,6 +187,7 @@ impl HubProcess {
             config_file,
             grpc_port: 0,
             metrics_port: 0,
+            portal_port: None,
             child: None,
         };
         // Free ports are found by binding and closing, so another process may take one first:
@@ -184,6 +195,7 @@ impl HubProcess {
         for attempt in 1..=3 {
             hub.grpc_port = hub.options.grpc_port.unwrap_or_else(free_port);
             hub.metrics_port = free_port();
+            hub.portal_port = hub.options.portal.then(free_port);
             match hub.launch() {
                 Ok(()) => return Ok(hub),
                 Err(e) if attempt < 3 && hub.logs().contains("listening for") => {
@@ -210,6 +222,9 @@ impl HubProcess {
             .env("GOVDC_HUB_LOG", "info,govdc_hub=debug")
             .envs(self.options.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null());
+        if let Some(port) = self.portal_port {
+            command.env("GOVDC_HUB_PORTAL_LISTEN", format!("127.0.0.1:{port}"));
+        }
         command
     }
 
@@ -274,6 +289,11 @@ impl HubProcess {
     /// `127.0.0.1:<port>` of `/metrics` and `/healthz`.
     pub fn metrics_address(&self) -> String {
         format!("127.0.0.1:{}", self.metrics_port)
+    }
+
+    /// `http://127.0.0.1:<port>`, the open-data portal, when it serves one.
+    pub fn portal_url(&self) -> Option<String> {
+        self.portal_port.map(|p| format!("http://127.0.0.1:{p}"))
     }
 
     /// A token for this node, issued by `govdc-hub token issue` with its key, valid for an hour.

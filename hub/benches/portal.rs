@@ -1,0 +1,2 @@
+//! The portal download benchmark (beside nginx); it follows in the next commit.
+fn main() {}

@@ -1,0 +1,488 @@
+//! Publishing and unpublishing: an upload streams to a staging directory, each file's size and
+//! SHA-256 are checked against its `FileEnd`, the files are fsynced and the directory renamed
+//! into place, and one transaction then makes the version current with its audit record. Until
+//! that transaction commits the previous version is the one served; if anything fails first,
+//! the staging or version directory is removed and nothing changed.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use futures::{Stream, StreamExt};
+use govdc_hub_api::v1::publish_dataset_request::Part;
+use govdc_hub_api::v1::{DatasetMetadata, Openness, PublishDatasetRequest, PublishedDataset};
+use prost::Message;
+use rusqlite::{OptionalExtension, params};
+use serde_json::json;
+use sha2::Digest;
+use tonic::Status;
+
+use super::{Entry, FORMATS, Portal, StoredFile, file_name, load_one, valid_id};
+use crate::audit::hex;
+use crate::service::{Hub, now_micros, record};
+use crate::store::DbResult;
+
+/// What a publish call did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// A new version is current.
+    Published,
+    /// The same version and content were already current: nothing changed.
+    Unchanged,
+}
+
+impl Outcome {
+    /// The metrics label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Published => "published",
+            Outcome::Unchanged => "unchanged",
+        }
+    }
+}
+
+fn invalid(message: impl Into<String>) -> Status {
+    Status::invalid_argument(message.into())
+}
+
+fn io(what: &str, e: impl std::fmt::Display) -> Status {
+    tracing::error!(error = %e, "{what}");
+    Status::internal(format!("{what}: {e}"))
+}
+
+fn check_metadata(metadata: &DatasetMetadata) -> Result<(), Status> {
+    if !valid_id(&metadata.id) {
+        return Err(invalid(format!(
+            "dataset id {:?} must be lower-case letters, digits, '-', '.' or '_' \
+             (`<namespace>.<name>`), not starting with '.'",
+            metadata.id
+        )));
+    }
+    if metadata.version < 1 {
+        return Err(invalid(format!(
+            "version {} of {}: versions start at 1",
+            metadata.version, metadata.id
+        )));
+    }
+    if !matches!(
+        Openness::try_from(metadata.openness),
+        Ok(Openness::Unconditional | Openness::Conditional)
+    ) {
+        return Err(invalid(format!(
+            "dataset {}: openness must be unconditional or conditional",
+            metadata.id
+        )));
+    }
+    Ok(())
+}
+
+/// Removes a directory when dropped, unless disarmed: an upload that fails, or whose caller
+/// goes away mid-stream (the handler's future is then dropped), leaves nothing behind.
+struct Cleanup(Option<PathBuf>);
+
+impl Cleanup {
+    fn disarm(&mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        if let Some(dir) = self.0.take()
+            && let Err(e) = std::fs::remove_dir_all(&dir)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(path = %dir.display(), error = %e, "removing an abandoned upload");
+        }
+    }
+}
+
+/// A file being received.
+struct Receiving {
+    file: std::fs::File,
+    hasher: sha2::Sha256,
+    size: u64,
+}
+
+/// Receives a version from `parts` (the `DatasetMetadata` first) and makes it current.
+pub async fn publish<S>(
+    hub: &Hub,
+    portal: &Portal,
+    actor: &str,
+    mut parts: S,
+) -> Result<(PublishedDataset, Outcome), Status>
+where
+    S: Stream<Item = Result<PublishDatasetRequest, Status>> + Unpin,
+{
+    let metadata = match parts.next().await {
+        Some(Ok(PublishDatasetRequest {
+            part: Some(Part::Metadata(metadata)),
+        })) => metadata,
+        Some(Err(status)) => return Err(status),
+        Some(Ok(_)) => {
+            return Err(invalid(
+                "the first message of PublishDataset must be the dataset's metadata",
+            ));
+        }
+        None => return Err(invalid("PublishDataset received no message")),
+    };
+    check_metadata(&metadata)?;
+    let id = metadata.id.clone();
+    let version = metadata.version;
+    let _guard = portal.begin_upload(&id)?;
+
+    let current = {
+        let id = id.clone();
+        hub.store.read(move |conn| load_one(conn, &id)).await?
+    };
+    let previous = current.as_ref().map(|c| c.metadata.version);
+    if let Some(current) = &current {
+        if current.metadata.version == version
+            && current.metadata.content_sha256 == metadata.content_sha256
+        {
+            // Idempotent: an operator that lost the answer of a publish that did commit tries
+            // again with the same version, and learns it is served.
+            return Ok((current.to_api(), Outcome::Unchanged));
+        }
+        if version <= current.metadata.version {
+            return Err(Status::failed_precondition(format!(
+                "dataset {id}: version {version} is not newer than the current version {}",
+                current.metadata.version
+            )));
+        }
+    }
+
+    let staging = portal
+        .staging()
+        .join(format!("{id}.{version}.{}", &super::new_token()?[4..16]));
+    std::fs::create_dir_all(&staging).map_err(|e| io("creating the staging directory", e))?;
+    let mut cleanup = Cleanup(Some(staging.clone()));
+    let files = receive(&staging, &mut parts).await?;
+
+    // Into place: fsync the directory entries too, so that after a crash either the whole
+    // version directory is there or none of it.
+    let target = portal.version_dir(&id, version);
+    {
+        let (staging, target) = (staging.clone(), target.clone());
+        tokio::task::spawn_blocking(move || move_into_place(&staging, &target))
+            .await
+            .map_err(|e| io("moving the upload into place", e))?
+            .map_err(|e| io("moving the upload into place", e))?;
+    }
+    cleanup.disarm();
+    let mut cleanup = Cleanup(Some(target));
+
+    let published_at = now_micros();
+    let entry = Entry {
+        metadata: metadata.clone(),
+        files: files.clone(),
+        published_at,
+    };
+    let algorithm = hub.algorithm();
+    let actor = actor.to_owned();
+    {
+        let id = id.clone();
+        let files_json =
+            serde_json::to_string(&files).map_err(|e| io("encoding the file list", e))?;
+        let body = metadata.encode_to_vec();
+        let detail = json!({
+            "version": version,
+            "previousVersion": previous,
+            "recordCount": metadata.record_count,
+            "contentSha256": metadata.content_sha256,
+            "openness": metadata.openness().as_str_name(),
+            "files": files,
+        });
+        hub.store
+            .write(move |conn| {
+                // Checked again inside the transaction: the read above was outside it.
+                let now: Option<i64> = conn
+                    .query_row(
+                        "SELECT version FROM portal_datasets WHERE id = ?1",
+                        [&id],
+                        |r| r.get(0),
+                    )
+                    .optional()
+                    .db()?;
+                if now.is_some_and(|v| v >= version) {
+                    return Err(Status::failed_precondition(format!(
+                        "dataset {id}: version {version} is not newer than the current one"
+                    )));
+                }
+                conn.execute(
+                    "INSERT INTO portal_datasets (id, version, openness, metadata, published_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT (id) DO UPDATE SET version = excluded.version,
+                        openness = excluded.openness, metadata = excluded.metadata,
+                        published_at = excluded.published_at",
+                    params![id, version, metadata.openness, body, published_at],
+                )
+                .db()?;
+                conn.execute(
+                    "INSERT INTO portal_versions (dataset_id, version, files, published_at)
+                     VALUES (?1, ?2, ?3, ?4)",
+                    params![id, version, files_json, published_at],
+                )
+                .db()?;
+                conn.execute(
+                    "DELETE FROM portal_versions
+                     WHERE dataset_id = ?1 AND version <> ?2 AND version <> ?3",
+                    params![id, version, now.unwrap_or(-1)],
+                )
+                .db()?;
+                record(conn, algorithm, &actor, "portal.publish", &id, detail)?;
+                Ok(())
+            })
+            .await?;
+    }
+    cleanup.disarm();
+    let mut keep = vec![version];
+    keep.extend(previous);
+    portal.prune(&id, keep).await;
+    tracing::info!(dataset = %id, version, previous = ?previous, "published a dataset version");
+    Ok((entry.to_api(), Outcome::Published))
+}
+
+/// Receives the chunks and ends of every file into `dir`, checking each against its end.
+async fn receive<S>(dir: &Path, parts: &mut S) -> Result<Vec<StoredFile>, Status>
+where
+    S: Stream<Item = Result<PublishDatasetRequest, Status>> + Unpin,
+{
+    let mut open: BTreeMap<String, Receiving> = BTreeMap::new();
+    let mut done: BTreeMap<String, StoredFile> = BTreeMap::new();
+    while let Some(part) = parts.next().await {
+        match part?.part {
+            Some(Part::Chunk(chunk)) => {
+                let format = known_format(&chunk.format)?;
+                if done.contains_key(format) {
+                    return Err(invalid(format!(
+                        "a chunk of the {format} file arrived after its FileEnd"
+                    )));
+                }
+                let receiving = match open.remove(format) {
+                    Some(r) => r,
+                    None => start_file(dir, format)?,
+                };
+                // Writing and hashing together on the blocking pool: one hop per chunk, and
+                // the runtime's threads never wait on the disk.
+                let receiving = tokio::task::spawn_blocking(move || {
+                    let mut r = receiving;
+                    r.file.write_all(&chunk.data)?;
+                    r.hasher.update(&chunk.data);
+                    r.size += chunk.data.len() as u64;
+                    Ok::<_, std::io::Error>(r)
+                })
+                .await
+                .map_err(|e| io("writing an upload", e))?
+                .map_err(|e| io("writing an upload", e))?;
+                open.insert(format.to_owned(), receiving);
+            }
+            Some(Part::End(end)) => {
+                let format = known_format(&end.format)?;
+                if done.contains_key(format) {
+                    return Err(invalid(format!("the {format} file ended twice")));
+                }
+                let receiving = match open.remove(format) {
+                    Some(r) => r,
+                    None => start_file(dir, format)?,
+                };
+                let stored = tokio::task::spawn_blocking(move || finish(receiving, format))
+                    .await
+                    .map_err(|e| io("finishing an upload", e))?
+                    .map_err(|e| io("finishing an upload", e))?;
+                let expected = end.sha256.to_ascii_lowercase();
+                if stored.size != end.size || stored.sha256 != expected {
+                    return Err(invalid(format!(
+                        "the {format} file arrived with {} bytes and SHA-256 {}; its FileEnd says \
+                         {} bytes and {}: the upload is incomplete or corrupt, nothing was \
+                         published",
+                        stored.size, stored.sha256, end.size, end.sha256
+                    )));
+                }
+                done.insert(format.to_owned(), stored);
+            }
+            Some(Part::Metadata(_)) => {
+                return Err(invalid("DatasetMetadata may only be the first message"));
+            }
+            None => return Err(invalid("an empty PublishDatasetRequest")),
+        }
+    }
+    if let Some(format) = open.keys().next() {
+        return Err(invalid(format!(
+            "the {format} file has no FileEnd: the upload ended early, nothing was published"
+        )));
+    }
+    if done.is_empty() {
+        return Err(invalid("the upload has no file"));
+    }
+    Ok(done.into_values().collect())
+}
+
+fn known_format(format: &str) -> Result<&'static str, Status> {
+    FORMATS
+        .iter()
+        .copied()
+        .find(|f| *f == format)
+        .ok_or_else(|| invalid(format!("format {format:?} is not one of {FORMATS:?}")))
+}
+
+fn start_file(dir: &Path, format: &str) -> Result<Receiving, Status> {
+    let path = dir.join(file_name(format));
+    let file = std::fs::File::create(&path).map_err(|e| io("creating an upload file", e))?;
+    Ok(Receiving {
+        file,
+        hasher: sha2::Sha256::new(),
+        size: 0,
+    })
+}
+
+fn finish(receiving: Receiving, format: &str) -> std::io::Result<StoredFile> {
+    receiving.file.sync_all()?;
+    Ok(StoredFile {
+        format: format.to_owned(),
+        sha256: hex(&receiving.hasher.finalize()),
+        size: i64::try_from(receiving.size).unwrap_or(i64::MAX),
+    })
+}
+
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
+}
+
+fn move_into_place(staging: &Path, target: &Path) -> std::io::Result<()> {
+    sync_dir(staging)?;
+    let parent = target
+        .parent()
+        .ok_or_else(|| std::io::Error::other("a version directory has no parent"))?;
+    std::fs::create_dir_all(parent)?;
+    // A directory for this version can only be the remains of an upload that crashed after its
+    // rename and before its commit: nothing references it.
+    if target.exists() {
+        std::fs::remove_dir_all(target)?;
+    }
+    std::fs::rename(staging, target)?;
+    sync_dir(parent)?;
+    if let Some(root) = parent.parent() {
+        sync_dir(root)?;
+    }
+    Ok(())
+}
+
+/// Stops serving `id`: deletes its rows (versions and tokens with it) and audit-records it in one
+/// transaction, then its files. Whether it was served.
+pub async fn unpublish(hub: &Hub, portal: &Portal, actor: &str, id: &str) -> Result<bool, Status> {
+    if !valid_id(id) {
+        return Err(invalid(format!("{id:?} is not a dataset id")));
+    }
+    let _guard = portal.begin_upload(id)?;
+    let algorithm = hub.algorithm();
+    let (actor, owned) = (actor.to_owned(), id.to_owned());
+    let removed = hub
+        .store
+        .write(move |conn| {
+            let version: Option<i64> = conn
+                .query_row(
+                    "SELECT version FROM portal_datasets WHERE id = ?1",
+                    [&owned],
+                    |r| r.get(0),
+                )
+                .optional()
+                .db()?;
+            let Some(version) = version else {
+                return Ok(false);
+            };
+            conn.execute("DELETE FROM portal_datasets WHERE id = ?1", [&owned])
+                .db()?;
+            record(
+                conn,
+                algorithm,
+                &actor,
+                "portal.unpublish",
+                &owned,
+                json!({ "version": version }),
+            )?;
+            Ok(true)
+        })
+        .await?;
+    // Also when nothing was served: files of a crashed upload may be there.
+    portal.prune(id, Vec::new()).await;
+    if removed {
+        tracing::info!(dataset = %id, "unpublished a dataset");
+    }
+    Ok(removed)
+}
+
+/// Issues a download token of dataset `id` for `applicant`, valid `ttl_seconds` (30 days when
+/// 0, at most a year). Only conditional datasets have tokens.
+pub async fn issue_token(
+    hub: &Hub,
+    actor: &str,
+    id: &str,
+    applicant: &str,
+    ttl_seconds: i64,
+) -> Result<(String, i64), Status> {
+    const DAY: i64 = 86_400;
+    if applicant.trim().is_empty() {
+        return Err(invalid(
+            "applicant is required: the audit log records who may download",
+        ));
+    }
+    let ttl = match ttl_seconds {
+        0 => 30 * DAY,
+        t if t < 0 => return Err(invalid("ttl_seconds must not be negative")),
+        t => t.min(366 * DAY),
+    };
+    let token = super::new_token()?;
+    let digest = super::token_digest(&token);
+    let now = now_micros();
+    let expires_at = now.saturating_add(ttl.saturating_mul(1_000_000));
+    let algorithm = hub.algorithm();
+    let (actor, id, applicant) = (actor.to_owned(), id.to_owned(), applicant.to_owned());
+    hub.store
+        .write(move |conn| {
+            let openness: Option<i32> = conn
+                .query_row(
+                    "SELECT openness FROM portal_datasets WHERE id = ?1",
+                    [&id],
+                    |r| r.get(0),
+                )
+                .optional()
+                .db()?;
+            match openness {
+                None => {
+                    return Err(Status::not_found(format!(
+                        "dataset {id} is not on this portal"
+                    )));
+                }
+                Some(o) if o != Openness::Conditional as i32 => {
+                    return Err(Status::failed_precondition(format!(
+                        "dataset {id} is open unconditionally: anyone may download it without a \
+                         token"
+                    )));
+                }
+                Some(_) => {}
+            }
+            conn.execute(
+                "INSERT INTO portal_tokens (token_sha256, dataset_id, applicant, issued_at,
+                     expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![digest, id, applicant, now, expires_at],
+            )
+            .db()?;
+            // The token itself is never stored or logged; its digest identifies it.
+            record(
+                conn,
+                algorithm,
+                &actor,
+                "portal.token.issue",
+                &id,
+                json!({
+                    "applicant": applicant,
+                    "tokenSha256": digest,
+                    "expiresAt": expires_at,
+                }),
+            )?;
+            Ok(())
+        })
+        .await?;
+    Ok((token, expires_at))
+}
