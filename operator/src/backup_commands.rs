@@ -1,17 +1,22 @@
 //! `govdc-operator backup ...`: the disaster-recovery commands an operator of the data center
-//! runs by hand — take a restore point, list them, restore one, fail over to the standby.
+//! runs by hand — take a restore point, list them, restore one, fail over to the standby. Each
+//! carries the hub state of the policy's ExchangeNodes along (see
+//! [`crate::controllers::backup_policy::hub_state`]).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use govdc_crds::BackupPolicy;
 use govdc_crds::backup_policy::NamespaceMapping;
 use kube::{Api, Client};
 
+use crate::controllers::backup_policy::hub_state::{self, HubStateManifest, HubStateSource};
 use crate::controllers::backup_policy::restore::{RestoreOptions, restore};
 use crate::controllers::backup_policy::store::{RestorePointStore, take};
 use crate::controllers::backup_policy::{DEFAULT_RESTORE_POINT_DIR, failover, kinds, source};
+use crate::controllers::exchange_node::HubSettings;
 
 /// `govdc-operator backup`.
 #[derive(clap::Args, Debug)]
@@ -32,6 +37,26 @@ pub struct StoreArgs {
     pub restore_point_dir: PathBuf,
 }
 
+/// Where the hubs of ExchangeNodes are reached.
+#[derive(clap::Args, Debug, Clone)]
+pub struct HubArgs {
+    /// Where a hub node is reached, as `NAMESPACE/NAME=URL` (the namespace in the cluster the
+    /// command talks to: the primary for snapshot, the target's mapped namespace for restore and
+    /// failover), instead of its Service's cluster DNS name. For a command run outside the
+    /// cluster. Repeatable.
+    #[arg(long = "hub-endpoint", value_parser = crate::config::parse_hub_endpoint)]
+    pub hub_endpoints: Vec<(String, String)>,
+}
+
+impl HubArgs {
+    fn settings(&self) -> HubSettings {
+        HubSettings {
+            endpoints: self.hub_endpoints.iter().cloned().collect(),
+            ..HubSettings::default()
+        }
+    }
+}
+
 /// The backup commands.
 #[derive(clap::Subcommand, Debug)]
 pub enum BackupCommand {
@@ -43,6 +68,9 @@ pub enum BackupCommand {
         /// Kubeconfig of the primary cluster (default: inferred).
         #[arg(long)]
         kubeconfig: Option<PathBuf>,
+        /// Where the policy's hubs are reached.
+        #[command(flatten)]
+        hubs: HubArgs,
     },
     /// List a policy's restore points, newest first.
     List {
@@ -76,13 +104,20 @@ pub enum BackupCommand {
         /// Writes in flight at once.
         #[arg(long, default_value_t = 16)]
         concurrency: usize,
+        /// Where the restored ExchangeNodes' hubs are reached, to import their state.
+        #[command(flatten)]
+        hubs: HubArgs,
+        /// How long to wait for a hub that does not answer yet (a pod starting).
+        #[arg(long, default_value_t = 120)]
+        hub_wait_seconds: u64,
     },
-    /// Promote the standby: scale its workloads to their recorded counts and stop replication
-    /// into it. Safe to run twice.
+    /// Promote the standby: scale its workloads to their recorded counts, stop replication into
+    /// it, and import the newest hub state of each ExchangeNode into its hub there, checking the
+    /// audit chain. Safe to run twice.
     Failover {
-        /// The BackupPolicy.
-        #[arg(long)]
-        policy: String,
+        /// The policy and its restore points (where its hub state is kept).
+        #[command(flatten)]
+        store: StoreArgs,
         /// Kubeconfig of the standby cluster.
         #[arg(long)]
         target_kubeconfig: PathBuf,
@@ -90,6 +125,13 @@ pub enum BackupCommand {
         /// primary still answers.
         #[arg(long)]
         kubeconfig: Option<PathBuf>,
+        /// Where the standby's hubs are reached, to import their state.
+        #[command(flatten)]
+        hubs: HubArgs,
+        /// How long to wait for a hub that does not answer yet (its pod starting after the
+        /// scale-up).
+        #[arg(long, default_value_t = 120)]
+        hub_wait_seconds: u64,
     },
 }
 
@@ -119,10 +161,58 @@ fn open(store: &StoreArgs) -> anyhow::Result<RestorePointStore> {
     )?)
 }
 
+/// Imports `states` into the target's hubs, each into the namespace `namespace_of` names,
+/// printing what happened; the failures, each with why.
+async fn import_hub_states(
+    target: &Client,
+    store: &RestorePointStore,
+    states: &[HubStateManifest],
+    namespace_of: impl Fn(&HubStateManifest) -> String,
+    hubs: &HubSettings,
+    wait: Duration,
+) -> Vec<String> {
+    let mut failures = Vec::new();
+    for state in states {
+        let namespace = namespace_of(state);
+        let endpoint = hubs.endpoint(&namespace, &state.name);
+        let what = format!(
+            "{}/{} -> {namespace}/{}",
+            state.namespace, state.name, state.name
+        );
+        let result = async {
+            let access = hub_state::access(target, &namespace, &state.name, endpoint).await?;
+            hub_state::import(&access, store, state, wait).await
+        }
+        .await;
+        match result {
+            Ok(imported) => println!(
+                "hub state {what}: {} the copy of {} (sha256 {}); audit chain intact, {} records",
+                if imported.imported {
+                    "imported"
+                } else {
+                    "already holds"
+                },
+                state.taken_at,
+                state.sha256,
+                imported.records_verified
+            ),
+            Err(error) => {
+                eprintln!("hub state {what}: {} ({error})", error.reason());
+                failures.push(format!("{what}: {error}"));
+            }
+        }
+    }
+    failures
+}
+
 /// Runs a backup command.
 pub async fn run(args: BackupArgs) -> anyhow::Result<()> {
     match args.command {
-        BackupCommand::Snapshot { store, kubeconfig } => {
+        BackupCommand::Snapshot {
+            store,
+            kubeconfig,
+            hubs,
+        } => {
             let primary = client(kubeconfig.as_ref()).await?;
             let policy = Api::<BackupPolicy>::all(primary.clone())
                 .get(&store.policy)
@@ -135,18 +225,51 @@ pub async fn run(args: BackupArgs) -> anyhow::Result<()> {
                 policy.spec.exclude_kinds.as_deref(),
             )
             .map_err(anyhow::Error::msg)?;
-            let manifest = take(&primary, &open(&store)?, &selector, &kinds).await?;
+            let source = HubStateSource {
+                nodes: hub_state::nodes(&policy.spec.exchange_nodes),
+                mapping: policy.spec.namespace_mapping.clone(),
+                hubs: hubs.settings(),
+            };
+            let taken = take(&primary, &open(&store)?, &selector, &kinds, &source).await?;
+            let manifest = &taken.manifest;
             println!(
                 "restore point {} of {}: {} objects, sha256 {}",
                 manifest.name, store.policy, manifest.objects, manifest.sha256
             );
+            for state in &manifest.hub_states {
+                println!(
+                    "hub state {}/{}: taken at {}, {} bytes, sha256 {}",
+                    state.namespace, state.name, state.taken_at, state.size_bytes, state.sha256
+                );
+            }
+            for failure in &taken.hub_failures {
+                eprintln!("hub state {failure}");
+            }
+            if manifest.hub_states.len() < source.nodes.len() {
+                bail!(
+                    "the restore point was written, without the hub state of {} ExchangeNodes",
+                    source.nodes.len() - manifest.hub_states.len()
+                );
+            }
         }
         BackupCommand::List { store } => {
-            println!("NAME\tTAKEN AT\tOBJECTS\tSHA256");
-            for manifest in open(&store)?.list().await? {
+            println!("NAME\tTAKEN AT\tOBJECTS\tHUB STATES\tSHA256");
+            let store = open(&store)?;
+            for manifest in store.list().await? {
                 println!(
-                    "{}\t{}\t{}\t{}",
-                    manifest.name, manifest.taken_at, manifest.objects, manifest.sha256
+                    "{}\t{}\t{}\t{}\t{}",
+                    manifest.name,
+                    manifest.taken_at,
+                    manifest.objects,
+                    manifest.hub_states.len(),
+                    manifest.sha256
+                );
+            }
+            let between = hub_state::latest(&store, None).await?;
+            for state in between {
+                println!(
+                    "newest hub state of {}/{}: {} (sha256 {})",
+                    state.namespace, state.name, state.taken_at, state.sha256
                 );
             }
         }
@@ -159,8 +282,11 @@ pub async fn run(args: BackupArgs) -> anyhow::Result<()> {
             renames,
             overwrite,
             concurrency,
+            hubs,
+            hub_wait_seconds,
         } => {
-            let (manifest, objects) = open(&store)?.get(&point).await?;
+            let points = open(&store)?;
+            let (manifest, objects) = points.get(&point).await?;
             let target = client(Some(&target_kubeconfig)).await?;
             let options = RestoreOptions {
                 mapping: NamespaceMapping {
@@ -199,12 +325,32 @@ pub async fn run(args: BackupArgs) -> anyhow::Result<()> {
             if !report.failed.is_empty() {
                 bail!("{} objects could not be restored", report.failed.len());
             }
+            // The objects first: the node's key Secret is among them.
+            let failures = import_hub_states(
+                &target,
+                &points,
+                &manifest.hub_states,
+                |state| options.namespace(&state.namespace),
+                &hubs.settings(),
+                Duration::from_secs(hub_wait_seconds),
+            )
+            .await;
+            if !failures.is_empty() {
+                bail!(
+                    "the hub state of {} ExchangeNodes was not restored:\n{}",
+                    failures.len(),
+                    failures.join("\n")
+                );
+            }
         }
         BackupCommand::Failover {
-            policy,
+            store,
             target_kubeconfig,
             kubeconfig,
+            hubs,
+            hub_wait_seconds,
         } => {
+            let policy = store.policy.clone();
             let target = client(Some(&target_kubeconfig)).await?;
             let report = failover::failover(&target, &policy)
                 .await
@@ -231,6 +377,40 @@ pub async fn run(args: BackupArgs) -> anyhow::Result<()> {
                     },
                     Err(error) => eprintln!("the primary is not reachable ({error:#})"),
                 }
+            }
+            // The copies taken before the first failover only: the primary's operator stops
+            // exporting once it sees the fence, and a copy it finished after the fence must not
+            // replace a promoted hub on a second run.
+            let points = open(&store)?;
+            // The fence's time is rounded to the second: a second of slack keeps a copy taken
+            // in the same second.
+            let fenced_at = report
+                .time
+                .parse::<jiff::Timestamp>()
+                .ok()
+                .map(|t| t + jiff::SignedDuration::from_secs(1));
+            let states = hub_state::latest(&points, fenced_at).await?;
+            if states.is_empty() {
+                println!(
+                    "no hub state of policy {policy} in {}: no ExchangeNode hub is restored",
+                    store.restore_point_dir.display()
+                );
+            }
+            let failures = import_hub_states(
+                &target,
+                &points,
+                &states,
+                |state| state.target_namespace.clone(),
+                &hubs.settings(),
+                Duration::from_secs(hub_wait_seconds),
+            )
+            .await;
+            if !failures.is_empty() {
+                bail!(
+                    "failed over, but the hub state of {} ExchangeNodes was not restored (run the command again once fixed):\n{}",
+                    failures.len(),
+                    failures.join("\n")
+                );
             }
         }
     }

@@ -105,6 +105,12 @@ pub struct RunArgs {
     #[arg(long = "hub-endpoint", env = "GOVDC_HUB_ENDPOINTS", value_delimiter = ',', value_parser = parse_hub_endpoint)]
     pub hub_endpoints: Vec<(String, String)>,
 
+    /// Seconds between exports of the hub state of the ExchangeNodes a continuous BackupPolicy
+    /// lists (scheduled policies export with each pass). A hub unchanged since its last export is
+    /// only checked, not exported again.
+    #[arg(long, env = "GOVDC_HUB_STATE_INTERVAL_SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    pub hub_state_interval_seconds: u64,
+
     /// Seconds between looks at a published dataset's source for changes.
     #[arg(long, env = "GOVDC_DATASET_POLL_SECONDS", default_value_t = 30)]
     pub dataset_poll_seconds: u64,
@@ -128,7 +134,7 @@ impl RunArgs {
 }
 
 /// Parses `--hub-endpoint`: `NAMESPACE/NAME=URL`.
-fn parse_hub_endpoint(text: &str) -> Result<(String, String), String> {
+pub(crate) fn parse_hub_endpoint(text: &str) -> Result<(String, String), String> {
     let (node, url) = text
         .split_once('=')
         .ok_or_else(|| format!("{text:?} is not NAMESPACE/NAME=URL"))?;

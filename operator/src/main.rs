@@ -24,14 +24,14 @@ enum Command {
     /// Print the CustomResourceDefinitions as YAML, for `kubectl apply -f -`.
     Crds,
     /// Disaster recovery: restore points, restore, failover.
-    Backup(govdc_operator::backup_commands::BackupArgs),
+    Backup(Box<govdc_operator::backup_commands::BackupArgs>),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Crds => print_crds(),
-        Command::Backup(args) => run_backup(args),
+        Command::Backup(args) => run_backup(*args),
         Command::Run(args) => {
             if let Err(error) = runtime::telemetry::init(args.log_format, &args.log_filter) {
                 eprintln!("govdc-operator: {error:#}");

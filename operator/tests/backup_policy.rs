@@ -1,7 +1,9 @@
 //! BackupPolicies across real clusters: a tenant replicated continuously from `primary` to `dr`
 //! (edits follow, deletions wait for their grace period), a standby that goes away and comes back
 //! (`spare`, stopped and started by the test), a restore point restored over a wiped namespace,
-//! and a failover that promotes the standby and is safe to run twice.
+//! a failover that promotes the standby and is safe to run twice, and an ExchangeNode's hub state
+//! (members, catalog, grants, audit chain) exported from a real hub process and imported into
+//! the standby's hub on failover.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -23,6 +25,20 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use serde_json::{Value, json};
+
+use govdc_hub_api::auth::{BearerToken, Claims, Role, TokenKey};
+use govdc_hub_api::v1::audit_client::AuditClient;
+use govdc_hub_api::v1::catalog_client::CatalogClient;
+use govdc_hub_api::v1::exchange_client::ExchangeClient;
+use govdc_hub_api::v1::membership_client::MembershipClient;
+use govdc_hub_api::v1::{
+    DecideAccessRequest, Field, GetResourceRequest, GrantState, ListGrantsRequest,
+    ListMembersRequest, RegisterResourceRequest, RequestAccessRequest, Resource, ShareType,
+    VerifyAuditRequest,
+};
+use govdc_test_support::free_port;
+use govdc_test_support::hub::{HubOptions, HubProcess, hub_bin};
+use tonic::transport::Channel;
 
 const OPERATOR: &str = env!("CARGO_BIN_EXE_govdc-operator");
 const WAIT: Duration = Duration::from_secs(60);
@@ -681,4 +697,348 @@ async fn failover_scales_the_standby_up_stops_replication_and_is_safe_twice() {
         replicas(get::<Deployment>(&dr, &mapped, "api").await),
         Some(3)
     );
+}
+
+/// A hub node run from the ExchangeNode's ConfigMap and key Secret as found in a cluster (the
+/// primary's originals, or the standby's replicated copies), as the StatefulSet's pod would run
+/// it there.
+struct NodeHub {
+    process: HubProcess,
+    key: TokenKey,
+    name: String,
+}
+
+impl NodeHub {
+    async fn start(
+        client: &Client,
+        namespace: &str,
+        name: &str,
+        port: u16,
+        prefix: &str,
+    ) -> NodeHub {
+        let configs: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
+        let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
+        let config = eventually(&format!("ConfigMap {namespace}/{name}-hub"), WAIT, || {
+            let configs = configs.clone();
+            async move { configs.get_opt(&format!("{name}-hub")).await.ok()? }
+        })
+        .await
+        .expect("the hub's ConfigMap");
+        let key = eventually(&format!("Secret {namespace}/{name}-hub-key"), WAIT, || {
+            let secrets = secrets.clone();
+            async move {
+                let secret = secrets.get_opt(&format!("{name}-hub-key")).await.ok()??;
+                secret.data?.get("key").map(|k| k.0.clone())
+            }
+        })
+        .await
+        .expect("the hub's key Secret");
+        let dir = repo_root()
+            .join("target/tmp")
+            .join(format!("{prefix}-{namespace}-{name}-key"));
+        std::fs::create_dir_all(&dir).expect("key dir");
+        let key_file = dir.join("key");
+        std::fs::write(&key_file, &key).expect("write key");
+        let config_text = config
+            .data
+            .and_then(|d| d.get("config.yaml").cloned())
+            .expect("config.yaml in the ConfigMap");
+        let options = HubOptions::new(name, "", "")
+            .config_yaml(&config_text)
+            .key_file(&key_file)
+            .grpc_port(port);
+        let process = HubProcess::start(&hub_bin(), options).expect("the hub starts");
+        NodeHub {
+            process,
+            key: TokenKey::new(key).expect("a strong key"),
+            name: name.to_owned(),
+        }
+    }
+
+    async fn channel(&self) -> Channel {
+        Channel::from_shared(self.process.endpoint())
+            .expect("endpoint")
+            .connect()
+            .await
+            .expect("connect to the hub")
+    }
+
+    fn token(&self, subject: &str, role: Role) -> BearerToken {
+        let claims = Claims::new(subject, role, &self.name, Duration::from_secs(600));
+        BearerToken::new(&self.key.issue(&claims).expect("issue")).expect("token")
+    }
+
+    async fn members(&self) -> Vec<String> {
+        let mut members = MembershipClient::with_interceptor(
+            self.channel().await,
+            self.token("operator", Role::Admin),
+        );
+        let mut codes: Vec<String> = members
+            .list_members(ListMembersRequest {})
+            .await
+            .expect("list members")
+            .into_inner()
+            .members
+            .into_iter()
+            .map(|m| m.credit_code)
+            .collect();
+        codes.sort();
+        codes
+    }
+
+    /// Whether the audit chain verifies, and over how many records.
+    async fn verify(&self) -> (bool, i64) {
+        let mut audit = AuditClient::with_interceptor(
+            self.channel().await,
+            self.token("operator", Role::Admin),
+        );
+        let verified = audit
+            .verify_audit(VerifyAuditRequest {})
+            .await
+            .expect("verify audit")
+            .into_inner();
+        (verified.intact, verified.records_checked)
+    }
+}
+
+#[tokio::test]
+async fn an_exchange_nodes_hub_state_is_exported_and_restored_on_failover_with_its_audit_chain() {
+    let pair = Pair::new("bphub", "dr").await;
+    let node = "hubnode";
+    let port = free_port();
+    let lease = pair.primary.namespace("lease").await;
+    let dir = pair.restore_points.display().to_string();
+    let endpoint = format!(
+        "--hub-endpoint={}/{node}=http://127.0.0.1:{port}",
+        pair.namespace
+    );
+    let operator = OperatorProcess::start(
+        Path::new(OPERATOR),
+        &pair.primary,
+        &lease,
+        "operator",
+        &[
+            "--restore-point-dir",
+            &dir,
+            "--hub-state-interval-seconds",
+            "2",
+            "--hub-image",
+            "registry.test/govdc-hub:e2e",
+            &endpoint,
+        ],
+    );
+    // The provider's department, protected by the policy, and a consumer department.
+    pair.create_department().await;
+    let consumer_dc = format!("{}-c", pair.primary.prefix);
+    let consumer_code = govdc_crds::validation::credit_code::complete("11330000MB000009");
+    let consumer: DepartmentCloud = serde_json::from_value(json!({
+        "apiVersion": "govdc.io/v1alpha1", "kind": "DepartmentCloud",
+        "metadata": {"name": consumer_dc, "labels": {TEST_LABEL: pair.primary.prefix}},
+        "spec": {
+            "department": {"name": "用数局", "creditCode": consumer_code, "level": "provincial", "regionCode": "330000"},
+            "networkZone": "extranet", "protectionLevel": 2, "environments": [{"name": "prod"}],
+        }
+    }))
+    .expect("fixture");
+    Api::<DepartmentCloud>::all(pair.primary.client.clone())
+        .create(&PostParams::default(), &consumer)
+        .await
+        .expect("create the consumer DepartmentCloud");
+    pair.tenant_namespace(&operator).await;
+    let exchange_node: govdc_crds::ExchangeNode = serde_json::from_value(json!({
+        "apiVersion": "govdc.io/v1alpha1", "kind": "ExchangeNode",
+        "metadata": {"name": node, "namespace": pair.namespace, "labels": {TEST_LABEL: pair.primary.prefix}},
+        "spec": {
+            "level": "national", "regionCode": "100000", "networkZone": "extranet",
+            "allowedDepartments": [pair.dc, consumer_dc],
+        },
+    }))
+    .expect("ExchangeNode fixture");
+    Api::<govdc_crds::ExchangeNode>::namespaced(pair.primary.client.clone(), &pair.namespace)
+        .create(&PostParams::default(), &exchange_node)
+        .await
+        .expect("create ExchangeNode");
+    let primary_hub = NodeHub::start(
+        &pair.primary.client,
+        &pair.namespace,
+        node,
+        port,
+        &pair.primary.prefix,
+    )
+    .await;
+
+    // State made through the hub's API: the operator joins both departments, the provider
+    // registers a conditional resource, the consumer asks for it and the provider approves.
+    let provider_code = credit_code();
+    let mut expected_members = vec![provider_code.clone(), consumer_code.clone()];
+    expected_members.sort();
+    eventually("both departments joined by the operator", WAIT, || async {
+        (primary_hub.members().await == expected_members).then_some(())
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", operator.logs()));
+    let resource_code = format!("{provider_code}-0001");
+    CatalogClient::with_interceptor(
+        primary_hub.channel().await,
+        primary_hub.token(&provider_code, Role::Member),
+    )
+    .register_resource(RegisterResourceRequest {
+        resource: Some(Resource {
+            code: resource_code.clone(),
+            name: "企业登记信息".into(),
+            description: "registrations, for the disaster-recovery test".into(),
+            fields: vec![Field {
+                name: "licence_no".into(),
+                r#type: "string".into(),
+                description: "licence number".into(),
+                personal: false,
+            }],
+            share_type: ShareType::Conditional as i32,
+            ..Resource::default()
+        }),
+    })
+    .await
+    .expect("register the resource");
+    let grant = ExchangeClient::with_interceptor(
+        primary_hub.channel().await,
+        primary_hub.token(&consumer_code, Role::Member),
+    )
+    .request_access(RequestAccessRequest {
+        resource_code: resource_code.clone(),
+        purpose: "licence checks".into(),
+    })
+    .await
+    .expect("request access")
+    .into_inner();
+    ExchangeClient::with_interceptor(
+        primary_hub.channel().await,
+        primary_hub.token(&provider_code, Role::Member),
+    )
+    .decide_access(DecideAccessRequest {
+        grant_id: grant.id.clone(),
+        approve: true,
+        reason: "approved for the test".into(),
+    })
+    .await
+    .expect("approve");
+
+    pair.create_policy(json!({
+        "exchangeNodes": [{"name": node, "namespace": pair.namespace}],
+    }))
+    .await;
+    let replicated = pair
+        .condition(&operator, "HubStateReplicated", "True")
+        .await;
+    assert_eq!(replicated.reason, "Exported", "{}", replicated.message);
+    pair.condition(&operator, "Ready", "True").await;
+    let metrics = operator
+        .get("/metrics")
+        .map(|(_, body)| body)
+        .unwrap_or_default();
+    let node_label = format!("node=\"{}/{node}\"", pair.namespace);
+    let policy_label = format!("policy=\"{}\"", pair.policy);
+    assert!(
+        metrics.lines().any(|l| l
+            .starts_with("govdc_backup_hub_state_last_export_timestamp_seconds{")
+            && l.contains(&node_label)
+            && l.contains(&policy_label)),
+        "no hub state gauge for {node_label} in:\n{metrics}"
+    );
+    let (intact, primary_records) = primary_hub.verify().await;
+    assert!(intact && primary_records > 0);
+
+    // The standby side: the ExchangeNode's ConfigMap and key arrived with the namespace, and an
+    // empty hub of the same node runs from them.
+    let mapped = pair.mapped();
+    let dr_port = free_port();
+    let dr_hub = NodeHub::start(
+        &pair.standby.client,
+        &mapped,
+        node,
+        dr_port,
+        &pair.primary.prefix,
+    )
+    .await;
+    assert!(
+        dr_hub.members().await.is_empty(),
+        "the standby hub starts empty"
+    );
+
+    let target = pair.standby.kubeconfig.display().to_string();
+    let primary = pair.primary.kubeconfig.display().to_string();
+    let dr_endpoint = format!("{mapped}/{node}=http://127.0.0.1:{dr_port}");
+    let args = [
+        "failover",
+        "--policy",
+        pair.policy.as_str(),
+        "--restore-point-dir",
+        dir.as_str(),
+        "--target-kubeconfig",
+        target.as_str(),
+        "--kubeconfig",
+        primary.as_str(),
+        "--hub-endpoint",
+        dr_endpoint.as_str(),
+        "--hub-wait-seconds",
+        "10",
+    ];
+    let first = pair.backup(&args);
+    let text = output_text(&first);
+    assert!(first.status.success(), "{text}\n{}", operator.logs());
+    assert!(
+        text.contains(&format!(
+            "hub state {}/{node} -> {mapped}/{node}: imported",
+            pair.namespace
+        )),
+        "{text}"
+    );
+
+    assert_eq!(
+        dr_hub.members().await,
+        expected_members,
+        "members on the standby hub"
+    );
+    let restored = CatalogClient::with_interceptor(
+        dr_hub.channel().await,
+        dr_hub.token(&provider_code, Role::Member),
+    )
+    .get_resource(GetResourceRequest {
+        code: resource_code.clone(),
+    })
+    .await
+    .expect("the resource is on the standby hub")
+    .into_inner();
+    assert_eq!(restored.provider, provider_code);
+    assert_eq!(restored.share_type, ShareType::Conditional as i32);
+    let grants = ExchangeClient::with_interceptor(
+        dr_hub.channel().await,
+        dr_hub.token(&consumer_code, Role::Member),
+    )
+    .list_grants(ListGrantsRequest {
+        resource_code: resource_code.clone(),
+    })
+    .await
+    .expect("grants on the standby hub")
+    .into_inner()
+    .grants;
+    assert!(
+        grants
+            .iter()
+            .any(|g| g.id == grant.id && g.state == GrantState::Approved as i32),
+        "{grants:?}"
+    );
+    let (intact, dr_records) = dr_hub.verify().await;
+    assert!(intact, "the standby hub's audit chain verifies");
+    assert!(
+        dr_records >= primary_records,
+        "the standby hub holds {dr_records} audit records, the primary held {primary_records}"
+    );
+
+    // Twice: the hub already holds that copy, nothing is imported again.
+    let second = pair.backup(&args);
+    let text = output_text(&second);
+    assert!(second.status.success(), "{text}");
+    assert!(text.contains("already holds the copy"), "{text}");
+    assert_eq!(dr_hub.verify().await, (true, dr_records));
+    let _ = std::fs::remove_dir_all(&pair.restore_points);
 }

@@ -183,6 +183,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             controllers::backup_policy::BackupSettings {
                 restore_point_dir: args.restore_point_dir.clone(),
                 apply_concurrency: args.backup_apply_concurrency,
+                hub_state_interval: std::time::Duration::from_secs(args.hub_state_interval_seconds),
             },
             controllers_stop_rx.clone(),
         ),

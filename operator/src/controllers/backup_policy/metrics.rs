@@ -15,6 +15,7 @@ pub struct BackupMetrics {
     pending_deletions: IntGaugeVec,
     errors: CounterVec,
     lag: HistogramVec,
+    hub_state: GaugeVec,
 }
 
 impl BackupMetrics {
@@ -22,13 +23,14 @@ impl BackupMetrics {
     /// fails is logged, and the metrics still work unserved.
     pub fn new(metrics: &Metrics) -> BackupMetrics {
         let backup = BackupMetrics::unregistered();
-        let collectors: [Box<dyn prometheus::core::Collector>; 6] = [
+        let collectors: [Box<dyn prometheus::core::Collector>; 7] = [
             Box::new(backup.rpo.clone()),
             Box::new(backup.last_sync.clone()),
             Box::new(backup.objects.clone()),
             Box::new(backup.pending_deletions.clone()),
             Box::new(backup.errors.clone()),
             Box::new(backup.lag.clone()),
+            Box::new(backup.hub_state.clone()),
         ];
         for collector in collectors {
             if let Err(error) = metrics.register(collector) {
@@ -88,6 +90,13 @@ impl BackupMetrics {
                 .buckets(vec![0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 15.0, 60.0]),
                 &["policy"],
             )?,
+            hub_state: GaugeVec::new(
+                Opts::new(
+                    "govdc_backup_hub_state_last_export_timestamp_seconds",
+                    "When the restore-point store last held an ExchangeNode hub's current state: its last export, or the last check that found the hub unchanged since (Unix time).",
+                ),
+                &["policy", "node"],
+            )?,
         })
     }
 
@@ -123,6 +132,18 @@ impl BackupMetrics {
     /// Records the lag of one sync.
     pub fn observe_lag(&self, policy: &str, seconds: f64) {
         self.lag.with_label_values(&[policy]).observe(seconds);
+    }
+
+    /// Sets when the store last held the current state of hub `node` (`namespace/name`).
+    pub fn hub_state_exported(&self, policy: &str, node: &str, unix_seconds: f64) {
+        self.hub_state
+            .with_label_values(&[policy, node])
+            .set(unix_seconds);
+    }
+
+    /// Drops a hub's gauge once its policy stops exporting it.
+    pub fn forget_hub_node(&self, policy: &str, node: &str) {
+        let _ = self.hub_state.remove_label_values(&[policy, node]);
     }
 
     /// Drops a stopped policy's gauges, so a deleted policy does not report a frozen lag.

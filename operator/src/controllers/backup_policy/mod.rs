@@ -7,8 +7,8 @@
 //! off the reconcile path — [`source`] (what is protected) -> [`clean`] (the copy for the
 //! standby, pure) -> [`target`] (server-side apply, deletion marks, deletes) — and reports status
 //! and the [`metrics`]. Restore points live in [`store`]; [`restore`] and [`failover`] are the
-//! `govdc-operator backup` commands. [`hub_state`] is where copying the exchange hub's database
-//! plugs in.
+//! `govdc-operator backup` commands. [`hub_state`] copies the exchange hub's own database of
+//! the listed ExchangeNodes into the same store, and back into the hubs on failover and restore.
 
 pub mod clean;
 pub mod failover;
@@ -39,9 +39,10 @@ use tokio::task::JoinHandle;
 use super::{Context, Problem, Running, instrumented};
 use crate::error::Result;
 use clean::CleanOptions;
+use hub_state::{HubStateSource, Replication, ReplicationSettings};
 use metrics::BackupMetrics;
 use replicator::{Mode, Settings};
-use store::{RestorePointShelf, RestorePointStore};
+use store::{RestorePointShelf, RestorePointStore, Retention};
 use validate::Plan;
 
 /// The controller's label in metrics and logs.
@@ -57,6 +58,8 @@ pub struct BackupSettings {
     pub restore_point_dir: PathBuf,
     /// Writes to a target in flight at once, per policy.
     pub apply_concurrency: usize,
+    /// How often a continuous policy exports the hub state of its ExchangeNodes.
+    pub hub_state_interval: std::time::Duration,
 }
 
 impl Default for BackupSettings {
@@ -64,6 +67,7 @@ impl Default for BackupSettings {
         BackupSettings {
             restore_point_dir: PathBuf::from(DEFAULT_RESTORE_POINT_DIR),
             apply_concurrency: 16,
+            hub_state_interval: hub_state::DEFAULT_INTERVAL,
         }
     }
 }
@@ -237,21 +241,59 @@ async fn launch(
                 format!("spec.target.kubeconfigSecretRef: {e}"),
             )
         })?;
-    let shelf = match &plan.restore_points {
-        None => None,
-        Some(points) => {
-            let store = match &points.s3 {
-                None => RestorePointStore::local(&replicators.settings.restore_point_dir, &name),
-                #[cfg(feature = "s3")]
-                Some((storage, id, key)) => RestorePointStore::s3(storage, id, key, &name),
-                #[cfg(not(feature = "s3"))]
-                Some(_) => unreachable_s3(),
-            }
-            .map_err(|e| {
-                Problem::new("ObjectStorageUnusable", format!("spec.restorePoints: {e}"))
-            })?;
-            Some(RestorePointShelf::new(store))
+    let hubs = HubStateSource {
+        nodes: hub_state::nodes(&policy.spec.exchange_nodes),
+        mapping: policy.spec.namespace_mapping.clone(),
+        hubs: ctx.hub.clone(),
+    };
+    // Hub state needs the store even when the policy takes no restore points.
+    let store = if plan.restore_points.is_some() || !hubs.nodes.is_empty() {
+        let store = match plan.restore_points.as_ref().and_then(|p| p.s3.as_ref()) {
+            None => RestorePointStore::local(&replicators.settings.restore_point_dir, &name),
+            #[cfg(feature = "s3")]
+            Some((storage, id, key)) => RestorePointStore::s3(storage, id, key, &name),
+            #[cfg(not(feature = "s3"))]
+            Some(_) => unreachable_s3(),
         }
+        .map_err(|e| Problem::new("ObjectStorageUnusable", format!("spec.restorePoints: {e}")))?;
+        Some(store)
+    } else {
+        None
+    };
+    let shelf = plan
+        .restore_points
+        .as_ref()
+        .and(store.clone())
+        .map(RestorePointShelf::new);
+    let hub_replication = match &store {
+        Some(store) if !hubs.nodes.is_empty() => {
+            // Copies between points follow the points' retention, keeping a few at least.
+            let retention =
+                plan.restore_points
+                    .as_ref()
+                    .map(|p| p.retention)
+                    .unwrap_or(Retention {
+                        last: 0,
+                        daily: 0,
+                        weekly: 0,
+                    });
+            Some(Replication::start(ReplicationSettings {
+                policy: name.clone(),
+                source: hubs.clone(),
+                primary: ctx.client.clone(),
+                store: store.clone(),
+                retention: Retention {
+                    last: retention.last.max(hub_state::KEEP_AT_LEAST),
+                    ..retention
+                },
+                interval: match plan.schedule {
+                    None => Some(replicators.settings.hub_state_interval),
+                    Some(_) => None,
+                },
+                metrics: replicators.metrics.clone(),
+            }))
+        }
+        _ => None,
     };
     let restore_points = match (&shelf, &plan.restore_points) {
         (Some(shelf), Some(points)) => Some(tokio::spawn(shelf.clone().run(
@@ -260,6 +302,7 @@ async fn launch(
             points.retention,
             plan.selector.clone(),
             plan.kinds.clone(),
+            hubs,
         ))),
         _ => None,
     };
@@ -280,7 +323,6 @@ async fn launch(
         grace: plan.grace,
         selector: plan.selector,
         apply_concurrency: replicators.settings.apply_concurrency,
-        exchange_nodes: policy.spec.exchange_nodes.len(),
     };
     tracing::info!(policy = %name, "starting replication");
     let task = tokio::spawn(replicator::run(
@@ -289,6 +331,7 @@ async fn launch(
         target,
         replicators.metrics.clone(),
         shelf,
+        hub_replication,
         replicators.shutdown.clone(),
     ));
     Ok(RunningReplicator {

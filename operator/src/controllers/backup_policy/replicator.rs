@@ -34,6 +34,7 @@ use super::clean::{
     CleanOptions, SOURCE_DELETED_AT_ANNOTATION, SOURCE_NAMESPACE_ANNOTATION, clean, map_namespace,
     replicable, source_hash,
 };
+use super::hub_state::Replication;
 use super::kinds::Kind;
 use super::metrics::BackupMetrics;
 use super::schedule::{DeletionStep, Schedule, deletion_step};
@@ -89,8 +90,6 @@ pub struct Settings {
     pub selector: Selector,
     /// Writes to the target in flight at once.
     pub apply_concurrency: usize,
-    /// Whether any ExchangeNodes are protected; see [`super::hub_state`].
-    pub exchange_nodes: usize,
 }
 
 /// One protected object, as the standby should hold it.
@@ -154,6 +153,8 @@ struct Engine {
     last_sync_time: Option<Timestamp>,
     errors: BTreeMap<&'static str, (i64, String)>,
     shelf: Option<RestorePointShelf>,
+    /// The export of the protected ExchangeNodes' hub state, when the policy lists any.
+    hub_state: Option<Replication>,
     /// Tenant namespaces first seen since the last loop, to list.
     new_namespaces: Vec<String>,
 }
@@ -169,6 +170,7 @@ pub async fn run(
     target: Client,
     metrics: BackupMetrics,
     shelf: Option<RestorePointShelf>,
+    hub_state: Option<Replication>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut kinds = vec![super::kinds::namespace()];
@@ -196,6 +198,7 @@ pub async fn run(
         last_sync_time: None,
         errors: BTreeMap::new(),
         shelf,
+        hub_state,
         new_namespaces: Vec::new(),
     };
     let (tx, mut rx) = mpsc::channel::<Change>(4096);
@@ -591,6 +594,10 @@ impl Engine {
                 self.initialised.insert(DEPARTMENTS_INIT);
                 self.target_listed = false;
                 self.rejected.clear();
+                if let Some(hub_state) = &self.hub_state {
+                    // A scheduled policy copies its hubs with each pass.
+                    hub_state.trigger();
+                }
             }
             Err(error) => {
                 self.record_error("SourceListFailed", error.to_string());
@@ -623,6 +630,11 @@ impl Engine {
             Ok(true) => {
                 tracing::warn!(policy = %self.settings.policy, "the target was promoted by failover; replication stops");
                 self.failed_over = true;
+                if let Some(hub_state) = &self.hub_state {
+                    // The promoted hubs now hold the newest state; the failover command chose its
+                    // copy by the fence's time, and later copies would only confuse a second run.
+                    hub_state.stop();
+                }
             }
             Ok(false) => {
                 if self.reachable && self.dirty.is_empty() && self.target_listed {
@@ -1154,6 +1166,9 @@ impl Engine {
         let current = policy.status.clone().unwrap_or_default();
         if current.failover.is_some() {
             self.failed_over = true;
+            if let Some(hub_state) = &self.hub_state {
+                hub_state.stop();
+            }
         }
         let was_reachable = !current
             .conditions
@@ -1207,15 +1222,9 @@ impl Engine {
                 message: message.chars().take(300).collect(),
             })
             .collect();
-        let observed = self.conditions();
-        if self.settings.exchange_nodes > 0 {
-            // The hub's own state has no exporter yet; say so rather than imply it is protected.
-            let (_, hub) = super::hub_state::condition(self.settings.exchange_nodes);
-            let mut with_hub = observed.clone();
-            with_hub.push(hub);
-            return self
-                .write_status(&policy, current, next, &with_hub, was_reachable)
-                .await;
+        let mut observed = self.conditions();
+        if let Some(hub_state) = &self.hub_state {
+            observed.push(hub_state.condition());
         }
         self.write_status(&policy, current, next, &observed, was_reachable)
             .await

@@ -5,7 +5,9 @@
 //! what the primary's API server set, with their source namespaces) and
 //! `<policy>/<point>/manifest.json` (when, how many, and the SHA-256 of `objects.json`, checked
 //! before any restore). The manifest is written last, so a point without one is incomplete and
-//! never listed.
+//! never listed. A point of a policy with ExchangeNodes also holds each hub's database under
+//! `<policy>/<point>/hub/<namespace>/<name>/` (see [`super::hub_state`]), listed in the manifest
+//! with its own SHA-256; the copies exported between points live under `<policy>/hub-state/`.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -26,6 +28,7 @@ use sha2::{Digest, Sha256};
 use super::clean::{
     CleanOptions, POLICY_LABEL, SOURCE_HASH_ANNOTATION, SOURCE_NAMESPACE_ANNOTATION, clean, hex,
 };
+use super::hub_state::{self, HubStateManifest, HubStateSource};
 use super::kinds::{self, Kind};
 use super::schedule::Schedule;
 use super::source::list_source;
@@ -65,6 +68,10 @@ pub struct Manifest {
     pub sha256: String,
     /// Size of `objects.json` in bytes.
     pub size_bytes: usize,
+    /// The hub databases of the policy's ExchangeNodes taken with the point; absent from points
+    /// of policies without ExchangeNodes (and of operators before hub state existed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hub_states: Vec<HubStateManifest>,
 }
 
 impl Manifest {
@@ -126,11 +133,23 @@ impl RestorePointStore {
         StorePath::from(format!("{}/{point}/{file}", self.policy))
     }
 
-    /// Writes a restore point of `objects` taken at `taken_at`, and returns its manifest.
+    /// The object store, for the hub state copies kept beside the points.
+    pub(super) fn objects(&self) -> &dyn ObjectStore {
+        self.store.as_ref()
+    }
+
+    /// The policy whose points these are.
+    pub fn policy(&self) -> &str {
+        &self.policy
+    }
+
+    /// Writes a restore point of `objects` taken at `taken_at`, with the hub states already
+    /// written under the point's directory, and returns its manifest.
     pub async fn put(
         &self,
         taken_at: Timestamp,
         objects: &[Value],
+        hub_states: Vec<HubStateManifest>,
     ) -> Result<Manifest, StoreError> {
         let name = point_name(taken_at);
         let bytes = serde_json::to_vec(objects).map_err(|e| StoreError::Corrupt {
@@ -144,6 +163,7 @@ impl RestorePointStore {
             objects: objects.len(),
             sha256: hex(&Sha256::digest(&bytes)),
             size_bytes: bytes.len(),
+            hub_states,
         };
         self.store
             .put(&self.path(&name, "objects.json"), PutPayload::from(bytes))
@@ -230,10 +250,16 @@ impl RestorePointStore {
         Ok((manifest, objects))
     }
 
-    /// Deletes a restore point, manifest first so that it is never listed half-deleted.
+    /// Deletes a restore point, manifest first so that it is never listed half-deleted, then
+    /// everything under it (its objects and hub states).
     pub async fn delete(&self, name: &str) -> Result<(), StoreError> {
         self.store.delete(&self.path(name, "manifest.json")).await?;
-        self.store.delete(&self.path(name, "objects.json")).await?;
+        let prefix = StorePath::from(format!("{}/{name}", self.policy));
+        let files: Vec<object_store::ObjectMeta> =
+            self.store.list(Some(&prefix)).try_collect().await?;
+        for file in files {
+            self.store.delete(&file.location).await?;
+        }
         Ok(())
     }
 
@@ -337,14 +363,28 @@ pub fn restore_point_object(kind: &Kind, object: &Value, policy: &str) -> Value 
     copy
 }
 
-/// Takes a restore point now: lists what the policy protects on the primary and stores it.
+/// A restore point just taken, and the hub states it could not take with it (`namespace/name:
+/// why`): the point is written all the same, its objects are worth having.
+#[derive(Debug)]
+pub struct Taken {
+    /// The point's manifest.
+    pub manifest: Manifest,
+    /// Hub states left out.
+    pub hub_failures: Vec<String>,
+}
+
+/// Takes a restore point now: lists what the policy protects on the primary and stores it, with
+/// the state of each hub of `hubs` exported beside it.
 pub async fn take(
     primary: &kube::Client,
     store: &RestorePointStore,
     selector: &Selector,
     kinds: &[Kind],
-) -> Result<Manifest, StoreError> {
+    hubs: &HubStateSource,
+) -> Result<Taken, StoreError> {
     let taken_at = Timestamp::now();
+    let (hub_states, hub_failures) =
+        hub_state::take_with_point(primary, store, hubs, &point_name(taken_at)).await;
     let set = list_source(primary, selector, kinds, 8).await?;
     let namespace = kinds::namespace();
     let objects: Vec<Value> = set
@@ -357,7 +397,11 @@ pub async fn take(
                 .map(|(kind, o)| restore_point_object(kind, o, &store.policy)),
         )
         .collect();
-    store.put(taken_at, &objects).await
+    let manifest = store.put(taken_at, &objects, hub_states).await?;
+    Ok(Taken {
+        manifest,
+        hub_failures,
+    })
 }
 
 /// The restore points of a running policy: taken on its schedule, pruned by retention, and
@@ -403,6 +447,7 @@ impl RestorePointShelf {
         retention: Retention,
         selector: Selector,
         kinds: Vec<Kind>,
+        hubs: HubStateSource,
     ) {
         self.refresh().await;
         loop {
@@ -418,9 +463,13 @@ impl RestorePointShelf {
                 continue;
             }
             tokio::time::sleep(next).await;
-            match take(&primary, &self.store, &selector, &kinds).await {
-                Ok(manifest) => {
-                    tracing::info!(point = %manifest.name, objects = manifest.objects, "took a restore point")
+            match take(&primary, &self.store, &selector, &kinds, &hubs).await {
+                Ok(taken) => {
+                    tracing::info!(point = %taken.manifest.name, objects = taken.manifest.objects,
+                        hub_states = taken.manifest.hub_states.len(), "took a restore point");
+                    for failure in taken.hub_failures {
+                        tracing::warn!(point = %taken.manifest.name, %failure, "a hub state is missing from the restore point");
+                    }
                 }
                 Err(error) => tracing::warn!(%error, "taking a restore point failed"),
             }
@@ -525,7 +574,10 @@ mod tests {
         let objects = vec![
             json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a", "namespace": "n"}}),
         ];
-        let manifest = store.put(Timestamp::now(), &objects).await.expect("put");
+        let manifest = store
+            .put(Timestamp::now(), &objects, Vec::new())
+            .await
+            .expect("put");
         let (read, got) = store.get("latest").await.expect("get");
         assert_eq!(read, manifest);
         assert_eq!(got, objects);

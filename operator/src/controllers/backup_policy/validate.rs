@@ -112,6 +112,18 @@ pub fn validate(policy: &BackupPolicy, inputs: &Inputs) -> Result<Plan, Vec<Prob
     let selector = department_selector(&spec.department_selector)
         .map_err(|e| problems.push(Problem::new("InvalidSelector", e)))
         .ok();
+    for (index, node) in spec.exchange_nodes.iter().enumerate() {
+        // The policy is cluster-scoped: there is no namespace of its own to default to.
+        if node.namespace.as_deref().unwrap_or_default().is_empty() {
+            problems.push(Problem::new(
+                "InvalidExchangeNode",
+                format!(
+                    "spec.exchangeNodes[{index}] ({}): an ExchangeNode is namespaced; name its namespace",
+                    node.name
+                ),
+            ));
+        }
+    }
     let restore_points = spec.restore_points.as_ref().and_then(|r| {
         let schedule = Schedule::parse(&r.schedule)
             .map_err(|e| problems.push(Problem::new("InvalidSchedule", format!("spec.restorePoints.schedule: {e}"))))

@@ -26,6 +26,12 @@ pub fn secret_name(node: &ExchangeNode) -> String {
     format!("{}-key", build::base_name(node))
 }
 
+/// The name of the key Secret of the node called `name`, for callers that hold no ExchangeNode
+/// (disaster recovery, where the node may exist only as a copy): the same as [`secret_name`].
+pub fn secret_name_of(name: &str) -> String {
+    format!("{name}-hub-key")
+}
+
 /// The signing key held by `secret`, `None` when it has none.
 pub fn from_secret(secret: &Secret, node: &str) -> Result<Option<TokenKey>> {
     let Some(bytes) = secret.data.as_ref().and_then(|d| d.get(KEY_FIELD)) else {
@@ -108,6 +114,18 @@ fn new_secret(node: &ExchangeNode) -> Result<Secret> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_key_secret_is_named_alike_with_or_without_the_node() {
+        let node = ExchangeNode::new(
+            "zhejiang",
+            serde_json::from_value(serde_json::json!({
+                "level": "provincial", "regionCode": "330000", "networkZone": "extranet"
+            }))
+            .expect("spec"),
+        );
+        assert_eq!(secret_name(&node), secret_name_of("zhejiang"));
+    }
 
     #[test]
     fn a_short_key_in_the_secret_is_refused() {
