@@ -1,19 +1,27 @@
 #!/usr/bin/env bash
-# Builds the operator image without a Docker engine: an OCI image archive assembled with umoci
-# from the release binary and the few shared libraries it links (glibc, libgcc), running as a
-# non-root user. `kind load image-archive` and `k3s ctr images import` accept the result.
-#   deploy/image/build-oci.sh [TAG]     -> target/images/govdc-operator-TAG.oci.tar
+# Builds the operator or hub image without a Docker engine: an OCI image archive assembled with
+# umoci from the release binary and the few shared libraries it links (glibc, libgcc), running as
+# a non-root user. `kind load image-archive` and `k3s ctr images import` accept the result.
+#   deploy/image/build-oci.sh [operator|hub] [TAG]   -> target/images/govdc-COMPONENT-TAG.oci.tar
 # Needs umoci (and skopeo to check the result): apt-get install umoci skopeo
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
-tag=${1:-$(sed -n 's/^appVersion: "\(.*\)"/\1/p' "$root/charts/govdc/Chart.yaml")}
-name=govdc/govdc-operator
-work=$root/target/images/work
-out=$root/target/images/govdc-operator-$tag.oci.tar
+component=${1:-operator}
+tag=${2:-$(sed -n 's/^appVersion: "\(.*\)"/\1/p' "$root/charts/govdc/Chart.yaml")}
+case $component in
+  # The operator's default command; the hub's comes from its StatefulSet (serve --config ...).
+  operator) command=run; ports=8080/tcp ;;
+  hub) command=serve; ports=50051/tcp ;;
+  *) echo "build-oci.sh: unknown component $component (operator or hub)" >&2; exit 2 ;;
+esac
+binary_name=govdc-$component
+name=govdc/$binary_name
+work=$root/target/images/work-$component
+out=$root/target/images/$binary_name-$tag.oci.tar
 command -v umoci >/dev/null || { echo "build-oci.sh: umoci is missing (apt-get install umoci)" >&2; exit 1; }
 
-cargo build --release --locked -p govdc-operator --bin govdc-operator --manifest-path "$root/Cargo.toml"
-binary=$root/target/release/govdc-operator
+cargo build --release --locked -p "$binary_name" --bin "$binary_name" --manifest-path "$root/Cargo.toml"
+binary=$root/target/release/$binary_name
 
 rm -rf "$work" && mkdir -p "$work"
 umoci init --layout "$work/layout"
@@ -22,7 +30,7 @@ umoci unpack --rootless --image "$work/layout:$tag" "$work/bundle"
 rootfs=$work/bundle/rootfs
 
 # The binary and exactly the shared objects it loads, at the paths the loader expects.
-install -D -m 0755 "$binary" "$rootfs/usr/local/bin/govdc-operator"
+install -D -m 0755 "$binary" "$rootfs/usr/local/bin/$binary_name"
 for library in $(ldd "$binary" | grep -o '/[^ ]*'); do
   install -D -m 0755 "$library" "$rootfs$library"
 done
@@ -33,9 +41,9 @@ echo "nonroot:x:65532:" > "$rootfs/etc/group"
 
 umoci repack --image "$work/layout:$tag" "$work/bundle"
 umoci config --image "$work/layout:$tag" \
-  --config.entrypoint /usr/local/bin/govdc-operator --config.cmd run \
-  --config.user 65532:65532 --config.exposedports 8080/tcp \
-  --config.label org.opencontainers.image.title=govdc-operator \
+  --config.entrypoint "/usr/local/bin/$binary_name" --config.cmd "$command" \
+  --config.user 65532:65532 --config.exposedports "$ports" \
+  --config.label "org.opencontainers.image.title=$binary_name" \
   --config.label "org.opencontainers.image.version=$tag" \
   --manifest.annotation "org.opencontainers.image.ref.name=$tag"
 umoci gc --layout "$work/layout"

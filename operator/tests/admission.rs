@@ -610,5 +610,9 @@ async fn the_demo_samples_are_admitted() {
     ]);
     assert!(output.status.success(), "{}", output_text(&output));
     let applied = String::from_utf8_lossy(&output.stdout);
-    assert_eq!(applied.matches("opendataset.govdc.io/").count(), 2, "{applied}");
+    assert_eq!(
+        applied.matches("opendataset.govdc.io/").count(),
+        2,
+        "{applied}"
+    );
 }

@@ -17,12 +17,12 @@ use govdc_hub_api::v1::membership_client::MembershipClient;
 use govdc_hub_api::v1::{
     Field, ListMembersRequest, ListResourcesRequest, RegisterResourceRequest, Resource, ShareType,
 };
-use govdc_test_support::hub::{HubOptions, HubProcess, hub_bin};
+use govdc_test_support::hub::{HubProcess, NodeHub};
 use govdc_test_support::{
     OperatorProcess, TEST_LABEL, TestEnv, eventually, free_port, install_crds,
 };
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
+use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
@@ -86,7 +86,7 @@ async fn condition(
     .unwrap_or_else(|e| panic!("{e}\n{}", operator.logs()))
 }
 
-/// A hub run from the operator's ConfigMap and key Secret, as the StatefulSet's pod would run.
+/// A hub run from the operator's ConfigMap and key Secret, as the StatefulSet's pod would run it.
 struct RunningHub {
     process: HubProcess,
     key: TokenKey,
@@ -95,47 +95,20 @@ struct RunningHub {
 
 impl RunningHub {
     async fn start(env: &TestEnv, namespace: &str, name: &str, port: u16) -> RunningHub {
-        let configs: Api<ConfigMap> = Api::namespaced(env.client.clone(), namespace);
-        let secrets: Api<Secret> = Api::namespaced(env.client.clone(), namespace);
-        let config = eventually(&format!("ConfigMap {name}-hub"), WAIT, || {
-            let configs = configs.clone();
-            let name = name.to_owned();
-            async move { configs.get_opt(&format!("{name}-hub")).await.ok()? }
-        })
+        // Catalogs are forwarded every second so the test need not wait for the default interval.
+        let hub = NodeHub::start(
+            &env.client,
+            namespace,
+            name,
+            port,
+            &[("GOVDC_HUB_FEDERATION_INTERVAL", "1s")],
+            WAIT,
+        )
         .await
-        .expect("the operator writes the hub's ConfigMap");
-        let key = eventually(&format!("Secret {name}-hub-key"), WAIT, || {
-            let secrets = secrets.clone();
-            let name = name.to_owned();
-            async move {
-                let secret = secrets.get_opt(&format!("{name}-hub-key")).await.ok()??;
-                secret.data?.get("key").map(|k| k.0.clone())
-            }
-        })
-        .await
-        .expect("the operator writes the hub's key");
-        let dir = govdc_test_support::repo_root()
-            .join("target/tmp")
-            .join(format!("{}-{name}-key", env.prefix));
-        std::fs::create_dir_all(&dir).expect("key dir");
-        let key_file = dir.join("key");
-        std::fs::write(&key_file, &key).expect("write key");
-        let config_text = config
-            .data
-            .and_then(|d| d.get("config.yaml").cloned())
-            .expect("config.yaml in the ConfigMap");
-        // The hub runs from the operator's configuration; only what differs between a pod and
-        // this machine is overridden (ports, data directory, key path), and catalogs are
-        // forwarded every second so the test need not wait for the default interval.
-        let options = HubOptions::new(name, "", "")
-            .config_yaml(&config_text)
-            .key_file(&key_file)
-            .grpc_port(port)
-            .env("GOVDC_HUB_FEDERATION_INTERVAL", "1s");
-        let process = HubProcess::start(&hub_bin(), options).expect("the hub starts");
+        .unwrap_or_else(|e| panic!("hub {name}: {e:#}"));
         RunningHub {
-            process,
-            key: TokenKey::new(key).expect("a strong key"),
+            process: hub.process,
+            key: TokenKey::new(hub.key).expect("a strong key"),
             name: name.to_owned(),
         }
     }

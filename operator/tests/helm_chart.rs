@@ -1,20 +1,21 @@
 //! The Helm chart with the real helm on the real API server: it lints clean, renders objects the
 //! API server accepts, installs, gives the operator enough RBAC (the operator runs with the
-//! chart's own ServiceAccount token), upgrades, and uninstalls without touching departments'
-//! namespaces.
+//! chart's own ServiceAccount token) for a department, a portal hub node and an open dataset to
+//! become Ready, upgrades, and uninstalls without touching departments' namespaces.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use govdc_crds::DepartmentCloud;
+use govdc_crds::{DepartmentCloud, ExchangeNode, OpenDataset};
+use govdc_test_support::hub::NodeHub;
 use govdc_test_support::{
-    OperatorProcess, TEST_LABEL, TestEnv, eventually, helm_bin, install_crds, output_text,
-    repo_root,
+    OperatorProcess, TEST_LABEL, TestEnv, eventually, free_port, helm_bin, install_crds,
+    output_text, repo_root,
 };
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
-use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, ServiceAccount};
 use kube::api::PostParams;
 use kube::config::{AuthInfo, Kubeconfig};
 use kube::{Api, ResourceExt};
@@ -166,13 +167,25 @@ async fn the_operator_runs_with_the_charts_rbac_and_uninstall_keeps_the_departme
     let fullname = format!("{release}-govdc");
 
     let kubeconfig = service_account_kubeconfig(&env, &namespace, &fullname).await;
+    let hub_namespace = env.namespace("hub").await;
+    let hub_port = free_port();
+    let hub_endpoint =
+        format!("--hub-endpoint={hub_namespace}/national=http://127.0.0.1:{hub_port}");
     let operator = OperatorProcess::start_as(
         Path::new(OPERATOR),
         &env,
         &kubeconfig,
         &namespace,
         "chart-operator",
-        &["--lease-name", &fullname, "--capacity", "requests.cpu=100"],
+        &[
+            "--lease-name",
+            &fullname,
+            "--capacity",
+            "requests.cpu=100",
+            &hub_endpoint,
+            "--dataset-poll-seconds",
+            "1",
+        ],
     );
 
     let clouds: Api<DepartmentCloud> = Api::all(env.client.clone());
@@ -216,6 +229,82 @@ async fn the_operator_runs_with_the_charts_rbac_and_uninstall_keeps_the_departme
     )
     .await
     .unwrap_or_else(|e| panic!("{e}\n{}", operator.logs()));
+
+    // A portal hub node and an open dataset of the department, under the same RBAC.
+    let node: ExchangeNode = serde_json::from_value(json!({
+        "apiVersion": "govdc.io/v1alpha1", "kind": "ExchangeNode",
+        "metadata": {"name": "national", "namespace": hub_namespace, "labels": {TEST_LABEL: env.prefix}},
+        "spec": {"level": "national", "regionCode": "100000", "networkZone": "extranet",
+                 "openDataPortal": true, "allowedDepartments": [name]},
+    }))
+    .expect("ExchangeNode fixture");
+    let nodes: Api<ExchangeNode> = Api::namespaced(env.client.clone(), &hub_namespace);
+    nodes
+        .create(&PostParams::default(), &node)
+        .await
+        .expect("create ExchangeNode");
+    let portal_listen = format!("127.0.0.1:{}", free_port());
+    let _hub = NodeHub::start(
+        &env.client,
+        &hub_namespace,
+        "national",
+        hub_port,
+        &[("GOVDC_HUB_PORTAL_LISTEN", &portal_listen)],
+        WAIT,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("the hub: {e:#}\n{}", operator.logs()));
+    let tenant = format!("{name}-prod");
+    let source = ConfigMap {
+        metadata: kube::api::ObjectMeta {
+            name: Some("stations".into()),
+            ..Default::default()
+        },
+        data: Some(
+            [(
+                "stations.csv".to_owned(),
+                "station,district,chargers\n西湖站,330106,12\n滨江站,330108,8\n".to_owned(),
+            )]
+            .into(),
+        ),
+        ..Default::default()
+    };
+    Api::<ConfigMap>::namespaced(env.client.clone(), &tenant)
+        .create(&PostParams::default(), &source)
+        .await
+        .expect("create the dataset's source");
+    let dataset: OpenDataset = serde_json::from_value(json!({
+        "apiVersion": "govdc.io/v1alpha1", "kind": "OpenDataset",
+        "metadata": {"name": "chargers", "namespace": tenant, "labels": {TEST_LABEL: env.prefix}},
+        "spec": {
+            "title": "充电站", "category": "transport", "openness": "unconditional",
+            "source": {"configMapRef": {"name": "stations", "key": "stations.csv"}},
+            "portal": {"name": "national", "namespace": hub_namespace},
+            "fields": [{"name": "station", "action": "keep"}, {"name": "district", "action": "keep"},
+                       {"name": "chargers", "action": "keep"}],
+        },
+    }))
+    .expect("OpenDataset fixture");
+    let datasets: Api<OpenDataset> = Api::namespaced(env.client.clone(), &tenant);
+    datasets
+        .create(&PostParams::default(), &dataset)
+        .await
+        .expect("create OpenDataset");
+    eventually(
+        "the ExchangeNode and the OpenDataset Ready under the chart's RBAC",
+        WAIT,
+        || {
+            let (nodes, datasets) = (nodes.clone(), datasets.clone());
+            async move {
+                let node = nodes.get("national").await.ok()?.status?.conditions;
+                let dataset = datasets.get("chargers").await.ok()?.status?.conditions;
+                (ready_condition(&node) && ready_condition(&dataset)).then_some(())
+            }
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", operator.logs()));
+
     // API refusals read "... is forbidden: ..."; a bare "403" would also match timestamps.
     let logs = operator.logs();
     assert!(
@@ -278,4 +367,13 @@ async fn the_operator_runs_with_the_charts_rbac_and_uninstall_keeps_the_departme
         clouds.get_opt(&name).await.expect("GET").is_some(),
         "uninstall deleted a DepartmentCloud"
     );
+}
+
+/// Whether the conditions hold `Ready=True`.
+fn ready_condition(
+    conditions: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
+) -> bool {
+    conditions
+        .iter()
+        .any(|c| c.type_ == "Ready" && c.status == "True")
 }

@@ -12,12 +12,12 @@ use govdc_crds::{DepartmentCloud, ExchangeNode, OpenDataset};
 use govdc_hub_api::auth::{BearerToken, Claims, Role, TokenKey};
 use govdc_hub_api::v1::ListDatasetsRequest;
 use govdc_hub_api::v1::portal_client::PortalClient;
-use govdc_test_support::hub::{HubOptions, HubProcess, hub_bin};
+use govdc_test_support::hub::{HubProcess, NodeHub};
 use govdc_test_support::{
     OperatorProcess, TEST_LABEL, TestEnv, eventually, free_port, install_crds,
 };
 use k8s_openapi::ByteString;
-use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::Api;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
@@ -191,58 +191,23 @@ impl Fixture {
             .expect("create ExchangeNode");
 
         // Run the portal hub from what the operator made, as its pod would.
-        let configs: Api<ConfigMap> = Api::namespaced(env.client.clone(), &hub_namespace);
-        let secrets: Api<Secret> = Api::namespaced(env.client.clone(), &hub_namespace);
-        let config = eventually("the portal's ConfigMap", WAIT, || {
-            let configs = configs.clone();
-            async move {
-                configs
-                    .get_opt("national-hub")
-                    .await
-                    .ok()??
-                    .data?
-                    .get("config.yaml")
-                    .cloned()
-            }
-        })
-        .await
-        .unwrap_or_else(|e| panic!("{e}\n{}", operator.logs()));
-        assert!(config.contains("portalListen"), "{config}");
-        let key = eventually("the portal's key", WAIT, || {
-            let secrets = secrets.clone();
-            async move {
-                Some(
-                    secrets
-                        .get_opt("national-hub-key")
-                        .await
-                        .ok()??
-                        .data?
-                        .get("key")?
-                        .0
-                        .clone(),
-                )
-            }
-        })
-        .await
-        .expect("the operator writes the portal's key");
-        let key_dir = govdc_test_support::repo_root()
-            .join("target/tmp")
-            .join(format!("{}-portal-key", env.prefix));
-        std::fs::create_dir_all(&key_dir).expect("key dir");
-        std::fs::write(key_dir.join("key"), &key).expect("key file");
         let portal_port = free_port();
-        let portal = HubProcess::start(
-            &hub_bin(),
-            HubOptions::new("national", "national", "extranet")
-                .config_yaml(&config)
-                .key_file(&key_dir.join("key"))
-                .grpc_port(grpc_port)
-                .env(
-                    "GOVDC_HUB_PORTAL_LISTEN",
-                    &format!("127.0.0.1:{portal_port}"),
-                ),
+        let portal_listen = format!("127.0.0.1:{portal_port}");
+        let hub = NodeHub::start(
+            &env.client,
+            &hub_namespace,
+            "national",
+            grpc_port,
+            &[("GOVDC_HUB_PORTAL_LISTEN", &portal_listen)],
+            WAIT,
         )
-        .expect("the portal hub starts");
+        .await
+        .unwrap_or_else(|e| panic!("the portal hub: {e:#}\n{}", operator.logs()));
+        assert!(
+            std::fs::read_to_string(&hub.process.config_file)
+                .is_ok_and(|config| config.contains("portalListen")),
+            "the operator enables the portal in the node's configuration"
+        );
 
         let namespace = format!("{}-hl-prod", env.prefix);
         let intranet_namespace = format!("{}-sec-prod", env.prefix);
@@ -259,10 +224,10 @@ impl Fixture {
         }
         Fixture {
             portal_http: format!("http://127.0.0.1:{portal_port}"),
-            portal_key: TokenKey::new(key).expect("a strong key"),
+            portal_key: TokenKey::new(hub.key).expect("a strong key"),
             env,
             operator,
-            portal,
+            portal: hub.process,
             namespace,
             intranet_namespace,
             hub_namespace,

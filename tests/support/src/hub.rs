@@ -47,7 +47,11 @@ pub fn hub_bin() -> PathBuf {
                 String::from_utf8_lossy(&output.stderr)
             ));
         }
-        Ok(repo_root().join("target/debug/govdc-hub"))
+        // Where cargo put it: CARGO_TARGET_DIR when the caller set one, else the workspace's.
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| repo_root().join("target"));
+        Ok(target.join("debug/govdc-hub"))
     });
     match built {
         Ok(path) => path.clone(),
@@ -433,4 +437,81 @@ pub fn issue_token(
         );
     }
     Ok(String::from_utf8(output.stdout)?.trim().to_owned())
+}
+
+/// A hub run the way an ExchangeNode's pod runs it, for tests where no kubelet runs: from the
+/// `config.yaml` of the ConfigMap `<name>-hub` and the key of the Secret `<name>-hub-key` the
+/// operator made in `namespace`, with only what differs between a pod and this machine
+/// overridden (the gRPC port, which the operator was told with `--hub-endpoint`, the data
+/// directory, the key's path) plus `options` (more environment, say).
+pub struct NodeHub {
+    /// The running hub.
+    pub process: HubProcess,
+    /// The node's signing key, as the operator made it.
+    pub key: Vec<u8>,
+}
+
+impl NodeHub {
+    /// Waits (up to `timeout`) for the operator's ConfigMap and key Secret of ExchangeNode
+    /// `namespace/name`, then starts the hub from them on `grpc_port`.
+    pub async fn start(
+        client: &kube::Client,
+        namespace: &str,
+        name: &str,
+        grpc_port: u16,
+        env: &[(&str, &str)],
+        timeout: Duration,
+    ) -> anyhow::Result<NodeHub> {
+        use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+        let configs: kube::Api<ConfigMap> = kube::Api::namespaced(client.clone(), namespace);
+        let secrets: kube::Api<Secret> = kube::Api::namespaced(client.clone(), namespace);
+        let config = crate::eventually(
+            &format!("ConfigMap {namespace}/{name}-hub"),
+            timeout,
+            || {
+                let configs = configs.clone();
+                async move {
+                    configs
+                        .get_opt(&format!("{name}-hub"))
+                        .await
+                        .ok()??
+                        .data?
+                        .get("config.yaml")
+                        .cloned()
+                }
+            },
+        )
+        .await?;
+        let key = crate::eventually(
+            &format!("Secret {namespace}/{name}-hub-key"),
+            timeout,
+            || {
+                let secrets = secrets.clone();
+                async move {
+                    let secret = secrets.get_opt(&format!("{name}-hub-key")).await.ok()??;
+                    secret.data?.get("key").map(|k| k.0.clone())
+                }
+            },
+        )
+        .await?;
+        let dir = repo_root()
+            .join("target/tmp")
+            .join(unique_prefix(&format!("key-{name}")));
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let key_file = dir.join("key");
+        std::fs::write(&key_file, &key)
+            .with_context(|| format!("writing {}", key_file.display()))?;
+        let mut options = HubOptions::new(name, "", "")
+            .config_yaml(&config)
+            .key_file(&key_file)
+            .grpc_port(grpc_port);
+        for (variable, value) in env {
+            options = options.env(variable, value);
+        }
+        let bin = hub_bin();
+        let process = tokio::task::spawn_blocking(move || HubProcess::start(&bin, options))
+            .await
+            .context("starting the hub")??;
+        Ok(NodeHub { process, key })
+    }
 }

@@ -234,11 +234,14 @@ fn stateful_set_spec(
                         {"name": "config", "mountPath": CONFIG_DIR, "readOnly": true},
                         {"name": "key", "mountPath": KEY_DIR, "readOnly": true},
                         {"name": "data", "mountPath": DATA_DIR},
+                        // The root filesystem is read-only; SQLite spills large sorts to /tmp.
+                        {"name": "tmp", "mountPath": "/tmp"},
                     ],
                 }],
                 "volumes": [
                     {"name": "config", "configMap": {"name": name}},
                     {"name": "key", "secret": {"secretName": key::secret_name(node), "defaultMode": 0o400}},
+                    {"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}},
                 ],
             },
         },
