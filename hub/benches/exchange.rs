@@ -144,7 +144,9 @@ async fn serve_bare() {
     };
     tonic::transport::Server::builder()
         .add_service(ExchangeServer::new(bare).max_decoding_message_size(16 << 20))
-        .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
+        .serve_with_incoming(
+            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
+        )
         .await
         .unwrap();
 }

@@ -18,7 +18,7 @@ use govdc_hub_api::v1::portal_server::PortalServer;
 use govdc_hub_api::v1::statistics_server::StatisticsServer;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Identity, Server, ServerTlsConfig};
 use tonic_health::ServingStatus;
 
@@ -170,7 +170,10 @@ pub async fn run(
         // Streams that follow new records and the federation loop end on this.
         let _ = shutdown_tx.send(true);
     };
-    let server = router.serve_with_incoming_shutdown(TcpListenerStream::new(grpc), stop);
+    // TCP_NODELAY: acknowledgements and fetched records are small writes that Nagle's
+    // algorithm would hold back until the peer's delayed ACK (tens of milliseconds).
+    let incoming = TcpIncoming::from(grpc).with_nodelay(Some(true));
+    let server = router.serve_with_incoming_shutdown(incoming, stop);
     let mut stopping = shutdown_rx.clone();
     let drained = tokio::select! {
         result = server => {
