@@ -74,19 +74,9 @@ async fn condition(
     status: &str,
 ) -> Condition {
     let clouds: Api<DepartmentCloud> = Api::all(env.client.clone());
-    eventually(&format!("{name} {type_}={status}"), WAIT, || {
-        let clouds = clouds.clone();
-        async move {
-            let cloud = clouds.get_opt(name).await.ok()??;
-            let s = cloud.status?;
-            (s.observed_generation == cloud.metadata.generation).then_some(())?;
-            s.conditions
-                .into_iter()
-                .find(|c| c.type_ == type_ && c.status == status)
-        }
-    })
-    .await
-    .unwrap_or_else(|e| panic!("{e}\n{}", operator.logs()))
+    govdc_test_support::condition(&clouds, name, type_, status, WAIT)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", operator.logs()))
 }
 
 async fn exists<K>(api: &Api<K>, name: &str) -> bool

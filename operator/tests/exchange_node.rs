@@ -71,19 +71,9 @@ async fn condition(
     type_: &str,
     status: &str,
 ) -> Condition {
-    eventually(&format!("{name} {type_}={status}"), WAIT, || {
-        let api = api.clone();
-        async move {
-            let node = api.get_opt(name).await.ok()??;
-            let s = node.status?;
-            (s.observed_generation == node.metadata.generation).then_some(())?;
-            s.conditions
-                .into_iter()
-                .find(|c| c.type_ == type_ && c.status == status)
-        }
-    })
-    .await
-    .unwrap_or_else(|e| panic!("{e}\n{}", operator.logs()))
+    govdc_test_support::condition(api, name, type_, status, WAIT)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", operator.logs()))
 }
 
 /// A hub run from the operator's ConfigMap and key Secret, as the StatefulSet's pod would run it.

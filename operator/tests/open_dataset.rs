@@ -118,19 +118,9 @@ async fn condition(
     type_: &str,
     status: &str,
 ) -> Condition {
-    eventually(&format!("{name} {type_}={status}"), WAIT, || {
-        let api = api.clone();
-        async move {
-            let dataset = api.get_opt(name).await.ok()??;
-            let s = dataset.status?;
-            (s.observed_generation == dataset.metadata.generation).then_some(())?;
-            s.conditions
-                .into_iter()
-                .find(|c| c.type_ == type_ && c.status == status)
-        }
-    })
-    .await
-    .unwrap_or_else(|e| panic!("{e}\n{}", operator.logs()))
+    govdc_test_support::condition(api, name, type_, status, WAIT)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", operator.logs()))
 }
 
 struct Fixture {

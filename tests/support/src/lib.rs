@@ -399,6 +399,34 @@ where
     }
 }
 
+/// Waits until the govdc resource `name` reports condition `type_` with `status` for its latest
+/// generation (`status.observedGeneration` equal to `metadata.generation`), and returns it.
+pub async fn condition<K>(
+    api: &Api<K>,
+    name: &str,
+    type_: &str,
+    status: &str,
+    timeout: Duration,
+) -> anyhow::Result<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
+{
+    eventually(&format!("{name} {type_}={status}"), timeout, || {
+        let api = api.clone();
+        async move {
+            let object = serde_json::to_value(api.get_opt(name).await.ok()??).ok()?;
+            let observed = &object["status"]["observedGeneration"];
+            (!observed.is_null() && *observed == object["metadata"]["generation"]).then_some(())?;
+            let conditions: Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> =
+                serde_json::from_value(object["status"]["conditions"].clone()).ok()?;
+            conditions
+                .into_iter()
+                .find(|c| c.type_ == type_ && c.status == status)
+        }
+    })
+    .await
+}
+
 /// A free TCP port on 127.0.0.1 (closed again at once; tests accept the small race).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

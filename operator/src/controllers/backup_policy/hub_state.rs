@@ -35,7 +35,6 @@ use std::time::{Duration, Instant};
 
 use futures::{Stream, StreamExt, TryStreamExt};
 use govdc_crds::backup_policy::NamespaceMapping;
-use govdc_hub_api::auth::{Claims, Role};
 use govdc_hub_api::v1::audit_client::AuditClient;
 use govdc_hub_api::v1::node_client::NodeClient;
 use govdc_hub_api::v1::{
@@ -80,8 +79,6 @@ const STALL_TIMEOUT: Duration = Duration::from_secs(30);
 const CHUNK: usize = 1 << 20;
 /// Parts of a multipart upload: 5 MiB is the smallest part S3 accepts.
 const PART: usize = 5 << 20;
-/// How long an admin token lives: one export or import.
-const TOKEN_TTL: Duration = Duration::from_secs(3600);
 /// Audit records read per page while looking for the last import (the hub's maximum).
 const AUDIT_PAGE: i64 = 1000;
 
@@ -278,8 +275,7 @@ pub async fn access(
                 key::KEY_FIELD
             ))
         })?;
-    let token = key
-        .issue(&Claims::new("operator", Role::Admin, name, TOKEN_TTL))
+    let token = key::admin_token(&key, name)
         .map_err(|e| HubStateError::KeyMissing(format!("signing a token: {e}")))?;
     Ok(HubAccess {
         node: name.to_owned(),

@@ -37,8 +37,6 @@ const DATA_DIR: &str = "/var/lib/govdc-hub";
 /// The non-root user of the hub image.
 const HUB_UID: i64 = 65532;
 
-/// How long the operator's own admin token lives: it is issued afresh on every pass.
-const ADMIN_TOKEN_TTL: Duration = Duration::from_secs(3600);
 /// How long a child node's federation token lives; the child holds it until the parent moves.
 const NODE_TOKEN_TTL: Duration = Duration::from_secs(365 * 24 * 3600);
 
@@ -397,14 +395,7 @@ pub fn hub_plan(
         what: format!("ExchangeNode {namespace}/{name}"),
         reason: e.to_string(),
     };
-    let admin_token = signing_key
-        .issue(&Claims::new(
-            "operator",
-            Role::Admin,
-            &name,
-            ADMIN_TOKEN_TTL,
-        ))
-        .map_err(token_error)?;
+    let admin_token = key::admin_token(signing_key, &name)?;
     let mut parent = None;
     let mut parent_waiting = None;
     if let Some(parent_spec) = &node.spec.parent {

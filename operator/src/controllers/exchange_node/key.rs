@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use govdc_crds::ExchangeNode;
-use govdc_hub_api::auth::TokenKey;
+use govdc_hub_api::auth::{Claims, Role, TokenKey};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -17,6 +17,19 @@ use crate::error::{Error, Result};
 
 /// The key inside the Secret.
 pub const KEY_FIELD: &str = "key";
+
+/// How long the operator's admin token for a hub lives: it is issued afresh for every pass or
+/// command, so a leaked one is soon worthless.
+pub const ADMIN_TOKEN_TTL: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// The operator's `admin` token for hub node `node`, signed with the node's key.
+pub fn admin_token(key: &TokenKey, node: &str) -> Result<String> {
+    key.issue(&Claims::new("operator", Role::Admin, node, ADMIN_TOKEN_TTL))
+        .map_err(|e| Error::HubKey {
+            what: node.to_owned(),
+            reason: e.to_string(),
+        })
+}
 
 /// Random bytes in a key; the Secret holds them hex-encoded.
 const KEY_BYTES: usize = 32;

@@ -19,7 +19,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use govdc_crds::OpenDataset;
-use govdc_hub_api::auth::{Claims, Role};
 use kube::ResourceExt;
 use kube::core::error_boundary::DeserializeGuard;
 use kube::runtime::controller::Action;
@@ -42,8 +41,6 @@ pub const NAME: &str = "open_dataset";
 /// The finalizer that unpublishes a dataset before its OpenDataset goes.
 pub const FINALIZER: &str = "govdc.io/open-dataset";
 
-/// How long the operator's admin token for a portal lives: issued afresh on every pass.
-const ADMIN_TOKEN_TTL: Duration = Duration::from_secs(900);
 
 /// Starts the controller.
 pub fn start(
@@ -120,17 +117,7 @@ fn portal(inputs: &Inputs, settings: &HubSettings) -> Result<Option<Portal>> {
     let Some(signing_key) = key::from_secret(secret, &name)? else {
         return Ok(None);
     };
-    let admin_token = signing_key
-        .issue(&Claims::new(
-            "operator",
-            Role::Admin,
-            &name,
-            ADMIN_TOKEN_TTL,
-        ))
-        .map_err(|e| Error::HubKey {
-            what: format!("portal {name}"),
-            reason: e.to_string(),
-        })?;
+    let admin_token = key::admin_token(&signing_key, &name)?;
     Ok(Some(Portal {
         endpoint: settings.endpoint(&node.namespace().unwrap_or_default(), &name),
         admin_token,
