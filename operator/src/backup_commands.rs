@@ -49,7 +49,8 @@ pub struct HubArgs {
 }
 
 impl HubArgs {
-    fn settings(&self) -> HubSettings {
+    /// The hub settings these flags make.
+    pub(crate) fn settings(&self) -> HubSettings {
         HubSettings {
             endpoints: self.hub_endpoints.iter().cloned().collect(),
             ..HubSettings::default()
@@ -142,7 +143,7 @@ fn parse_rename(text: &str) -> Result<(String, String), String> {
         .ok_or_else(|| format!("{text:?} is not FROM=TO"))
 }
 
-async fn client(kubeconfig: Option<&PathBuf>) -> anyhow::Result<Client> {
+pub(crate) async fn client(kubeconfig: Option<&PathBuf>) -> anyhow::Result<Client> {
     let config = match kubeconfig {
         Some(path) => {
             let kubeconfig = kube::config::Kubeconfig::read_from(path)

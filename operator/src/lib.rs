@@ -7,11 +7,13 @@
 //! - [`pipeline`]: the apply, prune and report steps the controllers share;
 //! - [`deid`]: de-identification of OpenDataset records, pure and streaming;
 //! - [`error`]: why a reconcile did not finish;
-//! - [`backup_commands`]: `govdc-operator backup`, the disaster-recovery commands.
+//! - [`backup_commands`]: `govdc-operator backup`, the disaster-recovery commands;
+//! - [`dataset_commands`]: `govdc-operator dataset`, approving applications for conditional datasets.
 
 pub mod backup_commands;
 pub mod config;
 pub mod controllers;
+pub mod dataset_commands;
 pub mod deid;
 pub mod error;
 pub mod pipeline;

@@ -25,13 +25,18 @@ enum Command {
     Crds,
     /// Disaster recovery: restore points, restore, failover.
     Backup(Box<govdc_operator::backup_commands::BackupArgs>),
+    /// Open datasets: approve an application for a conditional dataset.
+    Dataset(Box<govdc_operator::dataset_commands::DatasetArgs>),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Crds => print_crds(),
-        Command::Backup(args) => run_backup(*args),
+        Command::Backup(args) => run_command("backup", govdc_operator::backup_commands::run(*args)),
+        Command::Dataset(args) => {
+            run_command("dataset", govdc_operator::dataset_commands::run(*args))
+        }
         Command::Run(args) => {
             if let Err(error) = runtime::telemetry::init(args.log_format, &args.log_filter) {
                 eprintln!("govdc-operator: {error:#}");
@@ -58,7 +63,8 @@ fn main() -> ExitCode {
     }
 }
 
-fn run_backup(args: govdc_operator::backup_commands::BackupArgs) -> ExitCode {
+/// Runs a one-shot command on its own runtime and turns its error into the exit code.
+fn run_command(name: &str, command: impl Future<Output = anyhow::Result<()>>) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -69,10 +75,10 @@ fn run_backup(args: govdc_operator::backup_commands::BackupArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(govdc_operator::backup_commands::run(args)) {
+    match runtime.block_on(command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("govdc-operator backup: {error:#}");
+            eprintln!("govdc-operator {name}: {error:#}");
             ExitCode::FAILURE
         }
     }

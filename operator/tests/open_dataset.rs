@@ -132,6 +132,8 @@ struct Fixture {
     namespace: String,
     intranet_namespace: String,
     hub_namespace: String,
+    /// `--hub-endpoint` of the portal, for the operator's commands.
+    hub_endpoint: String,
 }
 
 impl Fixture {
@@ -220,6 +222,7 @@ impl Fixture {
             portal: hub.process,
             namespace,
             intranet_namespace,
+            hub_endpoint: endpoint,
             hub_namespace,
         }
     }
@@ -465,6 +468,38 @@ async fn a_dataset_with_personal_data_is_published_de_identified_and_versioned()
         .expect("status");
     let (code, _) = fx.download(&restricted.download_urls[0], None).await;
     assert_eq!(code, 401, "no token, no download");
+    // The platform operator approves an application: the command prints its download token.
+    let output = std::process::Command::new(OPERATOR)
+        .args(["dataset", "token", "--kubeconfig"])
+        .arg(&fx.env.kubeconfig)
+        .args(["--namespace", &fx.namespace, "--name", "restricted"])
+        .args([
+            "--applicant",
+            "浙江大学公共卫生学院",
+            "--days",
+            "7",
+            &fx.hub_endpoint,
+        ])
+        .output()
+        .expect("run govdc-operator dataset token");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let token = String::from_utf8(output.stdout)
+        .expect("UTF-8")
+        .trim()
+        .to_owned();
+    let (code, body) = fx
+        .download(&restricted.download_urls[0], Some(&token))
+        .await;
+    assert_eq!(code, 200, "the approved applicant downloads");
+    assert!(identity_numbers_in(&gunzip(&body)).is_empty());
+    let (code, _) = fx
+        .download(&restricted.download_urls[0], Some("not-a-token"))
+        .await;
+    assert_eq!(code, 403, "a wrong token is refused");
 
     // Deleting the OpenDataset unpublishes it.
     datasets

@@ -24,6 +24,9 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 /// Why the hub could not be synced.
 #[derive(Debug, thiserror::Error)]
 pub enum HubError {
+    /// The node is scaled to zero: no hub runs.
+    #[error("the node is stopped (replicas: 0)")]
+    Stopped,
     /// The endpoint is not a valid URI.
     #[error("endpoint {0:?} is not a valid URI")]
     Endpoint(String),

@@ -129,7 +129,12 @@ async fn reconcile_valid(node: Arc<ExchangeNode>, ctx: Arc<Context>) -> Result<A
     let keep: BTreeSet<_> = desired.iter().map(apply::DesiredObject::key).collect();
     let pruned = prune::prune(&ctx.client, &inputs.existing, &keep, |_| true).await?;
     let plan = build::hub_plan(&node, &inputs, &ctx.hub, &signing_key)?;
-    let observed = hub::sync(&plan).await;
+    let observed = if node.spec.replicas == 0 {
+        // A stopped node has no hub to talk to; the status says so.
+        Err(hub::HubError::Stopped)
+    } else {
+        hub::sync(&plan).await
+    };
     if let Err(error) = &observed {
         tracing::info!(endpoint = %plan.endpoint, %error, "hub did not answer");
     }

@@ -58,6 +58,18 @@ pub fn conditions_for(node: &ExchangeNode, outcome: &Outcome<'_>) -> Vec<Observe
     } else {
         Observed::yes(DEGRADED, "DepartmentsNotJoined", plan.not_joined.join("; "))
     });
+    if node.spec.replicas == 0 {
+        let message = "the node is stopped (replicas: 0); its data is kept on its volume";
+        observed.push(Observed::no(READY, "ScaledToZero", message));
+        observed.push(Observed::no(PROGRESSING, "ScaledToZero", message));
+        observed.push(Observed {
+            type_: PARENT_CONNECTED,
+            status: "Unknown",
+            reason: "ScaledToZero".into(),
+            message: message.into(),
+        });
+        return observed;
+    }
     let info = match hub {
         Err(error) => {
             let message = format!("the hub at {} does not answer: {error}", plan.endpoint);
@@ -322,6 +334,23 @@ mod tests {
             ("False", "ParentDisconnected")
         );
         assert!(ready.message.contains("connection refused"));
+    }
+
+    #[test]
+    fn a_stopped_node_says_so_rather_than_unreachable() {
+        let applied = Applied::default();
+        let plan = plan();
+        let error = HubError::Endpoint("bad".into());
+        let mut stopped = node(true);
+        stopped.spec.replicas = 0;
+        let outcome = Outcome::Deployed {
+            applied: &applied,
+            pruned: &[],
+            plan: &plan,
+            hub: Err(&error),
+        };
+        let observed = conditions_for(&stopped, &outcome);
+        assert_eq!(find(&observed, READY).reason, "ScaledToZero");
     }
 
     #[test]
