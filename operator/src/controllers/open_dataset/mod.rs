@@ -41,7 +41,6 @@ pub const NAME: &str = "open_dataset";
 /// The finalizer that unpublishes a dataset before its OpenDataset goes.
 pub const FINALIZER: &str = "govdc.io/open-dataset";
 
-
 /// Starts the controller.
 pub fn start(
     ctx: Arc<Context>,
