@@ -10,7 +10,7 @@
 //! cargo bench -p govdc-hub --bench exchange -- --seconds 5 --batches 1,10,100,1000
 //! ```
 //!
-//! One publisher stream keeps up to `WINDOW` batches unacknowledged; one consumer follows the
+//! One publisher stream keeps up to `--window` batches unacknowledged (default 32); one consumer follows the
 //! resource and acknowledges as it goes (coalesced). Each record is ~200 bytes and carries the
 //! time it was sent, so the consumer measures latency from publish to fetch. Each run stops after
 //! `--seconds` (default 6) or its record budget, whichever comes first.
@@ -39,7 +39,7 @@ use tonic::service::Interceptor;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Response, Status, Streaming};
 
-/// Batches in flight on the publish stream.
+/// Batches in flight on the publish stream, unless `--window` says otherwise.
 const WINDOW: usize = 32;
 const RECORD_BYTES: usize = 200;
 
@@ -166,6 +166,19 @@ impl Interceptor for Token {
     }
 }
 
+/// The shape of one run.
+#[derive(Clone, Copy)]
+struct Load {
+    /// Records per published batch.
+    batch: usize,
+    /// Most records to publish.
+    budget: usize,
+    /// Longest the publisher publishes.
+    limit: Duration,
+    /// Batches in flight.
+    window: usize,
+}
+
 struct Outcome {
     records: usize,
     seconds: f64,
@@ -188,10 +201,14 @@ async fn run_load(
     publisher: Token,
     consumer: Token,
     code: &str,
-    batch: usize,
-    budget: usize,
-    limit: Duration,
+    load: Load,
 ) -> Outcome {
+    let Load {
+        batch,
+        budget,
+        limit,
+        window,
+    } = load;
     let epoch = Instant::now();
     let mut fetch_client = ExchangeClient::with_interceptor(channel.clone(), consumer.clone());
     let mut fetched = fetch_client
@@ -223,7 +240,7 @@ async fn run_load(
 
     let started = Instant::now();
     let deadline = started + limit;
-    let (tx, rx) = mpsc::channel::<PublishRequest>(WINDOW);
+    let (tx, rx) = mpsc::channel::<PublishRequest>(window);
     let mut publish_client = ExchangeClient::with_interceptor(channel, publisher);
     let mut acks = publish_client
         .publish(ReceiverStream::new(rx))
@@ -235,7 +252,7 @@ async fn run_load(
         let mut in_flight: VecDeque<usize> = VecDeque::new();
         let mut sent = 0;
         loop {
-            while in_flight.len() < WINDOW && sent < budget && Instant::now() < deadline {
+            while in_flight.len() < window && sent < budget && Instant::now() < deadline {
                 let now = epoch.elapsed().as_nanos() as u64;
                 let records = (0..batch).map(|i| record(now, sent + i)).collect();
                 if tx
@@ -310,11 +327,12 @@ async fn run_load(
     }
 }
 
-fn parse_args() -> (Vec<usize>, Duration, bool) {
+fn parse_args() -> (Vec<usize>, Duration, usize, bool) {
     let args: Vec<String> = std::env::args().collect();
     let mut batches = vec![1, 100, 1000];
     let mut seconds = 6.0;
     let mut bare = false;
+    let mut window = WINDOW;
     let mut i = 1;
     while i < args.len() {
         match args[i].as_str() {
@@ -326,16 +344,20 @@ fn parse_args() -> (Vec<usize>, Duration, bool) {
                 seconds = args[i + 1].parse().unwrap();
                 i += 1;
             }
+            "--window" => {
+                window = args[i + 1].parse().unwrap();
+                i += 1;
+            }
             "--serve-bare" => bare = true,
             _ => {}
         }
         i += 1;
     }
-    (batches, Duration::from_secs_f64(seconds), bare)
+    (batches, Duration::from_secs_f64(seconds), window, bare)
 }
 
 fn main() {
-    let (batches, limit, serve) = parse_args();
+    let (batches, limit, window, serve) = parse_args();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -344,10 +366,10 @@ fn main() {
         runtime.block_on(serve_bare());
         return;
     }
-    runtime.block_on(bench(batches, limit));
+    runtime.block_on(bench(batches, limit, window));
 }
 
-async fn bench(batches: Vec<usize>, limit: Duration) {
+async fn bench(batches: Vec<usize>, limit: Duration, window: usize) {
     // The floor, in a process of its own like the hub.
     let mut bare_process = std::process::Command::new(std::env::current_exe().unwrap())
         .arg("--serve-bare")
@@ -401,7 +423,7 @@ async fn bench(batches: Vec<usize>, limit: Duration) {
     let (publisher, reader) = (token("member", &provider), token("member", &consumer));
 
     println!(
-        "\nexchange benchmark: one publisher ({WINDOW} batches in flight), one following consumer, {RECORD_BYTES}-byte records, up to {:.0} s per run\n",
+        "\nexchange benchmark: one publisher ({window} batches in flight), one following consumer, {RECORD_BYTES}-byte records, up to {:.0} s per run\n",
         limit.as_secs_f64()
     );
     println!(
@@ -410,16 +432,13 @@ async fn bench(batches: Vec<usize>, limit: Duration) {
     println!("| ---: | --- | ---: | ---: | ---: | ---: | ---: |");
     for batch in batches {
         let budget = (batch * 2_000).clamp(20_000, 200_000);
-        let floor = run_load(
-            bare.clone(),
-            Token(None),
-            Token(None),
-            "bare",
+        let load = Load {
             batch,
             budget,
             limit,
-        )
-        .await;
+            window,
+        };
+        let floor = run_load(bare.clone(), Token(None), Token(None), "bare", load).await;
         let code = format!("{provider}-b{batch}");
         govdc_hub_api::v1::catalog_client::CatalogClient::with_interceptor(
             channel.clone(),
@@ -447,9 +466,7 @@ async fn bench(batches: Vec<usize>, limit: Duration) {
             publisher.clone(),
             reader.clone(),
             &code,
-            batch,
-            budget,
-            limit,
+            load,
         )
         .await;
         let rate = |o: &Outcome| o.records as f64 / o.seconds.max(1e-9);

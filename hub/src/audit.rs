@@ -11,6 +11,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde::Deserialize;
 use sha2::Digest;
 
+use crate::store::{cached_exec, cached_row};
+
 /// The digest a record's hash is computed with.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -120,13 +122,13 @@ pub fn append(
     subject: &str,
     detail: &serde_json::Value,
 ) -> rusqlite::Result<i64> {
-    let tip: Option<(i64, String)> = conn
-        .query_row(
-            "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
-            [],
-            |row| Ok((row.get(0)?, row.get(1)?)),
-        )
-        .optional()?;
+    let tip: Option<(i64, String)> = cached_row(
+        conn,
+        "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
+        [],
+        |row| Ok((row.get(0)?, row.get(1)?)),
+    )
+    .optional()?;
     let (seq, prev_hash) = match tip {
         Some((seq, hash)) => (seq + 1, hash),
         None => (1, GENESIS.to_owned()),
@@ -143,7 +145,8 @@ pub fn append(
         algorithm: algorithm.as_str().to_owned(),
     };
     record.hash = record_hash(&record, algorithm);
-    conn.execute(
+    cached_exec(
+        conn,
         "INSERT INTO audit (seq, time, actor, action, subject, detail, prev_hash, hash, algorithm)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         params![
@@ -188,7 +191,7 @@ pub fn list(conn: &Connection, after_seq: i64, limit: i64) -> rusqlite::Result<V
 
 /// The number of records.
 pub fn count(conn: &Connection) -> rusqlite::Result<i64> {
-    conn.query_row("SELECT count(*) FROM audit", [], |row| row.get(0))
+    cached_row(conn, "SELECT count(*) FROM audit", [], |row| row.get(0))
 }
 
 /// The outcome of checking the chain.

@@ -158,7 +158,31 @@ pub fn migrate(conn: &Connection) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Runs `sql` through the connection's statement cache: the hot paths (publish, fetch, audit)
+/// run the same few statements thousands of times a second, and parsing them each time costs
+/// more than running them.
+pub fn cached_row<T, P: rusqlite::Params>(
+    conn: &Connection,
+    sql: &str,
+    params: P,
+    f: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
+    conn.prepare_cached(sql)?.query_row(params, f)
+}
+
+/// [`Connection::execute`] through the statement cache (see [`cached_row`]).
+pub fn cached_exec<P: rusqlite::Params>(
+    conn: &Connection,
+    sql: &str,
+    params: P,
+) -> rusqlite::Result<usize> {
+    conn.prepare_cached(sql)?.execute(params)
+}
+
+const STATEMENT_CACHE: usize = 64;
+
 fn configure(conn: &Connection) -> rusqlite::Result<()> {
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     // WAL: readers never block the writer; FULL: a commit is durable once it returns.
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
@@ -348,6 +372,7 @@ pub fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     Ok(conn)
 }
 
@@ -397,7 +422,7 @@ fn checkpoint(conn: &Connection) {
 type TxJob = Box<dyn FnOnce(&Connection) -> Completion + Send>;
 
 fn commit_group(conn: &Connection, group: Vec<TxJob>) {
-    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+    if let Err(e) = cached_exec(conn, "BEGIN IMMEDIATE", []) {
         // Dropping the jobs unrun fails their callers (their reply channels close).
         tracing::error!(error = %e, "starting a transaction");
         drop(group);
@@ -405,22 +430,23 @@ fn commit_group(conn: &Connection, group: Vec<TxJob>) {
     }
     let mut done = Vec::with_capacity(group.len());
     for f in group {
-        if let Err(e) = conn.execute_batch("SAVEPOINT job") {
+        if let Err(e) = cached_exec(conn, "SAVEPOINT job", []) {
             tracing::error!(error = %e, "opening a savepoint");
             continue;
         }
         let (ok, callback) = f(conn);
         let end = if ok {
-            "RELEASE job"
+            cached_exec(conn, "RELEASE job", [])
         } else {
-            "ROLLBACK TO job; RELEASE job"
+            cached_exec(conn, "ROLLBACK TO job", [])
+                .and_then(|_| cached_exec(conn, "RELEASE job", []))
         };
-        if let Err(e) = conn.execute_batch(end) {
+        if let Err(e) = end {
             tracing::error!(error = %e, "closing a savepoint");
         }
         done.push(callback);
     }
-    let committed = conn.execute_batch("COMMIT").map_err(|e| {
+    let committed = cached_exec(conn, "COMMIT", []).map(|_| ()).map_err(|e| {
         tracing::error!(error = %e, "committing");
         let _ = conn.execute_batch("ROLLBACK");
         Status::internal(format!("storage error: the commit failed: {e}"))

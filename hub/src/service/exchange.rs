@@ -23,7 +23,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::{HubService, now_micros, record, timestamp};
 use crate::audit::Algorithm;
-use crate::store::DbResult;
+use crate::store::{DbResult, cached_exec, cached_row};
 
 /// Records per fetch response when the consumer does not say.
 const DEFAULT_FETCH_BATCH: i64 = 100;
@@ -52,7 +52,8 @@ fn grant_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<AccessGrant> {
 }
 
 fn grant_by_id(conn: &Connection, id: i64) -> Result<Option<AccessGrant>, Status> {
-    conn.query_row(
+    cached_row(
+        conn,
         &format!("SELECT {GRANT_COLUMNS} FROM grants WHERE id = ?1"),
         [id],
         grant_from_row,
@@ -66,7 +67,8 @@ fn grant_of(
     consumer: &str,
     resource: &str,
 ) -> Result<Option<AccessGrant>, Status> {
-    conn.query_row(
+    cached_row(
+        conn,
         &format!("SELECT {GRANT_COLUMNS} FROM grants WHERE consumer = ?1 AND resource_code = ?2"),
         [consumer, resource],
         grant_from_row,
@@ -103,25 +105,25 @@ fn state_name(state: i32) -> &'static str {
 /// The provider, share type and record count of a resource registered on this node; a
 /// forwarded or unknown code is refused with a message saying where to go.
 fn local_resource_facts(conn: &Connection, code: &str) -> Result<(String, i32, i64), Status> {
-    let local: Option<(String, i32, i64)> = conn
-        .query_row(
-            "SELECT provider, share_type, record_count FROM resources WHERE code = ?1 AND origin = ''",
-            [code],
-            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
-        )
-        .optional()
-        .db()?;
+    let local: Option<(String, i32, i64)> = cached_row(
+        conn,
+        "SELECT provider, share_type, record_count FROM resources WHERE code = ?1 AND origin = ''",
+        [code],
+        |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+    )
+    .optional()
+    .db()?;
     if let Some(facts) = local {
         return Ok(facts);
     }
-    let elsewhere: Option<String> = conn
-        .query_row(
-            "SELECT node FROM resources WHERE code = ?1 LIMIT 1",
-            [code],
-            |row| row.get(0),
-        )
-        .optional()
-        .db()?;
+    let elsewhere: Option<String> = cached_row(
+        conn,
+        "SELECT node FROM resources WHERE code = ?1 LIMIT 1",
+        [code],
+        |row| row.get(0),
+    )
+    .optional()
+    .db()?;
     Err(match elsewhere {
         Some(node) => Status::failed_precondition(format!(
             "resource {code} is registered on node {node}; exchange it there"
@@ -202,7 +204,8 @@ fn append_batches(
         insert
             .execute(params![code, first, last, stored.encode_to_vec()])
             .db()?;
-        conn.execute(
+        cached_exec(
+            conn,
             "UPDATE resources SET record_count = ?2 WHERE code = ?1 AND origin = ''",
             params![code, last],
         )
@@ -312,7 +315,7 @@ impl Exchange for HubService {
                         Some(now),
                     ),
                 };
-                conn.execute(
+                cached_exec(conn,
                     "INSERT INTO grants (resource_code, consumer, provider, purpose, state, reason, requested_at, decided_at)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
                      ON CONFLICT (consumer, resource_code) DO UPDATE SET
@@ -379,7 +382,7 @@ impl Exchange for HubService {
                         )));
                     }
                 };
-                conn.execute(
+                cached_exec(conn,
                     "UPDATE grants SET state = ?2, reason = ?3, decided_at = ?4 WHERE id = ?1",
                     params![id, next as i32, reason, now_micros()],
                 )
@@ -543,7 +546,8 @@ impl Exchange for HubService {
             .read(move |conn| {
                 local_resource_facts(conn, &code)?;
                 require_approved(conn, &consumer, &code)?;
-                conn.query_row(
+                cached_row(
+                    conn,
                     "SELECT acked FROM cursors WHERE consumer = ?1 AND resource_code = ?2",
                     [&consumer, &code],
                     |row| row.get::<_, i64>(0),
@@ -624,13 +628,13 @@ impl Exchange for HubService {
                     .store
                     .write(move |conn| {
                         require_approved(conn, &consumer, &code)?;
-                        conn.execute(
+                        cached_exec(conn,
                             "INSERT INTO cursors (consumer, resource_code, served) VALUES (?1, ?2, ?3)
                              ON CONFLICT (consumer, resource_code) DO UPDATE SET served = served + excluded.served",
                             params![consumer, code, count],
                         )
                         .db()?;
-                        conn.execute(
+                        cached_exec(conn,
                             "UPDATE resources SET records_served = records_served + ?2 WHERE code = ?1 AND origin = ''",
                             params![code, count],
                         )
@@ -688,19 +692,20 @@ impl Exchange for HubService {
                         "offset {offset} is past the last record of {resource_code} ({count})"
                     )));
                 }
-                let current: i64 = conn
-                    .query_row(
-                        "SELECT acked FROM cursors WHERE consumer = ?1 AND resource_code = ?2",
-                        [&caller.subject, &resource_code],
-                        |row| row.get(0),
-                    )
-                    .optional()
-                    .db()?
-                    .unwrap_or_default();
+                let current: i64 = cached_row(
+                    conn,
+                    "SELECT acked FROM cursors WHERE consumer = ?1 AND resource_code = ?2",
+                    [&caller.subject, &resource_code],
+                    |row| row.get(0),
+                )
+                .optional()
+                .db()?
+                .unwrap_or_default();
                 if offset <= current {
                     return Ok(current);
                 }
-                conn.execute(
+                cached_exec(
+                    conn,
                     "INSERT INTO cursors (consumer, resource_code, acked) VALUES (?1, ?2, ?3)
                      ON CONFLICT (consumer, resource_code) DO UPDATE SET acked = excluded.acked",
                     params![caller.subject, resource_code, offset],
