@@ -68,9 +68,10 @@ const MIGRATIONS: &[&str] = &[
         UNIQUE (consumer, resource_code)
     ) STRICT;
     CREATE INDEX grants_provider ON grants (provider);
-    -- Published records, one row per published batch (offsets first_offset..=last_offset): a
-    -- batch costs one row however many records it holds. `records` is the batch encoded as a
-    -- protobuf PublishRequest (its repeated `records` field; resource_code left empty).
+    -- Published records, one row per run of batches of one resource committed together
+    -- (offsets first_offset..=last_offset): a row however many records it holds. `records` is
+    -- the run encoded as a protobuf PublishRequest (its repeated `records` field; resource_code
+    -- left empty).
     CREATE TABLE batches (
         id INTEGER PRIMARY KEY,
         resource_code TEXT NOT NULL,

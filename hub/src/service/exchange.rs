@@ -142,6 +142,52 @@ struct Appended {
     refusal: Option<Status>,
 }
 
+/// Consecutive batches of one resource appended in one commit: stored as one row and
+/// recorded as one audit record (with the batch count and the offsets they cover), so that many
+/// small batches cost one row each, not one row and one audit record each.
+struct Run {
+    code: String,
+    first: i64,
+    last: i64,
+    batches: usize,
+    bytes: usize,
+    records: Vec<Vec<u8>>,
+}
+
+fn flush(conn: &Connection, algorithm: Algorithm, provider: &str, run: Run) -> Result<(), Status> {
+    let stored = PublishRequest {
+        resource_code: String::new(),
+        records: run.records,
+    };
+    cached_exec(
+        conn,
+        "INSERT INTO batches (resource_code, first_offset, last_offset, records) VALUES (?1, ?2, ?3, ?4)",
+        params![run.code, run.first, run.last, stored.encode_to_vec()],
+    )
+    .db()?;
+    cached_exec(
+        conn,
+        "UPDATE resources SET record_count = ?2 WHERE code = ?1 AND origin = ''",
+        params![run.code, run.last],
+    )
+    .db()?;
+    record(
+        conn,
+        algorithm,
+        provider,
+        "records.publish",
+        &run.code,
+        json!({
+            "first": run.first,
+            "last": run.last,
+            "count": run.last - run.first + 1,
+            "batches": run.batches,
+            "bytes": run.bytes,
+        }),
+    )?;
+    Ok(())
+}
+
 /// Appends publish batches in order; stops at the first invalid one and returns what was
 /// appended, the resources' new last offsets, and the refusal.
 fn append_batches(
@@ -152,82 +198,69 @@ fn append_batches(
 ) -> Result<Appended, Status> {
     let mut acks = Vec::with_capacity(batches.len());
     let mut last_offsets: HashMap<String, i64> = HashMap::new();
-    let mut insert = conn
-        .prepare_cached(
-            "INSERT INTO batches (resource_code, first_offset, last_offset, records)
-             VALUES (?1, ?2, ?3, ?4)",
-        )
-        .db()?;
+    let mut run: Option<Run> = None;
+    let mut refusal = None;
     for batch in batches {
         let code = batch.resource_code;
         let count = match last_offsets.get(&code) {
             Some(last) => *last,
-            None => {
-                let (owner, _, count) = match local_resource_facts(conn, &code) {
-                    Ok(facts) => facts,
-                    Err(status) => {
-                        return Ok(Appended {
-                            acks,
-                            last_offsets,
-                            refusal: Some(status),
-                        });
-                    }
-                };
-                if owner != provider {
-                    let refusal = Status::permission_denied(format!(
+            None => match local_resource_facts(conn, &code) {
+                Ok((owner, _, _)) if owner != provider => {
+                    refusal = Some(Status::permission_denied(format!(
                         "{provider} may not publish to {code}: its provider is {owner}"
-                    ));
-                    return Ok(Appended {
-                        acks,
-                        last_offsets,
-                        refusal: Some(refusal),
-                    });
+                    )));
+                    break;
                 }
-                count
-            }
+                Ok((_, _, count)) => count,
+                Err(status) => {
+                    refusal = Some(status);
+                    break;
+                }
+            },
         };
         if batch.records.is_empty() {
-            let refusal = Status::invalid_argument(format!("a batch for {code} has no records"));
-            return Ok(Appended {
-                acks,
-                last_offsets,
-                refusal: Some(refusal),
-            });
+            refusal = Some(Status::invalid_argument(format!(
+                "a batch for {code} has no records"
+            )));
+            break;
         }
         let first = count + 1;
         let last = count + batch.records.len() as i64;
         let bytes: usize = batch.records.iter().map(Vec::len).sum();
-        let stored = PublishRequest {
-            resource_code: String::new(),
-            records: batch.records,
-        };
-        insert
-            .execute(params![code, first, last, stored.encode_to_vec()])
-            .db()?;
-        cached_exec(
-            conn,
-            "UPDATE resources SET record_count = ?2 WHERE code = ?1 AND origin = ''",
-            params![code, last],
-        )
-        .db()?;
-        record(
-            conn,
-            algorithm,
-            provider,
-            "records.publish",
-            &code,
-            json!({"first": first, "last": last, "count": last - first + 1, "bytes": bytes}),
-        )?;
+        match &mut run {
+            Some(current) if current.code == code => {
+                current.last = last;
+                current.batches += 1;
+                current.bytes += bytes;
+                current.records.extend(batch.records);
+            }
+            _ => {
+                if let Some(done) = run.take() {
+                    flush(conn, algorithm, provider, done)?;
+                }
+                run = Some(Run {
+                    code: code.clone(),
+                    first,
+                    last,
+                    batches: 1,
+                    bytes,
+                    records: batch.records,
+                });
+            }
+        }
         last_offsets.insert(code, last);
         acks.push(PublishResponse {
             first_offset: first,
             last_offset: last,
         });
     }
+    if let Some(done) = run {
+        flush(conn, algorithm, provider, done)?;
+    }
     Ok(Appended {
         acks,
         last_offsets,
-        refusal: None,
+        refusal,
     })
 }
 
