@@ -377,3 +377,190 @@ fn ready_condition(
         .iter()
         .any(|c| c.type_ == "Ready" && c.status == "True")
 }
+
+/// The demo samples, each labelled for the test so that the test's operator (which only sees
+/// labelled objects) takes them, as one `List` for `kubectl apply`.
+fn labelled_samples(env: &TestEnv, dir: &Path) -> PathBuf {
+    let mut items = Vec::new();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .expect("the samples directory")
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| path.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    for file in files {
+        let text = std::fs::read_to_string(&file).expect("a sample");
+        for document in serde_norway::Deserializer::from_str(&text) {
+            let mut object: serde_json::Value =
+                serde::Deserialize::deserialize(document).expect("a YAML document");
+            if object.is_null() {
+                continue;
+            }
+            object["metadata"]["labels"][TEST_LABEL] = json!(env.prefix);
+            items.push(object);
+        }
+    }
+    let path = repo_root().join(format!(
+        "target/tmp/{}-{}.json",
+        env.prefix,
+        dir.file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("samples")
+    ));
+    std::fs::create_dir_all(path.parent().expect("parent")).expect("directory");
+    let list = json!({"apiVersion": "v1", "kind": "List", "items": items});
+    std::fs::write(&path, serde_json::to_vec(&list).expect("JSON")).expect("write the samples");
+    path
+}
+
+/// What `deploy/demo.sh` shows, checked: on a cluster of its own, the chart installed, the
+/// operator run as the chart's ServiceAccount, the samples applied (departments across levels
+/// and zones, a national and two provincial hub nodes run from their ConfigMaps, a DR policy to
+/// another cluster, then two open datasets with personal fields), and every one of them Ready.
+#[tokio::test]
+async fn the_demo_samples_become_ready_under_the_charts_rbac() {
+    let env = TestEnv::new("samples", "samples").await;
+    let dr = TestEnv::new("dr", "samples-dr").await;
+    let output = helm(
+        &env,
+        &[
+            "upgrade",
+            "--install",
+            "govdc",
+            &chart().to_string_lossy(),
+            "--namespace",
+            "govdc-system",
+            "--create-namespace",
+            "--set",
+            "replicaCount=0",
+            "--set",
+            "capacity.requests\\.cpu=64",
+            "--set",
+            "capacity.requests\\.memory=256Gi",
+        ],
+    );
+    assert!(
+        output.status.success(),
+        "helm install: {}",
+        output_text(&output)
+    );
+    let kubeconfig = service_account_kubeconfig(&env, "govdc-system", "govdc").await;
+    for namespace in ["govdc-hub"] {
+        let _ = env.kubectl(&["create", "namespace", namespace]);
+        let _ = env.kubectl(&[
+            "label",
+            "namespace",
+            namespace,
+            "govdc.io/exchange-hub=true",
+            &format!("{TEST_LABEL}={}", env.prefix),
+        ]);
+    }
+    let dr_kubeconfig = govdc_test_support::cluster_kubeconfig("dr");
+    let output = env.kubectl(&[
+        "-n",
+        "govdc-system",
+        "create",
+        "secret",
+        "generic",
+        "dr-kubeconfig",
+        &format!("--from-file=kubeconfig={}", dr_kubeconfig.display()),
+    ]);
+    assert!(output.status.success(), "{}", output_text(&output));
+
+    let hubs = ["national", "zhejiang", "guangdong"].map(|name| (name, free_port()));
+    let mut flags: Vec<String> = hubs
+        .iter()
+        .map(|(name, port)| format!("--hub-endpoint=govdc-hub/{name}=http://127.0.0.1:{port}"))
+        .collect();
+    let restore_points = repo_root().join(format!("target/tmp/{}-restore-points", env.prefix));
+    flags.extend([
+        "--lease-name=govdc".to_owned(),
+        "--capacity=requests.cpu=64,requests.memory=256Gi".to_owned(),
+        "--dataset-poll-seconds=1".to_owned(),
+        format!("--restore-point-dir={}", restore_points.display()),
+    ]);
+    let flag_refs: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let operator = OperatorProcess::start_as(
+        Path::new(OPERATOR),
+        &env,
+        &kubeconfig,
+        "govdc-system",
+        "samples-operator",
+        &flag_refs,
+    );
+    let samples = repo_root().join("deploy/samples");
+    let output = env.kubectl(&[
+        "apply",
+        "--server-side",
+        "-f",
+        &labelled_samples(&env, &samples).to_string_lossy(),
+    ]);
+    assert!(output.status.success(), "{}", output_text(&output));
+
+    let mut running = Vec::new();
+    for (name, port) in hubs {
+        let portal = format!("127.0.0.1:{}", free_port());
+        let env_vars: Vec<(&str, &str)> = if name == "national" {
+            vec![("GOVDC_HUB_PORTAL_LISTEN", portal.as_str())]
+        } else {
+            vec![]
+        };
+        running.push(
+            NodeHub::start(&env.client, "govdc-hub", name, port, &env_vars, WAIT)
+                .await
+                .unwrap_or_else(|e| panic!("hub {name}: {e:#}\n{}", operator.logs())),
+        );
+    }
+    let namespaces: Api<Namespace> = Api::all(env.client.clone());
+    for namespace in ["hz-health-prod", "zj-data-prod"] {
+        eventually(&format!("namespace {namespace}"), WAIT, || {
+            let namespaces = namespaces.clone();
+            async move { namespaces.get_opt(namespace).await.ok()? }
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", operator.logs()));
+    }
+    let datasets = labelled_samples(&env, &samples.join("datasets"));
+    let output = env.kubectl(&["apply", "--server-side", "-f", &datasets.to_string_lossy()]);
+    assert!(output.status.success(), "{}", output_text(&output));
+
+    let output = eventually("every sample Ready", Duration::from_secs(120), || {
+        let env = &env;
+        async move {
+            let output = env.kubectl(&[
+                "get",
+                "govdc",
+                "-A",
+                "-l",
+                &format!("{TEST_LABEL}={}", env.prefix),
+                "-o",
+                "json",
+            ]);
+            let list: serde_json::Value = serde_json::from_slice(&output.stdout).ok()?;
+            let items = list["items"].as_array()?.clone();
+            let ready = |item: &serde_json::Value| {
+                item["status"]["conditions"]
+                    .as_array()
+                    .is_some_and(|conditions| {
+                        conditions
+                            .iter()
+                            .any(|c| c["type"] == "Ready" && c["status"] == "True")
+                    })
+            };
+            (items.len() == 10 && items.iter().all(ready)).then_some(output)
+        }
+    })
+    .await
+    .unwrap_or_else(|e| {
+        let table = env.kubectl(&["get", "govdc", "-A", "-o", "wide"]);
+        panic!("{e}\n{}\n{}", output_text(&table), operator.logs())
+    });
+    assert!(output.status.success());
+    let logs = operator.logs();
+    assert!(
+        !logs.to_lowercase().contains("forbidden"),
+        "the chart's RBAC is not enough:\n{logs}"
+    );
+    drop(running);
+    drop(dr);
+}
