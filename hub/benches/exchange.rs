@@ -217,6 +217,7 @@ async fn run_load(
             max_records: 0,
             batch_size: 10_000,
             follow: true,
+            from_start: false,
         })
         .await
         .unwrap()

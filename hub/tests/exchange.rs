@@ -289,6 +289,7 @@ async fn a_following_fetch_delivers_new_records_and_ends_on_revocation() {
                 max_records: 0,
                 batch_size: 10,
                 follow: true,
+                from_start: false,
             })
             .await
             .unwrap()
@@ -349,6 +350,7 @@ async fn sigterm_ends_following_streams_and_the_hub_exits_cleanly_and_promptly()
                 max_records: 0,
                 batch_size: 0,
                 follow: true,
+                from_start: false,
             })
             .await
             .unwrap()

@@ -91,7 +91,7 @@ impl RunningHub {
             namespace,
             name,
             port,
-            &[("GOVDC_HUB_FEDERATION_INTERVAL", "1s")],
+            |options| options.env("GOVDC_HUB_FEDERATION_INTERVAL", "1s"),
             WAIT,
         )
         .await

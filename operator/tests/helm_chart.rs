@@ -8,7 +8,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use govdc_crds::{DepartmentCloud, ExchangeNode, OpenDataset};
-use govdc_test_support::hub::NodeHub;
+use govdc_test_support::hub::{HubOptions, NodeHub};
 use govdc_test_support::{
     OperatorProcess, TEST_LABEL, TestEnv, eventually, free_port, helm_bin, install_crds,
     output_text, repo_root,
@@ -243,13 +243,12 @@ async fn the_operator_runs_with_the_charts_rbac_and_uninstall_keeps_the_departme
         .create(&PostParams::default(), &node)
         .await
         .expect("create ExchangeNode");
-    let portal_listen = format!("127.0.0.1:{}", free_port());
     let _hub = NodeHub::start(
         &env.client,
         &hub_namespace,
         "national",
         hub_port,
-        &[("GOVDC_HUB_PORTAL_LISTEN", &portal_listen)],
+        HubOptions::portal,
         WAIT,
     )
     .await
@@ -445,16 +444,15 @@ async fn the_demo_samples_become_ready_under_the_charts_rbac() {
         output_text(&output)
     );
     let kubeconfig = service_account_kubeconfig(&env, "govdc-system", "govdc").await;
-    for namespace in ["govdc-hub"] {
-        let _ = env.kubectl(&["create", "namespace", namespace]);
-        let _ = env.kubectl(&[
-            "label",
-            "namespace",
-            namespace,
-            "govdc.io/exchange-hub=true",
-            &format!("{TEST_LABEL}={}", env.prefix),
-        ]);
-    }
+    // The hub nodes' namespace, as the demo makes it (departments' policies let hubs in).
+    let _ = env.kubectl(&["create", "namespace", "govdc-hub"]);
+    let _ = env.kubectl(&[
+        "label",
+        "namespace",
+        "govdc-hub",
+        "govdc.io/exchange-hub=true",
+        &format!("{TEST_LABEL}={}", env.prefix),
+    ]);
     let dr_kubeconfig = govdc_test_support::cluster_kubeconfig("dr");
     let output = env.kubectl(&[
         "-n",
@@ -499,16 +497,19 @@ async fn the_demo_samples_become_ready_under_the_charts_rbac() {
 
     let mut running = Vec::new();
     for (name, port) in hubs {
-        let portal = format!("127.0.0.1:{}", free_port());
-        let env_vars: Vec<(&str, &str)> = if name == "national" {
-            vec![("GOVDC_HUB_PORTAL_LISTEN", portal.as_str())]
-        } else {
-            vec![]
-        };
+        // Only the national node serves the portal (its configuration says so).
+        let portal = name == "national";
         running.push(
-            NodeHub::start(&env.client, "govdc-hub", name, port, &env_vars, WAIT)
-                .await
-                .unwrap_or_else(|e| panic!("hub {name}: {e:#}\n{}", operator.logs())),
+            NodeHub::start(
+                &env.client,
+                "govdc-hub",
+                name,
+                port,
+                |options| if portal { options.portal() } else { options },
+                WAIT,
+            )
+            .await
+            .unwrap_or_else(|e| panic!("hub {name}: {e:#}\n{}", operator.logs())),
         );
     }
     let namespaces: Api<Namespace> = Api::all(env.client.clone());

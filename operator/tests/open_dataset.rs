@@ -12,7 +12,7 @@ use govdc_crds::{DepartmentCloud, ExchangeNode, OpenDataset};
 use govdc_hub_api::auth::{BearerToken, Claims, Role, TokenKey};
 use govdc_hub_api::v1::ListDatasetsRequest;
 use govdc_hub_api::v1::portal_client::PortalClient;
-use govdc_test_support::hub::{HubProcess, NodeHub};
+use govdc_test_support::hub::{HubOptions, HubProcess, NodeHub};
 use govdc_test_support::{
     OperatorProcess, TEST_LABEL, TestEnv, eventually, free_port, install_crds,
 };
@@ -183,14 +183,12 @@ impl Fixture {
             .expect("create ExchangeNode");
 
         // Run the portal hub from what the operator made, as its pod would.
-        let portal_port = free_port();
-        let portal_listen = format!("127.0.0.1:{portal_port}");
         let hub = NodeHub::start(
             &env.client,
             &hub_namespace,
             "national",
             grpc_port,
-            &[("GOVDC_HUB_PORTAL_LISTEN", &portal_listen)],
+            HubOptions::portal,
             WAIT,
         )
         .await
@@ -215,7 +213,7 @@ impl Fixture {
             .unwrap_or_else(|e| panic!("{e}\n{}", operator.logs()));
         }
         Fixture {
-            portal_http: format!("http://127.0.0.1:{portal_port}"),
+            portal_http: hub.process.portal_url().expect("the portal listens"),
             portal_key: TokenKey::new(hub.key).expect("a strong key"),
             env,
             operator,
@@ -600,4 +598,139 @@ async fn every_refusal_has_its_condition_and_publishes_nothing() {
     }
     let ids = fx.published_ids().await;
     assert!(ids.is_empty(), "a refused dataset was published: {ids:?}");
+}
+
+/// A resource of the exchange catalog as the source: the department publishes records on the
+/// hub, and the dataset holds all of them, de-identified.
+#[tokio::test]
+async fn a_catalog_resource_is_published_from_the_exchange() {
+    use govdc_hub_api::v1::catalog_client::CatalogClient;
+    use govdc_hub_api::v1::exchange_client::ExchangeClient;
+    use govdc_hub_api::v1::{PublishRequest, RegisterResourceRequest, Resource, ShareType};
+
+    let fx = Fixture::new().await;
+    let department = format!("{}-hl", fx.env.prefix);
+    let code = credit_code("11330100MB000011");
+    let nodes: Api<ExchangeNode> = Api::namespaced(fx.env.client.clone(), &fx.hub_namespace);
+    nodes
+        .patch(
+            "national",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"allowedDepartments": [department]}})),
+        )
+        .await
+        .expect("allow the department on the node");
+    eventually("the department joined the node", WAIT, || {
+        let nodes = nodes.clone();
+        async move {
+            nodes
+                .get("national")
+                .await
+                .ok()?
+                .status?
+                .member_count
+                .filter(|n| *n >= 1)
+        }
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", fx.operator.logs()));
+
+    let token = fx
+        .portal_key
+        .issue(&Claims::new(
+            &code,
+            Role::Member,
+            "national",
+            Duration::from_secs(600),
+        ))
+        .expect("a member token");
+    let channel = tonic::transport::Channel::from_shared(fx.portal.endpoint())
+        .expect("endpoint")
+        .connect()
+        .await
+        .expect("connect");
+    let bearer = BearerToken::new(&token).expect("token");
+    let resource_code = format!("{code}-0042");
+    CatalogClient::with_interceptor(channel.clone(), bearer.clone())
+        .register_resource(RegisterResourceRequest {
+            resource: Some(Resource {
+                code: resource_code.clone(),
+                name: "门诊就诊记录".into(),
+                share_type: ShareType::Unconditional as i32,
+                ..Resource::default()
+            }),
+        })
+        .await
+        .expect("register the resource");
+    let source = residents_csv(40, 7);
+    let mut lines = source.lines();
+    let header: Vec<&str> = lines.next().expect("header").split(',').collect();
+    let records: Vec<Vec<u8>> = lines
+        .map(|line| {
+            let object: serde_json::Map<String, Value> = header
+                .iter()
+                .zip(line.split(','))
+                .map(|(k, v)| ((*k).to_owned(), json!(v)))
+                .collect();
+            serde_json::to_vec(&object).expect("JSON record")
+        })
+        .collect();
+    let mut exchange = ExchangeClient::with_interceptor(channel, bearer);
+    let mut acks = exchange
+        .publish(futures::stream::iter(vec![PublishRequest {
+            resource_code: resource_code.clone(),
+            records,
+        }]))
+        .await
+        .expect("publish")
+        .into_inner();
+    let ack = acks.message().await.expect("ack").expect("an ack");
+    assert_eq!(ack.last_offset, 40);
+
+    fx.secret(
+        &fx.namespace,
+        "pseudonym-key",
+        "key",
+        b"a dataset key of thirty-two bytes!",
+    )
+    .await;
+    fx.create(&fx.dataset(
+        &fx.namespace,
+        "from-exchange",
+        json!({"source": {"exchangeResource": {
+            "node": {"name": "national", "namespace": fx.hub_namespace},
+            "resourceCode": resource_code,
+        }}}),
+    ))
+    .await;
+    let datasets: Api<OpenDataset> = Api::namespaced(fx.env.client.clone(), &fx.namespace);
+    condition(&datasets, &fx.operator, "from-exchange", "Ready", "True").await;
+    let status = datasets
+        .get("from-exchange")
+        .await
+        .expect("GET")
+        .status
+        .expect("status");
+    assert_eq!(
+        status.record_count,
+        Some(40),
+        "every record published on the hub"
+    );
+    let csv_url = status
+        .download_urls
+        .iter()
+        .find(|u| u.ends_with(".csv.gz"))
+        .expect("CSV");
+    let (code, body) = fx.download(csv_url, None).await;
+    assert_eq!(code, 200);
+    let published = gunzip(&body);
+    assert_eq!(published.lines().count(), 41);
+    assert!(
+        identity_numbers_in(&published).is_empty(),
+        "identity numbers leaked"
+    );
+    assert!(
+        phone_numbers_in(&published).is_empty(),
+        "phone numbers leaked"
+    );
 }

@@ -79,6 +79,11 @@ fn grant_of(
 
 /// Fails unless `consumer` holds an approved grant on `resource`.
 fn require_approved(conn: &Connection, consumer: &str, resource: &str) -> Result<(), Status> {
+    // A provider reads its own resource without a grant (RequestAccess refuses it one).
+    let (provider, _, _) = local_resource_facts(conn, resource)?;
+    if provider == consumer {
+        return Ok(());
+    }
     match grant_of(conn, consumer, resource)? {
         Some(grant) if grant.state == GrantState::Approved as i32 => Ok(()),
         Some(grant) => Err(Status::permission_denied(format!(
@@ -562,6 +567,7 @@ impl Exchange for HubService {
             max_records,
             batch_size,
             follow,
+            from_start,
         } = request.into_inner();
         let batch = match i64::from(batch_size) {
             n if n <= 0 => DEFAULT_FETCH_BATCH,
@@ -579,6 +585,9 @@ impl Exchange for HubService {
             .read(move |conn| {
                 local_resource_facts(conn, &code)?;
                 require_approved(conn, &consumer, &code)?;
+                if from_start {
+                    return Ok(0);
+                }
                 cached_row(
                     conn,
                     "SELECT acked FROM cursors WHERE consumer = ?1 AND resource_code = ?2",

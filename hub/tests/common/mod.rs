@@ -181,6 +181,7 @@ pub async fn fetch_all(consumer: &mut Clients, code: &str) -> Result<Vec<Record>
             max_records: 0,
             batch_size: 0,
             follow: false,
+            from_start: false,
         })
         .await?
         .into_inner();

@@ -443,7 +443,7 @@ pub fn issue_token(
 /// `config.yaml` of the ConfigMap `<name>-hub` and the key of the Secret `<name>-hub-key` the
 /// operator made in `namespace`, with only what differs between a pod and this machine
 /// overridden (the gRPC port, which the operator was told with `--hub-endpoint`, the data
-/// directory, the key's path) plus `options` (more environment, say).
+/// directory, the key's path), and whatever `customize` adds (more environment, the portal).
 pub struct NodeHub {
     /// The running hub.
     pub process: HubProcess,
@@ -459,7 +459,7 @@ impl NodeHub {
         namespace: &str,
         name: &str,
         grpc_port: u16,
-        env: &[(&str, &str)],
+        customize: impl FnOnce(HubOptions) -> HubOptions,
         timeout: Duration,
     ) -> anyhow::Result<NodeHub> {
         use k8s_openapi::api::core::v1::{ConfigMap, Secret};
@@ -501,13 +501,12 @@ impl NodeHub {
         let key_file = dir.join("key");
         std::fs::write(&key_file, &key)
             .with_context(|| format!("writing {}", key_file.display()))?;
-        let mut options = HubOptions::new(name, "", "")
-            .config_yaml(&config)
-            .key_file(&key_file)
-            .grpc_port(grpc_port);
-        for (variable, value) in env {
-            options = options.env(variable, value);
-        }
+        let options = customize(
+            HubOptions::new(name, "", "")
+                .config_yaml(&config)
+                .key_file(&key_file)
+                .grpc_port(grpc_port),
+        );
         let bin = hub_bin();
         let process = tokio::task::spawn_blocking(move || HubProcess::start(&bin, options))
             .await

@@ -411,10 +411,15 @@ pub async fn condition<K>(
 where
     K: kube::Resource + Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
 {
-    eventually(&format!("{name} {type_}={status}"), timeout, || {
-        let api = api.clone();
+    // The last status seen, so that a timeout says where the resource got stuck.
+    let last = std::sync::Arc::new(Mutex::new(serde_json::Value::Null));
+    let found = eventually(&format!("{name} {type_}={status}"), timeout, || {
+        let (api, last) = (api.clone(), last.clone());
         async move {
             let object = serde_json::to_value(api.get_opt(name).await.ok()??).ok()?;
+            if let Ok(mut last) = last.lock() {
+                *last = object["status"].clone();
+            }
             let observed = &object["status"]["observedGeneration"];
             (!observed.is_null() && *observed == object["metadata"]["generation"]).then_some(())?;
             let conditions: Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> =
@@ -424,7 +429,11 @@ where
                 .find(|c| c.type_ == type_ && c.status == status)
         }
     })
-    .await
+    .await;
+    found.map_err(|error| {
+        let status = last.lock().map(|s| s.to_string()).unwrap_or_default();
+        error.context(format!("last status of {name}: {status}"))
+    })
 }
 
 /// A free TCP port on 127.0.0.1 (closed again at once; tests accept the small race).

@@ -172,7 +172,8 @@ async fn publish_if_changed<'a>(
         .prefix("govdc-source-")
         .tempdir()
         .map_err(|e| io_error(dataset, e))?;
-    let columns: Vec<String> = plan.columns().map(str::to_owned).collect();
+    // Every declared field, dropped ones too: the plan reads them all from the source.
+    let columns: Vec<String> = dataset.spec.fields.iter().map(|f| f.name.clone()).collect();
     let data =
         match source::materialize(&inputs.source, owner, &ctx.hub, &columns, spool.path()).await {
             Ok(data) => data,

@@ -125,25 +125,38 @@ pub async fn materialize(
     };
     let access = access(node, key_secret.as_deref(), owner, settings)?;
     let channel = hub::connect(&access.endpoint, FETCH_TIMEOUT).await?;
-    let mut exchange = ExchangeClient::with_interceptor(channel, hub::bearer(&access.token)?);
-    // Publishing is a use of the data like any other: the department asks for access, which an
-    // unconditional resource grants at once and a conditional one only once its provider agreed.
-    exchange
-        .request_access(RequestAccessRequest {
-            resource_code: code.clone(),
-            purpose: "publication on the open-data portal, de-identified".to_owned(),
-        })
+    let bearer = hub::bearer(&access.token)?;
+    let resource = CatalogClient::with_interceptor(channel.clone(), bearer.clone())
+        .get_resource(GetResourceRequest { code: code.clone() })
         .await
         .map_err(|status| hub::HubError::Call {
-            call: "Exchange.RequestAccess",
+            call: "Catalog.GetResource",
             status,
-        })?;
+        })?
+        .into_inner();
+    let mut exchange = ExchangeClient::with_interceptor(channel, bearer);
+    if resource.provider != owner.spec.department.credit_code {
+        // Publishing another department's data is a use like any other: the owner asks for
+        // access, which an unconditional resource grants at once and a conditional one only once
+        // its provider agreed. A provider reads its own resource without a grant.
+        exchange
+            .request_access(RequestAccessRequest {
+                resource_code: code.clone(),
+                purpose: "publication on the open-data portal, de-identified".to_owned(),
+            })
+            .await
+            .map_err(|status| hub::HubError::Call {
+                call: "Exchange.RequestAccess",
+                status,
+            })?;
+    }
     let mut stream = exchange
         .fetch(FetchRequest {
             resource_code: code.clone(),
             max_records: 0,
             batch_size: FETCH_BATCH,
             follow: false,
+            from_start: true,
         })
         .await
         .map_err(|status| hub::HubError::Call {
