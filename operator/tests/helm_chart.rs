@@ -444,6 +444,32 @@ async fn the_demo_samples_become_ready_under_the_charts_rbac() {
         output_text(&output)
     );
     let kubeconfig = service_account_kubeconfig(&env, "govdc-system", "govdc").await;
+    // The samples have fixed names: on a cluster kept from an earlier run, wait until that run's
+    // cleanup has finished deleting them.
+    let namespaces: Api<Namespace> = Api::all(env.client.clone());
+    for namespace in [
+        "govdc-hub",
+        "ndrc-prod",
+        "zj-data-prod",
+        "hz-health-prod",
+        "gd-security-prod",
+    ] {
+        eventually(
+            &format!("namespace {namespace} from an earlier run gone"),
+            WAIT,
+            || {
+                let namespaces = namespaces.clone();
+                async move {
+                    let existing = namespaces.get_opt(namespace).await.ok()?;
+                    existing
+                        .is_none_or(|ns| ns.metadata.deletion_timestamp.is_none())
+                        .then_some(())
+                }
+            },
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    }
     // The hub nodes' namespace, as the demo makes it (departments' policies let hubs in).
     let _ = env.kubectl(&["create", "namespace", "govdc-hub"]);
     let _ = env.kubectl(&[
@@ -454,6 +480,14 @@ async fn the_demo_samples_become_ready_under_the_charts_rbac() {
         &format!("{TEST_LABEL}={}", env.prefix),
     ]);
     let dr_kubeconfig = govdc_test_support::cluster_kubeconfig("dr");
+    let _ = env.kubectl(&[
+        "-n",
+        "govdc-system",
+        "delete",
+        "secret",
+        "dr-kubeconfig",
+        "--ignore-not-found",
+    ]);
     let output = env.kubectl(&[
         "-n",
         "govdc-system",

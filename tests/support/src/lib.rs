@@ -300,6 +300,24 @@ async fn delete_labelled(kubeconfig: &Path, selector: &str) -> anyhow::Result<()
             }
         }
     }
+    // Namespaced govdc resources with finalizers (an OpenDataset waits for its portal to
+    // unpublish it): without the operator, they would hold their namespace's deletion forever.
+    let datasets = kube::api::ApiResource::erase::<govdc_crds::OpenDataset>(&());
+    let all: Api<kube::api::DynamicObject> = Api::all_with(client.clone(), &datasets);
+    if let Ok(objects) = all.list_metadata(&list).await {
+        for object in objects.items {
+            let (Some(name), Some(namespace)) = (object.metadata.name, object.metadata.namespace)
+            else {
+                continue;
+            };
+            let api: Api<kube::api::DynamicObject> =
+                Api::namespaced_with(client.clone(), &namespace, &datasets);
+            let unfinalize = serde_json::json!({"metadata": {"finalizers": null}});
+            let _ = api
+                .patch(&name, &PatchParams::default(), &Patch::Merge(&unfinalize))
+                .await;
+        }
+    }
     let namespaces: Api<Namespace> = Api::all(client);
     let mut selectors = vec![selector.to_owned()];
     for chunk in departments.chunks(20) {

@@ -34,7 +34,9 @@ var admissionPlugins = []string{
 
 // controllers run by kube-controller-manager: what an operator test needs from a cluster that
 // has no nodes (garbage collection, namespace deletion, service accounts, workload objects).
-// clusterrole-aggregation-controller fills the aggregated admin/edit/view ClusterRoles.
+// clusterrole-aggregation-controller fills the aggregated admin/edit/view ClusterRoles;
+// persistentvolumeclaim-protection-controller lifts the finalizer of the claims StatefulSets make
+// once no pod uses them, or deleting their namespace never finishes.
 var controllers = []string{
 	"garbage-collector-controller",
 	"namespace-controller",
@@ -46,6 +48,7 @@ var controllers = []string{
 	"deployment-controller",
 	"replicaset-controller",
 	"statefulset-controller",
+	"persistentvolumeclaim-protection-controller",
 	"endpointslice-controller",
 	"job-controller",
 	"cronjob-controller",
