@@ -6,6 +6,7 @@
 //! - [`controllers`]: one controller per resource, each a pipeline of small modules;
 //! - [`pipeline`]: the apply, prune and report steps the controllers share;
 //! - [`deid`]: de-identification of OpenDataset records, pure and streaming;
+//! - [`digest`]: hex SHA-256 digests;
 //! - [`error`]: why a reconcile did not finish;
 //! - [`backup_commands`]: `govdc-operator backup`, the disaster-recovery commands;
 //! - [`dataset_commands`]: `govdc-operator dataset`, approving applications for conditional datasets.
@@ -15,6 +16,7 @@ pub mod config;
 pub mod controllers;
 pub mod dataset_commands;
 pub mod deid;
+pub mod digest;
 pub mod error;
 pub mod pipeline;
 pub mod quantity;

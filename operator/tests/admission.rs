@@ -457,24 +457,7 @@ async fn network_zone_cannot_change_after_creation() {
         )
         .await
         .expect("create a valid DepartmentCloud");
-    let mut changed = created.clone();
-    changed.data["spec"]["networkZone"] = json!("intranet");
-    let name = created.meta().name.clone().unwrap_or_default();
-    match api.replace(&name, &PostParams::default(), &changed).await {
-        Err(kube::Error::Api(status)) => {
-            assert!(
-                status.message.contains("spec.networkZone"),
-                "{}",
-                status.message
-            );
-            assert!(
-                status.message.contains("cannot change"),
-                "{}",
-                status.message
-            );
-        }
-        other => panic!("the network zone changed: {other:?}"),
-    }
+    assert_immutable(&api, &created, "networkZone", json!("intranet")).await;
 }
 
 #[tokio::test]
@@ -495,13 +478,23 @@ async fn hub_storage_cannot_change_after_creation() {
         )
         .await
         .expect("create a valid ExchangeNode");
+    assert_immutable(&api, &created, "storage", json!({"size": "20Gi"})).await;
+}
+
+/// Asserts that changing `spec.<field>` of `created` to `value` is refused, naming the field.
+async fn assert_immutable(
+    api: &Api<DynamicObject>,
+    created: &DynamicObject,
+    field: &str,
+    value: Value,
+) {
     let mut changed = created.clone();
-    changed.data["spec"]["storage"] = json!({"size": "20Gi"});
+    changed.data["spec"][field] = value;
     let name = created.meta().name.clone().unwrap_or_default();
     match api.replace(&name, &PostParams::default(), &changed).await {
         Err(kube::Error::Api(status)) => {
             assert!(
-                status.message.contains("spec.storage"),
+                status.message.contains(&format!("spec.{field}")),
                 "{}",
                 status.message
             );
@@ -511,7 +504,7 @@ async fn hub_storage_cannot_change_after_creation() {
                 status.message
             );
         }
-        other => panic!("the storage changed: {other:?}"),
+        other => panic!("spec.{field} changed: {other:?}"),
     }
 }
 

@@ -8,7 +8,6 @@
 //! objects a workload controller made — are never copied: the standby makes its own.
 
 use serde_json::{Map, Value, json};
-use sha2::{Digest, Sha256};
 
 use super::kinds::Kind;
 use govdc_crds::backup_policy::NamespaceMapping;
@@ -260,17 +259,7 @@ fn clean_kind(
 /// SHA-256 of a JSON value, hex. serde_json's maps are sorted, so equal values hash equal.
 pub fn content_hash(value: &Value) -> String {
     let bytes = serde_json::to_vec(value).unwrap_or_default();
-    hex(&Sha256::digest(&bytes))
-}
-
-/// Lower-case hex of bytes.
-pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    let mut text = String::with_capacity(bytes.len() * 2);
-    for byte in bytes {
-        let _ = write!(text, "{byte:02x}");
-    }
-    text
+    crate::digest::sha256_hex(&bytes)
 }
 
 /// The hash a copy on the target was made from, if any.

@@ -50,11 +50,12 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::sync::{Notify, watch};
 
-use super::clean::{hex, map_namespace};
+use super::clean::map_namespace;
 use super::metrics::BackupMetrics;
 use super::store::{RestorePointStore, Retention, StoreError, point_name};
 use crate::controllers::exchange_node::hub::{Authenticated, HubError, bearer, connect};
 use crate::controllers::exchange_node::{HubSettings, key};
+use crate::digest::hex;
 use crate::pipeline::conditions::Observed;
 
 /// Condition type: whether the hub state of the protected ExchangeNodes is kept in the store.

@@ -23,10 +23,9 @@ use object_store::path::Path as StorePath;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
 use super::clean::{
-    CleanOptions, POLICY_LABEL, SOURCE_HASH_ANNOTATION, SOURCE_NAMESPACE_ANNOTATION, clean, hex,
+    CleanOptions, POLICY_LABEL, SOURCE_HASH_ANNOTATION, SOURCE_NAMESPACE_ANNOTATION, clean,
 };
 use super::hub_state::{self, HubStateManifest, HubStateSource};
 use super::kinds::{self, Kind};
@@ -161,7 +160,7 @@ impl RestorePointStore {
             policy: self.policy.clone(),
             taken_at,
             objects: objects.len(),
-            sha256: hex(&Sha256::digest(&bytes)),
+            sha256: crate::digest::sha256_hex(&bytes),
             size_bytes: bytes.len(),
             hub_states,
         };
@@ -233,7 +232,7 @@ impl RestorePointStore {
             .await?
             .bytes()
             .await?;
-        let sha256 = hex(&Sha256::digest(&bytes));
+        let sha256 = crate::digest::sha256_hex(&bytes);
         if sha256 != manifest.sha256 {
             return Err(StoreError::Corrupt {
                 name: manifest.name.clone(),

@@ -200,7 +200,7 @@ fn stateful_set_spec(
             "metadata": {
                 "labels": template_labels,
                 // A new configuration restarts the hub.
-                "annotations": {"govdc.io/config-sha256": sha256_hex(config.as_bytes())},
+                "annotations": {"govdc.io/config-sha256": crate::digest::sha256_hex(config.as_bytes())},
             },
             "spec": {
                 "serviceAccountName": name,
@@ -330,14 +330,6 @@ fn remote_port(endpoint: &str) -> u16 {
         .rsplit_once(':')
         .and_then(|(_, port)| port.parse().ok())
         .unwrap_or(443)
-}
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    use sha2::Digest;
-    sha2::Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 fn typed<K>(value: serde_json::Value) -> Result<DesiredObject>

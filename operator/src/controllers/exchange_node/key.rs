@@ -106,7 +106,7 @@ fn new_secret(node: &ExchangeNode) -> Result<Secret> {
         what: node.name_any(),
         reason: format!("the random source failed: {e}"),
     })?;
-    let hex: String = random.iter().map(|b| format!("{b:02x}")).collect();
+    let hex = crate::digest::hex(&random);
     Ok(Secret {
         metadata: ObjectMeta {
             name: Some(secret_name(node)),

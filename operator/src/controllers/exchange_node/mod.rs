@@ -135,7 +135,11 @@ async fn reconcile_valid(node: Arc<ExchangeNode>, ctx: Arc<Context>) -> Result<A
     } else {
         hub::sync(&plan).await
     };
-    if let Err(error) = &observed {
+    if let Some(error) = observed
+        .as_ref()
+        .err()
+        .filter(|e| !matches!(e, hub::HubError::Stopped))
+    {
         tracing::info!(endpoint = %plan.endpoint, %error, "hub did not answer");
     }
     report::write(

@@ -106,27 +106,6 @@ pub enum SourceData {
     File(std::path::PathBuf),
 }
 
-impl SourceData {
-    /// A digest of the source, to tell whether it changed since the last version.
-    pub fn sha256(&self) -> std::io::Result<String> {
-        use sha2::Digest;
-        let mut hasher = sha2::Sha256::new();
-        match self {
-            SourceData::Memory(bytes) => hasher.update(bytes),
-            SourceData::File(path) => {
-                let mut file = std::fs::File::open(path)?;
-                std::io::copy(&mut file, &mut hasher)?;
-            }
-        }
-        Ok(hex(&hasher.finalize()))
-    }
-}
-
-/// Lower-case hex of `bytes`.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// The dataset's identifier on the portal: `<namespace>.<name>`, unique and stable.
 pub fn dataset_id(dataset: &OpenDataset) -> String {
     format!(

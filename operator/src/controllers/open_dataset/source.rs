@@ -80,7 +80,7 @@ pub async fn fingerprint(
     settings: &HubSettings,
 ) -> Result<String, SourceError> {
     match source {
-        Source::Inline(bytes) => Ok(SourceData::Memory(bytes.clone()).sha256()?),
+        Source::Inline(bytes) => Ok(crate::digest::sha256_hex(bytes)),
         Source::Exchange {
             node,
             key_secret,
