@@ -218,6 +218,7 @@ async fn run_load(
             batch_size: 10_000,
             follow: true,
             from_start: false,
+            ..Default::default()
         })
         .await
         .unwrap()

@@ -194,6 +194,49 @@ pub fn count(conn: &Connection) -> rusqlite::Result<i64> {
     cached_row(conn, "SELECT count(*) FROM audit", [], |row| row.get(0))
 }
 
+/// The last record's position and hash: what anchors record of a chain.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Head {
+    /// Its sequence number.
+    pub seq: i64,
+    /// Its hash.
+    pub hash: String,
+}
+
+/// The chain's head, None while the log is empty.
+pub fn head(conn: &Connection) -> rusqlite::Result<Option<Head>> {
+    cached_row(
+        conn,
+        "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
+        [],
+        |row| {
+            Ok(Head {
+                seq: row.get(0)?,
+                hash: row.get(1)?,
+            })
+        },
+    )
+    .optional()
+}
+
+/// The record at `seq`, if there is one.
+pub fn record_at(conn: &Connection, seq: i64) -> rusqlite::Result<Option<Record>> {
+    cached_row(
+        conn,
+        &format!("{SELECT} WHERE seq = ?1"),
+        [seq],
+        row_to_record,
+    )
+    .optional()
+}
+
+/// Every record of `action`, in order (a scan: for verification, not for hot paths).
+pub fn records_of(conn: &Connection, action: &str) -> rusqlite::Result<Vec<Record>> {
+    let mut stmt = conn.prepare(&format!("{SELECT} WHERE action = ?1 ORDER BY seq"))?;
+    let rows = stmt.query_map([action], row_to_record)?;
+    rows.collect()
+}
+
 /// The outcome of checking the chain.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Verification {
@@ -201,6 +244,8 @@ pub struct Verification {
     pub records_checked: i64,
     /// The first record whose hash or link does not match, with the reason.
     pub first_broken: Option<(i64, String)>,
+    /// Whether the break is a missing record (a gap), not an altered one.
+    pub gap: bool,
 }
 
 impl Verification {
@@ -225,6 +270,7 @@ pub fn verify(conn: &Connection) -> rusqlite::Result<Verification> {
             Ok(Verification {
                 records_checked: checked,
                 first_broken: Some((record.seq.min(expected_seq), reason)),
+                gap: false,
             })
         };
         if record.seq != expected_seq {
@@ -237,6 +283,7 @@ pub fn verify(conn: &Connection) -> rusqlite::Result<Verification> {
                         record.seq
                     ),
                 )),
+                gap: true,
             });
         }
         if record.prev_hash != prev_hash {
@@ -274,6 +321,7 @@ pub fn verify(conn: &Connection) -> rusqlite::Result<Verification> {
     Ok(Verification {
         records_checked: checked,
         first_broken: None,
+        gap: false,
     })
 }
 

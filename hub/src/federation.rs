@@ -2,19 +2,24 @@
 //! and everything its descendants forwarded) to the parent's `Federation.SyncCatalog`, at once
 //! when the catalog or the parent changes and every `federationInterval` otherwise, so that a
 //! parent that lost its state or was unreachable converges without anyone's help.
+//!
+//! Each push carries the node's audit head; the parent records it in its own chain and answers
+//! with the anchor it holds, which the node keeps beside its store (see [`crate::anchor`]).
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use govdc_hub_api::auth::BearerToken;
-use govdc_hub_api::v1::SyncCatalogRequest;
 use govdc_hub_api::v1::federation_client::FederationClient;
+use govdc_hub_api::v1::{AuditHead, GetAuditAnchorRequest, SyncCatalogRequest};
 use rusqlite::Connection;
 use tokio::sync::{Notify, watch};
 use tonic::Status;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 
+use crate::anchor::{self, Anchor};
 use crate::service::{Hub, now_micros, set_setting, setting};
+use crate::store::DbResult;
 
 /// How this node reaches its parent (persisted in the store's settings).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -153,9 +158,13 @@ pub fn channel(link: &Link) -> Result<Channel, String> {
 }
 
 async fn push(hub: &Hub, link: &Link, channel: &Channel) -> Result<(), String> {
-    let resources = hub
+    let (resources, head) = hub
         .store
-        .read(crate::service::catalog_for_parent)
+        .read(|conn| {
+            let resources = crate::service::catalog_for_parent(conn)?;
+            let head = crate::audit::head(conn).db()?;
+            Ok((resources, head))
+        })
         .await
         .map_err(|s| format!("reading the catalog: {}", s.message()))?;
     let interceptor = BearerToken::new(&link.token).map_err(|s| s.message().to_owned())?;
@@ -166,15 +175,93 @@ async fn push(hub: &Hub, link: &Link, channel: &Channel) -> Result<(), String> {
         network: hub.network() as i32,
         region_code: hub.config.region_code.clone(),
         resources,
+        audit_head: head.map(|h| AuditHead {
+            seq: h.seq,
+            hash: h.hash,
+        }),
     };
-    client.sync_catalog(request).await.map(|_| ()).map_err(|s| {
+    let response = client.sync_catalog(request).await.map_err(|s| {
         format!(
             "parent {} refused the catalog: {:?}: {}",
             link.endpoint,
             s.code(),
             s.message()
         )
-    })
+    })?;
+    if let Some(anchor) = response
+        .into_inner()
+        .anchor
+        .as_ref()
+        .and_then(Anchor::from_api)
+    {
+        keep_anchor(hub, anchor).await?;
+    }
+    Ok(())
+}
+
+/// Keeps the anchor the parent acknowledged: its seq in the store (so that a store cut below it
+/// knows it was cut) and the whole anchor in the file beside the store (so that a store put back
+/// from an older copy is told apart).
+async fn keep_anchor(hub: &Hub, anchor: Anchor) -> Result<(), String> {
+    if anchor.node != hub.config.name {
+        return Err(format!(
+            "the parent answered with an anchor of node {}, this is node {}",
+            anchor.node, hub.config.name
+        ));
+    }
+    let dir = hub.store.dir().to_owned();
+    let current = anchor::read_local(&dir).ok().flatten();
+    if current.as_ref() == Some(&anchor) {
+        return Ok(());
+    }
+    // The copy is evidence: it never moves back (after a state import it was removed).
+    if let Some(current) = current
+        && current.seq >= anchor.seq
+    {
+        tracing::warn!(
+            kept = current.seq,
+            answered = anchor.seq,
+            "the parent answered an anchor below the one kept beside the store"
+        );
+        return Ok(());
+    }
+    let seq = anchor.seq;
+    hub.store
+        .write(move |conn| set_setting(conn, anchor::ANCHORED_SETTING, Some(&seq.to_string())))
+        .await
+        .map_err(|s| format!("keeping the parent's anchor: {}", s.message()))?;
+    tokio::task::spawn_blocking(move || anchor::write_local(&dir, &anchor))
+        .await
+        .map_err(|e| format!("keeping the parent's anchor: {e}"))?
+        .map_err(|e| format!("writing {}: {e}", anchor::LOCAL_FILE))
+}
+
+/// The newest anchor of this node's head that the parent recorded; None without a parent.
+pub async fn parent_anchor(hub: &Hub) -> Option<Result<Anchor, String>> {
+    let link = hub.parent.link()?;
+    Some(fetch_anchor(&link).await)
+}
+
+/// Asks the parent behind `link` for its newest anchor of the caller's head.
+pub async fn fetch_anchor(link: &Link) -> Result<Anchor, String> {
+    let channel = channel(link)?;
+    let interceptor = BearerToken::new(&link.token).map_err(|s| s.message().to_owned())?;
+    let mut client = FederationClient::with_interceptor(channel, interceptor);
+    let call = client.get_audit_anchor(GetAuditAnchorRequest {});
+    let answer = tokio::time::timeout(Duration::from_secs(10), call)
+        .await
+        .map_err(|_| format!("parent {} did not answer within 10 s", link.endpoint))?
+        .map_err(|s| {
+            format!(
+                "parent {} answered {:?}: {}",
+                link.endpoint,
+                s.code(),
+                s.message()
+            )
+        })?
+        .into_inner();
+    Anchor::from_api(&answer)
+        .ok_or_else(|| format!("parent {} answered an anchor without a head", link.endpoint))
 }
 
 /// Pushes the catalog to the parent until `shutdown` turns true.

@@ -8,6 +8,7 @@
 //! - [`config`]: the YAML file and `GOVDC_HUB_*` environment.
 //! - [`store`]: the database, its single writer, group commit and migrations.
 //! - [`audit`]: the hash chain and its verification.
+//! - [`anchor`]: the chain's head recorded outside the node, and verification against it.
 //! - [`auth`]: bearer tokens to callers.
 //! - [`service`]: the gRPC services.
 //! - [`federation`]: pushing the catalog to the parent.
@@ -15,6 +16,7 @@
 //! - [`portal`]: the open-data portal (HTTP downloads, CKAN API subset, DCAT-AP catalog).
 //! - [`server`]: putting it together, graceful shutdown.
 
+pub mod anchor;
 pub mod audit;
 pub mod auth;
 pub mod config;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use govdc_hub::audit;
+use govdc_hub::anchor::{self, Anchor, Source};
 use govdc_hub::config::{Config, LogFormat, parse_duration};
 use govdc_hub::server;
 use govdc_hub_api::auth::{Claims, Role};
@@ -66,12 +66,37 @@ enum TokenCommand {
 
 #[derive(Subcommand)]
 enum AuditCommand {
-    /// Recomputes the hash chain; exits 1 and names the first broken record if there is one.
+    /// Recomputes the hash chain and checks it against the anchors of its head kept outside
+    /// the node: the parent's (fetched over the link in the store), the copy beside the store,
+    /// and any given with --anchor. Exits 1 and names what it found (an altered record, a gap, a
+    /// truncation, a rewrite, an older copy) if the log is not intact.
     Verify {
         /// The node's data directory (safe while the node runs: it only reads).
         #[arg(long)]
         data_dir: PathBuf,
+        /// An anchor of the head known elsewhere, `SEQ:HASH` (the operator's, from the
+        /// ExchangeNode's `status.auditHead`); repeatable.
+        #[arg(long = "anchor", value_parser = parse_anchor)]
+        anchors: Vec<(i64, String)>,
+        /// Do not ask the parent for its anchor.
+        #[arg(long)]
+        no_parent: bool,
     },
+}
+
+fn parse_anchor(text: &str) -> Result<(i64, String), String> {
+    let (seq, hash) = text
+        .split_once(':')
+        .ok_or_else(|| format!("{text:?} is not SEQ:HASH"))?;
+    let seq: i64 = seq
+        .parse()
+        .ok()
+        .filter(|s| *s > 0)
+        .ok_or_else(|| format!("{seq:?} is not a positive record number"))?;
+    if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(format!("{hash:?} is not a 64-digit hex hash"));
+    }
+    Ok((seq, hash.to_ascii_lowercase()))
 }
 
 fn parse_role(text: &str) -> Result<Role, String> {
@@ -126,27 +151,77 @@ fn serve(config: Option<PathBuf>) -> anyhow::Result<()> {
     runtime.block_on(server::run(config, shutdown_signal()))
 }
 
-fn verify(data_dir: PathBuf) -> anyhow::Result<bool> {
+fn verify(data_dir: PathBuf, given: Vec<(i64, String)>, no_parent: bool) -> anyhow::Result<bool> {
     let path = data_dir.join(govdc_hub::store::DB_FILE);
     if !path.is_file() {
         anyhow::bail!("no store at {}", path.display());
     }
     let conn = govdc_hub::store::open_reader(&path)
         .with_context(|| format!("opening {}", path.display()))?;
-    let verification = audit::verify(&conn)
+    let setting = |key: &str| {
+        govdc_hub::service::setting(&conn, key).map_err(|s| anyhow::anyhow!("{}", s.message()))
+    };
+    let local = anchor::read_local(&data_dir)
+        .with_context(|| format!("reading the anchor copy in {}", data_dir.display()))?;
+    let node = setting("node.name")?
+        .or_else(|| local.as_ref().map(|a| a.node.clone()))
+        .unwrap_or_default();
+    let mut anchors: Vec<(Source, Result<Anchor, String>)> = given
+        .into_iter()
+        .map(|(seq, hash)| {
+            let anchor = Anchor {
+                node: node.clone(),
+                seq,
+                hash,
+                recorded_by: "the command line".to_owned(),
+                recorded_seq: 0,
+                recorded_at_micros: 0,
+            };
+            (Source::Caller, Ok(anchor))
+        })
+        .collect();
+    if !no_parent {
+        let link = govdc_hub::federation::load_link(&conn)
+            .map_err(|s| anyhow::anyhow!("reading the parent link: {}", s.message()))?;
+        if let Some(link) = link {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("starting the async runtime")?;
+            let fetched = runtime.block_on(govdc_hub::federation::fetch_anchor(&link));
+            anchors.push((Source::Parent, fetched));
+        }
+    }
+    if let Some(local) = local {
+        anchors.push((Source::Local, Ok(local)));
+    }
+    let report = anchor::verify(&conn, &node, anchors)
         .with_context(|| format!("reading the audit log in {}", path.display()))?;
-    match verification.first_broken {
+    for check in &report.checks {
+        let what = match &check.anchor {
+            Some(a) => format!("record {} by {}", a.seq, a.recorded_by),
+            None => "no anchor".to_owned(),
+        };
+        println!(
+            "anchor ({}, {what}): {}",
+            check.source.as_str(),
+            check.outcome
+        );
+    }
+    match report.first_broken {
         None => {
             println!(
-                "audit log intact: {} records verified",
-                verification.records_checked
+                "audit log intact: {} records verified, {} anchors compared",
+                report.records_checked,
+                report.checks.len()
             );
             Ok(true)
         }
         Some((seq, reason)) => {
             println!(
-                "audit log BROKEN at record {seq} ({} records before it verified): {reason}",
-                verification.records_checked
+                "audit log BROKEN at record {seq}: {} ({} records verified): {reason}",
+                report.finding.as_str(),
+                report.records_checked
             );
             Ok(false)
         }
@@ -172,8 +247,13 @@ fn main() -> ExitCode {
             Ok(true)
         }),
         Command::Audit {
-            command: AuditCommand::Verify { data_dir },
-        } => verify(data_dir),
+            command:
+                AuditCommand::Verify {
+                    data_dir,
+                    anchors,
+                    no_parent,
+                },
+        } => verify(data_dir, anchors, no_parent),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

@@ -132,7 +132,10 @@ async fn callers_without_a_valid_token_or_the_right_are_refused() {
             "member calling an admin method",
         );
         assert_code(
-            provider.audit.verify_audit(VerifyAuditRequest {}).await,
+            provider
+                .audit
+                .verify_audit(VerifyAuditRequest::default())
+                .await,
             Code::PermissionDenied,
             "member verifying the audit log",
         );

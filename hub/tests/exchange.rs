@@ -158,7 +158,7 @@ async fn register_request_approve_publish_fetch_ack_and_audit_across_restarts() 
         let decide = audit.iter().find(|r| r.action == "grant.decide").unwrap();
         assert_eq!(decide.actor, provider_code);
         assert!(decide.detail.contains(&consumer_code), "{}", decide.detail);
-        let verified = admin.audit.verify_audit(VerifyAuditRequest {}).await.unwrap().into_inner();
+        let verified = admin.audit.verify_audit(VerifyAuditRequest::default()).await.unwrap().into_inner();
         assert!(verified.intact, "{verified:?}");
         assert_eq!(verified.records_checked, audit.len() as i64);
         // The CLI reads the store while the hub runs.
@@ -244,7 +244,7 @@ async fn a_crash_during_publishing_loses_no_acknowledged_batch_and_leaves_no_gap
         }
         let verified = admin
             .audit
-            .verify_audit(VerifyAuditRequest {})
+            .verify_audit(VerifyAuditRequest::default())
             .await
             .unwrap()
             .into_inner();
@@ -290,6 +290,7 @@ async fn a_following_fetch_delivers_new_records_and_ends_on_revocation() {
                 batch_size: 10,
                 follow: true,
                 from_start: false,
+                ..Default::default()
             })
             .await
             .unwrap()
@@ -351,6 +352,7 @@ async fn sigterm_ends_following_streams_and_the_hub_exits_cleanly_and_promptly()
                 batch_size: 0,
                 follow: true,
                 from_start: false,
+                ..Default::default()
             })
             .await
             .unwrap()

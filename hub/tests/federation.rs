@@ -263,6 +263,7 @@ async fn intranet_and_extranet_nodes_never_federate() {
             network: govdc_hub_api::v1::Network::Intranet as i32,
             region_code: "330000".to_owned(),
             resources: vec![resource("x-1", ShareType::Conditional)],
+            ..Default::default()
         })
         .await
         .unwrap_err();

@@ -137,7 +137,7 @@ async fn a_node_state_moves_to_a_fresh_node_and_bad_copies_are_refused() {
         assert_eq!(fetch_all(&mut consumer, &code).await.unwrap().len(), 1000);
         let verified = standby_admin
             .audit
-            .verify_audit(VerifyAuditRequest {})
+            .verify_audit(VerifyAuditRequest::default())
             .await
             .unwrap()
             .into_inner();

@@ -55,7 +55,7 @@ async fn a_tampered_audit_record_is_detected_and_named() {
 
         // The node itself says so too.
         hub.restart().unwrap();
-        let verified = admin.audit.verify_audit(VerifyAuditRequest {}).await.unwrap().into_inner();
+        let verified = admin.audit.verify_audit(VerifyAuditRequest::default()).await.unwrap().into_inner();
         assert!(!verified.intact);
         assert_eq!(verified.first_broken_seq, 3, "{verified:?}");
         assert_eq!(verified.records_checked, 2);

@@ -1,14 +1,16 @@
-//! Audit: reading and verifying the hash-chained log. Admin only.
+//! Audit: reading and verifying the hash-chained log, against the anchors of its head kept
+//! outside the node (see [`crate::anchor`]). Admin only.
 
 use govdc_hub_api::auth::Role;
 use govdc_hub_api::v1::audit_server::Audit;
 use govdc_hub_api::v1::{
-    AuditRecord, ListAuditRecordsRequest, ListAuditRecordsResponse, VerifyAuditRequest,
-    VerifyAuditResponse,
+    AnchorCheck, AuditRecord, ListAuditRecordsRequest, ListAuditRecordsResponse,
+    VerifyAuditRequest, VerifyAuditResponse,
 };
 use tonic::{Request, Response, Status};
 
 use super::{HubService, timestamp};
+use crate::anchor::{self, Anchor, Source};
 use crate::audit;
 use crate::store::DbResult;
 
@@ -51,13 +53,43 @@ impl Audit for HubService {
     ) -> Result<Response<VerifyAuditResponse>, Status> {
         self.auth
             .caller(&request, "Audit.VerifyAudit", &[Role::Admin])?;
-        let verification = self.store.read(|conn| audit::verify(conn).db()).await?;
-        let (first_broken_seq, reason) = verification.first_broken.clone().unwrap_or_default();
+        let mut anchors: Vec<(Source, Result<Anchor, String>)> = Vec::new();
+        for given in &request.get_ref().anchors {
+            let anchor = Anchor::from_api(given)
+                .ok_or_else(|| Status::invalid_argument("an anchor needs a head (seq and hash)"))?;
+            anchors.push((Source::Caller, Ok(anchor)));
+        }
+        if let Some(parent) = crate::federation::parent_anchor(self).await {
+            anchors.push((Source::Parent, parent));
+        }
+        let dir = self.store.dir().to_owned();
+        match tokio::task::spawn_blocking(move || anchor::read_local(&dir)).await {
+            Ok(Ok(Some(local))) => anchors.push((Source::Local, Ok(local))),
+            Ok(Ok(None)) => {}
+            Ok(Err(e)) => anchors.push((Source::Local, Err(e.to_string()))),
+            Err(e) => anchors.push((Source::Local, Err(e.to_string()))),
+        }
+        let node = self.config.name.clone();
+        let report = self
+            .store
+            .read(move |conn| anchor::verify(conn, &node, anchors).db())
+            .await?;
+        let (first_broken_seq, reason) = report.first_broken.clone().unwrap_or_default();
         Ok(Response::new(VerifyAuditResponse {
-            intact: verification.intact(),
-            records_checked: verification.records_checked,
+            intact: report.intact(),
+            records_checked: report.records_checked,
             first_broken_seq,
             reason,
+            finding: report.finding.to_api() as i32,
+            anchors: report
+                .checks
+                .into_iter()
+                .map(|check| AnchorCheck {
+                    anchor: check.anchor.map(|a| a.to_api()),
+                    outcome: check.outcome,
+                    source: check.source.as_str().to_owned(),
+                })
+                .collect(),
         }))
     }
 }

@@ -4,8 +4,8 @@
 use govdc_hub_api::auth::Role;
 use govdc_hub_api::v1::catalog_server::Catalog;
 use govdc_hub_api::v1::{
-    GetResourceRequest, ListResourcesRequest, ListResourcesResponse, RegisterResourceRequest,
-    Resource, ShareType,
+    GetResourceRequest, ListResourcesRequest, ListResourcesResponse, OpenType,
+    RegisterResourceRequest, Resource, ShareType,
 };
 use prost::Message;
 use rusqlite::{Connection, OptionalExtension, params};
@@ -85,6 +85,12 @@ fn validate(resource: &Resource) -> Result<(), Status> {
                 resource.code
             )));
         }
+    }
+    if OpenType::try_from(resource.open_type).is_err() {
+        return Err(Status::invalid_argument(format!(
+            "resource {} has open type {}; use unconditional, conditional or not open",
+            resource.code, resource.open_type
+        )));
     }
     for field in &resource.fields {
         if field.name.trim().is_empty() {
@@ -203,6 +209,9 @@ impl Catalog for HubService {
                             .map(|s| s.as_str_name())
                             .unwrap_or_default(),
                         "fields": resource.fields.len(),
+                        "openType": OpenType::try_from(resource.open_type)
+                            .map(|s| s.as_str_name())
+                            .unwrap_or_default(),
                     }),
                 )?;
                 local_resource(conn, &resource.code)?

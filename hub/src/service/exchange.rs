@@ -11,8 +11,8 @@ use govdc_hub_api::auth::Role;
 use govdc_hub_api::v1::exchange_server::Exchange;
 use govdc_hub_api::v1::{
     AccessGrant, AckRequest, AckResponse, DecideAccessRequest, FetchRequest, FetchResponse,
-    GrantState, ListGrantsRequest, ListGrantsResponse, PublishRequest, PublishResponse, Record,
-    RequestAccessRequest, ShareType,
+    GrantState, ListGrantsRequest, ListGrantsResponse, OpenType, Openness, PublishRequest,
+    PublishResponse, Record, RequestAccessRequest, ShareType,
 };
 use prost::Message;
 use rusqlite::{Connection, OptionalExtension, params};
@@ -93,6 +93,40 @@ fn require_approved(conn: &Connection, consumer: &str, resource: &str) -> Result
         ))),
         None => Err(Status::permission_denied(format!(
             "{consumer} has no grant on {resource}: ask with Exchange.RequestAccess first"
+        ))),
+    }
+}
+
+/// Fails unless `consumer` may publish `resource` on an open-data portal with `publication`
+/// openness: its provider may; another department only when the provider marked the resource
+/// openable (无条件开放 for any openness, 有条件开放 for conditional datasets only). Shared
+/// among departments is not open to the public.
+fn require_openable(
+    conn: &Connection,
+    consumer: &str,
+    code: &str,
+    publication: Openness,
+) -> Result<(), Status> {
+    if publication == Openness::Unspecified {
+        return Ok(());
+    }
+    let resource = crate::service::catalog::local_resource(conn, code)?
+        .ok_or_else(|| Status::not_found(format!("no resource {code} on this node")))?;
+    if resource.provider == consumer {
+        return Ok(());
+    }
+    let open_type = OpenType::try_from(resource.open_type).unwrap_or(OpenType::Unspecified);
+    match (open_type, publication) {
+        (OpenType::Unconditional, _) | (OpenType::Conditional, Openness::Conditional) => Ok(()),
+        (OpenType::Conditional, _) => Err(Status::permission_denied(format!(
+            "{code} is open on conditions only (有条件开放): {consumer} may publish it as a \
+             conditional dataset, not an unconditional one"
+        ))),
+        (OpenType::NotOpen | OpenType::Unspecified, _) => Err(Status::permission_denied(format!(
+            "{code} is not open to the public (不予开放): {}, its provider, has not marked it \
+             openable, so only the provider may publish it on an open-data portal; sharing it \
+             among departments does not open it",
+            resource.provider
         ))),
     }
 }
@@ -568,7 +602,11 @@ impl Exchange for HubService {
             batch_size,
             follow,
             from_start,
+            publication,
         } = request.into_inner();
+        let publication = Openness::try_from(publication).map_err(|_| {
+            Status::invalid_argument(format!("publication {publication} is no openness"))
+        })?;
         let batch = match i64::from(batch_size) {
             n if n <= 0 => DEFAULT_FETCH_BATCH,
             n => n.min(MAX_FETCH_BATCH),
@@ -585,6 +623,7 @@ impl Exchange for HubService {
             .read(move |conn| {
                 local_resource_facts(conn, &code)?;
                 require_approved(conn, &consumer, &code)?;
+                require_openable(conn, &consumer, &code, publication)?;
                 if from_start {
                     return Ok(0);
                 }
@@ -670,6 +709,7 @@ impl Exchange for HubService {
                     .store
                     .write(move |conn| {
                         require_approved(conn, &consumer, &code)?;
+                        require_openable(conn, &consumer, &code, publication)?;
                         cached_exec(conn,
                             "INSERT INTO cursors (consumer, resource_code, served) VALUES (?1, ?2, ?3)
                              ON CONFLICT (consumer, resource_code) DO UPDATE SET served = served + excluded.served",
@@ -687,7 +727,13 @@ impl Exchange for HubService {
                             &consumer,
                             "records.fetch",
                             &code,
-                            json!({"first": first, "last": last, "count": count}),
+                            json!({
+                                "first": first,
+                                "last": last,
+                                "count": count,
+                                "publication": (publication != Openness::Unspecified)
+                                    .then(|| publication.as_str_name()),
+                            }),
                         )
                     })
                     .await;

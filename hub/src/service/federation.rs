@@ -1,9 +1,12 @@
 //! Federation, the parent's side: a child node replaces what it forwarded before with its
-//! current catalog.
+//! current catalog, and its audit head is recorded in this node's chain (an anchor outside the
+//! child, see [`crate::anchor`]).
 
 use govdc_hub_api::auth::Role;
 use govdc_hub_api::v1::federation_server::Federation;
-use govdc_hub_api::v1::{Level, Network, SyncCatalogRequest, SyncCatalogResponse};
+use govdc_hub_api::v1::{
+    AuditAnchor, GetAuditAnchorRequest, Level, Network, SyncCatalogRequest, SyncCatalogResponse,
+};
 use prost::Message;
 use rusqlite::params;
 use serde_json::json;
@@ -11,8 +14,91 @@ use sha2::Digest;
 use tonic::{Request, Response, Status};
 
 use super::{HubService, now_micros, record, set_setting, setting};
-use crate::audit::hex;
+use crate::anchor::Anchor;
+use crate::audit::{Algorithm, hex};
 use crate::store::DbResult;
+
+fn anchor_key(child: &str) -> String {
+    format!("child.{child}.auditAnchor")
+}
+
+/// The newest anchor of `child`'s head recorded here.
+fn stored_anchor(conn: &rusqlite::Connection, child: &str) -> Result<Option<Anchor>, Status> {
+    setting(conn, &anchor_key(child))?
+        .map(|text| {
+            serde_json::from_str(&text)
+                .map_err(|e| Status::internal(format!("a stored anchor does not parse: {e}")))
+        })
+        .transpose()
+}
+
+/// Records `child`'s head in this node's chain, unless it is the head seen last. The anchor
+/// kept (and answered by GetAuditAnchor) only moves forward: a head at or below it that differs
+/// (the child's log was cut, rewritten or replaced) is recorded as a divergence, and the higher
+/// anchor stays, as the evidence the child's verification is held against.
+fn record_anchor(
+    conn: &rusqlite::Connection,
+    algorithm: Algorithm,
+    own: &str,
+    child: &str,
+    seq: i64,
+    hash: &str,
+) -> Result<Anchor, Status> {
+    let previous = stored_anchor(conn, child)?;
+    let seen_key = format!("child.{child}.auditHeadSeen");
+    let seen = format!("{seq}:{hash}");
+    if let Some(previous) = &previous
+        && setting(conn, &seen_key)?.as_deref() == Some(seen.as_str())
+    {
+        return Ok(previous.clone());
+    }
+    set_setting(conn, &seen_key, Some(&seen))?;
+    if let Some(previous) = previous.filter(|p| seq <= p.seq) {
+        if previous.seq != seq || previous.hash != hash {
+            tracing::warn!(
+                child,
+                seq,
+                anchored = previous.seq,
+                "a child's audit head went back"
+            );
+            record(
+                conn,
+                algorithm,
+                child,
+                "audit.anchor",
+                child,
+                json!({
+                    "seq": seq,
+                    "hash": hash,
+                    "diverged": {"seq": previous.seq, "hash": previous.hash},
+                    "kept": previous.seq,
+                }),
+            )?;
+        }
+        return Ok(previous);
+    }
+    let now = now_micros();
+    let recorded_seq = record(
+        conn,
+        algorithm,
+        child,
+        "audit.anchor",
+        child,
+        json!({"seq": seq, "hash": hash}),
+    )?;
+    let anchor = Anchor {
+        node: child.to_owned(),
+        seq,
+        hash: hash.to_owned(),
+        recorded_by: own.to_owned(),
+        recorded_seq,
+        recorded_at_micros: now,
+    };
+    let text = serde_json::to_string(&anchor)
+        .map_err(|e| Status::internal(format!("encoding an anchor: {e}")))?;
+    set_setting(conn, &anchor_key(child), Some(&text))?;
+    Ok(anchor)
+}
 
 fn network_name(network: i32) -> &'static str {
     match Network::try_from(network) {
@@ -46,6 +132,7 @@ impl Federation for HubService {
             network,
             region_code,
             resources,
+            audit_head,
         } = request.into_inner();
         if caller.subject != node {
             return Err(Status::permission_denied(format!(
@@ -89,13 +176,20 @@ impl Federation for HubService {
         let digest = hex(&digest.finalize());
         let algorithm = self.algorithm();
         let child = node.clone();
-        let changed = self
+        let (changed, anchor) = self
             .store
             .write(move |conn| {
+                let anchor = match &audit_head {
+                    Some(head) if head.seq > 0 => Some(record_anchor(
+                        conn, algorithm, &own, &child, head.seq, &head.hash,
+                    )?),
+                    _ => None,
+                };
                 let key = format!("child.{child}.catalogSha256");
-                // A periodic push of an unchanged catalog changes nothing and records nothing.
+                // A periodic push of an unchanged catalog changes nothing and records nothing
+                // (but its audit head, when that moved).
                 if setting(conn, &key)?.as_deref() == Some(digest.as_str()) {
-                    return Ok(false);
+                    return Ok((false, anchor));
                 }
                 conn.execute("DELETE FROM resources WHERE origin = ?1", [&child]).db()?;
                 let mut insert = conn
@@ -133,7 +227,7 @@ impl Federation for HubService {
                     &child,
                     json!({"resources": resources.len(), "level": level_name(level), "regionCode": region_code, "sha256": digest}),
                 )?;
-                Ok(true)
+                Ok((true, anchor))
             })
             .await?;
         if changed {
@@ -143,6 +237,28 @@ impl Federation for HubService {
         Ok(Response::new(SyncCatalogResponse {
             accepted,
             parent: self.config.name.clone(),
+            anchor: anchor.map(|a| a.to_api()),
         }))
+    }
+
+    async fn get_audit_anchor(
+        &self,
+        request: Request<GetAuditAnchorRequest>,
+    ) -> Result<Response<AuditAnchor>, Status> {
+        let caller = self
+            .auth
+            .caller(&request, "Federation.GetAuditAnchor", &[Role::Node])?;
+        let child = caller.subject.clone();
+        let anchor = self
+            .store
+            .read(move |conn| stored_anchor(conn, &child))
+            .await?
+            .ok_or_else(|| {
+                Status::not_found(format!(
+                    "node {} has recorded no audit head of node {}: it has not synced here yet",
+                    self.config.name, caller.subject
+                ))
+            })?;
+        Ok(Response::new(anchor.to_api()))
     }
 }

@@ -2,7 +2,7 @@
 //! [`Hub`] state; each service's methods are in their own module.
 
 mod audit;
-mod catalog;
+pub(crate) mod catalog;
 mod exchange;
 mod federation;
 mod membership;

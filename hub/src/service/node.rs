@@ -7,8 +7,8 @@ use futures::{Stream, StreamExt};
 use govdc_hub_api::auth::Role;
 use govdc_hub_api::v1::node_server::Node;
 use govdc_hub_api::v1::{
-    ExportStateRequest, GetNodeInfoRequest, ImportStateChunk, ImportStateResponse, NodeInfo,
-    ParentConnection, SetParentRequest, StateChunk,
+    AuditHead, ExportStateRequest, GetNodeInfoRequest, ImportStateChunk, ImportStateResponse,
+    NodeInfo, ParentConnection, SetParentRequest, StateChunk,
 };
 use rusqlite::Connection;
 use serde_json::json;
@@ -28,7 +28,7 @@ const CHUNK: usize = 1 << 20;
 impl Hub {
     /// What GetNodeInfo reports.
     pub async fn node_info(&self) -> Result<NodeInfo, Status> {
-        let (catalog_size, member_count, audit_records) = self
+        let (catalog_size, member_count, audit_records, head) = self
             .store
             .read(|conn| {
                 let count = |sql: &str| conn.query_row(sql, [], |row| row.get::<_, i64>(0)).db();
@@ -36,6 +36,7 @@ impl Hub {
                     count("SELECT count(*) FROM resources")?,
                     count("SELECT count(*) FROM members")?,
                     audit::count(conn).db()?,
+                    audit::head(conn).db()?,
                 ))
             })
             .await?;
@@ -58,6 +59,10 @@ impl Hub {
             catalog_size,
             member_count,
             audit_records,
+            audit_head: head.map(|h| AuditHead {
+                seq: h.seq,
+                hash: h.hash,
+            }),
         })
     }
 }
@@ -352,6 +357,11 @@ impl Node for HubService {
                 audit::count(conn).db()
             })
             .await?;
+        // The local copy of the parent's last anchor described the replaced history; the copy
+        // brings its own knowledge of how far it was anchored.
+        if let Err(e) = crate::anchor::remove_local(self.store.dir()) {
+            tracing::warn!(error = %e, "removing the local anchor copy after an import");
+        }
         self.reload().await?;
         self.parent.catalog_changed();
         tracing::info!(bytes, audit_records, "state imported");

@@ -182,6 +182,7 @@ pub async fn fetch_all(consumer: &mut Clients, code: &str) -> Result<Vec<Record>
             batch_size: 0,
             follow: false,
             from_start: false,
+            ..Default::default()
         })
         .await?
         .into_inner();
