@@ -793,7 +793,7 @@ impl NodeHub {
             self.token("operator", Role::Admin),
         );
         let verified = audit
-            .verify_audit(VerifyAuditRequest {})
+            .verify_audit(VerifyAuditRequest::default())
             .await
             .expect("verify audit")
             .into_inner();

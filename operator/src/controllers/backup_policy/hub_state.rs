@@ -148,6 +148,10 @@ pub struct HubStateManifest {
     pub audit_records: i64,
     /// The store directory of the copy.
     pub dir: String,
+    /// The head of the copy's audit chain (the export's own record), an anchor of the hub's
+    /// log outside the node; absent when another write raced the export.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit_head: Option<ChainEnd>,
 }
 
 impl HubStateManifest {
@@ -340,10 +344,12 @@ async fn node_info(clients: &mut Clients, access: &HubAccess) -> Result<NodeInfo
 
 /// The end of a hub's audit chain after an export: the export's own record. While the hub's
 /// chain still ends there, nothing was written to it since.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChainEnd {
-    seq: i64,
-    hash: String,
+    /// The record's sequence number.
+    pub seq: i64,
+    /// Its hash, hex.
+    pub hash: String,
 }
 
 async fn chain_record(clients: &mut Clients, seq: i64) -> Result<Option<ChainEnd>, HubStateError> {
@@ -414,6 +420,7 @@ pub async fn export(
         }
     };
     writer.finish().await?;
+    let end = chain_record(&mut clients, info.audit_records + 1).await?;
     let manifest = HubStateManifest {
         namespace: node.namespace.clone(),
         name: node.name.clone(),
@@ -423,6 +430,7 @@ pub async fn export(
         size_bytes,
         audit_records: info.audit_records + 1,
         dir: dir.to_owned(),
+        audit_head: end.clone(),
     };
     let bytes = serde_json::to_vec_pretty(&manifest)
         .map_err(|e| HubStateError::Storage(format!("state.json: {e}")))?;
@@ -432,7 +440,6 @@ pub async fn export(
             PutPayload::from(bytes),
         )
         .await?;
-    let end = chain_record(&mut clients, info.audit_records + 1).await?;
     Ok(Exported::Copied(manifest, end))
 }
 
@@ -541,7 +548,7 @@ pub async fn import(
     }
     let verified = unary(
         "Audit.VerifyAudit",
-        clients.audit.verify_audit(VerifyAuditRequest {}),
+        clients.audit.verify_audit(VerifyAuditRequest::default()),
     )
     .await?;
     if !verified.intact {
@@ -1218,6 +1225,7 @@ mod tests {
                 size_bytes: 0,
                 audit_records: 1,
                 dir: continuous_dir("p", &node(name), taken_at),
+                audit_head: None,
             };
             let bytes = serde_json::to_vec(&manifest).expect("json");
             store

@@ -175,7 +175,16 @@ async fn publish_if_changed<'a>(
     // Every declared field, dropped ones too: the plan reads them all from the source.
     let columns: Vec<String> = dataset.spec.fields.iter().map(|f| f.name.clone()).collect();
     let data =
-        match source::materialize(&inputs.source, owner, &ctx.hub, &columns, spool.path()).await {
+        match source::materialize(
+            &inputs.source,
+            owner,
+            &ctx.hub,
+            &columns,
+            spool.path(),
+            dataset.spec.openness,
+        )
+        .await
+        {
             Ok(data) => data,
             Err(error) => return Ok(Outcome::SourceUnreadable(error.to_string())),
         };

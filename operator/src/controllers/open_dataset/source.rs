@@ -10,7 +10,9 @@ use govdc_crds::DepartmentCloud;
 use govdc_hub_api::auth::{Claims, Role};
 use govdc_hub_api::v1::catalog_client::CatalogClient;
 use govdc_hub_api::v1::exchange_client::ExchangeClient;
-use govdc_hub_api::v1::{FetchRequest, GetResourceRequest, RequestAccessRequest};
+use govdc_hub_api::v1::{
+    FetchRequest, GetResourceRequest, OpenType, Openness, RequestAccessRequest,
+};
 use kube::ResourceExt;
 
 use super::build::SourceData;
@@ -36,6 +38,31 @@ pub enum SourceError {
     /// The records could not be spooled.
     #[error("spooling the records: {0}")]
     Io(#[from] std::io::Error),
+    /// The resource is another department's and its provider has not opened it (to this
+    /// openness). The hub refuses the read as well; this says so before asking.
+    #[error(
+        "{code} is provided by {provider} and its open type is {open_type}: only its provider may \
+         publish it{as_what} (shared among departments is not open to the public)"
+    )]
+    NotOpenable {
+        /// The resource.
+        code: String,
+        /// Its provider.
+        provider: String,
+        /// Its open type, as the catalog names it.
+        open_type: &'static str,
+        /// ` as an unconditional dataset` when a conditional one would be allowed.
+        as_what: &'static str,
+    },
+}
+
+/// Whether a department that does not provide a resource of `open_type` may publish it with
+/// `openness`: 无条件开放 for any openness, 有条件开放 for conditional datasets only.
+fn openable(open_type: OpenType, openness: Openness) -> bool {
+    matches!(
+        (open_type, openness),
+        (OpenType::Unconditional, _) | (OpenType::Conditional, Openness::Conditional)
+    )
 }
 
 /// Where and as whom a catalog resource is read.
@@ -106,14 +133,20 @@ pub async fn fingerprint(
     }
 }
 
-/// The source's CSV text with `columns` (the declared fields), in memory or spooled into `dir`.
+/// The source's CSV text with `columns` (the declared fields), in memory or spooled into `dir`,
+/// read to be published with `openness`.
 pub async fn materialize(
     source: &Source,
     owner: &DepartmentCloud,
     settings: &HubSettings,
     columns: &[String],
     dir: &Path,
+    openness: govdc_crds::open_dataset::Openness,
 ) -> Result<SourceData, SourceError> {
+    let openness = match openness {
+        govdc_crds::open_dataset::Openness::Unconditional => Openness::Unconditional,
+        govdc_crds::open_dataset::Openness::Conditional => Openness::Conditional,
+    };
     let (node, key_secret, code) = match source {
         Source::Inline(bytes) => return Ok(SourceData::Memory(bytes.clone())),
         Source::Missing(_) => return Ok(SourceData::Memory(Vec::new())),
@@ -135,6 +168,23 @@ pub async fn materialize(
         })?
         .into_inner();
     let mut exchange = ExchangeClient::with_interceptor(channel, bearer);
+    let open_type = OpenType::try_from(resource.open_type).unwrap_or(OpenType::Unspecified);
+    if resource.provider != owner.spec.department.credit_code && !openable(open_type, openness) {
+        return Err(SourceError::NotOpenable {
+            code: code.clone(),
+            provider: resource.provider,
+            open_type: match open_type {
+                OpenType::Unconditional => "unconditionally open (无条件开放)",
+                OpenType::Conditional => "open on conditions (有条件开放)",
+                OpenType::NotOpen | OpenType::Unspecified => "not open (不予开放)",
+            },
+            as_what: if open_type == OpenType::Conditional {
+                " as an unconditional dataset"
+            } else {
+                ""
+            },
+        });
+    }
     if resource.provider != owner.spec.department.credit_code {
         // Publishing another department's data is a use like any other: the owner asks for
         // access, which an unconditional resource grants at once and a conditional one only once
@@ -157,6 +207,8 @@ pub async fn materialize(
             batch_size: FETCH_BATCH,
             follow: false,
             from_start: true,
+            // Declared, so that the hub refuses it unless the resource is openable.
+            publication: openness as i32,
         })
         .await
         .map_err(|status| hub::HubError::Call {
@@ -232,6 +284,16 @@ impl Spool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_an_open_type_that_allows_the_openness_is_openable() {
+        assert!(openable(OpenType::Unconditional, Openness::Unconditional));
+        assert!(openable(OpenType::Unconditional, Openness::Conditional));
+        assert!(openable(OpenType::Conditional, Openness::Conditional));
+        assert!(!openable(OpenType::Conditional, Openness::Unconditional));
+        assert!(!openable(OpenType::NotOpen, Openness::Conditional));
+        assert!(!openable(OpenType::Unspecified, Openness::Unconditional));
+    }
 
     #[test]
     fn records_become_csv_rows_under_the_declared_header() {
