@@ -58,6 +58,15 @@ use crate::common::{CRON_PATTERN, ObjectReference, SecretKeyReference};
     validation = Rule::new("!has(self.kAnonymity) || size(self.quasiIdentifiers) > 0")
         .message("kAnonymity needs at least one quasi-identifier")
         .field_path(".kAnonymity"),
+    validation = Rule::new("self.sensitiveFields.all(s, self.fields.exists(f, f.name == s))")
+        .message("every sensitive field must name a declared field")
+        .field_path(".sensitiveFields"),
+    validation = Rule::new("!self.sensitiveFields.exists(s, s in self.quasiIdentifiers)")
+        .message("a field is either a quasi-identifier or sensitive, not both")
+        .field_path(".sensitiveFields"),
+    validation = Rule::new("!has(self.kAnonymity) || !has(self.kAnonymity.minL) || size(self.sensitiveFields) > 0")
+        .message("kAnonymity.minL needs at least one sensitive field")
+        .field_path(".kAnonymity.minL"),
 )]
 pub struct OpenDatasetSpec {
     /// Title shown on the portal.
@@ -94,9 +103,29 @@ pub struct OpenDatasetSpec {
     #[schemars(length(max = 32), inner(length(max = 128)))]
     pub quasi_identifiers: Vec<String>,
 
-    /// The k-anonymity every published combination of quasi-identifiers must reach.
+    /// The k-anonymity every published combination of quasi-identifiers must reach (and, with
+    /// `minL`, the l-diversity of the sensitive fields within it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub k_anonymity: Option<KAnonymity>,
+
+    /// Fields whose values a group of records sharing their quasi-identifiers must not all
+    /// share (a diagnosis, a benefit): with `kAnonymity.minL`, every published group holds at
+    /// least l distinct values of each.
+    #[serde(default)]
+    #[schemars(length(max = 32), inner(length(max = 128)))]
+    pub sensitive_fields: Vec<String>,
+
+    /// The prosecutor risk (1 / the size of a record's group of quasi-identifiers), in percent,
+    /// above which a record counts as at risk in `status.reidentificationRisk`; 20 (groups of
+    /// fewer than 5) when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 100))]
+    pub risk_threshold_percent: Option<i32>,
+
+    /// Start the CSV download with a UTF-8 byte-order mark, so that spreadsheet programs read
+    /// its Chinese text as UTF-8. The files are UTF-8 either way.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub csv_byte_order_mark: bool,
 
     /// The key of keyed pseudonyms, one per dataset, from a Secret in the dataset's namespace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -185,7 +214,10 @@ pub enum Openness {
 /// Where a dataset's records come from: exactly one of the options.
 #[derive(Serialize, Deserialize, KubeSchema, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("[has(self.configMapRef), has(self.secretRef), has(self.exchangeResource)].filter(x, x).size() == 1").message("set exactly one of configMapRef, secretRef and exchangeResource"))]
+#[x_kube(
+    validation = Rule::new("[has(self.configMapRef), has(self.secretRef), has(self.exchangeResource)].filter(x, x).size() == 1").message("set exactly one of configMapRef, secretRef and exchangeResource"),
+    validation = Rule::new("!has(self.exchangeResource) || !has(self.encoding) || self.encoding == 'utf-8'").message("an exchange resource's records are always UTF-8; encoding applies to a ConfigMap's or Secret's CSV").field_path(".encoding"),
+)]
 pub struct DatasetSource {
     /// A CSV file in a ConfigMap key, in the dataset's namespace (small datasets).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -198,6 +230,23 @@ pub struct DatasetSource {
     /// A resource of the exchange hub's shared catalog.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exchange_resource: Option<ExchangeResourceReference>,
+
+    /// The character encoding of a ConfigMap's or Secret's CSV: `utf-8` (the default) or
+    /// `gb18030` (which covers GBK and GB2312). The published files are UTF-8 either way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encoding: Option<SourceEncoding>,
+}
+
+/// The character encoding of a CSV source.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum SourceEncoding {
+    /// UTF-8 (a leading byte-order mark is allowed).
+    #[default]
+    #[serde(rename = "utf-8")]
+    Utf8,
+    /// GB 18030, the national standard that covers GBK and GB2312.
+    #[serde(rename = "gb18030")]
+    Gb18030,
 }
 
 /// A key of a ConfigMap or Secret in the referring object's namespace.
@@ -260,6 +309,52 @@ pub struct DatasetField {
     /// Settings of `dateShift`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub date_shift: Option<DateShiftRule>,
+
+    /// Identifiers this field publishes on purpose (a hospital's public switchboard number),
+    /// which the content gate then lets through in this field only; any other kind found still
+    /// refuses the version. Shown on the portal with its justification and recorded in the
+    /// portal's audit log.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub declared_identifiers: Option<DeclaredIdentifiers>,
+}
+
+/// A declaration that a field publishes identifiers on purpose.
+#[derive(Serialize, Deserialize, KubeSchema, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("self.justification.trim().size() > 0").message("a declared identifier needs a written justification").field_path(".justification"))]
+pub struct DeclaredIdentifiers {
+    /// The kinds of identifier the field may publish.
+    #[schemars(length(min = 1, max = 7))]
+    pub kinds: Vec<IdentifierKind>,
+    /// Why publishing them is right (public by law, an official's published contact), shown
+    /// on the portal.
+    #[schemars(length(min = 1, max = 1000))]
+    pub justification: String,
+}
+
+/// A kind of personal identifier the content gate looks for in every published value.
+#[derive(
+    Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord,
+)]
+#[serde(rename_all = "camelCase")]
+pub enum IdentifierKind {
+    /// An 18-character resident identity number (GB 11643) with a valid check character,
+    /// including the residence permits of Hong Kong, Macao and Taiwan residents.
+    ResidentId,
+    /// A 15-digit identity number of before 1999: a region prefix and a real birth date.
+    LegacyResidentId,
+    /// A mainland mobile number, with or without +86 / 0086, spaces, dashes or parentheses.
+    MobilePhone,
+    /// A bank card number: 16 to 19 digits with a valid Luhn check digit.
+    BankCard,
+    /// An e-mail address.
+    Email,
+    /// A passport number of the People's Republic (E, G, D, S or P and 8 digits; E, a letter
+    /// and 7 digits).
+    Passport,
+    /// A travel permit number: to Hong Kong and Macao (C), to Taiwan (L), a Hong Kong or
+    /// Macao resident's permit to the mainland (H, M).
+    TravelPermit,
 }
 
 /// A de-identification action.
@@ -369,9 +464,21 @@ pub struct KAnonymity {
     /// Every combination of quasi-identifier values must appear in at least this many records.
     #[schemars(range(min = 2, max = 1000))]
     pub min_k: i32,
-    /// Leave out the records of rarer combinations instead of refusing to publish.
+    /// Leave out the records of rarer combinations (and, with `minL`, of less diverse ones)
+    /// instead of refusing to publish.
     #[serde(default)]
     pub suppress_rare_groups: bool,
+    /// The most records suppression may leave out, in percent of the records read; 5 when
+    /// unset. Past it the published data says more about the suppression than about the
+    /// population: generalize the quasi-identifiers further instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 50))]
+    pub max_suppressed_percent: Option<i32>,
+    /// l-diversity: every published group holds at least this many distinct values of each of
+    /// `sensitiveFields` (a group of k people who all share one diagnosis reveals it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 2, max = 100))]
+    pub min_l: Option<i32>,
 }
 
 /// A download format.
@@ -429,4 +536,49 @@ pub struct OpenDatasetStatus {
     /// Records in the smallest published group of quasi-identifiers (the k reached).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub smallest_group: Option<i64>,
+
+    /// The re-identification risk of the served version, measured as ARX does over the
+    /// published groups of quasi-identifiers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reidentification_risk: Option<ReidentificationRisk>,
+
+    /// What the content gate found in the last version it refused: per field and kind, the
+    /// number of records holding such an identifier (never the values). Empty once a version
+    /// passes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub personal_data_findings: Vec<PersonalDataFinding>,
+}
+
+/// The prosecutor re-identification risk of a published version (an attacker who knows a
+/// person is in the data and their quasi-identifiers): a record's risk is 1 / the size of its
+/// group.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ReidentificationRisk {
+    /// Records in the smallest published group.
+    pub smallest_group: i64,
+    /// Published groups of quasi-identifiers.
+    pub groups: i64,
+    /// The highest risk of any record, in percent (100 / the smallest group).
+    pub highest_prosecutor_risk_percent: f64,
+    /// The average risk over the records, in percent (100 × groups / records).
+    pub average_prosecutor_risk_percent: f64,
+    /// The risk above which a record counts as at risk, in percent.
+    pub threshold_percent: f64,
+    /// Records whose risk is above the threshold.
+    pub records_at_risk: i64,
+    /// The same, in percent of the published records.
+    pub records_at_risk_percent: f64,
+}
+
+/// Identifiers of one kind the content gate found in one field.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct PersonalDataFinding {
+    /// The field.
+    pub field: String,
+    /// The kind of identifier.
+    pub kind: IdentifierKind,
+    /// Records whose published value of the field holds one.
+    pub records: i64,
 }

@@ -80,8 +80,10 @@ fn metadata(id: &str, version: i64, content: &str, openness: Openness) -> Datase
             name: "licence".to_owned(),
             treatment: "keep".to_owned(),
             description: "licence number".to_owned(),
+            ..Default::default()
         }],
         content_sha256: content.to_owned(),
+        ..Default::default()
     }
 }
 

@@ -280,8 +280,10 @@ fn plan() -> Result<Plan, Box<dyn std::error::Error>> {
     let k = KAnonymity {
         min_k: 5,
         suppress_rare_groups: true,
+        max_suppressed_percent: None,
+        min_l: None,
     };
-    Ok(Plan::new(&fields, &quasi, Some(&k), Some(KEY))?)
+    Ok(Plan::new(&fields, &quasi, &[], Some(&k), Some(KEY))?)
 }
 
 /// Peak resident memory of this process, KiB.

@@ -444,6 +444,12 @@ fn package(entry: &Entry, base: &str) -> Value {
             { "key": "openness", "value": openness_name(entry) },
             { "key": "category", "value": m.category },
             { "key": "content_sha256", "value": m.content_sha256 },
+            // CKAN extras are strings: the declarations and the risk as JSON text.
+            { "key": "declared_identifiers", "value": serde_json::to_string(
+                &m.fields.iter().filter(|f| !f.declared_identifiers.is_empty())
+                    .map(super::http::field_json).collect::<Vec<_>>()).unwrap_or_default() },
+            { "key": "reidentification_risk", "value": m.risk.as_ref()
+                .map(|r| super::http::risk_json(r).to_string()).unwrap_or_default() },
         ],
     })
 }

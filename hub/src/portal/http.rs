@@ -135,6 +135,33 @@ pub fn matches_query(entry: &Entry, query: &str) -> bool {
     })
 }
 
+/// A field as the portal documents it; with the identifiers it publishes on purpose and the
+/// publisher's justification, when it declares any.
+pub fn field_json(f: &govdc_hub_api::v1::DatasetField) -> Value {
+    let mut field = json!({
+        "name": f.name, "treatment": f.treatment, "description": f.description,
+    });
+    if !f.declared_identifiers.is_empty() {
+        field["declaredIdentifiers"] = json!({
+            "kinds": f.declared_identifiers,
+            "justification": f.identifier_justification,
+        });
+    }
+    field
+}
+
+/// A version's re-identification risk as the portal documents it.
+pub fn risk_json(r: &govdc_hub_api::v1::ReidentificationRisk) -> Value {
+    json!({
+        "smallestGroup": r.smallest_group,
+        "groups": r.groups,
+        "highestProsecutorRiskPercent": r.highest_prosecutor_risk_percent,
+        "averageProsecutorRiskPercent": r.average_prosecutor_risk_percent,
+        "thresholdPercent": r.threshold_percent,
+        "recordsAtRisk": r.records_at_risk,
+    })
+}
+
 fn dataset_json(entry: &Entry, base: &str) -> Value {
     let m = &entry.metadata;
     let api = entry.to_api();
@@ -150,9 +177,8 @@ fn dataset_json(entry: &Entry, base: &str) -> Value {
         "version": m.version,
         "recordCount": m.record_count,
         "contentSha256": m.content_sha256,
-        "fields": m.fields.iter().map(|f| json!({
-            "name": f.name, "treatment": f.treatment, "description": f.description,
-        })).collect::<Vec<_>>(),
+        "fields": m.fields.iter().map(field_json).collect::<Vec<_>>(),
+        "reidentificationRisk": m.risk.as_ref().map(risk_json),
         "publishedAt": rfc3339(entry.published_at),
         "files": api.files.iter().map(|f| json!({
             "format": f.format,

@@ -192,6 +192,10 @@ where
             "contentSha256": metadata.content_sha256,
             "openness": metadata.openness().as_str_name(),
             "files": files,
+            // Identifiers published on purpose, and why: the publisher answers for them.
+            "declaredIdentifiers": metadata.fields.iter()
+                .filter(|f| !f.declared_identifiers.is_empty())
+                .map(super::http::field_json).collect::<Vec<_>>(),
         });
         hub.store
             .write(move |conn| {

@@ -56,20 +56,30 @@
 //! through fixed buffers. It grows with the number of distinct groups of quasi-identifiers (a
 //! fixed-size entry per group), and a single record is held whole.
 
+mod decode;
+mod gate;
+pub mod identifiers;
 mod plan;
 mod refusal;
 mod rules;
 mod run;
 mod sink;
 
+pub use decode::{Gb18030Reader, NotGb18030};
+pub use gate::Finding;
 pub use plan::Plan;
 pub use refusal::Refusal;
-pub use run::{FieldReport, Outputs, Report, RunError};
+pub use run::{FieldReport, Outputs, Report, Risk, RunError};
 pub use sink::FileDigest;
 
-/// The most records k-anonymity may suppress, in percent of the records read. ARX and sdcMicro
-/// practice keeps suppression to a few percent; more distorts what is published.
+/// The most records k-anonymity may suppress by default (`maxSuppressedPercent` unset), in
+/// percent of the records read. ARX and sdcMicro practice keeps suppression to a few percent;
+/// more distorts what is published.
 pub const MAX_SUPPRESSED_PERCENT: u64 = 5;
+
+/// The prosecutor risk above which a record counts as at risk by default, in percent: a group
+/// of fewer than 5 records.
+pub const DEFAULT_RISK_THRESHOLD_PERCENT: u32 = 20;
 
 /// The shortest dataset key accepted, in bytes: 128 bits, so that the key itself cannot be
 /// found by trying keys against a known value and its pseudonym.
@@ -86,5 +96,7 @@ impl RunError {
     }
 }
 
+#[cfg(test)]
+mod properties;
 #[cfg(test)]
 mod tests;

@@ -3,11 +3,14 @@
 
 use std::collections::HashSet;
 
-use govdc_crds::open_dataset::{DatasetField, FieldAction, KAnonymity, OpenDatasetSpec};
+use govdc_crds::open_dataset::{
+    DatasetField, FieldAction, KAnonymity, OpenDatasetSpec, SourceEncoding,
+};
 
-use super::MIN_KEY_BYTES;
+use super::identifiers::Kinds;
 use super::refusal::Refusal;
 use super::rules::{Keys, Rule};
+use super::{DEFAULT_RISK_THRESHOLD_PERCENT, MAX_SUPPRESSED_PERCENT, MIN_KEY_BYTES};
 
 /// A checked de-identification plan for one dataset. Build it with [`Plan::new`] (or
 /// [`Plan::from_spec`]), then [`Plan::run`] it over the source. A plan holds the dataset's key.
@@ -22,12 +25,21 @@ pub struct Plan {
     pub(super) quasi: Vec<usize>,
     /// The quasi-identifiers as declared, for messages.
     pub(super) quasi_names: String,
+    /// Indexes into `fields` of the published sensitive fields, whose values l-diversity
+    /// counts per group.
+    pub(super) sensitive: Vec<usize>,
     /// The k-anonymity requirement.
     pub(super) k: Option<KRule>,
     /// The dataset key, when one was given.
     pub(super) keys: Option<Keys>,
     /// Index into `fields` of the date-shift subject: the first pseudonymized field.
     pub(super) subject: Option<usize>,
+    /// The source's character encoding.
+    pub(super) encoding: SourceEncoding,
+    /// Whether the CSV file starts with a UTF-8 byte-order mark.
+    pub(super) csv_bom: bool,
+    /// The prosecutor risk above which a record counts as at risk, in percent.
+    pub(super) risk_threshold_percent: u32,
 }
 
 /// One declared field and its checked rule.
@@ -36,6 +48,8 @@ pub(super) struct Planned {
     pub(super) name: String,
     pub(super) action: FieldAction,
     pub(super) rule: Rule,
+    /// The identifiers the field declares it publishes: the content gate lets these through.
+    pub(super) declared: Kinds,
 }
 
 /// The checked k-anonymity requirement.
@@ -43,6 +57,10 @@ pub(super) struct Planned {
 pub(super) struct KRule {
     pub(super) k: u64,
     pub(super) suppress: bool,
+    /// The l of l-diversity, when set (with at least one published sensitive field).
+    pub(super) l: Option<u64>,
+    /// The most records suppression may leave out, in percent.
+    pub(super) max_suppressed_percent: u64,
 }
 
 fn action_name(action: FieldAction) -> &'static str {
@@ -57,19 +75,22 @@ fn action_name(action: FieldAction) -> &'static str {
 }
 
 impl Plan {
-    /// Checks the rules and builds the plan, or refuses publication. `key` is the dataset's
+    /// Checks the rules and builds the plan, or refuses publication. `sensitive_fields` are the
+    /// fields l-diversity counts (with `k_anonymity.minL`). `key` is the dataset's
     /// pseudonym key (the bytes of `pseudonymKeyRef`'s Secret key); it is needed by
     /// `pseudonymize` and `dateShift`, must be at least [`MIN_KEY_BYTES`] long, and should be
     /// one per dataset, so that pseudonyms of two datasets cannot be joined.
     ///
     /// Refuses ([`Refusal::reason`]): `PersonalFieldInClear`, `PseudonymKeyMissing`,
     /// `PseudonymKeyTooShort`, `FieldRuleInvalid`, `DuplicateField`, `NoPublishedFields`,
-    /// `UnknownQuasiIdentifier`, `KAnonymityInvalid`. Most of these the CRD's admission rules
+    /// `UnknownQuasiIdentifier`, `UnknownSensitiveField`, `KAnonymityInvalid`. Most of these
+    /// the CRD's admission rules
     /// already reject; they are checked again because publication must not depend on admission
     /// having run.
     pub fn new(
         fields: &[DatasetField],
         quasi_identifiers: &[String],
+        sensitive_fields: &[String],
         k_anonymity: Option<&KAnonymity>,
         key: Option<&[u8]>,
     ) -> Result<Plan, Refusal> {
@@ -89,10 +110,21 @@ impl Plan {
                     field: field.name.clone(),
                 });
             }
+            let declared = match &field.declared_identifiers {
+                Some(d) if d.justification.trim().is_empty() => {
+                    return Err(Refusal::rule(
+                        &field.name,
+                        "declaredIdentifiers needs a written justification",
+                    ));
+                }
+                Some(d) => d.kinds.iter().copied().collect(),
+                None => Kinds::NONE,
+            };
             planned.push(Planned {
                 name: field.name.clone(),
                 action: field.action,
                 rule: rule(field)?,
+                declared,
             });
         }
 
@@ -134,6 +166,23 @@ impl Plan {
             }
         }
 
+        let mut sensitive = Vec::new();
+        for name in sensitive_fields {
+            let index = planned
+                .iter()
+                .position(|f| &f.name == name)
+                .ok_or_else(|| Refusal::UnknownSensitiveField { name: name.clone() })?;
+            if quasi_identifiers.contains(name) {
+                return Err(Refusal::KAnonymityInvalid {
+                    problem: format!("{name} is both a quasi-identifier and a sensitive field"),
+                });
+            }
+            // A dropped sensitive field is not published: it reveals nothing.
+            if planned[index].rule != Rule::Drop && !sensitive.contains(&index) {
+                sensitive.push(index);
+            }
+        }
+
         let k = match k_anonymity {
             None => None,
             Some(k) if quasi_identifiers.is_empty() => {
@@ -149,9 +198,36 @@ impl Plan {
                     problem: format!("minK {} is outside 2-1000", k.min_k),
                 });
             }
+            Some(k) if k.min_l.is_some() && sensitive_fields.is_empty() => {
+                return Err(Refusal::KAnonymityInvalid {
+                    problem: "minL is set but no sensitive fields are declared".to_owned(),
+                });
+            }
+            Some(k) if k.min_l.is_some_and(|l| !(2..=100).contains(&l)) => {
+                return Err(Refusal::KAnonymityInvalid {
+                    problem: format!("minL {} is outside 2-100", k.min_l.unwrap_or_default()),
+                });
+            }
+            Some(k)
+                if k.max_suppressed_percent
+                    .is_some_and(|p| !(0..=50).contains(&p)) =>
+            {
+                return Err(Refusal::KAnonymityInvalid {
+                    problem: format!(
+                        "maxSuppressedPercent {} is outside 0-50",
+                        k.max_suppressed_percent.unwrap_or_default()
+                    ),
+                });
+            }
             Some(k) => Some(KRule {
                 k: u64::from(k.min_k.unsigned_abs()),
                 suppress: k.suppress_rare_groups,
+                l: k.min_l
+                    .filter(|_| !sensitive.is_empty())
+                    .map(|l| u64::from(l.unsigned_abs())),
+                max_suppressed_percent: k
+                    .max_suppressed_percent
+                    .map_or(MAX_SUPPRESSED_PERCENT, |p| u64::from(p.unsigned_abs())),
             }),
         };
 
@@ -163,19 +239,50 @@ impl Plan {
             published,
             quasi,
             quasi_names: quasi_identifiers.join(", "),
+            sensitive,
             k,
             keys,
+            encoding: SourceEncoding::Utf8,
+            csv_bom: false,
+            risk_threshold_percent: DEFAULT_RISK_THRESHOLD_PERCENT,
         })
     }
 
-    /// [`Plan::new`] with the fields, quasi-identifiers and k-anonymity of a spec.
+    /// The plan reading its source in `encoding` (UTF-8 by default).
+    pub fn with_encoding(mut self, encoding: SourceEncoding) -> Plan {
+        self.encoding = encoding;
+        self
+    }
+
+    /// The plan starting its CSV file with a UTF-8 byte-order mark, or not (the default).
+    pub fn with_csv_byte_order_mark(mut self, bom: bool) -> Plan {
+        self.csv_bom = bom;
+        self
+    }
+
+    /// The plan counting records with a prosecutor risk above `percent` as at risk (1-100;
+    /// [`DEFAULT_RISK_THRESHOLD_PERCENT`] by default).
+    pub fn with_risk_threshold_percent(mut self, percent: u32) -> Plan {
+        self.risk_threshold_percent = percent.clamp(1, 100);
+        self
+    }
+
+    /// [`Plan::new`] with the fields, quasi-identifiers, sensitive fields and k-anonymity of a
+    /// spec, its source's encoding, byte-order mark and risk threshold.
     pub fn from_spec(spec: &OpenDatasetSpec, key: Option<&[u8]>) -> Result<Plan, Refusal> {
-        Plan::new(
+        let plan = Plan::new(
             &spec.fields,
             &spec.quasi_identifiers,
+            &spec.sensitive_fields,
             spec.k_anonymity.as_ref(),
             key,
-        )
+        )?
+        .with_encoding(spec.source.encoding.unwrap_or_default())
+        .with_csv_byte_order_mark(spec.csv_byte_order_mark);
+        Ok(match spec.risk_threshold_percent {
+            Some(percent) => plan.with_risk_threshold_percent(percent.unsigned_abs()),
+            None => plan,
+        })
     }
 
     /// The columns of the published files, in order.

@@ -1,7 +1,8 @@
 //! Why a dataset is not published. Each refusal has a CamelCase [`Refusal::reason`] the
 //! controller puts in its condition, and a message (its `Display`) naming the field at fault.
 
-use super::{MAX_SUPPRESSED_PERCENT, MIN_KEY_BYTES};
+use super::MIN_KEY_BYTES;
+use super::gate::Finding;
 
 /// Why de-identification refused to publish a dataset. Nothing a refused run wrote may be
 /// published.
@@ -56,6 +57,12 @@ pub enum Refusal {
         /// The name given.
         name: String,
     },
+    /// A sensitive field names no declared field.
+    #[error("spec.sensitiveFields: {name} names no declared field")]
+    UnknownSensitiveField {
+        /// The name given.
+        name: String,
+    },
     /// The k-anonymity settings are unusable.
     #[error("spec.kAnonymity: {problem}")]
     KAnonymityInvalid {
@@ -99,18 +106,51 @@ pub enum Refusal {
         /// Records in those groups.
         records_below: u64,
     },
+    /// A group of records sharing their quasi-identifiers holds fewer than l distinct values
+    /// of a sensitive field, and suppression is off.
+    #[error(
+        "spec.kAnonymity: {groups_below} groups of records sharing their quasi-identifiers ({quasi_identifiers}), with {records_below} records, hold fewer than l = {l} distinct values of {field} (the least diverse holds {least}); suppressRareGroups is off"
+    )]
+    LDiversityNotMet {
+        /// The quasi-identifiers, comma-separated.
+        quasi_identifiers: String,
+        /// The first sensitive field found not diverse enough.
+        field: String,
+        /// Distinct values in the least diverse group.
+        least: u64,
+        /// The l required.
+        l: u64,
+        /// Groups below l (in any sensitive field).
+        groups_below: u64,
+        /// Records in those groups.
+        records_below: u64,
+    },
     /// Suppressing the rare groups would leave out too much of the dataset.
     #[error(
-        "spec.kAnonymity: reaching k = {k} would suppress {suppressed} of {rows} records, more than the {MAX_SUPPRESSED_PERCENT}% allowed; generalize the quasi-identifiers ({quasi_identifiers}) further"
+        "spec.kAnonymity: reaching {requirement} would suppress {suppressed} of {rows} records, more than the {max_percent}% allowed (maxSuppressedPercent); generalize the quasi-identifiers ({quasi_identifiers}) further"
     )]
     SuppressionLimitExceeded {
         /// The quasi-identifiers, comma-separated.
         quasi_identifiers: String,
-        /// The k required.
-        k: u64,
+        /// What was to be reached: `k = 5`, or `k = 5 and l = 2`.
+        requirement: String,
+        /// The cap, in percent.
+        max_percent: u64,
         /// Records that would be suppressed.
         suppressed: u64,
         /// Records read.
+        rows: u64,
+    },
+    /// The content gate found personal identifiers in what would be published, in fields that
+    /// do not declare them. The findings name fields, kinds and counts, never values.
+    #[error(
+        "content gate: personal identifiers would be published: {}; protect these fields (mask, pseudonymize, drop) or declare the identifiers a field publishes on purpose (declaredIdentifiers, with a justification)",
+        findings.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+    )]
+    PersonalDataDetected {
+        /// Per field and kind, the records holding one.
+        findings: Vec<Finding>,
+        /// Records scanned.
         rows: u64,
     },
 }
@@ -126,12 +166,15 @@ impl Refusal {
             Refusal::DuplicateField { .. } => "DuplicateField",
             Refusal::NoPublishedFields => "NoPublishedFields",
             Refusal::UnknownQuasiIdentifier { .. } => "UnknownQuasiIdentifier",
+            Refusal::UnknownSensitiveField { .. } => "UnknownSensitiveField",
             Refusal::KAnonymityInvalid { .. } => "KAnonymityInvalid",
             Refusal::SourceFieldMissing { .. } => "SourceFieldMissing",
             Refusal::SourceMalformed { .. } => "SourceMalformed",
             Refusal::SourceChanged { .. } => "SourceChanged",
             Refusal::KAnonymityNotMet { .. } => "KAnonymityNotMet",
+            Refusal::LDiversityNotMet { .. } => "LDiversityNotMet",
             Refusal::SuppressionLimitExceeded { .. } => "SuppressionLimitExceeded",
+            Refusal::PersonalDataDetected { .. } => "PersonalDataDetected",
         }
     }
 

@@ -10,6 +10,8 @@ use jiff::civil::Date;
 use sha2::Sha256;
 use sm3::Sm3;
 
+use super::identifiers;
+
 /// What a rule does to one field, its settings checked and converted once by the plan.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Rule {
@@ -117,10 +119,25 @@ impl Keys {
 }
 
 /// The form of a value that is hashed: trimmed and with ASCII letters upper-cased, so that
-/// `11010519491231002x` and ` 11010519491231002X` (the same person) get the same pseudonym.
+/// `11010519491231002x` and ` 11010519491231002X` (the same person) get the same pseudonym; a
+/// legacy 15-digit identity number in its 18-digit form, so that `110105491231002` does too.
 pub(super) fn normalize(value: &str, out: &mut Vec<u8>) {
+    if upgrade_identity(value, out) {
+        return;
+    }
     out.clear();
     out.extend(value.trim().bytes().map(|b| b.to_ascii_uppercase()));
+}
+
+/// When `value` (trimmed) is a legacy 15-digit identity number, writes its 18-digit form to
+/// `out` and returns true.
+pub(super) fn upgrade_identity(value: &str, out: &mut Vec<u8>) -> bool {
+    let trimmed = value.trim().as_bytes();
+    if !identifiers::is_legacy_resident_id(trimmed) {
+        return false;
+    }
+    identifiers::upgrade_legacy(trimmed, out);
+    true
 }
 
 fn push_hex(bytes: &[u8], out: &mut String) {

@@ -5,12 +5,13 @@ use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::io::{self, Read, Write};
 
-use govdc_crds::open_dataset::FieldAction;
+use govdc_crds::open_dataset::{FieldAction, SourceEncoding};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::MAX_SUPPRESSED_PERCENT;
-use super::plan::Plan;
+use super::decode::{Gb18030Reader, NotGb18030, is_gb18030};
+use super::gate::{Finding, Gate};
+use super::plan::{KRule, Plan};
 use super::refusal::Refusal;
 use super::rules::{self, Rule};
 use super::sink::{CsvSink, FileDigest, JsonSink};
@@ -63,7 +64,35 @@ pub struct Report {
     pub csv: Option<FileDigest>,
     /// The JSON file, when written.
     pub json: Option<FileDigest>,
+    /// The l required, when l-diversity is set.
+    pub l: Option<u64>,
+    /// The re-identification risk of the published records; `None` without quasi-identifiers
+    /// or published records.
+    pub risk: Option<Risk>,
+    /// Identifiers the content gate found in fields that declare them (published on purpose).
+    pub declared_identifiers: Vec<Finding>,
 }
+
+/// The prosecutor re-identification risk of the published records, as ARX reports it: a
+/// record's risk is 1 / the size of its group of quasi-identifiers.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Risk {
+    /// Records in the smallest published group.
+    pub smallest_group: u64,
+    /// Published groups.
+    pub groups: u64,
+    /// The highest record risk, in percent (100 / the smallest group).
+    pub highest_percent: f64,
+    /// The average record risk, in percent (100 × groups / records).
+    pub average_percent: f64,
+    /// The threshold, in percent.
+    pub threshold_percent: f64,
+    /// Records whose risk is above the threshold.
+    pub records_at_risk: u64,
+}
+
+impl Eq for Risk {}
 
 /// What was done to one field, counted over the published records.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -110,11 +139,15 @@ impl std::fmt::Display for Report {
 }
 
 /// A group of records sharing their quasi-identifiers: its size from the first pass and the
-/// records met so far in the second.
+/// records met so far in the second; with l-diversity, the distinct values of each sensitive
+/// field met in the first pass (up to l, 64-bit hashes: a collision undercounts, which errs
+/// towards refusing); and whether its records are left out.
 #[derive(Default)]
 struct Group {
     count: u64,
     seen: u64,
+    distinct: Vec<Vec<u64>>,
+    rare: bool,
 }
 
 /// A group's key: 128 bits of SHA-256 over its quasi-identifier values. A fixed-size key keeps the
@@ -149,11 +182,46 @@ impl Plan {
     /// grow with the number of records, only with the longest record and, when quasi-identifiers
     /// are declared, with the number of distinct groups (about 50 bytes each).
     ///
+    /// The source is read in the plan's encoding; a UTF-8 source that is not UTF-8 but reads
+    /// as GB 18030 is refused with a message that names `spec.source.encoding`.
+    ///
+    /// Every published value passes the content gate: a field holding a personal identifier it
+    /// does not declare refuses the run (`PersonalDataDetected`) once every record was scanned,
+    /// so that the refusal counts them all.
+    ///
     /// Refuses: `SourceFieldMissing`, `SourceMalformed`, `KAnonymityNotMet`,
-    /// `SuppressionLimitExceeded`, `SourceChanged`.
+    /// `LDiversityNotMet`, `SuppressionLimitExceeded`, `SourceChanged`, `PersonalDataDetected`.
     pub fn run<R: Read>(
         &self,
         mut open: impl FnMut() -> io::Result<R>,
+        outputs: Outputs<'_>,
+    ) -> Result<Report, RunError> {
+        let result = self.run_decoded(&mut || open().map(|r| self.decoded(r)), outputs);
+        match result {
+            Err(RunError::Refused(Refusal::SourceMalformed { line, problem }))
+                if problem == NOT_UTF8 && self.encoding == SourceEncoding::Utf8 =>
+            {
+                let problem = if is_gb18030(open()?) {
+                    "the source is not UTF-8, but all of it reads as GB 18030 (GBK, GB2312): set spec.source.encoding to gb18030".to_owned()
+                } else {
+                    "the source is not UTF-8 (nor GB 18030, spec.source.encoding)".to_owned()
+                };
+                Err(Refusal::SourceMalformed { line, problem }.into())
+            }
+            other => other,
+        }
+    }
+
+    fn decoded<R: Read>(&self, source: R) -> Decoded<R> {
+        match self.encoding {
+            SourceEncoding::Utf8 => Decoded::Utf8(source),
+            SourceEncoding::Gb18030 => Decoded::Gb18030(Box::new(Gb18030Reader::new(source))),
+        }
+    }
+
+    fn run_decoded<R: Read>(
+        &self,
+        open: &mut dyn FnMut() -> io::Result<R>,
         outputs: Outputs<'_>,
     ) -> Result<Report, RunError> {
         let mut work = Work {
@@ -166,34 +234,8 @@ impl Plan {
         // The first pass, when k-anonymity needs the group sizes before anything is written.
         let mut counted = None;
         if let Some(k) = self.k {
-            let (rows, groups) = self.count_groups(open()?, &mut work)?;
-            let (mut below, mut records_below, mut smallest) = (0, 0, u64::MAX);
-            for group in groups.values() {
-                smallest = smallest.min(group.count);
-                if group.count < k.k {
-                    below += 1;
-                    records_below += group.count;
-                }
-            }
-            if records_below > 0 && !k.suppress {
-                return Err(Refusal::KAnonymityNotMet {
-                    quasi_identifiers: self.quasi_names.clone(),
-                    smallest,
-                    k: k.k,
-                    groups_below: below,
-                    records_below,
-                }
-                .into());
-            }
-            if records_below * 100 > rows * MAX_SUPPRESSED_PERCENT {
-                return Err(Refusal::SuppressionLimitExceeded {
-                    quasi_identifiers: self.quasi_names.clone(),
-                    k: k.k,
-                    suppressed: records_below,
-                    rows,
-                }
-                .into());
-            }
+            let (rows, mut groups) = self.count_groups(open()?, &mut work, k)?;
+            self.mark_rare(&mut groups, rows, k)?;
             counted = Some((rows, groups));
         }
 
@@ -201,7 +243,7 @@ impl Plan {
         let columns = self.columns_of(&mut reader)?;
         let mut csv = outputs
             .csv
-            .map(|w| CsvSink::new(w, self.columns()))
+            .map(|w| CsvSink::new(w, self.columns(), self.csv_bom))
             .transpose()?;
         let mut json = outputs
             .json
@@ -225,9 +267,13 @@ impl Plan {
             groups: 0,
             smallest_group: None,
             k: self.k.map(|k| k.k),
+            l: self.k.and_then(|k| k.l),
             csv: None,
             json: None,
+            risk: None,
+            declared_identifiers: Vec::new(),
         };
+        let mut gate = Gate::new(self.published.iter().map(|&i| self.fields[i].declared));
         // Without k, the groups are only counted for the report, in this one pass.
         let mut groups = counted
             .as_mut()
@@ -260,19 +306,22 @@ impl Plan {
                     }
                 };
                 group.seen += 1;
-                if let Some(k) = self.k
-                    && group.count < k.k
-                {
+                if group.rare {
                     report.rows_suppressed += 1;
                     continue;
                 }
             }
             let published = || self.published.iter().map(|&i| work.values[i].as_str());
-            if let Some(csv) = csv.as_mut() {
-                csv.write(published())?;
-            }
-            if let Some(json) = json.as_mut() {
-                json.write(published())?;
+            gate.scan(published());
+            // Once the version is refused its files are thrown away: the rest of the records
+            // are only scanned, so that the refusal counts every finding.
+            if !gate.refused() {
+                if let Some(csv) = csv.as_mut() {
+                    csv.write(published())?;
+                }
+                if let Some(json) = json.as_mut() {
+                    json.write(published())?;
+                }
             }
             report.rows_written += 1;
             for (i, field) in self.fields.iter().enumerate() {
@@ -303,41 +352,166 @@ impl Plan {
                 .into());
             }
         }
-        let k = self.k.map_or(0, |k| k.k);
+        let findings = gate.undeclared(self.columns());
+        if !findings.is_empty() {
+            return Err(Refusal::PersonalDataDetected {
+                findings,
+                rows: report.rows_written,
+            }
+            .into());
+        }
+        report.declared_identifiers = gate.declared(self.columns());
+        let threshold = f64::from(self.risk_threshold_percent) / 100.0;
+        let mut at_risk = 0;
         for group in groups.values() {
-            if group.count < k {
+            if group.rare {
                 report.groups_suppressed += 1;
-            } else {
+            } else if group.count > 0 {
                 report.groups += 1;
                 report.smallest_group = Some(
                     report
                         .smallest_group
                         .map_or(group.count, |s| s.min(group.count)),
                 );
+                if 1.0 / group.count as f64 > threshold {
+                    at_risk += group.count;
+                }
             }
+        }
+        if let Some(smallest) = report.smallest_group
+            && report.rows_written > 0
+        {
+            report.risk = Some(Risk {
+                smallest_group: smallest,
+                groups: report.groups,
+                highest_percent: 100.0 / smallest as f64,
+                average_percent: 100.0 * report.groups as f64 / report.rows_written as f64,
+                threshold_percent: f64::from(self.risk_threshold_percent),
+                records_at_risk: at_risk,
+            });
         }
         report.csv = csv.map(CsvSink::finish).transpose()?;
         report.json = json.map(JsonSink::finish).transpose()?;
         Ok(report)
     }
 
-    /// The first pass: the number of records and the size of each group.
+    /// The first pass: the number of records and the size of each group (with l-diversity,
+    /// the distinct sensitive values of each).
     fn count_groups<R: Read>(
         &self,
         source: R,
         work: &mut Work,
+        k: KRule,
     ) -> Result<(u64, HashMap<GroupKey, Group>), RunError> {
         let mut reader = reader(source);
         let columns = self.columns_of(&mut reader)?;
         let mut groups: HashMap<GroupKey, Group> = HashMap::new();
         let mut rows = 0;
+        // Only the quasi-identifiers are needed here, and the sensitive fields for l.
+        let l = k.l.and_then(|l| usize::try_from(l).ok());
+        let mut needed = self.quasi.clone();
+        if l.is_some() {
+            needed.extend(&self.sensitive);
+        }
         while reader.read_record(&mut work.record).map_err(source_error)? {
             rows += 1;
-            // Only the quasi-identifiers are needed here.
-            self.transform(&self.quasi, &columns, work);
-            groups.entry(self.group_key(work)).or_default().count += 1;
+            self.transform(&needed, &columns, work);
+            let group = groups.entry(self.group_key(work)).or_default();
+            group.count += 1;
+            if let Some(l) = l {
+                if group.distinct.is_empty() {
+                    group.distinct = vec![Vec::new(); self.sensitive.len()];
+                }
+                for (distinct, &i) in group.distinct.iter_mut().zip(&self.sensitive) {
+                    if distinct.len() < l {
+                        let hash = value_hash(&work.values[i]);
+                        if !distinct.contains(&hash) {
+                            distinct.push(hash);
+                        }
+                    }
+                }
+            }
         }
         Ok((rows, groups))
+    }
+
+    /// Marks the groups whose records are left out (fewer than k records, fewer than l distinct
+    /// values of a sensitive field), or refuses: without suppression, or past its cap.
+    fn mark_rare(
+        &self,
+        groups: &mut HashMap<GroupKey, Group>,
+        rows: u64,
+        k: KRule,
+    ) -> Result<(), Refusal> {
+        let (mut k_groups, mut k_records, mut smallest) = (0, 0, u64::MAX);
+        let (mut l_groups, mut l_records) = (0, 0);
+        // The first sensitive field below l, and the fewest distinct values of it.
+        let mut least: Option<(usize, u64)> = None;
+        let mut suppressed = 0;
+        for group in groups.values_mut() {
+            smallest = smallest.min(group.count);
+            let below_k = group.count < k.k;
+            if below_k {
+                k_groups += 1;
+                k_records += group.count;
+            }
+            let mut below_l = false;
+            if let Some(l) = k.l {
+                for (field, distinct) in group.distinct.iter().enumerate() {
+                    let n = distinct.len() as u64;
+                    if n < l {
+                        below_l = true;
+                        least = Some(match least {
+                            Some((f, m)) if f < field => (f, m),
+                            Some((f, m)) if f == field => (f, m.min(n)),
+                            _ => (field, n),
+                        });
+                    }
+                }
+                if below_l {
+                    l_groups += 1;
+                    l_records += group.count;
+                }
+            }
+            group.rare = below_k || below_l;
+            if group.rare {
+                suppressed += group.count;
+            }
+            // The values are not needed past the first pass.
+            group.distinct = Vec::new();
+        }
+        if k_records > 0 && !k.suppress {
+            return Err(Refusal::KAnonymityNotMet {
+                quasi_identifiers: self.quasi_names.clone(),
+                smallest,
+                k: k.k,
+                groups_below: k_groups,
+                records_below: k_records,
+            });
+        }
+        if let (Some((field, least)), Some(l), false) = (least, k.l, k.suppress) {
+            return Err(Refusal::LDiversityNotMet {
+                quasi_identifiers: self.quasi_names.clone(),
+                field: self.fields[self.sensitive[field]].name.clone(),
+                least,
+                l,
+                groups_below: l_groups,
+                records_below: l_records,
+            });
+        }
+        if suppressed * 100 > rows * k.max_suppressed_percent {
+            return Err(Refusal::SuppressionLimitExceeded {
+                quasi_identifiers: self.quasi_names.clone(),
+                requirement: match k.l {
+                    Some(l) => format!("k = {} and l = {l}", k.k),
+                    None => format!("k = {}", k.k),
+                },
+                max_percent: k.max_suppressed_percent,
+                suppressed,
+                rows,
+            });
+        }
+        Ok(())
     }
 
     /// The source column of each declared field, from the header.
@@ -393,7 +567,14 @@ impl Plan {
                     last,
                     character,
                 } => {
-                    rules::mask(source, first, last, character, out);
+                    // A legacy 15-digit identity number is masked in its 18-digit form, so
+                    // that one person's two numbers are masked alike.
+                    if rules::upgrade_identity(source, &mut work.scratch) {
+                        let upgraded = std::str::from_utf8(&work.scratch).unwrap_or(source);
+                        rules::mask(upgraded, first, last, character, out);
+                    } else {
+                        rules::mask(source, first, last, character, out);
+                    }
                     true
                 }
                 Rule::Pseudonymize(algorithm) => {
@@ -468,6 +649,33 @@ impl Plan {
     }
 }
 
+/// The problem of a source that is not UTF-8, before [`Plan::run`] looks at whether it is
+/// GB 18030.
+const NOT_UTF8: &str = "the source is not UTF-8";
+
+/// A source as read: UTF-8 as it is, or GB 18030 decoded to UTF-8.
+enum Decoded<R> {
+    Utf8(R),
+    Gb18030(Box<Gb18030Reader<R>>),
+}
+
+impl<R: Read> Read for Decoded<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Decoded::Utf8(r) => r.read(buf),
+            Decoded::Gb18030(r) => r.read(buf),
+        }
+    }
+}
+
+/// 64 bits of SHA-256 of a sensitive value, for counting distinct values without keeping them.
+fn value_hash(value: &str) -> u64 {
+    let digest = Sha256::digest(value.as_bytes());
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    u64::from_le_bytes(first)
+}
+
 fn reader<R: Read>(source: R) -> csv::Reader<R> {
     csv::ReaderBuilder::new()
         .buffer_capacity(READ_BUFFER)
@@ -480,10 +688,17 @@ fn source_error(error: csv::Error) -> RunError {
     let line = error.position().map_or(0, |p| p.line());
     let problem = error.to_string();
     match error.into_kind() {
-        csv::ErrorKind::Io(io) => RunError::Io(io),
+        csv::ErrorKind::Io(io) => match io.get_ref().and_then(|e| e.downcast_ref::<NotGb18030>()) {
+            Some(not) => Refusal::SourceMalformed {
+                line,
+                problem: format!("{not}, although spec.source.encoding is gb18030"),
+            }
+            .into(),
+            None => RunError::Io(io),
+        },
         csv::ErrorKind::Utf8 { .. } => Refusal::SourceMalformed {
             line,
-            problem: "the source is not UTF-8".to_owned(),
+            problem: NOT_UTF8.to_owned(),
         }
         .into(),
         csv::ErrorKind::UnequalLengths {

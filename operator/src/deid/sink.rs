@@ -80,13 +80,20 @@ pub(super) struct CsvSink<W: Write> {
 }
 
 impl<W: Write> CsvSink<W> {
+    /// A CSV file with its header, after a UTF-8 byte-order mark when `bom` (which spreadsheet
+    /// programs need to read the file as UTF-8).
     pub(super) fn new<'a>(
         inner: W,
         columns: impl IntoIterator<Item = &'a str>,
+        bom: bool,
     ) -> io::Result<Self> {
+        let mut gz = gzip(inner);
+        if bom {
+            gz.write_all("\u{feff}".as_bytes())?;
+        }
         let mut writer = csv::WriterBuilder::new()
             .buffer_capacity(BUFFER)
-            .from_writer(gzip(inner));
+            .from_writer(gz);
         writer.write_record(columns)?;
         Ok(CsvSink { writer })
     }

@@ -26,6 +26,8 @@ fn k(min_k: i32, suppress: bool) -> KAnonymity {
     KAnonymity {
         min_k,
         suppress_rare_groups: suppress,
+        max_suppressed_percent: None,
+        min_l: None,
     }
 }
 
@@ -82,7 +84,7 @@ fn every_rule_end_to_end() {
             {"name": "visit", "action": "dateShift", "dateShift": {"maxDays": 10}},
             {"name": "note", "action": "keep"},
         ])),
-        &[],
+        &[], &[],
         None,
         Some(KEY),
     )
@@ -168,6 +170,7 @@ fn date_shift_moves_all_dates_of_a_subject_together() {
             {"name": "discharged", "action": "dateShift", "dateShift": {"maxDays": 365}},
         ])),
         &[],
+        &[],
         None,
         Some(KEY),
     )
@@ -223,7 +226,7 @@ fn k_anonymity_refuses_or_suppresses_rare_groups() {
     }
     source.push_str("1931-05-05,330106,rare\n1931-07-07,330108,rare\n");
 
-    let strict = Plan::new(&declared, &quasi, Some(&k(5, false)), None).expect("a valid plan");
+    let strict = Plan::new(&declared, &quasi, &[], Some(&k(5, false)), None).expect("a valid plan");
     let refused = run_refusal(&strict, &source);
     assert_eq!(refused.reason(), "KAnonymityNotMet");
     assert_eq!(
@@ -238,7 +241,8 @@ fn k_anonymity_refuses_or_suppresses_rare_groups() {
     );
     assert!(refused.to_string().contains("has 2 records, below k = 5"));
 
-    let suppressing = Plan::new(&declared, &quasi, Some(&k(5, true)), None).expect("a valid plan");
+    let suppressing =
+        Plan::new(&declared, &quasi, &[], Some(&k(5, true)), None).expect("a valid plan");
     let (report, csv, _) = run(&suppressing, &source).expect("published");
     assert_eq!(
         (
@@ -278,7 +282,7 @@ fn k_anonymity_refuses_or_suppresses_rare_groups() {
     );
 
     // Without k, the groups are reported, not enforced.
-    let reporting = Plan::new(&declared, &quasi, None, None).expect("a valid plan");
+    let reporting = Plan::new(&declared, &quasi, &[], None, None).expect("a valid plan");
     let (report, _, _) = run(&reporting, &source).expect("published");
     assert_eq!((report.groups, report.smallest_group), (4, Some(2)));
 }
@@ -288,6 +292,7 @@ fn a_source_that_changes_between_passes_is_refused() {
     let plan = Plan::new(
         &fields(json!([{"name": "born", "action": "generalize", "generalize": {"date": "year"}}])),
         &names(&["born"]),
+        &[],
         Some(&k(2, false)),
         None,
     )
@@ -317,7 +322,7 @@ fn a_source_that_changes_between_passes_is_refused() {
 #[test]
 fn plans_refuse_what_must_not_be_published() {
     let plan = |f: Value, quasi: &[&str], k: Option<KAnonymity>, key: Option<&[u8]>| {
-        refusal(Plan::new(&fields(f), &names(quasi), k.as_ref(), key))
+        refusal(Plan::new(&fields(f), &names(quasi), &[], k.as_ref(), key))
     };
     let kept = plan(
         json!([{"name": "id", "personal": true, "action": "keep"}]),
@@ -355,6 +360,7 @@ fn plans_refuse_what_must_not_be_published() {
     assert!(
         Plan::new(
             &fields(json!([{"name": "x", "action": "keep"}])),
+            &[],
             &[],
             None,
             Some(b"")
@@ -457,6 +463,7 @@ fn plans_refuse_what_must_not_be_published() {
 fn runs_refuse_sources_they_cannot_read_faithfully() {
     let plan = Plan::new(
         &fields(json!([{"name": "a", "action": "keep"}, {"name": "b", "action": "drop"}])),
+        &[],
         &[],
         None,
         None,
@@ -607,7 +614,7 @@ fn no_identifier_survives_de_identification() {
             {"name": "visit_date", "action": "dateShift", "dateShift": {"maxDays": 30}},
             {"name": "amount", "action": "generalize", "generalize": {"numberBand": 1000}},
         ])),
-        &names(&["birth_date", "region", "sex"]),
+        &names(&["birth_date", "region", "sex"]), &[],
         Some(&k(3, true)),
         Some(KEY),
     )

@@ -7,7 +7,7 @@ use std::io::{BufWriter, Cursor, Write};
 
 use govdc_crds::OpenDataset;
 use govdc_crds::open_dataset::DownloadFormat;
-use govdc_hub_api::v1::{DatasetField, DatasetMetadata, Openness};
+use govdc_hub_api::v1::{DatasetField, DatasetMetadata, Openness, ReidentificationRisk};
 use kube::ResourceExt;
 
 use super::publish::UploadFile;
@@ -147,15 +147,41 @@ pub fn metadata(
             .fields
             .iter()
             .filter(|f| f.action != govdc_crds::open_dataset::FieldAction::Drop)
-            .map(|f| DatasetField {
-                name: f.name.clone(),
-                treatment: serde_json::to_value(f.action)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_owned))
-                    .unwrap_or_default(),
-                description: String::new(),
+            .map(|f| {
+                let declared = spec
+                    .fields
+                    .iter()
+                    .find(|d| d.name == f.name)
+                    .and_then(|d| d.declared_identifiers.as_ref());
+                DatasetField {
+                    name: f.name.clone(),
+                    treatment: camel_case(f.action),
+                    description: String::new(),
+                    declared_identifiers: declared
+                        .map(|d| d.kinds.iter().map(camel_case).collect())
+                        .unwrap_or_default(),
+                    identifier_justification: declared
+                        .map(|d| d.justification.trim().to_owned())
+                        .unwrap_or_default(),
+                }
             })
             .collect(),
         content_sha256: built.content_sha256.clone(),
+        risk: built.report.risk.as_ref().map(|r| ReidentificationRisk {
+            smallest_group: i64::try_from(r.smallest_group).unwrap_or(i64::MAX),
+            groups: i64::try_from(r.groups).unwrap_or(i64::MAX),
+            highest_prosecutor_risk_percent: r.highest_percent,
+            average_prosecutor_risk_percent: r.average_percent,
+            threshold_percent: r.threshold_percent,
+            records_at_risk: i64::try_from(r.records_at_risk).unwrap_or(i64::MAX),
+        }),
     }
+}
+
+/// A serde enum's name as the CRD spells it (`dateShift`, `mobilePhone`).
+fn camel_case(value: impl serde::Serialize) -> String {
+    serde_json::to_value(value)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
 }

@@ -196,12 +196,7 @@ async fn publish_if_changed<'a>(
     };
     let built = match built {
         Ok(built) => built,
-        Err(BuildError::Refused(refusal)) => {
-            return Ok(Outcome::BuildRefused(Problem::new(
-                refusal.reason(),
-                refusal.to_string(),
-            )));
-        }
+        Err(BuildError::Refused(refusal)) => return Ok(Outcome::build_refused(&refusal)),
         Err(BuildError::Io(error)) => return Err(io_error(dataset, error)),
     };
     drop(spool);

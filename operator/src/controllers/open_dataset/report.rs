@@ -1,6 +1,7 @@
 //! The report step of OpenDatasets: the served version (from the portal's own answer), what
 //! de-identification did, conditions and events.
 
+use govdc_crds::open_dataset::{PersonalDataFinding, ReidentificationRisk};
 use govdc_crds::{ExchangeNode, OpenDataset, OpenDatasetStatus};
 use govdc_hub_api::v1::PublishedDataset;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -9,7 +10,7 @@ use kube::runtime::events::EventType;
 
 use crate::controllers::exchange_node::build::portal_url;
 use crate::controllers::{Context, Problem, problem_conditions, report};
-use crate::deid::Report;
+use crate::deid::{Refusal, Report};
 use crate::error::Result;
 use crate::pipeline::conditions::{DEGRADED, Observed, PROGRESSING, READY};
 use crate::pipeline::events;
@@ -25,8 +26,9 @@ pub const PUBLISHED: &str = "Published";
 pub enum Outcome<'a> {
     /// The spec or its inputs refuse publication; nothing new was published.
     Refused(&'a [Problem]),
-    /// De-identification refused the records (k-anonymity, a source field missing).
-    BuildRefused(Problem),
+    /// De-identification refused the records (k-anonymity, a source field missing, the
+    /// content gate), with what the content gate found.
+    BuildRefused(Problem, Vec<PersonalDataFinding>),
     /// Something publication needs is not there yet.
     Waiting(String),
     /// The portal did not answer or refused the upload.
@@ -46,6 +48,27 @@ pub enum Outcome<'a> {
         /// Whether this pass published a new version.
         new_version: bool,
     },
+}
+
+impl Outcome<'_> {
+    /// The outcome of a refusal of de-identification.
+    pub fn build_refused(refusal: &Refusal) -> Self {
+        let findings = match refusal {
+            Refusal::PersonalDataDetected { findings, .. } => findings
+                .iter()
+                .map(|f| PersonalDataFinding {
+                    field: f.field.clone(),
+                    kind: f.kind,
+                    records: i64::try_from(f.records).unwrap_or(i64::MAX),
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        Outcome::BuildRefused(
+            Problem::new(refusal.reason(), refusal.to_string()),
+            findings,
+        )
+    }
 }
 
 fn published_condition(status: &OpenDatasetStatus) -> Observed {
@@ -76,7 +99,7 @@ pub fn conditions_for(outcome: &Outcome<'_>, status: &OpenDatasetStatus) -> Vec<
             conditions.push(Observed::no(DEGRADED, "AsExpected", "nothing is failing"));
             conditions
         }
-        Outcome::BuildRefused(problem) => vec![
+        Outcome::BuildRefused(problem, _) => vec![
             Observed::no(
                 READY,
                 problem.reason,
@@ -127,6 +150,9 @@ pub fn conditions_for(outcome: &Outcome<'_>, status: &OpenDatasetStatus) -> Vec<
 /// The status an outcome leads to.
 fn next_status(dataset: &OpenDataset, outcome: &Outcome<'_>) -> OpenDatasetStatus {
     let mut next = dataset.status.clone().unwrap_or_default();
+    if let Outcome::BuildRefused(_, findings) = outcome {
+        next.personal_data_findings = findings.clone();
+    }
     let Outcome::Served {
         portal,
         published,
@@ -160,6 +186,17 @@ fn next_status(dataset: &OpenDataset, outcome: &Outcome<'_>) -> OpenDatasetStatu
     if let Some(report) = report {
         next.suppressed_records = i64::try_from(report.rows_suppressed).ok();
         next.smallest_group = report.smallest_group.and_then(|n| i64::try_from(n).ok());
+        next.reidentification_risk = report.risk.as_ref().map(|r| ReidentificationRisk {
+            smallest_group: i64::try_from(r.smallest_group).unwrap_or(i64::MAX),
+            groups: i64::try_from(r.groups).unwrap_or(i64::MAX),
+            highest_prosecutor_risk_percent: r.highest_percent,
+            average_prosecutor_risk_percent: r.average_percent,
+            threshold_percent: r.threshold_percent,
+            records_at_risk: i64::try_from(r.records_at_risk).unwrap_or(i64::MAX),
+            records_at_risk_percent: 100.0 * r.records_at_risk as f64
+                / report.rows_written.max(1) as f64,
+        });
+        next.personal_data_findings = Vec::new();
     }
     next
 }
@@ -172,7 +209,7 @@ pub async fn write(ctx: &Context, dataset: &OpenDataset, outcome: Outcome<'_>) -
     let build_problem;
     let problems: &[Problem] = match &outcome {
         Outcome::Refused(problems) => problems,
-        Outcome::BuildRefused(problem) => {
+        Outcome::BuildRefused(problem, _) => {
             build_problem = [problem.clone()];
             &build_problem
         }
