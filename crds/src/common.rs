@@ -125,10 +125,55 @@ pub(crate) fn quantities_schema(_: &mut schemars::SchemaGenerator) -> schemars::
     })
 }
 
+/// The schema of a [`ResourceQuantities`] map a user asks for (a quota, container defaults): as
+/// [`quantities_schema`], and no quantity may be negative, checked by the API server with CEL's
+/// Kubernetes quantity library (the pattern alone admits `-1`, and a bare integer is not matched
+/// against a pattern at all). The rule sits on each value, so the refusal names the resource:
+/// `spec.quota[requests.cpu]: Invalid value: "string": must not be negative`.
+pub(crate) fn requested_quantities_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let mut value = quantity_value_schema();
+    value["x-kubernetes-validations"] = serde_json::json!([{
+        "rule": format!(
+            "!isQuantity(string(self)) || !{}.isLessThan(quantity('0'))",
+            cel_quantity("self")
+        ),
+        "message": "must not be negative",
+    }]);
+    schemars::json_schema!({
+        "type": "object",
+        "maxProperties": 32,
+        "additionalProperties": value,
+    })
+}
+
+/// The CEL quantity of an int-or-string value: `quantity(string(value))`, since CEL's
+/// `quantity()` takes a string and the API server hands a bare integer (`cpu: 2`) to CEL as an
+/// int.
+pub fn cel_quantity(value: &str) -> String {
+    format!("quantity(string({value}))")
+}
+
+/// A CEL rule, over an object holding the quantity maps `low` and `high`, that every resource in
+/// both has `low[r] <= high[r]`. Values that are no quantity pass here: the field's pattern
+/// refuses them.
+pub fn cel_quantities_ordered(low: &str, high: &str) -> String {
+    let (lo, hi) = (format!("self.{low}[r]"), format!("self.{high}[r]"));
+    format!(
+        "!has(self.{low}) || !has(self.{high}) || self.{low}.all(r, !(r in self.{high}) || !isQuantity(string({lo})) || !isQuantity(string({hi})) || !{}.isLessThan({}))",
+        cel_quantity(&hi),
+        cel_quantity(&lo)
+    )
+}
+
+/// The longest quantity text: far more than any real amount, and a bound that keeps the cost of
+/// CEL rules over quantities within the API server's budget.
+const QUANTITY_MAX_LENGTH: u32 = 64;
+
 fn quantity_value_schema() -> serde_json::Value {
     serde_json::json!({
         "x-kubernetes-int-or-string": true,
         "pattern": QUANTITY_PATTERN,
+        "maxLength": QUANTITY_MAX_LENGTH,
     })
 }
 

@@ -59,7 +59,7 @@ pub struct DepartmentCloudSpec {
     /// capacity is checked against it. Keys are ResourceQuota resource names (`requests.cpu`,
     /// `limits.memory`, `pods`, ...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "crate::common::quantities_schema")]
+    #[schemars(schema_with = "crate::common::requested_quantities_schema")]
     pub quota: Option<ResourceQuantities>,
 
     /// Default requests and limits given to containers that declare none (a LimitRange).
@@ -120,27 +120,40 @@ pub struct Environment {
     /// Hard quota of this environment's namespace (a ResourceQuota). Together the environments'
     /// quotas must fit in the tenant-wide quota.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "crate::common::quantities_schema")]
+    #[schemars(schema_with = "crate::common::requested_quantities_schema")]
     pub quota: Option<ResourceQuantities>,
 }
 
-/// Default container resources, applied through a LimitRange in every environment.
+/// Default container resources, applied through a LimitRange in every environment. Per resource,
+/// `defaultRequest <= defaultLimit <= max`, as the API server requires of a LimitRange (which
+/// takes a missing `defaultLimit` from `max`).
 #[derive(Serialize, Deserialize, KubeSchema, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = Rule::new(crate::common::cel_quantities_ordered("defaultRequest", "defaultLimit"))
+        .message("a defaultRequest may not exceed the defaultLimit of the same resource")
+        .field_path(".defaultRequest"),
+    validation = Rule::new(crate::common::cel_quantities_ordered("defaultRequest", "max"))
+        .message("a defaultRequest may not exceed the max of the same resource")
+        .field_path(".defaultRequest"),
+    validation = Rule::new(crate::common::cel_quantities_ordered("defaultLimit", "max"))
+        .message("a defaultLimit may not exceed the max of the same resource")
+        .field_path(".defaultLimit"),
+)]
 pub struct ContainerDefaults {
     /// Requests given to a container that declares none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "crate::common::quantities_schema")]
+    #[schemars(schema_with = "crate::common::requested_quantities_schema")]
     pub default_request: Option<ResourceQuantities>,
 
     /// Limits given to a container that declares none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "crate::common::quantities_schema")]
+    #[schemars(schema_with = "crate::common::requested_quantities_schema")]
     pub default_limit: Option<ResourceQuantities>,
 
     /// The most any one container may ask for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "crate::common::quantities_schema")]
+    #[schemars(schema_with = "crate::common::requested_quantities_schema")]
     pub max: Option<ResourceQuantities>,
 }
 

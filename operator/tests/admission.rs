@@ -191,6 +191,56 @@ fn invalid_objects(prefix: &str) -> Vec<(&'static str, Value, &'static str)> {
             "spec.containerDefaults.max",
         ),
         (
+            "negative tenant quota",
+            set(dc(), "/spec/quota", json!({"requests.cpu": "-1"})),
+            "spec.quota[requests.cpu]: Invalid value: \"-1\": must not be negative",
+        ),
+        (
+            "negative environment quota given as a bare integer",
+            set(
+                dc(),
+                "/spec/environments/0/quota",
+                json!({"requests.cpu": -2}),
+            ),
+            "spec.environments[0].quota[requests.cpu]: Invalid value: -2: must not be negative",
+        ),
+        (
+            "negative container default",
+            set(
+                dc(),
+                "/spec/containerDefaults/max",
+                json!({"memory": "-1Gi"}),
+            ),
+            "spec.containerDefaults.max[memory]: Invalid value: \"-1Gi\": must not be negative",
+        ),
+        (
+            "default request above the default limit",
+            set(
+                dc(),
+                "/spec/containerDefaults",
+                json!({"defaultRequest": {"cpu": "2"}, "defaultLimit": {"cpu": "1500m"}}),
+            ),
+            "spec.containerDefaults.defaultRequest: Invalid value: a defaultRequest may not exceed the defaultLimit",
+        ),
+        (
+            "default limit above max",
+            set(
+                dc(),
+                "/spec/containerDefaults",
+                json!({"defaultLimit": {"memory": "2Gi"}, "max": {"memory": "1024Mi"}}),
+            ),
+            "spec.containerDefaults.defaultLimit: Invalid value: a defaultLimit may not exceed the max",
+        ),
+        (
+            "default request above max without a default limit",
+            set(
+                dc(),
+                "/spec/containerDefaults",
+                json!({"defaultRequest": {"cpu": "3"}, "max": {"cpu": 2}}),
+            ),
+            "spec.containerDefaults.defaultRequest: Invalid value: a defaultRequest may not exceed the max",
+        ),
+        (
             "name that cannot prefix a namespace",
             set(dc(), "/metadata/name", json!(format!("{prefix}.dc"))),
             "metadata.name",
@@ -441,6 +491,86 @@ async fn invalid_objects_are_refused_naming_the_offending_field() {
         cases.len(),
         failures.join("\n")
     );
+}
+
+#[tokio::test]
+async fn quantities_are_compared_as_quantities_and_kubectl_shows_the_refusal() {
+    let env = TestEnv::new("primary", "admitquantity").await;
+    install_crds(&env.client).await.expect("CRDs install");
+    // Equal amounts in other notations, zero and bare integers are in order.
+    let in_order = set(
+        set(
+            department_cloud(&format!("{}-dc", env.prefix)),
+            "/spec/containerDefaults",
+            json!({
+                "defaultRequest": {"cpu": "500m", "memory": "1Gi"},
+                "defaultLimit": {"cpu": "0.5", "memory": "1024Mi"},
+                "max": {"cpu": 1, "memory": "2Gi"},
+            }),
+        ),
+        "/spec/quota",
+        json!({"requests.cpu": 0, "limits.memory": "+8Gi"}),
+    );
+    if let Err(message) = dry_run_create(&env, "", &in_order).await {
+        panic!("defaults in order were refused: {message}");
+    }
+    // A user applying the wrong spec with kubectl reads the API server's message, naming the
+    // field, and nothing is stored.
+    for (object, expected) in [
+        (
+            set(
+                department_cloud(&format!("{}-neg", env.prefix)),
+                "/spec/quota",
+                json!({"requests.cpu": "-4", "pods": "10"}),
+            ),
+            "spec.quota[requests.cpu]: Invalid value: \"-4\": must not be negative",
+        ),
+        (
+            set(
+                department_cloud(&format!("{}-order", env.prefix)),
+                "/spec/containerDefaults",
+                json!({"defaultRequest": {"memory": "2Gi"}, "defaultLimit": {"memory": "1Gi"}}),
+            ),
+            "spec.containerDefaults.defaultRequest: Invalid value: a defaultRequest may not exceed the defaultLimit of the same resource",
+        ),
+    ] {
+        let name = object["metadata"]["name"]
+            .as_str()
+            .expect("name")
+            .to_owned();
+        // Labelled for cleanup, should the API server ever admit it.
+        let object = set(
+            object,
+            "/metadata/labels",
+            json!({govdc_test_support::TEST_LABEL: env.prefix}),
+        );
+        let output = env.kubectl_with_input(
+            &[
+                "apply",
+                "--server-side",
+                "--field-manager",
+                "govdc-tests",
+                "-f",
+                "-",
+            ],
+            &object.to_string(),
+        );
+        let text = output_text(&output);
+        assert!(!output.status.success(), "kubectl applied {name}: {text}");
+        assert!(text.contains(expected), "kubectl said: {text}");
+        let stored = env.kubectl(&[
+            "get",
+            "departmentcloud",
+            &name,
+            "--ignore-not-found",
+            "-o",
+            "name",
+        ]);
+        assert!(
+            String::from_utf8_lossy(&stored.stdout).trim().is_empty(),
+            "{name} was stored"
+        );
+    }
 }
 
 #[tokio::test]
