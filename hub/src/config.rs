@@ -92,9 +92,11 @@ pub struct Config {
     /// The open-data portal's HTTP address; the node serves no portal without it (extranet only).
     #[serde(default)]
     pub portal_listen: Option<SocketAddr>,
-    /// The portal's public base URL (`https://data.example.gov.cn`), for the absolute download
-    /// links of the CKAN API and the DCAT catalog; without it, links are built from the request's
-    /// `Host`.
+    /// The portal's public base URL (`https://data.example.gov.cn`), the base of every absolute
+    /// link it serves (downloads, CKAN, DCAT); the operator sets it from the ExchangeNode. Links
+    /// are never built from a request's `Host`, which the client chooses. Without it, the
+    /// portal's own address is the base, so it is required when `portalListen` binds every
+    /// address.
     #[serde(default)]
     pub portal_public_url: Option<String>,
 }
@@ -227,7 +229,38 @@ impl Config {
                 "portalListen is set on an intranet node; the open-data portal runs on the extranet only"
             );
         }
+        if let Some(listen) = self.portal_listen {
+            self.portal_base_url(listen)?;
+        }
         Ok(())
+    }
+
+    /// The base of the portal's absolute links (no trailing slash): `portalPublicUrl`, checked,
+    /// else `http://` and `listen` when that is one address a client can reach.
+    pub fn portal_base_url(&self, listen: SocketAddr) -> anyhow::Result<String> {
+        match self.portal_public_url.as_deref().map(str::trim) {
+            Some(url) if !url.is_empty() => {
+                let rest = url
+                    .strip_prefix("https://")
+                    .or_else(|| url.strip_prefix("http://"));
+                let host = rest.and_then(|r| r.split('/').next()).unwrap_or_default();
+                let clean = !url.chars().any(|c| {
+                    c.is_whitespace() || c.is_control() || matches!(c, '?' | '#' | '@' | '\\')
+                });
+                if host.is_empty() || !clean {
+                    bail!(
+                        "portalPublicUrl {url:?} must be an http:// or https:// URL with a host, \
+                         and no query, fragment or user"
+                    );
+                }
+                Ok(url.trim_end_matches('/').to_owned())
+            }
+            _ if listen.ip().is_unspecified() => bail!(
+                "portalPublicUrl is required: portalListen {listen} binds every address, and the \
+                 portal's links are never built from the Host a client sends"
+            ),
+            _ => Ok(format!("http://{listen}")),
+        }
     }
 }
 

@@ -59,7 +59,43 @@ pub fn router(hub: Arc<Hub>, portal: Arc<Portal>) -> Router {
             "/api/action/{action}",
             get(super::ckan::action).post(super::ckan::action),
         )
+        .layer(axum::middleware::from_fn(limits))
         .with_state(PortalHttp { hub, portal })
+}
+
+/// Longest query string the portal reads: its searches are words and filters, not documents.
+pub const MAX_QUERY_BYTES: usize = 8 * 1024;
+/// Most bytes of request headers (names and values) the portal reads.
+pub const MAX_HEADER_BYTES: usize = 32 * 1024;
+
+/// Refuses what no client of the portal needs before any handler parses it: an oversized query
+/// string (414) or oversized headers (431).
+async fn limits(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    if let Some(query) = request.uri().query()
+        && query.len() > MAX_QUERY_BYTES
+    {
+        return text(
+            StatusCode::URI_TOO_LONG,
+            format!(
+                "the query string has {} bytes; the portal reads at most {MAX_QUERY_BYTES}",
+                query.len()
+            ),
+        );
+    }
+    let header_bytes: usize = request
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum();
+    if header_bytes > MAX_HEADER_BYTES {
+        return text(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            format!(
+                "the request headers have {header_bytes} bytes; the portal reads at most {MAX_HEADER_BYTES}"
+            ),
+        );
+    }
+    next.run(request).await
 }
 
 /// A JSON response.
@@ -89,18 +125,10 @@ fn internal(status: &tonic::Status) -> Response {
     )
 }
 
-/// The base of absolute URLs: the configured public URL, else `http://` and the request's
-/// `Host` (what the client used to reach us is what it can reach the downloads at).
-pub fn base_url(portal: &Portal, headers: &HeaderMap) -> String {
-    if let Some(url) = &portal.public_url {
-        return url.clone();
-    }
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .filter(|h| !h.is_empty())
-        .unwrap_or("localhost");
-    format!("http://{host}")
+/// The base of absolute URLs: the configured public URL. Never the request's `Host`: a client
+/// (or a cache poisoned by one) would otherwise choose where the links it is served point.
+pub fn base_url(portal: &Portal, _headers: &HeaderMap) -> String {
+    portal.public_url.clone()
 }
 
 /// RFC 3339 of microseconds since the epoch.
@@ -308,12 +336,14 @@ pub enum Ranged {
     Whole,
     /// Bytes `start..=end`.
     Part(u64, u64),
-    /// A range entirely past the end: 416.
+    /// A range entirely past the end, or a `bytes=` range that does not parse: 416.
     Unsatisfiable,
 }
 
 /// Parses a single `bytes=` range (RFC 9110 §14.1.2). Several ranges are answered with the whole
-/// file, which the RFC allows, rather than a multipart body; a malformed header is ignored.
+/// file, which the RFC allows, rather than a multipart body; another unit is ignored, as the RFC
+/// requires; a `bytes=` range that does not parse is rejected (416), which the RFC allows, so
+/// that a client with a broken range learns it instead of silently getting the whole file.
 pub fn parse_range(value: &str, size: u64) -> Ranged {
     let Some(spec) = value.trim().strip_prefix("bytes=") else {
         return Ranged::Whole;
@@ -322,13 +352,13 @@ pub fn parse_range(value: &str, size: u64) -> Ranged {
         return Ranged::Whole;
     }
     let Some((first, last)) = spec.split_once('-') else {
-        return Ranged::Whole;
+        return Ranged::Unsatisfiable;
     };
     let (first, last) = (first.trim(), last.trim());
     if first.is_empty() {
         // A suffix: the last n bytes.
         let Ok(n) = last.parse::<u64>() else {
-            return Ranged::Whole;
+            return Ranged::Unsatisfiable;
         };
         if n == 0 || size == 0 {
             return Ranged::Unsatisfiable;
@@ -336,14 +366,14 @@ pub fn parse_range(value: &str, size: u64) -> Ranged {
         return Ranged::Part(size.saturating_sub(n), size - 1);
     }
     let Ok(start) = first.parse::<u64>() else {
-        return Ranged::Whole;
+        return Ranged::Unsatisfiable;
     };
     let end = if last.is_empty() {
         u64::MAX
     } else {
         match last.parse::<u64>() {
             Ok(end) if end >= start => end,
-            _ => return Ranged::Whole,
+            _ => return Ranged::Unsatisfiable,
         }
     };
     if start >= size {
@@ -525,8 +555,19 @@ async fn serve_file(
         .get(header::IF_RANGE)
         .and_then(|v| v.to_str().ok())
         .is_none_or(|v| v.trim() == etag);
-    let ranged = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
-        Some(range) if range_applies => parse_range(range, size),
+    // Two Range fields that disagree: which one the client meant is anyone's guess.
+    let mut ranges = headers.get_all(header::RANGE).iter();
+    if let Some(first) = ranges.next()
+        && ranges.any(|other| other != first)
+    {
+        return text(
+            StatusCode::BAD_REQUEST,
+            "the request has several Range headers that disagree; send one",
+        );
+    }
+    let ranged = match headers.get(header::RANGE).map(|v| v.to_str()) {
+        Some(Ok(range)) if range_applies => parse_range(range, size),
+        Some(Err(_)) if range_applies => Ranged::Unsatisfiable,
         _ => Ranged::Whole,
     };
     let (status, start, length) = match ranged {
@@ -580,9 +621,15 @@ mod tests {
         assert_eq!(parse_range("bytes=100-", 100), Ranged::Unsatisfiable);
         assert_eq!(parse_range("bytes=-0", 100), Ranged::Unsatisfiable);
         assert_eq!(parse_range("bytes=0-1,5-6", 100), Ranged::Whole);
-        assert_eq!(parse_range("bytes=9-1", 100), Ranged::Whole);
         assert_eq!(parse_range("items=0-1", 100), Ranged::Whole);
-        assert_eq!(parse_range("bytes=x-", 100), Ranged::Whole);
+        assert_eq!(parse_range("bytes=9-1", 100), Ranged::Unsatisfiable);
+        assert_eq!(parse_range("bytes=x-", 100), Ranged::Unsatisfiable);
+        assert_eq!(parse_range("bytes=", 100), Ranged::Unsatisfiable);
+        assert_eq!(parse_range("bytes=--5", 100), Ranged::Unsatisfiable);
+        assert_eq!(
+            parse_range("bytes=99999999999999999999-", 100),
+            Ranged::Unsatisfiable
+        );
     }
 
     #[test]

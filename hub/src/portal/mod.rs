@@ -168,8 +168,9 @@ impl PortalMetrics {
 #[derive(Debug)]
 pub struct Portal {
     root: PathBuf,
-    /// The configured public base URL, without a trailing slash.
-    pub public_url: Option<String>,
+    /// The base of every absolute link, without a trailing slash: the configured public URL
+    /// (see [`Config::portal_base_url`]), never a request's `Host`.
+    pub public_url: String,
     /// Datasets with an upload in progress: one at a time per dataset, so two uploads never
     /// race for the same version directory.
     uploads: Mutex<HashSet<String>>,
@@ -197,16 +198,12 @@ impl Drop for UploadGuard<'_> {
 impl Portal {
     /// The portal of the node configured by `config`, if it serves one.
     pub fn from_config(config: &Config) -> anyhow::Result<Option<Portal>> {
-        if config.portal_listen.is_none() {
+        let Some(listen) = config.portal_listen else {
             return Ok(None);
-        }
+        };
         Ok(Some(Portal {
             root: config.data_dir.join(DIR),
-            public_url: config
-                .portal_public_url
-                .as_ref()
-                .map(|u| u.trim_end_matches('/').to_owned())
-                .filter(|u| !u.is_empty()),
+            public_url: config.portal_base_url(listen)?,
             uploads: Mutex::default(),
             metrics: PortalMetrics::new()?,
         }))

@@ -109,6 +109,8 @@ pub fn hub_config(node: &ExchangeNode) -> String {
     });
     if node.spec.open_data_portal {
         config["portalListen"] = json!(format!("0.0.0.0:{PORTAL_PORT}"));
+        // Every absolute link the portal serves starts here, never at a request's Host.
+        config["portalPublicUrl"] = json!(portal_url(node));
     }
     serde_norway::to_string(&config).unwrap_or_default()
 }
@@ -345,7 +347,7 @@ where
 }
 
 /// What the operator does on the running hub.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct HubPlan {
     /// The node's name in the hub tree (the ExchangeNode's name).
     pub node: String,
@@ -364,7 +366,7 @@ pub struct HubPlan {
 }
 
 /// The parent a hub forwards its catalog to.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct ParentPlan {
     /// The parent's gRPC endpoint.
     pub endpoint: String,
@@ -582,6 +584,10 @@ mod tests {
         )
         .expect("config is YAML");
         assert_eq!(config["portalListen"], "0.0.0.0:8080");
+        assert_eq!(
+            config["portalPublicUrl"],
+            "http://zhejiang-hub.hub.svc:8080"
+        );
         let ports = &find(&built, "Service")["spec"]["ports"];
         assert_eq!(ports[2]["name"], "portal");
         let ingress = find(&built, "NetworkPolicy")["spec"]["ingress"]
