@@ -250,4 +250,22 @@ pub struct ExchangeNodeStatus {
     /// When the node last answered the operator.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_heartbeat: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
+
+    /// The head of the hub's audit chain as the operator last observed it (refreshed with the
+    /// heartbeat): an anchor of the log outside the node. A national node has no parent to
+    /// anchor it, so this is what `govdc-hub audit verify --anchor SEQ:HASH` checks it against.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit_head: Option<AuditHeadStatus>,
+}
+
+/// The last record of a hub's audit chain, as observed.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditHeadStatus {
+    /// The record's sequence number (the chain's length).
+    pub seq: i64,
+    /// The record's hash, hex (SHA-256 or SM3, the node's audit algorithm).
+    pub hash: String,
+    /// When the operator read it.
+    pub observed_at: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time,
 }

@@ -175,6 +175,17 @@ fn next_status(
         if stale {
             next.last_heartbeat = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(now));
         }
+        // The head moves with every audited write: it is refreshed with the heartbeat, so a
+        // busy node costs no more status writes than an idle one.
+        if let Some(head) = &info.audit_head
+            && (stale || next.audit_head.is_none())
+        {
+            next.audit_head = Some(govdc_crds::exchange_node::AuditHeadStatus {
+                seq: head.seq,
+                hash: head.hash.clone(),
+                observed_at: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(now),
+            });
+        }
     }
     next
 }
@@ -297,6 +308,52 @@ mod tests {
             left: vec![],
             parent_set: false,
         }
+    }
+
+    #[test]
+    fn the_audit_head_is_recorded_and_refreshed_with_the_heartbeat() {
+        let applied = Applied::default();
+        let mut observed_hub = observation(ParentConnection::None);
+        observed_hub.info.audit_head = Some(govdc_hub_api::v1::AuditHead {
+            seq: 7,
+            hash: "a7".into(),
+        });
+        let plan = plan();
+        let outcome = Outcome::Deployed {
+            applied: &applied,
+            pruned: &[],
+            plan: &plan,
+            hub: Ok(&observed_hub),
+        };
+        let start = Timestamp::from_second(1_800_000_000).expect("a time");
+        let mut national = node(false);
+        let first = next_status(&national, &Inputs::default(), &outcome, start);
+        let head = first
+            .audit_head
+            .clone()
+            .expect("the head is recorded at once");
+        assert_eq!((head.seq, head.hash.as_str()), (7, "a7"));
+
+        // A newer head while the heartbeat is fresh costs no status write...
+        observed_hub.info.audit_head = Some(govdc_hub_api::v1::AuditHead {
+            seq: 9,
+            hash: "a9".into(),
+        });
+        let outcome = Outcome::Deployed {
+            applied: &applied,
+            pruned: &[],
+            plan: &plan,
+            hub: Ok(&observed_hub),
+        };
+        national.status = Some(first);
+        let soon = start + jiff::SignedDuration::from_secs(10);
+        let second = next_status(&national, &Inputs::default(), &outcome, soon);
+        assert_eq!(second.audit_head.as_ref().map(|h| h.seq), Some(7));
+        // ...and is recorded with the next heartbeat.
+        national.status = Some(second);
+        let later = start + jiff::SignedDuration::from_secs(61);
+        let third = next_status(&national, &Inputs::default(), &outcome, later);
+        assert_eq!(third.audit_head.as_ref().map(|h| h.seq), Some(9));
     }
 
     #[test]
