@@ -64,43 +64,98 @@ fn residents_csv(rows: u32, salt: u32) -> String {
     csv
 }
 
-/// Every 18-character run that is a valid resident identity number.
-fn identity_numbers_in(text: &str) -> Vec<String> {
-    let chars: Vec<char> = text.chars().collect();
+/// An independent scanner of published files, written for these tests (not the operator's
+/// content gate): regular expressions with ASCII word boundaries, then each identifier's own
+/// check. Returns (kind, what matched) for every identifier in `text`.
+fn identifiers_in(text: &str) -> Vec<(&'static str, String)> {
+    use regex::Regex;
+    use std::sync::LazyLock;
+    static PATTERNS: LazyLock<Vec<(&'static str, Regex)>> = LazyLock::new(|| {
+        [
+            ("residentId", r"(?-u:\b)[0-9]{17}[0-9Xx](?-u:\b)"),
+            ("legacyResidentId", r"(?-u:\b)[0-9]{15}(?-u:\b)"),
+            (
+                "mobilePhone",
+                r"(?-u:\b)(?:(?:00)?86[ ()-]{0,2})?1[3-9](?:[ ()-]{0,2}[0-9]){9}(?-u:\b)",
+            ),
+            ("bankCard", r"(?-u:\b)[0-9](?:[ -]?[0-9]){15,18}(?-u:\b)"),
+            (
+                "email",
+                r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}",
+            ),
+            (
+                "passport",
+                r"(?-u:\b)(?:[EGDSP][0-9]{8}|E[A-Z][0-9]{7})(?-u:\b)",
+            ),
+            (
+                "travelPermit",
+                r"(?-u:\b)(?:[CLHM][0-9]{8}|[HM][0-9]{10}|C[A-Z][0-9]{7})(?-u:\b)",
+            ),
+        ]
+        .into_iter()
+        .map(|(kind, pattern)| (kind, Regex::new(pattern).expect("a pattern")))
+        .collect()
+    });
+    let digits = |m: &str| -> Vec<u32> { m.chars().filter_map(|c| c.to_digit(10)).collect() };
     let mut found = Vec::new();
-    for start in 0..chars.len().saturating_sub(17) {
-        let window: String = chars[start..start + 18].iter().collect();
-        if window.chars().take(17).all(|c| c.is_ascii_digit())
-            && govdc_crds::validation::resident_id::validate(&window).is_ok()
-        {
-            found.push(window);
+    for (kind, pattern) in PATTERNS.iter() {
+        for m in pattern.find_iter(text) {
+            let m = m.as_str();
+            let d = digits(m);
+            let valid = match *kind {
+                "residentId" => {
+                    let weights = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
+                    let sum: u32 = d.iter().zip(weights).map(|(a, w)| a * w).sum();
+                    let expected = ['1', '0', 'X', '9', '8', '7', '6', '5', '4', '3', '2']
+                        [(sum % 11) as usize];
+                    m.chars().last().map(|c| c.to_ascii_uppercase()) == Some(expected)
+                }
+                "legacyResidentId" => {
+                    let province = d[0] * 10 + d[1];
+                    let (month, day) = (d[8] * 10 + d[9], d[10] * 10 + d[11]);
+                    (11..=82).contains(&province)
+                        && (1..=12).contains(&month)
+                        && (1..=31).contains(&day)
+                }
+                "bankCard" => {
+                    let sum: u32 = d
+                        .iter()
+                        .rev()
+                        .enumerate()
+                        .map(|(i, &v)| match (i % 2, v * 2) {
+                            (1, doubled) if doubled > 9 => doubled - 9,
+                            (1, doubled) => doubled,
+                            _ => v,
+                        })
+                        .sum();
+                    sum.is_multiple_of(10)
+                }
+                _ => true,
+            };
+            if valid {
+                found.push((*kind, m.to_owned()));
+            }
         }
     }
     found
 }
 
-/// Every 11-digit run that looks like a mainland mobile number (1[3-9] and nine digits).
+/// Every valid resident identity number in `text`, by the independent scanner.
+fn identity_numbers_in(text: &str) -> Vec<String> {
+    identifiers_in(text)
+        .into_iter()
+        .filter(|(kind, _)| *kind == "residentId" || *kind == "legacyResidentId")
+        .map(|(_, m)| m)
+        .collect()
+}
+
+/// Every mainland mobile number in `text`, by the independent scanner.
 fn phone_numbers_in(text: &str) -> Vec<String> {
-    let bytes = text.as_bytes();
-    let mut found = Vec::new();
-    let mut start = 0;
-    while start < bytes.len() {
-        if !bytes[start].is_ascii_digit() {
-            start += 1;
-            continue;
-        }
-        let end = (start..bytes.len())
-            .find(|&i| !bytes[i].is_ascii_digit())
-            .unwrap_or(bytes.len());
-        for offset in start..end.saturating_sub(10) {
-            let digits = &text[offset..offset + 11];
-            if digits.starts_with('1') && (b'3'..=b'9').contains(&digits.as_bytes()[1]) {
-                found.push(digits.to_owned());
-            }
-        }
-        start = end;
-    }
-    found
+    identifiers_in(text)
+        .into_iter()
+        .filter(|(kind, _)| *kind == "mobilePhone")
+        .map(|(_, m)| m)
+        .collect()
 }
 
 fn gunzip(bytes: &[u8]) -> String {
@@ -733,4 +788,469 @@ async fn a_catalog_resource_is_published_from_the_exchange() {
         phone_numbers_in(&published).is_empty(),
         "phone numbers leaked"
     );
+}
+
+impl Fixture {
+    /// GETs a JSON document of the portal's HTTP address.
+    async fn json(&self, path: &str) -> Value {
+        let response = reqwest::get(format!("{}{path}", self.portal_http))
+            .await
+            .expect("GET the portal");
+        assert_eq!(response.status().as_u16(), 200, "{path}");
+        serde_json::from_slice(&response.bytes().await.expect("body")).expect("JSON")
+    }
+
+    /// The portal's audit records, asked over its own gRPC API.
+    async fn audit_records(&self) -> Vec<govdc_hub_api::v1::AuditRecord> {
+        use govdc_hub_api::v1::ListAuditRecordsRequest;
+        use govdc_hub_api::v1::audit_client::AuditClient;
+        let token = self
+            .portal_key
+            .issue(&Claims::new(
+                "operator",
+                Role::Admin,
+                "national",
+                Duration::from_secs(60),
+            ))
+            .expect("token");
+        let channel = tonic::transport::Channel::from_shared(self.portal.endpoint())
+            .expect("endpoint")
+            .connect()
+            .await
+            .expect("connect");
+        AuditClient::with_interceptor(channel, BearerToken::new(&token).expect("token"))
+            .list_audit_records(ListAuditRecordsRequest {
+                after_seq: 0,
+                limit: 1000,
+            })
+            .await
+            .expect("ListAuditRecords")
+            .into_inner()
+            .records
+    }
+
+    async fn status(&self, name: &str) -> govdc_crds::OpenDatasetStatus {
+        Api::<OpenDataset>::namespaced(self.env.client.clone(), &self.namespace)
+            .get(name)
+            .await
+            .expect("GET")
+            .status
+            .expect("status")
+    }
+}
+
+/// Residents with a free-text note and an old identity number column, both `keep` and not
+/// marked personal: the spec forgets them. `notes` gives each row's note.
+fn residents_with_notes(notes: &[String], old_ids: &[String]) -> String {
+    let base = residents_csv(notes.len() as u32, 0);
+    let mut lines = base.lines();
+    let mut csv = format!("{},note,old_id\n", lines.next().expect("header"));
+    for (i, line) in lines.enumerate() {
+        csv.push_str(&format!(
+            "{line},\"{}\",{}\n",
+            notes[i],
+            old_ids.get(i).map_or("", String::as_str)
+        ));
+    }
+    csv
+}
+
+/// A 15-digit identity number of before 1999 (region, YYMMDD, sequence).
+fn legacy_id(region: &str, birth: &str, serial: u32) -> String {
+    format!("{region}{}{serial:03}", &birth.replace('-', "")[2..])
+}
+
+#[tokio::test]
+async fn identifiers_a_spec_forgot_refuse_the_version_and_the_served_one_stays() {
+    let fx = Fixture::new().await;
+    fx.secret(
+        &fx.namespace,
+        "pseudonym-key",
+        "key",
+        b"a dataset key of thirty-two bytes!",
+    )
+    .await;
+    let plain: Vec<String> = (0..40).map(|i| format!("第{i}次复诊，情况稳定")).collect();
+    fx.secret(
+        &fx.namespace,
+        "residents",
+        "residents.csv",
+        residents_with_notes(&plain, &[]).as_bytes(),
+    )
+    .await;
+    let mut dataset = fx.dataset(&fx.namespace, "notes", json!({}));
+    for name in ["note", "old_id"] {
+        dataset
+            .spec
+            .fields
+            .push(serde_json::from_value(json!({"name": name, "action": "keep"})).expect("field"));
+    }
+    fx.create(&dataset).await;
+    let datasets: Api<OpenDataset> = Api::namespaced(fx.env.client.clone(), &fx.namespace);
+    condition(&datasets, &fx.operator, "notes", "Ready", "True").await;
+    let served = fx.status("notes").await;
+    assert_eq!(served.published_version, Some(1));
+    let risk = served
+        .reidentification_risk
+        .clone()
+        .expect("the status reports the re-identification risk");
+    assert!(
+        risk.smallest_group >= 2 && risk.highest_prosecutor_risk_percent <= 50.0,
+        "{risk:?}"
+    );
+
+    // Every kind, in every written form, hidden in free text; and a column of legacy numbers.
+    let written = [
+        ("residentId", resident_id("110105", "1949-12-31", 2)),
+        (
+            "residentId",
+            resident_id("330106", "1985-02-03", 17).to_lowercase(),
+        ),
+        ("mobilePhone", "13810001000".to_owned()),
+        ("mobilePhone", "+86 138 1000 2000".to_owned()),
+        ("mobilePhone", "0086-139-1000-3000".to_owned()),
+        ("mobilePhone", "(+86) 13710004000".to_owned()),
+        ("mobilePhone", "(0086)136 1000 5000".to_owned()),
+        ("mobilePhone", "135-1000-6000".to_owned()),
+        ("bankCard", "6222021234567890128".to_owned()),
+        ("bankCard", "4111 1111 1111 1111".to_owned()),
+        ("email", "zhang.wei@example.com.cn".to_owned()),
+        ("passport", "E12345678".to_owned()),
+        ("passport", "EA1234567".to_owned()),
+        ("travelPermit", "C98765432".to_owned()),
+        ("travelPermit", "H1234567890".to_owned()),
+        ("travelPermit", "L12345678".to_owned()),
+        ("legacyResidentId", legacy_id("330102", "1962-07-15", 31)),
+    ];
+    let notes: Vec<String> = (0..40)
+        .map(|i| match written.get(i) {
+            Some((_, id)) => format!("患者自述联系方式{id}，请回访"),
+            None => format!("第{i}次复诊"),
+        })
+        .collect();
+    let old_ids: Vec<String> = (0..40)
+        .map(|i| legacy_id("330106", "1958-03-09", i))
+        .collect();
+    let changed = residents_with_notes(&notes, &old_ids);
+    // The test's own scanner sees what it is meant to catch.
+    for (kind, id) in &written {
+        assert!(
+            identifiers_in(&format!(" {id} "))
+                .iter()
+                .any(|(k, _)| k == kind),
+            "the test scanner finds {kind} {id}"
+        );
+    }
+    fx.secret(
+        &fx.namespace,
+        "residents",
+        "residents.csv",
+        changed.as_bytes(),
+    )
+    .await;
+    let ready = condition(&datasets, &fx.operator, "notes", "Ready", "False").await;
+    assert_eq!(ready.reason, "PersonalDataDetected", "{ready:?}");
+    let expected_counts = [
+        ("residentId", 2),
+        ("legacyResidentId", 1),
+        ("mobilePhone", 6),
+        ("bankCard", 2),
+        ("email", 1),
+        ("passport", 2),
+        ("travelPermit", 3),
+    ];
+    for (kind, records) in expected_counts {
+        assert!(
+            ready
+                .message
+                .contains(&format!("note {kind} in {records} records")),
+            "{kind}: {}",
+            ready.message
+        );
+    }
+    assert!(
+        ready
+            .message
+            .contains("old_id legacyResidentId in 40 records"),
+        "{}",
+        ready.message
+    );
+    assert!(
+        ready.message.contains("version 1 stays served"),
+        "{}",
+        ready.message
+    );
+    for (_, id) in &written {
+        assert!(
+            !ready.message.contains(id.as_str()),
+            "a value in the message: {id}"
+        );
+    }
+    assert!(!ready.message.contains(&old_ids[0]));
+    let refused = fx.status("notes").await;
+    assert_eq!(refused.published_version, Some(1), "nothing new published");
+    let mut findings: Vec<(String, String, i64)> = refused
+        .personal_data_findings
+        .iter()
+        .map(|f| {
+            (
+                f.field.clone(),
+                serde_json::to_value(f.kind)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default(),
+                f.records,
+            )
+        })
+        .collect();
+    findings.sort();
+    let mut expected: Vec<(String, String, i64)> = expected_counts
+        .iter()
+        .map(|(kind, n)| ("note".to_owned(), (*kind).to_owned(), *n))
+        .chain([("old_id".to_owned(), "legacyResidentId".to_owned(), 40)])
+        .collect();
+    expected.sort();
+    assert_eq!(
+        findings, expected,
+        "the status names fields, kinds and counts"
+    );
+    // The previous version is still what the portal serves, and it is clean.
+    let api = fx
+        .json(&format!("/api/datasets/{}.notes", fx.namespace))
+        .await;
+    assert_eq!(api["version"], 1, "{api}");
+    let csv_url = refused
+        .download_urls
+        .iter()
+        .find(|u| u.ends_with(".csv.gz"))
+        .expect("CSV");
+    let (code, body) = fx.download(csv_url, None).await;
+    assert_eq!(code, 200);
+    let published = gunzip(&body);
+    assert!(published.contains("复诊"));
+    assert_eq!(identifiers_in(&published), Vec::new(), "{published}");
+    let events = fx.env.kubectl(&[
+        "get",
+        "events",
+        "-n",
+        &fx.namespace,
+        "--field-selector",
+        "reason=PersonalDataDetected",
+        "-o",
+        "jsonpath={.items[*].message}",
+    ]);
+    let events = String::from_utf8_lossy(&events.stdout).to_string();
+    assert!(events.contains("content gate"), "a Warning event: {events}");
+    for (_, id) in &written {
+        assert!(!events.contains(id.as_str()), "a value in an event");
+    }
+}
+
+#[tokio::test]
+async fn a_declared_identifier_is_published_with_its_justification_and_audited() {
+    let fx = Fixture::new().await;
+    fx.secret(
+        &fx.namespace,
+        "pseudonym-key",
+        "key",
+        b"a dataset key of thirty-two bytes!",
+    )
+    .await;
+    let switchboards: Vec<String> = (0..40)
+        .map(|i| format!("+86 138 0571 {:04}", i % 4))
+        .collect();
+    let mut csv = String::new();
+    for (i, line) in residents_csv(40, 0).lines().enumerate() {
+        let extra = if i == 0 {
+            "switchboard"
+        } else {
+            &switchboards[i - 1]
+        };
+        csv.push_str(&format!("{line},{extra}\n"));
+    }
+    fx.secret(&fx.namespace, "residents", "residents.csv", csv.as_bytes())
+        .await;
+    let justification = "医院总机号码，依《医疗机构管理条例》向社会公开";
+    let switchboard = json!({
+        "name": "switchboard", "action": "keep",
+        "declaredIdentifiers": {"kinds": ["mobilePhone"], "justification": justification},
+    });
+
+    // Admission: a declaration needs a justification that says something.
+    for blank in [json!("   "), json!("")] {
+        let mut field = switchboard.clone();
+        field["declaredIdentifiers"]["justification"] = blank;
+        let mut dataset = fx.dataset(&fx.namespace, "blank", json!({}));
+        dataset
+            .spec
+            .fields
+            .push(serde_json::from_value(field).expect("field"));
+        let error = Api::<OpenDataset>::namespaced(fx.env.client.clone(), &fx.namespace)
+            .create(&PostParams::default(), &dataset)
+            .await
+            .expect_err("admission refuses a blank justification");
+        assert!(error.to_string().contains("justification"), "{error}");
+    }
+
+    let mut dataset = fx.dataset(&fx.namespace, "hospitals", json!({}));
+    dataset
+        .spec
+        .fields
+        .push(serde_json::from_value(switchboard).expect("field"));
+    fx.create(&dataset).await;
+    let datasets: Api<OpenDataset> = Api::namespaced(fx.env.client.clone(), &fx.namespace);
+    let ready = condition(&datasets, &fx.operator, "hospitals", "Ready", "True").await;
+    assert_eq!(ready.reason, "Published", "{ready:?}");
+    let status = fx.status("hospitals").await;
+    let csv_url = status
+        .download_urls
+        .iter()
+        .find(|u| u.ends_with(".csv.gz"))
+        .expect("CSV");
+    let (_, body) = fx.download(csv_url, None).await;
+    let published = gunzip(&body);
+    let mut reader = csv::Reader::from_reader(published.as_bytes());
+    let header: Vec<String> = reader
+        .headers()
+        .expect("header")
+        .iter()
+        .map(str::to_owned)
+        .collect();
+    let mut switchboard_phones = 0;
+    for record in reader.records() {
+        let record = record.expect("a record");
+        for (column, value) in header.iter().zip(record.iter()) {
+            let found = identifiers_in(value);
+            if column == "switchboard" {
+                assert_eq!(found.len(), 1, "{value}: {found:?}");
+                assert_eq!(found[0].0, "mobilePhone");
+                switchboard_phones += 1;
+            } else {
+                assert_eq!(found, Vec::new(), "{column}: {value}");
+            }
+        }
+    }
+    assert_eq!(Some(i64::from(switchboard_phones)), status.record_count);
+
+    // The portal says so, with the justification, in its own API and in CKAN's.
+    let id = format!("{}.hospitals", fx.namespace);
+    let api = fx.json(&format!("/api/datasets/{id}")).await;
+    let field = api["fields"]
+        .as_array()
+        .and_then(|f| f.iter().find(|f| f["name"] == "switchboard"))
+        .expect("the switchboard field")
+        .clone();
+    assert_eq!(
+        field["declaredIdentifiers"],
+        json!({"kinds": ["mobilePhone"], "justification": justification}),
+        "{api}"
+    );
+    assert!(api["fields"].as_array().is_some_and(|f| {
+        f.iter()
+            .filter(|f| f.get("declaredIdentifiers").is_some())
+            .count()
+            == 1
+    }));
+    let risk = &api["reidentificationRisk"];
+    assert!(
+        risk["smallestGroup"].as_i64().is_some_and(|n| n >= 2),
+        "{api}"
+    );
+    let ckan = fx
+        .json(&format!("/api/3/action/package_show?id={id}"))
+        .await;
+    let extras = ckan["result"]["extras"].as_array().expect("extras").clone();
+    let declared = extras
+        .iter()
+        .find(|e| e["key"] == "declared_identifiers")
+        .and_then(|e| e["value"].as_str())
+        .expect("a declared_identifiers extra");
+    let declared: Value = serde_json::from_str(declared).expect("JSON text");
+    assert_eq!(declared[0]["name"], "switchboard");
+    assert_eq!(
+        declared[0]["declaredIdentifiers"]["justification"],
+        justification
+    );
+    // And its audit log recorded it with the publication.
+    let records = fx.audit_records().await;
+    let publish = records
+        .iter()
+        .find(|r| r.action == "portal.publish" && r.subject == id)
+        .expect("a portal.publish record");
+    let detail: Value = serde_json::from_str(&publish.detail).expect("JSON detail");
+    assert_eq!(
+        detail["declaredIdentifiers"][0]["declaredIdentifiers"]["justification"], justification,
+        "{detail}"
+    );
+}
+
+#[tokio::test]
+async fn a_gb18030_source_round_trips_its_rare_characters() {
+    let fx = Fixture::new().await;
+    // Python's own GB 18030 codec over this text (𠮷 is four bytes, 95 34 b2 35; 䶮 is fe 9f).
+    let text = "hospital,district,beds\n𠮷䶮中医院,330106,120\n龘靐齉齾社区卫生服务中心,330108,30\n杭州市第一人民医院,330102,900\n";
+    let hex = "686f73706974616c2c64697374726963742c626564730a9534b235fe9fd6d0d2bdd4ba2c3333303130362c3132300afd93ec68fd51fd85c9e7c7f8cec0c9fab7fecef1d6d0d0c42c3333303130382c33300ababcd6ddcad0b5dad2bbc8cbc3f1d2bdd4ba2c3333303130322c3930300a";
+    let bytes: Vec<u8> = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex"))
+        .collect();
+    assert!(
+        std::str::from_utf8(&bytes).is_err(),
+        "the source is not UTF-8"
+    );
+    fx.secret(&fx.namespace, "hospitals-gbk", "hospitals.csv", &bytes)
+        .await;
+    let spec = |encoding: Option<&str>| {
+        let mut source = json!({"secretRef": {"name": "hospitals-gbk", "key": "hospitals.csv"}});
+        if let Some(encoding) = encoding {
+            source["encoding"] = json!(encoding);
+        }
+        json!({
+            "source": source,
+            "fields": [
+                {"name": "hospital", "action": "keep"},
+                {"name": "district", "action": "keep"},
+                {"name": "beds", "action": "keep"},
+            ],
+            "quasiIdentifiers": [],
+            "kAnonymity": null,
+            "pseudonymKeyRef": null,
+            "csvByteOrderMark": true,
+        })
+    };
+    fx.create(&fx.dataset(&fx.namespace, "gbk", spec(Some("gb18030"))))
+        .await;
+    fx.create(&fx.dataset(&fx.namespace, "undeclared", spec(None)))
+        .await;
+    let datasets: Api<OpenDataset> = Api::namespaced(fx.env.client.clone(), &fx.namespace);
+
+    let refused = condition(&datasets, &fx.operator, "undeclared", "Ready", "False").await;
+    assert_eq!(refused.reason, "SourceMalformed", "{refused:?}");
+    assert!(
+        refused.message.contains("spec.source.encoding") && refused.message.contains("gb18030"),
+        "the message says which field to set: {}",
+        refused.message
+    );
+
+    condition(&datasets, &fx.operator, "gbk", "Ready", "True").await;
+    let status = fx.status("gbk").await;
+    let url = |ext: &str| {
+        status
+            .download_urls
+            .iter()
+            .find(|u| u.ends_with(ext))
+            .expect("a download")
+            .clone()
+    };
+    let (_, csv) = fx.download(&url(".csv.gz"), None).await;
+    let published = gunzip(&csv);
+    assert_eq!(
+        published,
+        format!("\u{feff}{text}"),
+        "UTF-8 with a byte-order mark, every character as it was"
+    );
+    let (_, json_body) = fx.download(&url(".json.gz"), None).await;
+    let records: Vec<Value> = serde_json::from_str(&gunzip(&json_body)).expect("JSON");
+    assert_eq!(records[0]["hospital"], "𠮷䶮中医院");
+    assert_eq!(records[1]["hospital"], "龘靐齉齾社区卫生服务中心");
 }
