@@ -38,12 +38,14 @@ use super::hub_state::Replication;
 use super::kinds::Kind;
 use super::metrics::BackupMetrics;
 use super::schedule::{DeletionStep, Schedule, deletion_step};
-use super::source::{list_source, selects};
+use super::source::{list_source, read_per_namespace, selects};
 use super::store::RestorePointShelf;
 use super::target::{self, Failure};
 use crate::controllers::Context;
 use crate::pipeline::conditions::{DEGRADED, Observed, PROGRESSING, READY};
 use crate::pipeline::events;
+
+mod namespace_watches;
 
 /// Condition type: whether the target answers.
 pub const TARGET_REACHABLE: &str = "TargetReachable";
@@ -120,6 +122,10 @@ enum Change {
     Department(watcher::Event<DynamicObject>),
     Namespace(watcher::Event<DynamicObject>),
     Object(usize, watcher::Event<DynamicObject>),
+    /// An event of a kind watched per namespace, from the watch of the named namespace.
+    InNamespace(usize, String, watcher::Event<DynamicObject>),
+    /// The watch of a kind in a namespace stayed refused past its grace, with the API's message.
+    Refused(usize, String, String),
 }
 
 /// The replicator's whole state; owned by its task alone.
@@ -157,6 +163,8 @@ struct Engine {
     hub_state: Option<Replication>,
     /// Tenant namespaces first seen since the last loop, to list.
     new_namespaces: Vec<String>,
+    /// The watches of kinds read namespace by namespace (Secrets).
+    namespace_watches: namespace_watches::NamespaceWatches,
 }
 
 /// Sentinel kind indices of the department and namespace listings in `initialised`.
@@ -175,6 +183,9 @@ pub async fn run(
 ) {
     let mut kinds = vec![super::kinds::namespace()];
     kinds.extend(settings.kinds.iter().cloned());
+    let per_namespace: Vec<usize> = (1..kinds.len())
+        .filter(|&index| read_per_namespace(&kinds[index]))
+        .collect();
     let primary = ctx.client.clone();
     let mut engine = Engine {
         settings,
@@ -200,6 +211,7 @@ pub async fn run(
         shelf,
         hub_state,
         new_namespaces: Vec::new(),
+        namespace_watches: namespace_watches::NamespaceWatches::new(per_namespace),
     };
     let (tx, mut rx) = mpsc::channel::<Change>(4096);
     let mut watches = JoinSet::new();
@@ -242,6 +254,9 @@ pub async fn run(
             if objects_watched {
                 engine.relist(namespace, &tx, &mut watches);
             }
+        }
+        if objects_watched {
+            engine.watch_namespaces(&tx, &mut watches);
         }
         let now = Instant::now();
         if now >= next_fence {
@@ -332,6 +347,9 @@ impl Engine {
     fn start_object_watches(&self, tx: &mpsc::Sender<Change>, watches: &mut JoinSet<()>) {
         let config = watcher::Config::default().any_semantic();
         for (index, kind) in self.kinds.iter().enumerate().skip(1) {
+            if self.namespace_watches.covers(index) {
+                continue;
+            }
             let api: Api<DynamicObject> = Api::all_with(self.primary.clone(), &kind.api_resource());
             watches.spawn(forward(
                 watcher(api, config.clone()).map(with_types(kind.api_resource())),
@@ -345,6 +363,10 @@ impl Engine {
     /// been watched before the namespace was, and dropped then.
     fn relist(&self, namespace: String, tx: &mpsc::Sender<Change>, watches: &mut JoinSet<()>) {
         for (index, kind) in self.kinds.iter().enumerate().skip(1) {
+            if self.namespace_watches.covers(index) {
+                // Its own watch of the namespace lists it.
+                continue;
+            }
             let api: Api<DynamicObject> =
                 Api::namespaced_with(self.primary.clone(), &namespace, &kind.api_resource());
             let tx = tx.clone();
@@ -361,6 +383,31 @@ impl Engine {
                     }
                 }
             });
+        }
+    }
+
+    /// Keeps one watch per kind read namespace by namespace in each protected namespace; the
+    /// kind counts as listed once every watch it had has listed (or was refused past its grace).
+    fn watch_namespaces(&mut self, tx: &mpsc::Sender<Change>, watches: &mut JoinSet<()>) {
+        let wanted: BTreeSet<String> = self
+            .namespaces
+            .keys()
+            .filter(|namespace| self.protected(namespace))
+            .cloned()
+            .collect();
+        let stopped =
+            self.namespace_watches
+                .reconcile(&self.primary, &self.kinds, &wanted, tx, watches);
+        if !stopped.is_empty() {
+            // A later watch of the namespace lists its objects anew.
+            let covered = &self.namespace_watches;
+            self.desired
+                .retain(|key, _| !(covered.covers(key.kind) && stopped.contains(&key.namespace)));
+        }
+        for kind in 1..self.kinds.len() {
+            if self.namespace_watches.covers(kind) && self.namespace_watches.listed_all(kind) {
+                self.initialised.insert(kind);
+            }
         }
     }
 
@@ -404,6 +451,17 @@ impl Engine {
             Change::Department(event) => self.handle_department(event),
             Change::Namespace(event) => self.handle_namespace(event),
             Change::Object(kind, event) => self.handle_object(kind, event),
+            Change::InNamespace(kind, namespace, event) => match event {
+                watcher::Event::Init => {}
+                watcher::Event::InitDone => self.namespace_watches.listed(kind, &namespace),
+                event => self.handle_object(kind, event),
+            },
+            Change::Refused(kind, namespace, message) => {
+                tracing::warn!(policy = %self.settings.policy, %namespace, kind = %self.kinds[kind].kind,
+                    error = %message, "the operator may not read this namespace's objects; they are not replicated");
+                self.record_error("SourceForbidden", message);
+                self.namespace_watches.listed(kind, &namespace);
+            }
         }
     }
 

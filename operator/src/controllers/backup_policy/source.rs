@@ -3,7 +3,9 @@
 //! A namespace is protected when it belongs (label `govdc.io/department`) to a DepartmentCloud the
 //! policy's `departmentSelector` selects. Objects are listed and watched cluster-wide per kind and
 //! filtered here: one watch per kind, rather than one per kind and namespace, keeps a thousand
-//! tenants at a dozen watches.
+//! tenants at a dozen watches. Secrets are the exception ([`read_per_namespace`]): the operator
+//! may read them only in the namespaces where govdc works, so they are listed and watched in each
+//! protected namespace.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -101,6 +103,42 @@ pub async fn list_all(
     Ok(items)
 }
 
+/// Whether objects of `kind` are read namespace by namespace rather than cluster-wide: the
+/// operator may read Secrets only where govdc works (the chart grants them per namespace, through
+/// the binding the DepartmentCloud controller makes in each tenant namespace), so a cluster-wide
+/// list or watch of Secrets is refused.
+pub fn read_per_namespace(kind: &Kind) -> bool {
+    kind.kind == "Secret" && kind.group.is_empty()
+}
+
+/// Lists every object of `resource` in each of `namespaces`, in pages, as JSON.
+pub async fn list_in_namespaces(
+    client: &Client,
+    resource: &ApiResource,
+    namespaces: &BTreeSet<String>,
+) -> Result<Vec<Value>, kube::Error> {
+    let mut items = Vec::new();
+    for namespace in namespaces {
+        let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, resource);
+        let mut params = ListParams::default().limit(500);
+        loop {
+            let page = api.list(&params).await?;
+            for mut object in page.items {
+                object.types = Some(kube::api::TypeMeta {
+                    api_version: resource.api_version.clone(),
+                    kind: resource.kind.clone(),
+                });
+                items.push(serde_json::to_value(object).unwrap_or(Value::Null));
+            }
+            match page.metadata.continue_ {
+                Some(token) if !token.is_empty() => params = params.continue_token(&token),
+                _ => break,
+            }
+        }
+    }
+    Ok(items)
+}
+
 /// The names of the selected DepartmentClouds.
 pub async fn selected_departments(
     client: &Client,
@@ -160,17 +198,21 @@ pub async fn list_source(
             let protected = protected.clone();
             let client = client.clone();
             async move {
-                let items =
-                    match list_all(&client, &kind.api_resource(), &ListParams::default()).await {
-                        Ok(items) => items,
-                        Err(kube::Error::Api(status)) if status.code == 404 => Vec::new(),
-                        Err(source) => {
-                            return Err(SourceError {
-                                what: kind.qualified(),
-                                source,
-                            });
-                        }
-                    };
+                let listed = if read_per_namespace(&kind) {
+                    list_in_namespaces(&client, &kind.api_resource(), &protected).await
+                } else {
+                    list_all(&client, &kind.api_resource(), &ListParams::default()).await
+                };
+                let items = match listed {
+                    Ok(items) => items,
+                    Err(kube::Error::Api(status)) if status.code == 404 => Vec::new(),
+                    Err(source) => {
+                        return Err(SourceError {
+                            what: kind.qualified(),
+                            source,
+                        });
+                    }
+                };
                 Ok(items
                     .into_iter()
                     .filter(|o| {
