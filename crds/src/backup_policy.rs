@@ -276,6 +276,12 @@ pub struct BackupPolicyStatus {
     #[serde(default)]
     pub errors: Vec<ReplicationErrorCount>,
 
+    /// Objects on the target that this policy did not make (they lack its
+    /// `govdc.io/backup-policy` label) standing where a copy would go: never overwritten, scaled
+    /// or deleted, and the protected object they block is not replicated (at most 100 listed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conflicts: Vec<TargetConflict>,
+
     /// Set by `govdc-operator backup failover`: the target was promoted and replication stopped.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failover: Option<FailoverRecord>,
@@ -291,6 +297,19 @@ pub struct ReplicationErrorCount {
     pub count: i64,
     /// The latest error's message.
     pub message: String,
+}
+
+/// An object on the target in the place of a copy, which the policy did not make.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct TargetConflict {
+    /// `Kind` or `Kind.group` (`Deployment.apps`).
+    pub kind: String,
+    /// Its namespace on the target; unset for a Namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// Its name on the target.
+    pub name: String,
 }
 
 /// A failover of the policy's target.

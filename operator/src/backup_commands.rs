@@ -15,7 +15,9 @@ use kube::{Api, Client};
 use crate::controllers::backup_policy::hub_state::{self, HubStateManifest, HubStateSource};
 use crate::controllers::backup_policy::restore::{RestoreOptions, restore};
 use crate::controllers::backup_policy::store::{RestorePointStore, take};
-use crate::controllers::backup_policy::{DEFAULT_RESTORE_POINT_DIR, failover, kinds, source};
+use crate::controllers::backup_policy::{
+    DEFAULT_RESTORE_POINT_DIR, failover, kinds, preflight, source,
+};
 use crate::controllers::exchange_node::HubSettings;
 
 /// `govdc-operator backup`.
@@ -353,6 +355,23 @@ pub async fn run(args: BackupArgs) -> anyhow::Result<()> {
         } => {
             let policy = store.policy.clone();
             let target = client(Some(&target_kubeconfig)).await?;
+            // Failover promotes a standby: never the source itself, however its kubeconfig
+            // names it. A primary that does not answer (the disaster failover is for) is no
+            // reason to wait.
+            if let Some(path) = &kubeconfig
+                && let Ok(primary) = client(Some(path)).await
+                && let (Ok(source), Ok(standby)) = (
+                    preflight::cluster_identity(&primary).await,
+                    preflight::cluster_identity(&target).await,
+                )
+                && preflight::same_cluster(&source, &standby)
+            {
+                bail!(
+                    "--target-kubeconfig {} reaches the primary itself (its {} namespace has uid {standby}, as the primary's does): failover promotes a standby, never the source",
+                    target_kubeconfig.display(),
+                    preflight::IDENTITY_NAMESPACE
+                );
+            }
             let report = failover::failover(&target, &policy)
                 .await
                 .with_context(|| format!("failing over policy {policy}"))?;

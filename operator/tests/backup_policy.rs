@@ -22,8 +22,8 @@ use govdc_test_support::{
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
-use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
-use kube::{Api, Client};
+use kube::api::{DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
+use kube::{Api, Client, ResourceExt};
 use serde_json::{Value, json};
 
 use govdc_hub_api::auth::{BearerToken, Claims, Role, TokenKey};
@@ -43,6 +43,9 @@ use tonic::transport::Channel;
 const OPERATOR: &str = env!("CARGO_BIN_EXE_govdc-operator");
 const WAIT: Duration = Duration::from_secs(60);
 
+/// The tests that stop the `spare` cluster or remove its CRDs take turns.
+static SPARE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn credit_code() -> String {
     govdc_crds::validation::credit_code::complete("11330000MB000000")
 }
@@ -60,14 +63,21 @@ struct Pair {
 
 impl Pair {
     async fn new(test: &str, standby: &str) -> Pair {
+        Pair::with_standby_crds(test, standby, true).await
+    }
+
+    /// A pair whose standby gets govdc's CRDs from the test only when `crds` is set.
+    async fn with_standby_crds(test: &str, standby: &str, crds: bool) -> Pair {
         let primary = TestEnv::new("primary", test).await;
         let standby = TestEnv::new(standby, test).await;
         install_crds(&primary.client)
             .await
             .expect("CRDs on primary");
-        install_crds(&standby.client)
-            .await
-            .expect("CRDs on the standby");
+        if crds {
+            install_crds(&standby.client)
+                .await
+                .expect("CRDs on the standby");
+        }
         let dc = format!("{}-t", primary.prefix);
         let policy = format!("{}-bp", primary.prefix);
         let restore_points = repo_root()
@@ -109,21 +119,46 @@ impl Pair {
     /// The kubeconfig Secret and the BackupPolicy, with `spec` over a base that maps namespaces
     /// to `<name>-dr`.
     async fn create_policy(&self, spec: Value) {
-        let system = self.primary.namespace("sys").await;
         let kubeconfig =
             std::fs::read_to_string(&self.standby.kubeconfig).expect("standby kubeconfig");
-        let secret: Secret = serde_json::from_value(json!({
-            "metadata": {"name": "dr-kubeconfig", "namespace": system},
-            "stringData": {"kubeconfig": kubeconfig},
-        }))
-        .expect("secret");
-        Api::<Secret>::namespaced(self.primary.client.clone(), &system)
-            .create(&PostParams::default(), &secret)
-            .await
-            .expect("create the kubeconfig Secret");
+        self.create_policy_named(&self.policy, spec, Some(&kubeconfig))
+            .await;
+    }
+
+    /// The namespace of the kubeconfig Secrets, made once.
+    async fn system_namespace(&self) -> String {
+        let name = format!("{}-sys", self.primary.prefix);
+        let namespaces: Api<Namespace> = Api::all(self.primary.client.clone());
+        if namespaces.get_opt(&name).await.ok().flatten().is_none() {
+            self.primary.namespace("sys").await;
+        }
+        name
+    }
+
+    /// Writes the kubeconfig Secret `<policy>-kubeconfig` (created or replaced).
+    async fn write_kubeconfig_secret(&self, policy: &str, kubeconfig: &str) {
+        let system = self.system_namespace().await;
+        apply::<Secret>(
+            &self.primary.client,
+            &system,
+            json!({"apiVersion": "v1", "kind": "Secret",
+                   "metadata": {"name": format!("{policy}-kubeconfig")},
+                   "stringData": {"kubeconfig": kubeconfig}}),
+        )
+        .await;
+    }
+
+    /// A BackupPolicy `name` whose kubeconfig Secret `<name>-kubeconfig` holds `kubeconfig`
+    /// (None: the Secret is not made), with `spec` over a base that maps namespaces to
+    /// `<name>-dr`.
+    async fn create_policy_named(&self, name: &str, spec: Value, kubeconfig: Option<&str>) {
+        let system = self.system_namespace().await;
+        if let Some(kubeconfig) = kubeconfig {
+            self.write_kubeconfig_secret(name, kubeconfig).await;
+        }
         let mut full = json!({
             "departmentSelector": {"matchLabels": {TEST_LABEL: self.primary.prefix}},
-            "target": {"kubeconfigSecretRef": {"namespace": system, "name": "dr-kubeconfig", "key": "kubeconfig"}},
+            "target": {"kubeconfigSecretRef": {"namespace": system, "name": format!("{name}-kubeconfig"), "key": "kubeconfig"}},
             "namespaceMapping": {"suffix": "-dr"},
             "mode": "continuous",
             "recoveryPointObjective": "2s",
@@ -133,7 +168,7 @@ impl Pair {
         }
         let policy: BackupPolicy = serde_json::from_value(json!({
             "apiVersion": "govdc.io/v1alpha1", "kind": "BackupPolicy",
-            "metadata": {"name": self.policy, "labels": {TEST_LABEL: self.primary.prefix}},
+            "metadata": {"name": name, "labels": {TEST_LABEL: self.primary.prefix}},
             "spec": full,
         }))
         .expect("policy fixture");
@@ -167,11 +202,22 @@ impl Pair {
     }
 
     async fn condition(&self, operator: &OperatorProcess, type_: &str, status: &str) -> Condition {
+        self.condition_of(&self.policy, operator, type_, status)
+            .await
+    }
+
+    async fn condition_of(
+        &self,
+        policy: &str,
+        operator: &OperatorProcess,
+        type_: &str,
+        status: &str,
+    ) -> Condition {
         let api: Api<BackupPolicy> = Api::all(self.primary.client.clone());
-        eventually(&format!("{} {type_}={status}", self.policy), WAIT, || {
+        let condition = eventually(&format!("{policy} {type_}={status}"), WAIT, || {
             let api = api.clone();
             async move {
-                let policy = api.get_opt(&self.policy).await.ok()??;
+                let policy = api.get_opt(policy).await.ok()??;
                 policy
                     .status?
                     .conditions
@@ -180,7 +226,46 @@ impl Pair {
             }
         })
         .await
-        .unwrap_or_else(|e| panic!("{e}\n{}", operator.logs()))
+        .unwrap_or_else(|e| panic!("{e}\n{}", operator.logs()));
+        assert_readable(&condition);
+        condition
+    }
+
+    /// Waits until `policy`'s condition `type_` has `reason`, and returns it.
+    async fn reason_of(
+        &self,
+        policy: &str,
+        operator: &OperatorProcess,
+        type_: &str,
+        reason: &str,
+    ) -> Condition {
+        let api: Api<BackupPolicy> = Api::all(self.primary.client.clone());
+        let found = eventually(&format!("{policy} {type_} because {reason}"), WAIT, || {
+            let api = api.clone();
+            async move {
+                let policy = api.get_opt(policy).await.ok()??;
+                policy
+                    .status?
+                    .conditions
+                    .into_iter()
+                    .find(|c| c.type_ == type_ && c.reason == reason)
+            }
+        })
+        .await;
+        let condition = match found {
+            Ok(condition) => condition,
+            Err(error) => {
+                let status = api
+                    .get_opt(policy)
+                    .await
+                    .ok()
+                    .flatten()
+                    .map(|p| serde_json::to_string(&p.status).unwrap_or_default());
+                panic!("{error}\nlast status: {status:?}\n{}", operator.logs())
+            }
+        };
+        assert_readable(&condition);
+        condition
     }
 
     fn backup(&self, args: &[&str]) -> std::process::Output {
@@ -189,6 +274,20 @@ impl Pair {
             .args(args)
             .output()
             .expect("run govdc-operator backup")
+    }
+}
+
+/// A condition message is written for a person: the API server's own words, never the `Debug`
+/// form of a client error.
+fn assert_readable(condition: &Condition) {
+    for dump in ["ErrorResponse", "Status {", "ApiError", "code: "] {
+        assert!(
+            !condition.message.contains(dump),
+            "{} {} carries a Debug dump: {}",
+            condition.type_,
+            condition.reason,
+            condition.message
+        );
     }
 }
 
@@ -418,6 +517,7 @@ fn cluster(action: &str, name: &str) {
 
 #[tokio::test]
 async fn a_standby_that_goes_away_degrades_the_policy_and_catches_up_when_back() {
+    let _spare = SPARE.lock().await;
     let pair = Pair::new("bpoutage", "spare").await;
     let operator = pair.start_operator().await;
     pair.create_department().await;
@@ -1041,4 +1141,625 @@ async fn an_exchange_nodes_hub_state_is_exported_and_restored_on_failover_with_i
     assert!(text.contains("already holds the copy"), "{text}");
     assert_eq!(dr_hub.verify().await, (true, dr_records));
     let _ = std::fs::remove_dir_all(&pair.restore_points);
+}
+
+// What a wrong policy must never do: write into its own source, overwrite what it did not make,
+// lose a recorded replica count; and what it must say instead.
+
+/// The objects of a namespace carrying a mark that replication writes (its label, or one of
+/// its annotations).
+async fn replication_marks(client: &Client, namespace: &str) -> Vec<String> {
+    let mut marked = Vec::new();
+    let namespace_labels = Api::<Namespace>::all(client.clone())
+        .get_opt(namespace)
+        .await
+        .expect("read the namespace")
+        .and_then(|n| n.metadata.labels)
+        .unwrap_or_default();
+    if namespace_labels.contains_key(POLICY_LABEL) {
+        marked.push(format!("Namespace {namespace}"));
+    }
+    for (api_version, kind) in [
+        ("v1", "ConfigMap"),
+        ("v1", "Secret"),
+        ("v1", "Service"),
+        ("apps/v1", "Deployment"),
+    ] {
+        let resource = kinds::find(api_version, kind)
+            .expect("catalog kind")
+            .api_resource();
+        let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &resource);
+        for object in api.list(&Default::default()).await.expect("list").items {
+            let marked_here = object.labels().contains_key(POLICY_LABEL)
+                || object.annotations().keys().any(|k| {
+                    k.starts_with("govdc.io/source-") || k.starts_with("govdc.io/standby-")
+                });
+            if marked_here {
+                marked.push(format!("{kind} {}", object.name_any()));
+            }
+        }
+    }
+    marked
+}
+
+/// What an object is to its owner, less what the API server and controllers keep changing.
+fn owners_view(object: &impl serde::Serialize) -> Value {
+    let mut value = serde_json::to_value(object).expect("json");
+    value["status"] = Value::Null;
+    if let Some(meta) = value["metadata"].as_object_mut() {
+        meta.remove("resourceVersion");
+        meta.remove("managedFields");
+    }
+    value
+}
+
+#[tokio::test]
+async fn a_policy_whose_target_is_its_own_source_writes_nothing_there() {
+    let pair = Pair::new("bpself", "primary").await;
+    let operator = pair.start_operator().await;
+    pair.create_department().await;
+    pair.tenant_namespace(&operator).await;
+    tenant_objects(&pair.primary.client, &pair.namespace).await;
+    let primary = &pair.primary.client;
+    let before = get::<Deployment>(primary, &pair.namespace, "api")
+        .await
+        .expect("the source Deployment");
+
+    // The primary's own kubeconfig (mapped to `-dr`), and the same API server under another
+    // address (its serving certificate names localhost too) with no mapping at all, where copies
+    // would land on the originals.
+    let own = std::fs::read_to_string(&pair.primary.kubeconfig).expect("kubeconfig");
+    let alias = own.replace("https://127.0.0.1:", "https://localhost:");
+    assert_ne!(own, alias, "the kubeconfig names its server by 127.0.0.1");
+    pair.create_policy(json!({})).await;
+    let aliased = format!("{}-alias", pair.policy);
+    pair.create_policy_named(&aliased, json!({"namespaceMapping": {}}), Some(&alias))
+        .await;
+    for policy in [pair.policy.as_str(), aliased.as_str()] {
+        let ready = pair
+            .reason_of(policy, &operator, "Ready", "TargetIsSource")
+            .await;
+        assert_eq!(ready.status, "False");
+        assert!(
+            ready.message.contains("is the source cluster itself")
+                && ready.message.contains(&format!("{policy}-kubeconfig")),
+            "{}",
+            ready.message
+        );
+        let degraded = pair
+            .reason_of(policy, &operator, "Degraded", "TargetIsSource")
+            .await;
+        assert_eq!(degraded.status, "True");
+    }
+    assert!(
+        pair.reason_of(&aliased, &operator, "Ready", "TargetIsSource")
+            .await
+            .message
+            .contains("localhost"),
+        "the message names the cluster as the kubeconfig does"
+    );
+
+    // Time for any writer to do harm, then: nothing was written.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let after = get::<Deployment>(primary, &pair.namespace, "api")
+        .await
+        .expect("the source Deployment");
+    assert_eq!(after.spec.as_ref().and_then(|s| s.replicas), Some(3));
+    assert_eq!(
+        after.metadata.generation, before.metadata.generation,
+        "the source Deployment's spec was not written"
+    );
+    assert_eq!(owners_view(&after), owners_view(&before));
+    assert_eq!(
+        replication_marks(primary, &pair.namespace).await,
+        Vec::<String>::new(),
+        "no replication mark on the source's objects"
+    );
+    assert!(
+        Api::<Namespace>::all(primary.clone())
+            .get_opt(&pair.mapped())
+            .await
+            .expect("read")
+            .is_none(),
+        "no mapped namespace was made on the source"
+    );
+    let logs = operator.logs();
+    assert!(
+        !logs.contains("deleted a copy"),
+        "nothing was deleted: {logs}"
+    );
+}
+
+#[tokio::test]
+async fn a_mapping_onto_a_namespace_the_policy_did_not_make_is_refused_before_anything_is_written()
+{
+    let pair = Pair::new("bpnsclash", "dr").await;
+    let operator = pair.start_operator().await;
+    pair.create_department().await;
+    pair.tenant_namespace(&operator).await;
+    tenant_objects(&pair.primary.client, &pair.namespace).await;
+
+    // The standby already holds a namespace of the mapped name — someone else's — with objects
+    // of the names the primary's have.
+    let dr = &pair.standby.client;
+    let mapped = pair.mapped();
+    let namespace: Namespace = serde_json::from_value(json!({"metadata": {"name": mapped,
+        "labels": {TEST_LABEL: pair.standby.prefix}}}))
+    .expect("namespace");
+    Api::<Namespace>::all(dr.clone())
+        .create(&PostParams::default(), &namespace)
+        .await
+        .expect("create the standby's own namespace");
+    apply::<ConfigMap>(
+        dr,
+        &mapped,
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings"}, "data": {"mode": "the standby's own"}}),
+    )
+    .await;
+    apply::<Deployment>(
+        dr,
+        &mapped,
+        json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "api"},
+               "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "own"}},
+                        "template": {"metadata": {"labels": {"app": "own"}},
+                                     "spec": {"containers": [{"name": "own", "image": "registry.local/own:1"}]}}}}),
+    )
+    .await;
+    let settings_before =
+        serde_json::to_value(get::<ConfigMap>(dr, &mapped, "settings").await).expect("json");
+    let api_before = get::<Deployment>(dr, &mapped, "api")
+        .await
+        .expect("the standby's Deployment");
+
+    pair.create_policy(json!({})).await;
+    let ready = pair
+        .reason_of(&pair.policy, &operator, "Ready", "NamespaceMappingConflict")
+        .await;
+    assert_eq!(ready.status, "False");
+    assert!(ready.message.contains(&mapped), "{}", ready.message);
+
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let settings_after =
+        serde_json::to_value(get::<ConfigMap>(dr, &mapped, "settings").await).expect("json");
+    assert_eq!(
+        settings_after, settings_before,
+        "the standby's ConfigMap is left byte for byte"
+    );
+    let api_after = get::<Deployment>(dr, &mapped, "api")
+        .await
+        .expect("the standby's Deployment");
+    assert_eq!(api_after.spec.as_ref().and_then(|s| s.replicas), Some(1));
+    assert_eq!(
+        api_after.metadata.generation,
+        api_before.metadata.generation
+    );
+    assert_eq!(owners_view(&api_after), owners_view(&api_before));
+    assert_eq!(
+        replication_marks(dr, &mapped).await,
+        Vec::<String>::new(),
+        "nothing in the standby's namespace was written"
+    );
+    let status = Api::<BackupPolicy>::all(pair.primary.client.clone())
+        .get(&pair.policy)
+        .await
+        .expect("policy")
+        .status
+        .expect("status");
+    assert_eq!(status.objects_replicated, Some(0));
+    assert!(
+        status
+            .conflicts
+            .iter()
+            .any(|c| c.kind == "Namespace" && c.name == mapped),
+        "{:?}",
+        status.conflicts
+    );
+}
+
+#[tokio::test]
+async fn objects_on_the_standby_the_policy_did_not_make_are_left_alone_and_reported() {
+    let pair = Pair::new("bpobjclash", "dr").await;
+    let operator = pair.start_operator().await;
+    pair.create_department().await;
+    pair.tenant_namespace(&operator).await;
+    tenant_objects(&pair.primary.client, &pair.namespace).await;
+    let primary = &pair.primary.client;
+    pair.create_policy(json!({})).await;
+    pair.condition(&operator, "Ready", "True").await;
+
+    // Someone makes objects on the standby, in the policy's own namespace there, and later the
+    // primary makes objects of the same names.
+    let dr = &pair.standby.client;
+    let mapped = pair.mapped();
+    apply::<ConfigMap>(
+        dr,
+        &mapped,
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "late"}, "data": {"owner": "the standby's team"}}),
+    )
+    .await;
+    apply::<Deployment>(
+        dr,
+        &mapped,
+        json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "worker"},
+               "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "worker"}},
+                        "template": {"metadata": {"labels": {"app": "worker"}},
+                                     "spec": {"containers": [{"name": "worker", "image": "registry.local/worker:1"}]}}}}),
+    )
+    .await;
+    let late_before =
+        serde_json::to_value(get::<ConfigMap>(dr, &mapped, "late").await).expect("json");
+    let worker_before = get::<Deployment>(dr, &mapped, "worker")
+        .await
+        .expect("the standby's Deployment");
+    // Past the freshness of the policy's last listing of the standby.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    apply::<ConfigMap>(
+        primary,
+        &pair.namespace,
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "late"}, "data": {"owner": "the primary"}}),
+    )
+    .await;
+    apply::<Deployment>(
+        primary,
+        &pair.namespace,
+        json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "worker"},
+               "spec": {"replicas": 5, "selector": {"matchLabels": {"app": "worker"}},
+                        "template": {"metadata": {"labels": {"app": "worker"}},
+                                     "spec": {"containers": [{"name": "worker", "image": "registry.local/worker:2"}]}}}}),
+    )
+    .await;
+    apply::<ConfigMap>(
+        primary,
+        &pair.namespace,
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "fresh"}, "data": {"k": "v"}}),
+    )
+    .await;
+
+    let ready = pair
+        .reason_of(&pair.policy, &operator, "Ready", "TargetConflict")
+        .await;
+    assert_eq!(ready.status, "False");
+    for named in [
+        format!("ConfigMap {mapped}/late"),
+        format!("Deployment.apps {mapped}/worker"),
+    ] {
+        assert!(
+            ready.message.contains(&named),
+            "{named} in {}",
+            ready.message
+        );
+    }
+    let degraded = pair
+        .reason_of(&pair.policy, &operator, "Degraded", "TargetConflict")
+        .await;
+    assert_eq!(degraded.status, "True");
+    let status = Api::<BackupPolicy>::all(primary.clone())
+        .get(&pair.policy)
+        .await
+        .expect("policy")
+        .status
+        .expect("status");
+    let mut conflicts: Vec<String> = status
+        .conflicts
+        .iter()
+        .map(|c| format!("{} {}", c.kind, c.name))
+        .collect();
+    conflicts.sort();
+    assert_eq!(conflicts, ["ConfigMap late", "Deployment.apps worker"]);
+
+    // The rest still replicates.
+    eventually("the other new ConfigMap on the standby", WAIT, || async {
+        get::<ConfigMap>(dr, &mapped, "fresh").await
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", operator.logs()));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let late_after =
+        serde_json::to_value(get::<ConfigMap>(dr, &mapped, "late").await).expect("json");
+    assert_eq!(late_after, late_before, "left byte for byte");
+    let worker_after = get::<Deployment>(dr, &mapped, "worker")
+        .await
+        .expect("the standby's Deployment");
+    assert_eq!(worker_after.spec.as_ref().and_then(|s| s.replicas), Some(1));
+    assert_eq!(
+        worker_after.metadata.generation,
+        worker_before.metadata.generation
+    );
+    assert_eq!(owners_view(&worker_after), owners_view(&worker_before));
+}
+
+#[tokio::test]
+async fn the_recorded_replica_count_comes_from_the_source_never_from_a_copy_at_zero() {
+    let pair = Pair::new("bpcount", "dr").await;
+    let operator = pair.start_operator().await;
+    pair.create_department().await;
+    pair.tenant_namespace(&operator).await;
+    tenant_objects(&pair.primary.client, &pair.namespace).await;
+    // A standby copy that is protected in turn (this primary is another policy's standby): it
+    // runs at zero because it is a copy, and its workload runs 4.
+    apply::<Deployment>(
+        &pair.primary.client,
+        &pair.namespace,
+        json!({"apiVersion": "apps/v1", "kind": "Deployment",
+               "metadata": {"name": "relay", "labels": {POLICY_LABEL: "upstream"},
+                            "annotations": {STANDBY_REPLICAS_ANNOTATION: "4"}},
+               "spec": {"replicas": 0, "selector": {"matchLabels": {"app": "relay"}},
+                        "template": {"metadata": {"labels": {"app": "relay"}},
+                                     "spec": {"containers": [{"name": "relay", "image": "registry.local/relay:1"}]}}}}),
+    )
+    .await;
+    pair.create_policy(json!({})).await;
+    pair.condition(&operator, "Ready", "True").await;
+    let dr = &pair.standby.client;
+    let mapped = pair.mapped();
+    let recorded = |d: Option<Deployment>| {
+        d.and_then(|d| {
+            Some((
+                d.spec?.replicas?,
+                d.metadata
+                    .annotations?
+                    .get(STANDBY_REPLICAS_ANNOTATION)?
+                    .clone(),
+            ))
+        })
+    };
+    let relay = eventually("the relay's copy", WAIT, || async {
+        recorded(get::<Deployment>(dr, &mapped, "relay").await)
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", operator.logs()));
+    assert_eq!(relay, (0, "4".to_owned()), "the copy of a copy records 4");
+    assert_eq!(
+        recorded(get::<Deployment>(dr, &mapped, "api").await),
+        Some((0, "3".to_owned()))
+    );
+    // A change of the source keeps its count; failover scales to it.
+    apply::<ConfigMap>(
+        &pair.primary.client,
+        &pair.namespace,
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings"}, "data": {"mode": "v2"}}),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        recorded(get::<Deployment>(dr, &mapped, "relay").await),
+        Some((0, "4".to_owned()))
+    );
+    let target = pair.standby.kubeconfig.display().to_string();
+    let primary = pair.primary.kubeconfig.display().to_string();
+    let output = pair.backup(&[
+        "failover",
+        "--policy",
+        pair.policy.as_str(),
+        "--target-kubeconfig",
+        target.as_str(),
+        "--kubeconfig",
+        primary.as_str(),
+    ]);
+    assert!(output.status.success(), "{}", output_text(&output));
+    assert_eq!(
+        get::<Deployment>(dr, &mapped, "relay")
+            .await
+            .and_then(|d| d.spec?.replicas),
+        Some(4)
+    );
+}
+
+/// Removes govdc's CRDs from a cluster (lifting the finalizers of what they hold first), and
+/// waits until they are gone.
+async fn remove_crds(client: &Client) {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for crd in govdc_crds::custom_resource_definitions() {
+        let resource = kube::api::ApiResource {
+            group: crd.spec.group.clone(),
+            version: crd.spec.versions[0].name.clone(),
+            api_version: format!("{}/{}", crd.spec.group, crd.spec.versions[0].name),
+            kind: crd.spec.names.kind.clone(),
+            plural: crd.spec.names.plural.clone(),
+        };
+        let all: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
+        for object in all
+            .list_metadata(&Default::default())
+            .await
+            .map(|l| l.items)
+            .unwrap_or_default()
+        {
+            let api: Api<DynamicObject> = match &object.metadata.namespace {
+                Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
+                None => all.clone(),
+            };
+            let _ = api
+                .patch(
+                    &object.metadata.name.unwrap_or_default(),
+                    &PatchParams::default(),
+                    &Patch::Merge(&json!({"metadata": {"finalizers": null}})),
+                )
+                .await;
+        }
+        let name = crd.metadata.name.clone().unwrap_or_default();
+        let _ = crds.delete(&name, &DeleteParams::default()).await;
+    }
+    for crd in govdc_crds::custom_resource_definitions() {
+        let name = crd.metadata.name.clone().unwrap_or_default();
+        eventually(&format!("CRD {name} gone"), WAIT, || {
+            let crds = crds.clone();
+            let name = name.clone();
+            async move { crds.get_opt(&name).await.ok()?.is_none().then_some(()) }
+        })
+        .await
+        .expect("CRDs removed");
+    }
+}
+
+#[tokio::test]
+async fn a_standby_without_govdcs_crds_is_told_what_to_install_or_gets_them() {
+    let _spare = SPARE.lock().await;
+    let pair = Pair::with_standby_crds("bpkinds", "spare", false).await;
+    let spare = &pair.standby.client;
+    remove_crds(spare).await;
+    let operator = pair.start_operator().await;
+    pair.create_department().await;
+    pair.tenant_namespace(&operator).await;
+    tenant_objects(&pair.primary.client, &pair.namespace).await;
+
+    // A user of the standby who may replicate ConfigMaps but not install CRDs.
+    let user = format!("{}-replicator", pair.standby.prefix);
+    let role = format!("{}-replicator", pair.standby.prefix);
+    let rbac = json!({"apiVersion": "v1", "kind": "List", "items": [
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+         "metadata": {"name": role},
+         "rules": [
+            {"apiGroups": [""], "resources": ["namespaces", "configmaps"],
+             "verbs": ["get", "list", "watch", "create", "patch", "update", "delete"]},
+            {"apiGroups": ["govdc.io"], "resources": ["*"], "verbs": ["*"]},
+         ]},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+         "metadata": {"name": role},
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+         "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}]},
+    ]});
+    let output = pair
+        .standby
+        .kubectl_with_input(&["apply", "--server-side", "-f", "-"], &rbac.to_string());
+    assert!(output.status.success(), "{}", output_text(&output));
+    let limited = std::fs::read_to_string(pair.standby.user_kubeconfig(&user, &[]))
+        .expect("the user's kubeconfig");
+    pair.create_policy_named(
+        &pair.policy,
+        json!({"includeKinds": ["ConfigMap", "OpenDataset"]}),
+        Some(&limited),
+    )
+    .await;
+
+    let ready = pair
+        .reason_of(&pair.policy, &operator, "Ready", "KindNotServed")
+        .await;
+    assert_eq!(ready.status, "False");
+    for expected in [
+        "OpenDataset.govdc.io",
+        "crds/opendatasets.govdc.io.yaml",
+        "forbidden",
+    ] {
+        assert!(
+            ready.message.contains(expected),
+            "{expected} in {}",
+            ready.message
+        );
+    }
+    let mapped = pair.mapped();
+    let settings = eventually("the ConfigMap on the standby", WAIT, || async {
+        get::<ConfigMap>(spare, &mapped, "settings").await
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", operator.logs()));
+    assert_eq!(settings.data.unwrap_or_default()["mode"], "v1");
+    let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> =
+        Api::all(spare.clone());
+    assert!(
+        crds.get_opt("opendatasets.govdc.io")
+            .await
+            .expect("read")
+            .is_none(),
+        "the limited user could not install the CRD"
+    );
+
+    // With the standby's admin credentials (a changed Secret, picked up at once), the operator
+    // installs the CRDs it carries and the policy becomes Ready.
+    let admin = std::fs::read_to_string(&pair.standby.kubeconfig).expect("admin kubeconfig");
+    let changed = Instant::now();
+    pair.write_kubeconfig_secret(&pair.policy, &admin).await;
+    let ready = pair
+        .reason_of(&pair.policy, &operator, "Ready", "Replicating")
+        .await;
+    assert_eq!(ready.status, "True");
+    assert!(
+        changed.elapsed() < Duration::from_secs(30),
+        "took {:?}",
+        changed.elapsed()
+    );
+    let installed = crds
+        .get("opendatasets.govdc.io")
+        .await
+        .expect("the operator installed the OpenDataset CRD");
+    assert!(
+        installed
+            .status
+            .and_then(|s| s.conditions)
+            .unwrap_or_default()
+            .iter()
+            .any(|c| c.type_ == "Established" && c.status == "True")
+    );
+    for kind in ["ClusterRoleBinding", "ClusterRole"] {
+        let _ = pair
+            .standby
+            .kubectl(&["delete", kind, &role, "--ignore-not-found"]);
+    }
+}
+
+#[tokio::test]
+async fn a_selector_that_protects_nothing_says_so() {
+    let pair = Pair::new("bpnothing", "dr").await;
+    let operator = pair.start_operator().await;
+    // No DepartmentCloud carries the label the policy selects.
+    pair.create_policy(json!({})).await;
+    let ready = pair.condition(&operator, "Ready", "True").await;
+    assert!(ready.message.contains("0 namespaces"), "{}", ready.message);
+    let nothing = pair.condition(&operator, "NothingSelected", "True").await;
+    assert_eq!(nothing.reason, "NoNamespaceProtected");
+    let events: Api<k8s_openapi::api::events::v1::Event> =
+        Api::namespaced(pair.primary.client.clone(), "default");
+    let policy = pair.policy.as_str();
+    let event = eventually("a NothingSelected Warning event", WAIT, || {
+        let events = events.clone();
+        async move {
+            events
+                .list(&Default::default())
+                .await
+                .ok()?
+                .items
+                .into_iter()
+                .find(|e| {
+                    e.regarding.as_ref().and_then(|r| r.name.as_deref())
+                        == Some(policy)
+                        && e.reason.as_deref() == Some("NothingSelected")
+                })
+        }
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", operator.logs()));
+    assert_eq!(event.type_.as_deref(), Some("Warning"));
+
+    // Once a department is selected, the warning goes.
+    pair.create_department().await;
+    let nothing = pair.condition(&operator, "NothingSelected", "False").await;
+    assert_eq!(nothing.reason, "NamespacesProtected");
+}
+
+#[tokio::test]
+async fn a_policy_made_before_its_secret_starts_as_soon_as_the_secret_exists() {
+    let pair = Pair::new("bplate", "dr").await;
+    let operator = pair.start_operator().await;
+    pair.create_department().await;
+    pair.tenant_namespace(&operator).await;
+    tenant_objects(&pair.primary.client, &pair.namespace).await;
+    pair.create_policy_named(&pair.policy, json!({}), None)
+        .await;
+    let ready = pair
+        .reason_of(&pair.policy, &operator, "Ready", "TargetKubeconfigNotFound")
+        .await;
+    assert_eq!(ready.status, "False");
+
+    let kubeconfig = std::fs::read_to_string(&pair.standby.kubeconfig).expect("kubeconfig");
+    let created = Instant::now();
+    pair.write_kubeconfig_secret(&pair.policy, &kubeconfig)
+        .await;
+    let ready = pair.condition(&operator, "Ready", "True").await;
+    assert_eq!(ready.reason, "Replicating");
+    // Far sooner than the five-minute resync that would otherwise find the Secret.
+    assert!(
+        created.elapsed() < Duration::from_secs(15),
+        "Ready {:?} after the Secret appeared",
+        created.elapsed()
+    );
 }

@@ -69,6 +69,31 @@ pub fn map_namespace(mapping: &NamespaceMapping, namespace: &str) -> String {
     format!("{}{namespace}{}", mapping.prefix, mapping.suffix)
 }
 
+/// The source namespace whose copies go to the target namespace `target`, if any does.
+pub fn unmap_namespace(mapping: &NamespaceMapping, target: &str) -> Option<String> {
+    let source = target
+        .strip_prefix(mapping.prefix.as_str())?
+        .strip_suffix(mapping.suffix.as_str())?;
+    (!source.is_empty()).then(|| source.to_owned())
+}
+
+/// The replica count a warm-standby copy records for its workload: what the source runs. A
+/// source that is itself a standby copy (it carries a policy's mark and a recorded count — a
+/// standby protected in turn, or a copy that reached a source by mistake) runs at zero only
+/// because it is a copy: its recorded count is the workload's, and a copy's zero must never
+/// replace it.
+fn recorded_replicas(source: &Value) -> i64 {
+    let meta = &source["metadata"];
+    let spec_replicas = source["spec"]["replicas"].as_i64().unwrap_or(1);
+    let recorded = meta["annotations"][STANDBY_REPLICAS_ANNOTATION]
+        .as_str()
+        .and_then(|r| r.parse::<i64>().ok());
+    match recorded {
+        Some(recorded) if !meta["labels"][POLICY_LABEL].is_null() && spec_replicas == 0 => recorded,
+        _ => spec_replicas,
+    }
+}
+
 /// Whether an object of `kind` is the tenant's own, not one a cluster component generated.
 pub fn replicable(kind: &Kind, object: &Value) -> bool {
     let name = object["metadata"]["name"].as_str().unwrap_or_default();
@@ -166,6 +191,12 @@ pub fn clean(kind: &Kind, object: &Value, options: &CleanOptions) -> Value {
         }
     }
     clean_kind(kind.kind, &mut copy, &mut annotations, options.warm_standby);
+    if options.warm_standby && matches!(kind.kind, "Deployment" | "StatefulSet") {
+        annotations.insert(
+            STANDBY_REPLICAS_ANNOTATION.to_owned(),
+            json!(recorded_replicas(object).to_string()),
+        );
+    }
 
     metadata.insert("labels".into(), Value::Object(labels));
     let hash = {
@@ -221,11 +252,7 @@ fn clean_kind(
             copy.remove("secrets");
         }
         "Deployment" | "StatefulSet" if warm_standby => {
-            let replicas = copy["spec"]["replicas"].as_i64().unwrap_or(1);
-            annotations.insert(
-                STANDBY_REPLICAS_ANNOTATION.to_owned(),
-                json!(replicas.to_string()),
-            );
+            // The recorded count is set by `clean` from the source (see `recorded_replicas`).
             if let Some(spec) = copy.get_mut("spec").and_then(Value::as_object_mut) {
                 spec.insert("replicas".into(), json!(0));
             }
@@ -349,6 +376,58 @@ mod tests {
         assert_eq!(
             copy["metadata"]["annotations"][STANDBY_SUSPEND_ANNOTATION],
             "false"
+        );
+    }
+
+    #[test]
+    fn a_copy_at_zero_never_replaces_the_recorded_count() {
+        // A standby copy protected in turn (or one that reached a source): it runs at zero
+        // because it is a copy, and the count it records is the workload's.
+        let copy = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "api", "namespace": "t",
+                         "labels": {POLICY_LABEL: "other"},
+                         "annotations": {STANDBY_REPLICAS_ANNOTATION: "4"}},
+            "spec": {"replicas": 0}});
+        let again = clean(&kind("Deployment"), &copy, &options(true));
+        assert_eq!(
+            again["metadata"]["annotations"][STANDBY_REPLICAS_ANNOTATION],
+            "4"
+        );
+        assert_eq!(again["spec"]["replicas"], 0);
+        // A promoted copy runs what it runs; a workload without a mark is its own source.
+        let promoted = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "api", "namespace": "t", "labels": {POLICY_LABEL: "other"},
+                         "annotations": {STANDBY_REPLICAS_ANNOTATION: "4"}},
+            "spec": {"replicas": 6}});
+        let copied = clean(&kind("Deployment"), &promoted, &options(true));
+        assert_eq!(
+            copied["metadata"]["annotations"][STANDBY_REPLICAS_ANNOTATION],
+            "6"
+        );
+        let scaled_down = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "api", "namespace": "t",
+                         "annotations": {STANDBY_REPLICAS_ANNOTATION: "4"}},
+            "spec": {"replicas": 0}});
+        let copied = clean(&kind("Deployment"), &scaled_down, &options(true));
+        assert_eq!(
+            copied["metadata"]["annotations"][STANDBY_REPLICAS_ANNOTATION],
+            "0"
+        );
+    }
+
+    #[test]
+    fn target_namespaces_map_back_to_their_source() {
+        let mapping = options(true).mapping;
+        assert_eq!(
+            unmap_namespace(&mapping, "dr-zj-prod").as_deref(),
+            Some("zj-prod")
+        );
+        assert_eq!(unmap_namespace(&mapping, "zj-prod"), None);
+        assert_eq!(unmap_namespace(&mapping, "dr-"), None);
+        let identity = NamespaceMapping::default();
+        assert_eq!(
+            unmap_namespace(&identity, "zj-prod").as_deref(),
+            Some("zj-prod")
         );
     }
 

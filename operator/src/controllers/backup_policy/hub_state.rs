@@ -265,7 +265,12 @@ pub async fn access(
     let secret = secrets
         .get_opt(&secret_name)
         .await
-        .map_err(|e| HubStateError::Cluster(format!("Secret {namespace}/{secret_name}: {e}")))?
+        .map_err(|e| {
+            HubStateError::Cluster(format!(
+                "Secret {namespace}/{secret_name}: {}",
+                super::target::api_message(&e)
+            ))
+        })?
         .ok_or_else(|| {
             HubStateError::KeyMissing(format!(
                 "the key Secret {namespace}/{secret_name} does not exist"

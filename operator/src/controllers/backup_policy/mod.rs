@@ -15,7 +15,9 @@ pub mod failover;
 pub mod hub_state;
 pub mod kinds;
 pub mod metrics;
+pub mod preflight;
 pub mod read;
+pub mod references;
 pub mod replicator;
 pub mod report;
 pub mod restore;
@@ -132,6 +134,8 @@ pub fn start(
     });
     let stopping = replicators.clone();
     let mut stop = shutdown.clone();
+    let client = ctx.client.clone();
+    let references_stop = shutdown.clone();
     tokio::spawn(async move {
         let _ = stop.wait_for(|s| *s).await;
         if let Ok(mut running) = stopping.running.lock() {
@@ -146,7 +150,7 @@ pub fn start(
         selector,
         concurrency,
         shutdown,
-        |c| c,
+        move |controller| references::watch(controller, &client, references_stop),
         move |guard, ctx| reconcile(guard, ctx, replicators.clone()),
     )
 }
@@ -178,7 +182,7 @@ async fn reconcile_valid(
             return Ok(Action::requeue(super::RESYNC_INTERVAL));
         }
     };
-    let fingerprint = fingerprint(&policy, &plan);
+    let fingerprint = fingerprint(&policy, &plan, &inputs);
     if replicators.runs(&name, &fingerprint) {
         return Ok(Action::requeue(super::RESYNC_INTERVAL));
     }
@@ -209,7 +213,7 @@ async fn reconcile_valid(
 }
 
 /// What a replicator is started from: a change of any of it restarts the replicator.
-fn fingerprint(policy: &BackupPolicy, plan: &Plan) -> String {
+fn fingerprint(policy: &BackupPolicy, plan: &Plan, inputs: &read::Inputs) -> String {
     let spec = serde_json::to_string(&policy.spec).unwrap_or_default();
     let s3 = plan
         .restore_points
@@ -221,7 +225,8 @@ fn fingerprint(policy: &BackupPolicy, plan: &Plan) -> String {
         policy.uid(),
         spec,
         plan.kubeconfig,
-        s3
+        s3,
+        inputs.exchange_nodes
     ]))
 }
 
@@ -323,6 +328,7 @@ async fn launch(
         grace: plan.grace,
         selector: plan.selector,
         apply_concurrency: replicators.settings.apply_concurrency,
+        target: target::describe(&policy.spec.target.kubeconfig_secret_ref, &plan.kubeconfig),
     };
     tracing::info!(policy = %name, "starting replication");
     let task = tokio::spawn(replicator::run(

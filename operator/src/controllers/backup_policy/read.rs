@@ -1,7 +1,7 @@
-//! Reads what a BackupPolicy refers to: the Secret holding the target cluster's kubeconfig, and
-//! the object storage credentials of its restore points.
+//! Reads what a BackupPolicy refers to: the Secret holding the target cluster's kubeconfig, the
+//! object storage credentials of its restore points, and which of its ExchangeNodes exist.
 
-use govdc_crds::BackupPolicy;
+use govdc_crds::{BackupPolicy, ExchangeNode};
 use k8s_openapi::api::core::v1::Secret;
 use kube::{Api, Client};
 
@@ -14,6 +14,9 @@ pub struct Inputs {
     pub kubeconfig_secret: Option<Secret>,
     /// The restore point storage's credentials Secret, if the policy names one and it exists.
     pub storage_secret: Option<Secret>,
+    /// The listed ExchangeNodes (`namespace/name`) with their uid, None for one that does not
+    /// exist: a node that appears or is made anew starts the replication of its hub afresh.
+    pub exchange_nodes: Vec<(String, Option<String>)>,
 }
 
 async fn secret(client: &Client, namespace: &str, name: &str) -> Result<Option<Secret>> {
@@ -44,9 +47,27 @@ pub async fn read(client: &Client, policy: &BackupPolicy) -> Result<Inputs> {
         }
         None => None,
     };
+    let mut exchange_nodes = Vec::new();
+    for node in &policy.spec.exchange_nodes {
+        let namespace = node.namespace.clone().unwrap_or_default();
+        if namespace.is_empty() {
+            // Refused by validation.
+            continue;
+        }
+        let uid = Api::<ExchangeNode>::namespaced(client.clone(), &namespace)
+            .get_metadata_opt(&node.name)
+            .await
+            .map_err(|source| Error::Read {
+                what: format!("ExchangeNode {namespace}/{}", node.name),
+                source,
+            })?
+            .and_then(|n| n.metadata.uid);
+        exchange_nodes.push((format!("{namespace}/{}", node.name), uid));
+    }
     Ok(Inputs {
         kubeconfig_secret,
         storage_secret,
+        exchange_nodes,
     })
 }
 

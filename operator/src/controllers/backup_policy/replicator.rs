@@ -17,11 +17,11 @@ use std::time::{Duration, Instant};
 
 use futures::{StreamExt, stream};
 use govdc_crds::BackupPolicy;
-use govdc_crds::backup_policy::{BackupPolicyStatus, ReplicationErrorCount};
+use govdc_crds::backup_policy::{BackupPolicyStatus, ReplicationErrorCount, TargetConflict};
 use govdc_crds::common::DEPARTMENT_LABEL;
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::DynamicObject;
+use kube::api::{DynamicObject, PartialObjectMeta};
 use kube::core::Selector;
 use kube::runtime::events::EventType;
 use kube::runtime::{WatchStreamExt, watcher};
@@ -31,16 +31,17 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
 use super::clean::{
-    CleanOptions, SOURCE_DELETED_AT_ANNOTATION, SOURCE_NAMESPACE_ANNOTATION, clean, map_namespace,
-    replicable, source_hash,
+    CleanOptions, POLICY_LABEL, SOURCE_DELETED_AT_ANNOTATION, SOURCE_HASH_ANNOTATION,
+    SOURCE_NAMESPACE_ANNOTATION, clean, map_namespace, replicable, source_hash, unmap_namespace,
 };
 use super::hub_state::Replication;
 use super::kinds::Kind;
 use super::metrics::BackupMetrics;
+use super::preflight;
 use super::schedule::{DeletionStep, Schedule, deletion_step};
 use super::source::{list_source, read_per_namespace, selects};
 use super::store::RestorePointShelf;
-use super::target::{self, Failure};
+use super::target::{self, Failure, Holder};
 use crate::controllers::Context;
 use crate::pipeline::conditions::{DEGRADED, Observed, PROGRESSING, READY};
 use crate::pipeline::events;
@@ -51,6 +52,23 @@ mod namespace_watches;
 pub const TARGET_REACHABLE: &str = "TargetReachable";
 /// Condition type: set once the target was promoted by failover.
 pub const FAILED_OVER: &str = "FailedOver";
+/// Condition type: True when the policy's selector protects no namespace at all. It is a
+/// warning beside `Ready`, not a reason for `Ready=False`: the policy does all it was asked to
+/// (nothing), which is a valid state while departments are being onboarded, but more often a
+/// selector that matches nothing by mistake. The API conventions allow such "abnormal-true"
+/// conditions (a Node's `MemoryPressure`), and keeping it out of `Ready` keeps `kubectl wait
+/// --for=condition=Ready` meaningful.
+pub const NOTHING_SELECTED: &str = "NothingSelected";
+
+/// Ready reasons a Warning event is published for when the policy enters them.
+const WARNING_REASONS: &[&str] = &[
+    "TargetIsSource",
+    "TargetIdentityUnknown",
+    "NamespaceMappingConflict",
+    "TargetConflict",
+    "KindNotServed",
+    "ObjectsRejected",
+];
 
 /// How often the status and gauges are refreshed.
 const STATUS_INTERVAL: Duration = Duration::from_secs(2);
@@ -61,6 +79,17 @@ const FENCE_INTERVAL: Duration = Duration::from_secs(5);
 /// How often a continuous policy compares the whole target with the source, to repair what no
 /// watch reported (an edit or deletion of a copy on the target).
 const FULL_RESYNC_INTERVAL: Duration = Duration::from_secs(300);
+/// How often the target is listed again while it holds conflicting objects, to see them go.
+const CONFLICT_RESYNC_INTERVAL: Duration = Duration::from_secs(30);
+/// How long a listing of the target tells what is there: a first write of an object later than
+/// this after the listing reads the target's object first, so that an object someone made there
+/// since is never overwritten.
+const FRESH_LISTING: Duration = Duration::from_secs(2);
+/// The first and the longest wait before the target's checks are made again after they failed
+/// or found kinds missing (seconds growing to minutes: such problems rarely heal by themselves).
+const PREFLIGHT_BACKOFF: (Duration, Duration) = (Duration::from_secs(5), Duration::from_secs(300));
+/// At most this many conflicting objects are listed in status.
+const MAX_LISTED_CONFLICTS: usize = 100;
 
 /// When replication runs.
 #[derive(Clone, Debug)]
@@ -92,6 +121,8 @@ pub struct Settings {
     pub selector: Selector,
     /// Writes to the target in flight at once.
     pub apply_concurrency: usize,
+    /// The target as a person names it (kubeconfig Secret, cluster and server), for messages.
+    pub target: String,
 }
 
 /// One protected object, as the standby should hold it.
@@ -165,6 +196,24 @@ struct Engine {
     new_namespaces: Vec<String>,
     /// The watches of kinds read namespace by namespace (Secrets).
     namespace_watches: namespace_watches::NamespaceWatches,
+    /// The primary's identity (uid of `kube-system`), read once.
+    source_identity: Option<String>,
+    /// Whether the target passed the checks made before any write (identity, kinds served)
+    /// since it last became reachable.
+    preflighted: bool,
+    /// When those checks are made (again).
+    next_preflight: Instant,
+    preflight_backoff: Duration,
+    /// Why nothing at all may be written to the target (reason, message).
+    refusal: Option<(&'static str, String)>,
+    /// Kinds (indices) the target does not serve, and what to tell the user about them.
+    unserved: BTreeSet<usize>,
+    unserved_message: String,
+    /// Objects on the target this policy did not make, where one of its copies would go (keys
+    /// by source namespace, as the desired objects'): conflicts, never written.
+    foreign: BTreeSet<Key>,
+    /// When the target was last listed.
+    listed_at: Option<Instant>,
 }
 
 /// Sentinel kind indices of the department and namespace listings in `initialised`.
@@ -212,6 +261,15 @@ pub async fn run(
         hub_state,
         new_namespaces: Vec::new(),
         namespace_watches: namespace_watches::NamespaceWatches::new(per_namespace),
+        source_identity: None,
+        preflighted: false,
+        next_preflight: Instant::now(),
+        preflight_backoff: PREFLIGHT_BACKOFF.0,
+        refusal: None,
+        unserved: BTreeSet::new(),
+        unserved_message: String::new(),
+        foreign: BTreeSet::new(),
+        listed_at: None,
     };
     let (tx, mut rx) = mpsc::channel::<Change>(4096);
     let mut watches = JoinSet::new();
@@ -227,7 +285,7 @@ pub async fn run(
     let mut next_status = Instant::now();
     let mut next_housekeeping = Instant::now();
     let mut next_fence = Instant::now();
-    let mut next_full_resync = Instant::now() + FULL_RESYNC_INTERVAL;
+    let mut last_full_resync = Instant::now();
     let mut next_scheduled: Option<Instant> = Some(Instant::now());
     loop {
         tokio::select! {
@@ -282,20 +340,41 @@ pub async fn run(
                 Instant::now() + wait
             });
         }
-        if engine.initial_listing_done() {
-            if !engine.reachable && now >= next_housekeeping {
-                engine.probe().await;
+        if !engine.reachable && now >= next_housekeeping {
+            engine.probe().await;
+        }
+        if engine.preflighted && !engine.unserved.is_empty() && now >= engine.next_preflight {
+            // Kinds were missing: look again, with back-off, whether someone installed them.
+            engine.preflighted = false;
+        }
+        if engine.reachable && !engine.preflighted && now >= engine.next_preflight {
+            engine.preflight().await;
+            if engine.refused_for_good() {
+                // Nothing will ever be written by this replicator; a new spec or Secret starts
+                // another one.
+                watches.abort_all();
             }
-            if engine.reachable && !engine.target_listed {
+        }
+        let writable = engine.reachable && engine.preflighted && engine.refusal.is_none();
+        if writable && engine.initial_listing_done() {
+            if !engine.target_listed {
                 engine.list_target().await;
+                last_full_resync = Instant::now();
             }
-            if engine.reachable && now >= next_full_resync {
-                next_full_resync = now + FULL_RESYNC_INTERVAL;
+            let resync_every = if engine.conflicts().is_empty() {
+                FULL_RESYNC_INTERVAL
+            } else {
+                CONFLICT_RESYNC_INTERVAL
+            };
+            if engine.reachable && now >= last_full_resync + resync_every {
+                last_full_resync = now;
                 engine.target_listed = false;
                 engine.rejected.clear();
                 engine.list_target().await;
             }
-            if engine.reachable && engine.target_listed {
+            // A mapping onto namespaces the policy did not make stops every write: a pass
+            // that would write half of what it should must not start.
+            if engine.reachable && engine.target_listed && engine.namespace_conflicts().is_empty() {
                 engine.sync().await;
                 if now >= next_housekeeping {
                     engine.sweep().await;
@@ -658,7 +737,14 @@ impl Engine {
                 }
             }
             Err(error) => {
-                self.record_error("SourceListFailed", error.to_string());
+                self.record_error(
+                    "SourceListFailed",
+                    format!(
+                        "listing {} on the primary: {}",
+                        error.what,
+                        target::api_message(&error.source)
+                    ),
+                );
             }
         }
     }
@@ -669,6 +755,9 @@ impl Engine {
                 tracing::info!(policy = %self.settings.policy, "the target answers again; catching up");
                 self.reachable = true;
                 self.target_listed = false;
+                // The address may now reach another cluster: tell it again before writing.
+                self.preflighted = false;
+                self.next_preflight = Instant::now();
                 self.publish(
                     EventType::Normal,
                     "TargetReachable",
@@ -678,6 +767,164 @@ impl Engine {
             }
             Err(error) => self.unreachable_reason = error.to_string(),
         }
+    }
+
+    /// Whether the target was found to be the source: no later check can change that.
+    fn refused_for_good(&self) -> bool {
+        self.refusal
+            .as_ref()
+            .is_some_and(|(reason, _)| *reason == "TargetIsSource")
+    }
+
+    fn retry_preflight_later(&mut self) {
+        self.next_preflight = Instant::now() + self.preflight_backoff;
+        self.preflight_backoff = (self.preflight_backoff * 2).min(PREFLIGHT_BACKOFF.1);
+    }
+
+    /// The checks made before anything is written to the target: that it is not the source
+    /// cluster, and which replicated kinds it serves (installing govdc's CRDs it lacks, when its
+    /// credentials allow). Until they pass, nothing is written.
+    async fn preflight(&mut self) {
+        let source = match &self.source_identity {
+            Some(uid) => uid.clone(),
+            None => match preflight::cluster_identity(&self.primary).await {
+                Ok(uid) => {
+                    self.source_identity = Some(uid.clone());
+                    uid
+                }
+                Err(failure) => {
+                    self.record_error("SourceIdentityUnknown", failure.message().to_owned());
+                    self.retry_preflight_later();
+                    return;
+                }
+            },
+        };
+        match preflight::cluster_identity(&self.target).await {
+            Err(Failure::Unreachable(message)) => {
+                self.mark_unreachable(message);
+                return;
+            }
+            Err(failure) => {
+                self.refusal = Some((
+                    "TargetIdentityUnknown",
+                    format!(
+                        "{}: the target's {} namespace cannot be read ({}); nothing is written until the policy can tell the target from the source",
+                        self.settings.target,
+                        preflight::IDENTITY_NAMESPACE,
+                        failure.message()
+                    ),
+                ));
+                self.retry_preflight_later();
+                return;
+            }
+            Ok(uid) if preflight::same_cluster(&source, &uid) => {
+                tracing::warn!(policy = %self.settings.policy, target = %self.settings.target, "the target is the source cluster; nothing is written");
+                self.refusal = Some((
+                    "TargetIsSource",
+                    format!(
+                        "{} is the source cluster itself (its {} namespace has uid {uid}, as the primary's does); a policy never writes into its own source: point spec.target at another cluster",
+                        self.settings.target,
+                        preflight::IDENTITY_NAMESPACE
+                    ),
+                ));
+                return;
+            }
+            Ok(_) => self.refusal = None,
+        }
+        let kinds: Vec<Kind> = self.kinds.clone();
+        let mut missing = match preflight::unserved(&self.target, &kinds).await {
+            Ok(missing) => missing,
+            Err(Failure::Unreachable(message)) => {
+                self.mark_unreachable(message);
+                return;
+            }
+            Err(failure) => {
+                self.record_error(failure.reason(), failure.message().to_owned());
+                self.retry_preflight_later();
+                return;
+            }
+        };
+        let mut install_error = None;
+        let carried = preflight::carried_crds(missing.iter().map(|i| &kinds[*i]));
+        if !carried.is_empty() {
+            match preflight::install(&self.target, &carried).await {
+                Ok(()) => {
+                    let names: Vec<String> = carried
+                        .iter()
+                        .filter_map(|c| c.metadata.name.clone())
+                        .collect();
+                    tracing::info!(policy = %self.settings.policy, crds = ?names, "installed govdc's CRDs on the target");
+                    self.publish(
+                        EventType::Normal,
+                        "CRDsInstalled",
+                        format!(
+                            "installed on the target, which lacked them: {}",
+                            names.join(", ")
+                        ),
+                    )
+                    .await;
+                    match preflight::unserved(&self.target, &kinds).await {
+                        Ok(now_missing) => missing = now_missing,
+                        Err(Failure::Unreachable(message)) => {
+                            self.mark_unreachable(message);
+                            return;
+                        }
+                        Err(failure) => install_error = Some(failure.message().to_owned()),
+                    }
+                }
+                Err(Failure::Unreachable(message)) => {
+                    self.mark_unreachable(message);
+                    return;
+                }
+                Err(failure) => install_error = Some(failure.message().to_owned()),
+            }
+        }
+        let lacking: Vec<&Kind> = missing.iter().map(|i| &kinds[*i]).collect();
+        self.unserved_message = preflight::not_served_message(&lacking, install_error.as_deref());
+        if missing != self.unserved {
+            // Kinds came or went: compare the whole target again.
+            self.target_listed = false;
+        }
+        if !missing.is_empty() {
+            self.record_error("KindNotServed", self.unserved_message.clone());
+        }
+        self.unserved = missing;
+        self.preflighted = true;
+        if self.unserved.is_empty() {
+            self.preflight_backoff = PREFLIGHT_BACKOFF.0;
+        } else {
+            self.retry_preflight_later();
+        }
+    }
+
+    /// Target namespaces the mapping would write into that this policy did not make.
+    fn namespace_conflicts(&self) -> Vec<String> {
+        self.foreign
+            .iter()
+            .filter(|k| k.kind == 0 && self.protected(&k.namespace) && self.desired.contains_key(k))
+            .map(|k| map_namespace(&self.settings.clean.mapping, &k.namespace))
+            .collect()
+    }
+
+    /// Every protected object whose place on the target is taken by one the policy did not
+    /// make, as status lists it.
+    fn conflicts(&self) -> Vec<TargetConflict> {
+        self.foreign
+            .iter()
+            .filter(|k| self.protected(&k.namespace) && self.desired.contains_key(k))
+            .map(|k| {
+                let namespace = map_namespace(&self.settings.clean.mapping, &k.namespace);
+                TargetConflict {
+                    kind: self.kinds[k.kind].qualified(),
+                    namespace: (k.kind != 0).then(|| namespace.clone()),
+                    name: if k.kind == 0 {
+                        namespace
+                    } else {
+                        k.name.clone()
+                    },
+                }
+            })
+            .collect()
     }
 
     async fn check_fence(&mut self) {
@@ -720,74 +967,92 @@ impl Engine {
         self.metrics.error(&self.settings.policy, reason);
     }
 
-    /// Lists the target's copies and compares them with the source.
+    /// Lists the target — this policy's copies, and what else stands where a copy would go —
+    /// and compares it with the source.
     async fn list_target(&mut self) {
         let policy = self.settings.policy.clone();
         let target = self.target.clone();
+        let listed_at = Instant::now();
         let jobs: Vec<(usize, kube::api::ApiResource)> = self
             .kinds
             .iter()
             .enumerate()
+            .filter(|(index, _)| !self.unserved.contains(index))
             .map(|(index, kind)| (index, kind.api_resource()))
             .collect();
-        let listings: Vec<(usize, Result<Vec<Value>, Failure>)> = stream::iter(jobs)
+        let listings: Vec<(usize, Listing)> = stream::iter(jobs)
             .map(|(index, resource)| {
                 let target = target.clone();
-                let policy = policy.clone();
-                async move {
-                    (
-                        index,
-                        target::list_copies(&target, &resource, &policy).await,
-                    )
-                }
+                async move { (index, target::list_metadata(&target, &resource).await) }
             })
             .buffer_unordered(8)
             .collect()
             .await;
         let mut held = HashMap::new();
+        let mut foreign = BTreeSet::new();
         for (index, listing) in listings {
-            match listing {
-                Ok(copies) => {
-                    for copy in copies {
-                        let annotations = &copy["metadata"]["annotations"];
-                        let Some(namespace) = annotations[SOURCE_NAMESPACE_ANNOTATION].as_str()
-                        else {
-                            continue;
-                        };
-                        let name = if index == 0 {
-                            namespace.to_owned()
-                        } else {
-                            copy["metadata"]["name"]
-                                .as_str()
-                                .unwrap_or_default()
-                                .to_owned()
-                        };
-                        let marked = annotations[SOURCE_DELETED_AT_ANNOTATION]
-                            .as_str()
-                            .and_then(|t| t.parse::<Timestamp>().ok());
-                        held.insert(
-                            Key {
-                                kind: index,
-                                namespace: namespace.to_owned(),
-                                name,
-                            },
-                            Held {
-                                hash: source_hash(&copy).map(str::to_owned),
-                                marked,
-                            },
-                        );
-                    }
-                }
+            let objects = match listing {
+                Ok(objects) => objects,
                 Err(Failure::Unreachable(message)) => {
                     self.mark_unreachable(message);
                     return;
                 }
                 Err(failure) => {
+                    if failure.reason() == "KindNotServed" {
+                        // Discovery said otherwise a moment ago: check again soon.
+                        self.unserved.insert(index);
+                        self.next_preflight = Instant::now();
+                    }
                     self.record_error(failure.reason(), failure.message().to_owned());
+                    continue;
                 }
+            };
+            for object in objects {
+                let meta = &object.metadata;
+                let name = meta.name.clone().unwrap_or_default();
+                let ours = meta
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get(POLICY_LABEL))
+                    .is_some_and(|mark| *mark == policy);
+                if !ours {
+                    let place = if index == 0 {
+                        name.clone()
+                    } else {
+                        meta.namespace.clone().unwrap_or_default()
+                    };
+                    if let Some(source) = unmap_namespace(&self.settings.clean.mapping, &place) {
+                        foreign.insert(Key {
+                            kind: index,
+                            name: if index == 0 { source.clone() } else { name },
+                            namespace: source,
+                        });
+                    }
+                    continue;
+                }
+                let annotations = meta.annotations.clone().unwrap_or_default();
+                let Some(namespace) = annotations.get(SOURCE_NAMESPACE_ANNOTATION).cloned() else {
+                    continue;
+                };
+                let marked = annotations
+                    .get(SOURCE_DELETED_AT_ANNOTATION)
+                    .and_then(|t| t.parse::<Timestamp>().ok());
+                held.insert(
+                    Key {
+                        kind: index,
+                        name: if index == 0 { namespace.clone() } else { name },
+                        namespace,
+                    },
+                    Held {
+                        hash: annotations.get(SOURCE_HASH_ANNOTATION).cloned(),
+                        marked,
+                    },
+                );
             }
         }
         self.held = held;
+        self.foreign = foreign;
+        self.listed_at = Some(listed_at);
         self.target_listed = true;
         let keys: Vec<Key> = self
             .desired
@@ -804,6 +1069,10 @@ impl Engine {
 
     /// What the target needs for `key`, if anything.
     fn plan(&self, key: &Key) -> Option<Action> {
+        if self.foreign.contains(key) || self.unserved.contains(&key.kind) {
+            // Not this policy's to write (a conflict), or nowhere to write it (reported).
+            return None;
+        }
         let desired = self
             .desired
             .get(key)
@@ -856,6 +1125,9 @@ impl Engine {
                     .or_default()
                     .push((key, seen, action));
             }
+        }
+        if !self.check_first_writes(&mut waves).await {
+            return;
         }
         let mut max_lag = Duration::ZERO;
         let mut unreachable: Option<String> = None;
@@ -948,6 +1220,88 @@ impl Engine {
             self.in_sync_at = Some((Instant::now(), now));
             self.last_sync_time = Some(now);
         }
+    }
+
+    /// Before the first write of objects the last listing did not show as this policy's, reads
+    /// who holds their place on the target now (when the listing is no longer fresh): what
+    /// someone else made there since is a conflict, never written. Returns false, with every
+    /// key back in `dirty`, when the sync must not start: the target stopped answering, or a
+    /// protected namespace would land in a namespace this policy did not make.
+    async fn check_first_writes(
+        &mut self,
+        waves: &mut BTreeMap<u8, Vec<(Key, Instant, Action)>>,
+    ) -> bool {
+        if self
+            .listed_at
+            .is_some_and(|at| at.elapsed() < FRESH_LISTING)
+        {
+            return true;
+        }
+        let policy = self.settings.policy.clone();
+        let checks: Vec<(Key, kube::api::ApiResource, Value)> = waves
+            .values()
+            .flatten()
+            .filter(|(key, _, action)| {
+                matches!(action, Action::Apply(..)) && !self.held.contains_key(key)
+            })
+            .map(|(key, _, action)| {
+                let copy = match action {
+                    Action::Apply(copy, ..) | Action::Unmark(copy) | Action::Mark(copy) => {
+                        copy.clone()
+                    }
+                };
+                (key.clone(), self.kinds[key.kind].api_resource(), copy)
+            })
+            .collect();
+        if checks.is_empty() {
+            return true;
+        }
+        let target = self.target.clone();
+        let results: Vec<(Key, Result<Holder, Failure>)> = stream::iter(checks)
+            .map(|(key, resource, copy)| {
+                let target = target.clone();
+                let policy = policy.clone();
+                async move {
+                    let holder = target::holder_of(&target, &resource, &copy, &policy).await;
+                    (key, holder)
+                }
+            })
+            .buffer_unordered(self.settings.apply_concurrency.max(1))
+            .collect()
+            .await;
+        let mut skipped = BTreeSet::new();
+        let mut unreachable = None;
+        for (key, result) in results {
+            match result {
+                Ok(Holder::Nobody | Holder::ThisPolicy) => {}
+                Ok(Holder::Other) => {
+                    tracing::warn!(policy = %self.settings.policy, kind = %self.kinds[key.kind].kind,
+                        namespace = %key.namespace, name = %key.name, "the target holds an object this policy did not make; it is left alone");
+                    self.foreign.insert(key.clone());
+                    skipped.insert(key);
+                }
+                Err(Failure::Unreachable(message)) => unreachable = Some(message),
+                Err(failure) => {
+                    self.record_error(failure.reason(), failure.message().to_owned());
+                    self.rejected.insert(key.clone());
+                    skipped.insert(key);
+                }
+            }
+        }
+        let stop = unreachable.is_some() || !self.namespace_conflicts().is_empty();
+        for wave in waves.values_mut() {
+            wave.retain(|(key, _, _)| !skipped.contains(key));
+        }
+        if stop {
+            for (key, seen, _) in std::mem::take(waves).into_values().flatten() {
+                self.dirty.entry(key).or_insert(seen);
+            }
+            if let Some(message) = unreachable {
+                self.mark_unreachable(message);
+            }
+            return false;
+        }
+        true
     }
 
     /// Deletes copies whose grace period has passed; a namespace only once nothing in it is
@@ -1112,6 +1466,19 @@ impl Engine {
             "NotFailedOver",
             "the primary runs the protected workloads",
         )];
+        if let Some((reason, message)) = &self.refusal {
+            let progressing = if self.refused_for_good() {
+                "nothing is written to the target until spec.target or its kubeconfig Secret changes"
+            } else {
+                "nothing is written to the target; checked again with back-off"
+            };
+            observed.extend([
+                Observed::no(READY, *reason, message.clone()),
+                Observed::yes(DEGRADED, *reason, message.clone()),
+                Observed::no(PROGRESSING, *reason, progressing),
+            ]);
+            return observed;
+        }
         if !self.reachable {
             let message = format!(
                 "the target cluster does not answer ({}); changes wait and are written once it does",
@@ -1134,7 +1501,32 @@ impl Engine {
             "TargetAnswers",
             "the target cluster answers",
         ));
-        if !self.initial_listing_done() || !self.target_listed || self.in_sync_at.is_none() {
+        if self.initial_listing_done() {
+            observed.push(self.nothing_selected());
+        }
+        let namespaces = self.namespace_conflicts();
+        if !namespaces.is_empty() {
+            let message = format!(
+                "the namespace mapping would write into target namespaces this policy did not create (they lack the label {POLICY_LABEL}={}): {}; nothing is written until they are gone or spec.namespaceMapping changes",
+                self.settings.policy,
+                namespaces.join(", ")
+            );
+            observed.extend([
+                Observed::no(READY, "NamespaceMappingConflict", message.clone()),
+                Observed::yes(DEGRADED, "NamespaceMappingConflict", message),
+                Observed::no(
+                    PROGRESSING,
+                    "NamespaceMappingConflict",
+                    "waiting for the spec or the target to change",
+                ),
+            ]);
+            return observed;
+        }
+        if !self.initial_listing_done()
+            || !self.preflighted
+            || !self.target_listed
+            || self.in_sync_at.is_none()
+        {
             observed.extend([
                 Observed::no(
                     READY,
@@ -1146,25 +1538,67 @@ impl Engine {
             ]);
             return observed;
         }
+        // What keeps part of the protected objects off the target, each in its own words.
+        let mut gaps: Vec<(&'static str, String)> = Vec::new();
+        let conflicts = self.conflicts();
+        if !conflicts.is_empty() {
+            let named: Vec<String> = conflicts
+                .iter()
+                .take(10)
+                .map(|c| match &c.namespace {
+                    Some(ns) => format!("{} {ns}/{}", c.kind, c.name),
+                    None => format!("{} {}", c.kind, c.name),
+                })
+                .collect();
+            let more = match conflicts.len().saturating_sub(named.len()) {
+                0 => String::new(),
+                n => format!(" and {n} more (status.conflicts)"),
+            };
+            gaps.push((
+                "TargetConflict",
+                format!(
+                    "the target holds objects this policy did not make where its copies would go, left untouched and not replicated: {}{more}",
+                    named.join(", ")
+                ),
+            ));
+        }
+        if !self.unserved.is_empty() {
+            gaps.push(("KindNotServed", self.unserved_message.clone()));
+        }
         if !self.rejected.is_empty() {
             let reasons: Vec<String> = self
                 .errors
                 .iter()
-                .filter(|(r, _)| **r != "TargetUnreachable")
+                .filter(|(r, _)| {
+                    !matches!(
+                        **r,
+                        "TargetUnreachable" | "KindNotServed" | "SourceIdentityUnknown"
+                    )
+                })
                 .map(|(r, (_, m))| format!("{r}: {m}"))
                 .collect();
-            let message = format!(
-                "the target refused {} objects ({})",
-                self.rejected.len(),
-                reasons.join("; ")
-            );
+            gaps.push((
+                "ObjectsRejected",
+                format!(
+                    "the target refused {} objects ({}); retried at the next full resync",
+                    self.rejected.len(),
+                    reasons.join("; ")
+                ),
+            ));
+        }
+        if let Some((reason, _)) = gaps.first() {
+            let message = gaps
+                .iter()
+                .map(|(_, m)| m.as_str())
+                .collect::<Vec<_>>()
+                .join("; ");
             observed.extend([
-                Observed::no(READY, "ObjectsRejected", message.clone()),
-                Observed::yes(DEGRADED, "ObjectsRejected", message),
+                Observed::no(READY, *reason, message.clone()),
+                Observed::yes(DEGRADED, *reason, message),
                 Observed::no(
                     PROGRESSING,
                     "Replicating",
-                    "retried at the next full resync",
+                    "the rest of the protected objects is replicated",
                 ),
             ]);
             return observed;
@@ -1207,6 +1641,27 @@ impl Engine {
             ),
         ]);
         observed
+    }
+
+    /// The `NothingSelected` condition (see [`NOTHING_SELECTED`]).
+    fn nothing_selected(&self) -> Observed {
+        let protected = self.namespaces.keys().filter(|n| self.protected(n)).count();
+        if protected == 0 {
+            Observed::yes(
+                NOTHING_SELECTED,
+                "NoNamespaceProtected",
+                format!(
+                    "spec.departmentSelector selects {} DepartmentClouds with no namespace between them; nothing is protected",
+                    self.departments.len()
+                ),
+            )
+        } else {
+            Observed::no(
+                NOTHING_SELECTED,
+                "NamespacesProtected",
+                format!("{protected} namespaces are protected"),
+            )
+        }
     }
 
     /// Writes the status if it changed. Returns false when the policy is gone and the replicator
@@ -1271,6 +1726,8 @@ impl Engine {
         next.pending_deletions = Some(self.pending_deletions() as i64);
         next.protected_namespaces =
             Some(self.namespaces.keys().filter(|n| self.protected(n)).count() as i64);
+        next.conflicts = self.conflicts();
+        next.conflicts.truncate(MAX_LISTED_CONFLICTS);
         next.errors = self
             .errors
             .iter()
@@ -1296,10 +1753,48 @@ impl Engine {
         observed: &[Observed],
         was_reachable: bool,
     ) -> bool {
+        let condition = |type_: &str| {
+            current
+                .conditions
+                .iter()
+                .find(|c| c.type_ == type_)
+                .cloned()
+        };
+        let (was_ready, was_nothing) = (condition(READY), condition(NOTHING_SELECTED));
         match crate::controllers::report(&self.ctx, policy, Some(&current), next, observed, &[])
             .await
         {
             Ok(_) => {
+                // A Warning event when the policy enters a state a person must act on.
+                for now in observed {
+                    let before = if now.type_ == READY {
+                        &was_ready
+                    } else if now.type_ == NOTHING_SELECTED {
+                        &was_nothing
+                    } else {
+                        continue;
+                    };
+                    let warns = (now.type_ == READY
+                        && now.status == "False"
+                        && WARNING_REASONS.contains(&now.reason.as_str()))
+                        || (now.type_ == NOTHING_SELECTED && now.status == "True");
+                    let entered = before
+                        .as_ref()
+                        .is_none_or(|b| b.status != now.status || b.reason != now.reason);
+                    if warns && entered {
+                        let reason = if now.type_ == NOTHING_SELECTED {
+                            NOTHING_SELECTED
+                        } else {
+                            WARNING_REASONS
+                                .iter()
+                                .find(|r| **r == now.reason)
+                                .copied()
+                                .unwrap_or("ReplicationProblem")
+                        };
+                        self.publish(EventType::Warning, reason, now.message.clone())
+                            .await;
+                    }
+                }
                 if was_reachable && !self.reachable {
                     self.publish(
                         EventType::Warning,
@@ -1319,6 +1814,9 @@ impl Engine {
         true
     }
 }
+
+/// A listing of one kind on the target: every object's metadata.
+type Listing = Result<Vec<PartialObjectMeta<DynamicObject>>, Failure>;
 
 /// One write to the target.
 enum Action {

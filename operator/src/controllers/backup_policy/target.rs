@@ -5,13 +5,14 @@
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::ConfigMap;
-use kube::api::{ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
+use kube::api::{
+    ApiResource, DeleteParams, DynamicObject, ListParams, PartialObjectMeta, Patch, PatchParams,
+};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client, Config};
 use serde_json::{Value, json};
 
 use super::clean::{POLICY_LABEL, SOURCE_DELETED_AT_ANNOTATION};
-use super::source::list_all;
 
 /// The field manager of every copy replication writes; distinct from the operator's own so that
 /// `kubectl get --show-managed-fields` tells a replicated field from a provisioned one.
@@ -88,6 +89,112 @@ pub fn classify(error: &kube::Error) -> Failure {
     }
 }
 
+/// A client error as a person reads it: the API server's own message when it answered, the
+/// transport's error otherwise — never the `Debug` form of the response.
+pub fn api_message(error: &kube::Error) -> String {
+    match error {
+        kube::Error::Api(status) => status.message.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Who holds an object on the target.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Holder {
+    /// Nothing of that name is there: a copy may be created.
+    Nobody,
+    /// A copy of this policy (its `govdc.io/backup-policy` mark): it may be written.
+    ThisPolicy,
+    /// Something this policy did not make (no mark, or another policy's): never written.
+    Other,
+}
+
+/// Who holds an object of this name on the target, from its labels (None: it does not exist).
+pub fn holder(
+    labels: Option<&std::collections::BTreeMap<String, String>>,
+    exists: bool,
+    policy: &str,
+) -> Holder {
+    match (exists, labels.and_then(|l| l.get(POLICY_LABEL))) {
+        (false, _) => Holder::Nobody,
+        (true, Some(mark)) if mark == policy => Holder::ThisPolicy,
+        (true, _) => Holder::Other,
+    }
+}
+
+/// Reads who holds the target's object for `copy` (metadata only), just before a first write.
+pub async fn holder_of(
+    client: &Client,
+    resource: &ApiResource,
+    copy: &Value,
+    policy: &str,
+) -> Result<Holder, Failure> {
+    match api_for(client, resource, copy)
+        .get_metadata_opt(name_of(copy))
+        .await
+    {
+        Ok(Some(object)) => Ok(holder(object.metadata.labels.as_ref(), true, policy)),
+        Ok(None) => Ok(Holder::Nobody),
+        // The namespace of a copy not yet made: nothing is there.
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(Holder::Nobody),
+        Err(error) => Err(classify(&error)),
+    }
+}
+
+/// The metadata of every object of `resource` on the target, marked or not, in pages: what the
+/// policy may write and what it must leave alone.
+pub async fn list_metadata(
+    client: &Client,
+    resource: &ApiResource,
+) -> Result<Vec<PartialObjectMeta<DynamicObject>>, Failure> {
+    let api: Api<DynamicObject> = Api::all_with(client.clone(), resource);
+    let mut params = ListParams::default().limit(500);
+    let mut items = Vec::new();
+    loop {
+        let page = api.list_metadata(&params).await.map_err(|e| classify(&e))?;
+        items.extend(page.items);
+        match page.metadata.continue_ {
+            Some(token) if !token.is_empty() => params = params.continue_token(&token),
+            _ => break,
+        }
+    }
+    Ok(items)
+}
+
+/// The target as messages name it: the kubeconfig Secret, and the cluster and server its
+/// current context names.
+pub fn describe(secret: &govdc_crds::common::SecretKeyReference, yaml: &str) -> String {
+    let place = format!(
+        "the target kubeconfig (Secret {}/{}, key {})",
+        secret.namespace.as_deref().unwrap_or_default(),
+        secret.name,
+        secret.key
+    );
+    let Ok(kubeconfig) = Kubeconfig::from_yaml(yaml) else {
+        return place;
+    };
+    let context = kubeconfig.current_context.as_deref().and_then(|current| {
+        kubeconfig
+            .contexts
+            .iter()
+            .find(|c| c.name == current)
+            .and_then(|c| c.context.as_ref())
+    });
+    let cluster = context.and_then(|c| kubeconfig.clusters.iter().find(|k| k.name == c.cluster));
+    match cluster {
+        Some(cluster) => format!(
+            "{place}, cluster {} at {}",
+            cluster.name,
+            cluster
+                .cluster
+                .as_ref()
+                .and_then(|c| c.server.clone())
+                .unwrap_or_default()
+        ),
+        None => place,
+    }
+}
+
 /// A client for the cluster a kubeconfig (YAML) points at, with timeouts so that a dead target
 /// fails a write in seconds instead of hanging the replicator.
 pub async fn client_from_kubeconfig(yaml: &str) -> Result<Client, String> {
@@ -161,21 +268,6 @@ pub async fn delete(client: &Client, resource: &ApiResource, copy: &Value) -> Re
     {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
-        Err(error) => Err(classify(&error)),
-    }
-}
-
-/// Every copy of `resource` the policy made on the target. A kind the target does not serve has
-/// no copies.
-pub async fn list_copies(
-    client: &Client,
-    resource: &ApiResource,
-    policy: &str,
-) -> Result<Vec<Value>, Failure> {
-    let params = ListParams::default().labels(&format!("{POLICY_LABEL}={policy}"));
-    match list_all(client, resource, &params).await {
-        Ok(items) => Ok(items),
-        Err(kube::Error::Api(status)) if status.code == 404 => Ok(Vec::new()),
         Err(error) => Err(classify(&error)),
     }
 }

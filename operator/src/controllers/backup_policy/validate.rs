@@ -251,6 +251,7 @@ mod tests {
             reasons(validate(&policy(json!({})), &Inputs::default())),
             ["TargetKubeconfigNotFound"]
         );
+            exchange_nodes: Vec::new(),
         assert_eq!(
             reasons(validate(&policy(json!({})), &inputs("clusters: 12"))),
             ["InvalidKubeconfig"]
