@@ -6,20 +6,24 @@
 # operator runs as a local process, and each sample ExchangeNode's hub runs as a local process
 # from the ConfigMap and key Secret the operator made for its StatefulSet (the operator finds
 # them through --hub-endpoint). Ctrl-C stops the operator and the hubs; `deploy/demo.sh down`
-# stops the clusters.
+# stops the clusters. The demo's clusters are `demo` and `demo-dr`, never the tests' own
+# (`primary`, `dr`, `spare`, `samples`), so `cargo test --workspace` after a demo starts clean.
+# Running it again re-applies the samples, taking back the fields a user's edits took over.
 #   usage: deploy/demo.sh [up|down]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 cluster=target/controlplane/govdc-cluster
 helm=target/controlplane/helm
-admin=target/clusters/primary/kubeconfig
-operator_kubeconfig=target/clusters/primary/govdc-operator.kubeconfig
+primary=demo
+standby=demo-dr
+admin=target/clusters/$primary/kubeconfig
+operator_kubeconfig=target/clusters/$primary/govdc-operator.kubeconfig
 capacity="requests.cpu=64,requests.memory=256Gi"
 kubectl() { target/controlplane/kube kubectl --kubeconfig "$admin" "$@"; }
 
 if [[ ${1:-up} == down ]]; then
-  for name in primary dr; do "$cluster" down "$name" || true; done
+  for name in "$primary" "$standby"; do "$cluster" down "$name" || true; done
   exit 0
 fi
 
@@ -30,8 +34,8 @@ cargo build -q -p govdc-operator --bin govdc-operator
 cargo build -q -p govdc-hub --bin govdc-hub
 
 echo "== starting clusters"
-"$cluster" up primary
-"$cluster" up dr
+"$cluster" up "$primary"
+"$cluster" up "$standby"
 
 echo "== installing govdc with Helm"
 "$helm" upgrade --install govdc charts/govdc --kubeconfig "$admin" --namespace govdc-system --create-namespace \
@@ -57,8 +61,8 @@ echo "== samples: departments, exchange nodes, a DR policy"
 kubectl create namespace govdc-hub --dry-run=client -o yaml | kubectl apply -f -
 kubectl label namespace govdc-hub govdc.io/exchange-hub=true --overwrite
 kubectl -n govdc-system create secret generic dr-kubeconfig \
-  --from-file=kubeconfig=target/clusters/dr/kubeconfig --dry-run=client -o yaml | kubectl apply -f -
-kubectl apply --server-side -f deploy/samples/
+  --from-file=kubeconfig=target/clusters/$standby/kubeconfig --dry-run=client -o yaml | kubectl apply -f -
+kubectl apply --server-side --force-conflicts -f deploy/samples/
 
 # The sample hub nodes, each on fixed local ports: gRPC 5005N, metrics 909N.
 hubs=(national zhejiang guangdong)
@@ -71,7 +75,7 @@ stop_all() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; 
 trap stop_all EXIT INT TERM
 
 mkdir -p target/demo
-echo "== running govdc-operator against primary as the chart's ServiceAccount (log: target/demo/operator.log)"
+echo "== running govdc-operator against $primary as the chart's ServiceAccount (log: target/demo/operator.log)"
 target/debug/govdc-operator run \
   --kubeconfig "$operator_kubeconfig" \
   --metrics-address 127.0.0.1:8080 --log-format text \
@@ -107,13 +111,13 @@ echo "== samples: open datasets, once the departments' namespaces exist"
 for namespace in hz-health-prod zj-data-prod; do
   for _ in $(seq 60); do kubectl get namespace "$namespace" >/dev/null 2>&1 && break; sleep 1; done
 done
-kubectl apply --server-side -f deploy/samples/datasets/
+kubectl apply --server-side --force-conflicts -f deploy/samples/datasets/
 
 cat <<INFO
 
 govdc demo data center is up.
-  kubeconfig (primary):  export KUBECONFIG=$root/$admin
-  kubeconfig (dr):       $root/target/clusters/dr/kubeconfig
+  kubeconfig (demo):     export KUBECONFIG=$root/$admin
+  kubeconfig (demo-dr):  $root/target/clusters/$standby/kubeconfig
   kubectl:               target/controlplane/kube kubectl get govdc -A
   operator:              http://127.0.0.1:8080/metrics  /livez  /readyz   (log: target/demo/operator.log)
   hub nodes (gRPC):      national 127.0.0.1:50051, zhejiang :50052, guangdong :50053
