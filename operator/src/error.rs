@@ -6,7 +6,7 @@
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// Reading an object the resource refers to failed.
-    #[error("reading {what}: {source}")]
+    #[error("reading {what}: {}", api_message(.source))]
     Read {
         /// What was being read.
         what: String,
@@ -15,7 +15,7 @@ pub enum Error {
         source: kube::Error,
     },
     /// Server-side apply of a desired object failed.
-    #[error("applying {what}: {source}")]
+    #[error("applying {what}: {}", api_message(.source))]
     Apply {
         /// The object being applied.
         what: String,
@@ -24,7 +24,7 @@ pub enum Error {
         source: kube::Error,
     },
     /// Deleting an object a previous pass made failed.
-    #[error("pruning {what}: {source}")]
+    #[error("pruning {what}: {}", api_message(.source))]
     Prune {
         /// The object being deleted.
         what: String,
@@ -33,7 +33,7 @@ pub enum Error {
         source: kube::Error,
     },
     /// Writing the resource's status failed.
-    #[error("updating the status of {what}: {source}")]
+    #[error("updating the status of {what}: {}", api_message(.source))]
     Status {
         /// The resource whose status was written.
         what: String,
@@ -83,11 +83,33 @@ impl Error {
         }
     }
 
+    /// Whether retrying cannot help until someone changes the spec or what it names: the API
+    /// server refused the request itself (invalid, forbidden, malformed), or a hub's key is
+    /// unusable. Such errors back off to minutes instead of retrying every few seconds.
+    pub fn needs_a_change(&self) -> bool {
+        match self {
+            Error::Read { source, .. }
+            | Error::Apply { source, .. }
+            | Error::Prune { source, .. }
+            | Error::Status { source, .. } => matches!(
+                source,
+                kube::Error::Api(status) if matches!(status.code, 400 | 403 | 405 | 406 | 413 | 415 | 422)
+            ),
+            Error::Serialize { .. } | Error::HubKey { .. } => true,
+            Error::Publish { .. } => false,
+        }
+    }
+
     /// The error with its whole chain of causes, for events and conditions.
     pub fn chain(&self) -> String {
         let mut text = self.to_string();
         let mut source = std::error::Error::source(self);
         while let Some(cause) = source {
+            // A client error is already told in the API server's own words (see
+            // [`api_message`]); its causes would repeat it as a dump of the response.
+            if cause.is::<kube::Error>() {
+                break;
+            }
             let cause_text = cause.to_string();
             if !text.contains(&cause_text) {
                 text.push_str(": ");
@@ -99,5 +121,90 @@ impl Error {
     }
 }
 
+/// What the API server said about a failed request, in its own words: its message, which names
+/// the object and the field it refused (`ResourceQuota "govdc-quota" is invalid:
+/// spec.hard[requests.cpu]: Invalid value: "-1": must be greater than or equal to 0`), else its
+/// reason and code. Any other client error (no answer at all) as it displays itself. Never the
+/// `Debug` dump that `kube::Error`'s own `Display` appends.
+pub fn api_message(error: &kube::Error) -> String {
+    match error {
+        kube::Error::Api(status) if !status.message.is_empty() => status.message.clone(),
+        kube::Error::Api(status) if !status.reason.is_empty() => {
+            format!("{} (HTTP {})", status.reason, status.code)
+        }
+        kube::Error::Api(status) => format!("the API server answered HTTP {}", status.code),
+        other => other.to_string(),
+    }
+}
+
 /// Result of a reconcile step.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kube::core::Status;
+    use kube::core::response::{StatusCause, StatusDetails};
+
+    fn refused(code: u16, reason: &str, message: &str) -> kube::Error {
+        kube::Error::Api(Box::new(
+            Status::failure(message, reason)
+                .with_code(code)
+                .with_details(StatusDetails {
+                    name: "govdc-quota".into(),
+                    group: String::new(),
+                    kind: "resourcequotas".into(),
+                    uid: String::new(),
+                    causes: vec![StatusCause {
+                        reason: "FieldValueInvalid".into(),
+                        message: "Invalid value: \"-1\": must be greater than or equal to 0".into(),
+                        field: "spec.hard[requests.cpu]".into(),
+                    }],
+                    retry_after_seconds: 0,
+                }),
+        ))
+    }
+
+    const INVALID: &str = "ResourceQuota \"govdc-quota\" is invalid: spec.hard[requests.cpu]: Invalid value: \"-1\": must be greater than or equal to 0";
+
+    #[test]
+    fn an_api_refusal_reads_as_the_api_servers_own_message() {
+        let error = Error::Apply {
+            what: "ResourceQuota t-prod/govdc-quota".into(),
+            source: refused(422, "Invalid", INVALID),
+        };
+        assert_eq!(
+            error.chain(),
+            format!("applying ResourceQuota t-prod/govdc-quota: {INVALID}")
+        );
+        for dump in ["Status {", "ApiError", "Some(", "StatusDetails", "causes"] {
+            assert!(!error.chain().contains(dump), "{dump} in {}", error.chain());
+            assert!(!error.to_string().contains(dump), "{dump} in {error}");
+        }
+    }
+
+    #[test]
+    fn a_refusal_without_a_message_gives_its_reason_and_code() {
+        let error = refused(403, "Forbidden", "");
+        assert_eq!(api_message(&error), "Forbidden (HTTP 403)");
+    }
+
+    #[test]
+    fn refusals_need_a_change_and_outages_do_not() {
+        let apply = |code, reason| Error::Apply {
+            what: "x".into(),
+            source: refused(code, reason, "m"),
+        };
+        assert!(apply(422, "Invalid").needs_a_change());
+        assert!(apply(403, "Forbidden").needs_a_change());
+        assert!(apply(400, "BadRequest").needs_a_change());
+        assert!(!apply(409, "Conflict").needs_a_change());
+        assert!(!apply(500, "InternalError").needs_a_change());
+        assert!(!apply(429, "TooManyRequests").needs_a_change());
+        let unreachable = Error::Read {
+            what: "x".into(),
+            source: kube::Error::LinesCodecMaxLineLengthExceeded,
+        };
+        assert!(!unreachable.needs_a_change());
+    }
+}

@@ -111,6 +111,26 @@ where
         .predicate_filter(predicates::generation, Default::default());
     let controller = configure(Controller::for_stream(changes, store.clone()))
         .with_config(ControllerConfig::default().concurrency(concurrency));
+    // Retries back off per object; a success forgets its failures.
+    let backoff = Arc::new(backoff::Backoff::default());
+    let forget = backoff.clone();
+    let mut reconcile = reconcile;
+    let reconcile = move |guard: Arc<DeserializeGuard<K>>, ctx: Arc<Context>| {
+        let (key, _) = backoff::identity(guard.as_ref());
+        let pass = reconcile(guard, ctx);
+        let forget = forget.clone();
+        async move {
+            let result = pass.await;
+            if result.is_ok() {
+                forget.succeeded(&key);
+            }
+            result
+        }
+    };
+    let error_policy = move |guard: Arc<DeserializeGuard<K>>, error: &Error, _: Arc<Context>| {
+        let (key, generation) = backoff::identity(guard.as_ref());
+        Action::requeue(backoff.failed(key, generation, error))
+    };
     let synced_store = store.clone();
     let synced = Box::pin(async move {
         // The store's readiness is a oneshot that remembers only the last waker, and the
@@ -128,7 +148,7 @@ where
             .graceful_shutdown_on(async move {
                 let _ = stop.wait_for(|stopping| *stopping).await;
             })
-            .run(reconcile, error_policy::<K>, ctx)
+            .run(reconcile, error_policy, ctx)
             .for_each(|result| async move {
                 match result {
                     Ok((object, _)) => {
@@ -144,20 +164,6 @@ where
         tracing::info!(controller = name, "controller stopped");
     });
     Running { synced, task }
-}
-
-/// Retries failed reconciles with back-off; the error itself was already reported by
-/// [`instrumented`].
-fn error_policy<K: Reconciled>(
-    _: Arc<DeserializeGuard<K>>,
-    error: &Error,
-    _: Arc<Context>,
-) -> Action {
-    let delay = match error {
-        Error::Serialize { .. } => Duration::from_secs(60),
-        _ => Duration::from_secs(5),
-    };
-    Action::requeue(delay)
 }
 
 /// Keeps `govdc_queue_depth` and `govdc_watched_objects` up to date from the watch cache.
@@ -405,6 +411,7 @@ macro_rules! resource_status {
     };
 }
 
+pub mod backoff;
 pub mod backup_policy;
 pub mod department_cloud;
 pub mod exchange_node;
