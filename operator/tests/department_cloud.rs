@@ -787,3 +787,408 @@ async fn a_hundred_department_clouds_converge_to_ready() {
         .count();
     assert_eq!(namespaces, 100);
 }
+
+/// Polls the DepartmentCloud's condition `type_` until `accept` takes it, for at most `timeout`;
+/// returns it with how long that took.
+async fn condition_within(
+    env: &TestEnv,
+    operator: &OperatorProcess,
+    name: &str,
+    type_: &str,
+    timeout: Duration,
+    accept: impl Fn(&Condition) -> bool,
+) -> (Condition, Duration) {
+    let clouds: Api<DepartmentCloud> = Api::all(env.client.clone());
+    let started = Instant::now();
+    let found = eventually(&format!("{name} {type_}"), timeout, || {
+        let clouds = clouds.clone();
+        let accept = &accept;
+        async move {
+            let cloud = clouds.get(name).await.ok()?;
+            let status = cloud.status?;
+            (status.observed_generation == cloud.metadata.generation).then_some(())?;
+            status
+                .conditions
+                .into_iter()
+                .find(|c| c.type_ == type_ && accept(c))
+        }
+    })
+    .await;
+    match found {
+        Ok(condition) => (condition, started.elapsed()),
+        Err(error) => {
+            let status = clouds
+                .get(name)
+                .await
+                .ok()
+                .and_then(|c| serde_json::to_string(&c.status).ok());
+            panic!("{error}; status {status:?}\n{}", operator.logs())
+        }
+    }
+}
+
+/// Nothing of the tenant exists: no namespace of any environment, nothing labelled as its own.
+async fn nothing_applied(env: &TestEnv, name: &str, environments: &[&str]) {
+    let namespaces: Api<Namespace> = Api::all(env.client.clone());
+    for environment in environments {
+        let namespace = format!("{name}-{environment}");
+        assert!(
+            !exists(&namespaces, &namespace).await,
+            "half-applied: namespace {namespace} exists"
+        );
+    }
+    let owned = namespaces
+        .list_metadata(&ListParams::default().labels(&format!("govdc.io/owner-name={name}")))
+        .await
+        .expect("list namespaces");
+    assert!(owned.items.is_empty(), "namespaces were made for {name}");
+}
+
+#[tokio::test]
+async fn a_spec_the_api_server_would_refuse_in_any_object_stops_before_a_namespace_exists() {
+    let (env, operator) = setup("dcrefused", &[]).await;
+    // Each is admitted by the CRD but would be refused by the API server in the ResourceQuota or
+    // the LimitRange it becomes, after the namespace and its NetworkPolicies were made.
+    let cases = [
+        (
+            "typo",
+            json!({"quota": {"cpus": "2"}}),
+            "InvalidQuotaResource",
+            "spec.quota[cpus]",
+        ),
+        (
+            "halfpod",
+            json!({"environments": [{"name": "prod", "quota": {"pods": "2.5"}}, {"name": "test"}]}),
+            "InvalidQuantity",
+            "spec.environments[prod].quota[pods]: 2.5 must be an integer",
+        ),
+        (
+            "limits",
+            json!({"containerDefaults": {"max": {"requests.cpu": "2"}}}),
+            "InvalidContainerResource",
+            "spec.containerDefaults.max[requests.cpu]",
+        ),
+        (
+            "gpu",
+            json!({"containerDefaults": {"defaultRequest": {"example.com/gpu": "1"}, "defaultLimit": {"example.com/gpu": "2"}}}),
+            "ContainerDefaultsOutOfOrder",
+            "cannot be overcommitted",
+        ),
+    ];
+    for (suffix, spec, _, _) in &cases {
+        let name = format!("{}-{suffix}", env.prefix);
+        create(&env, &department_cloud(&env, &name, spec.clone())).await;
+    }
+    for (suffix, _, reason, message) in &cases {
+        let name = format!("{}-{suffix}", env.prefix);
+        let ready = condition(&env, &operator, &name, "Ready", "False").await;
+        assert_eq!(ready.reason, *reason, "{name}: {ready:?}");
+        assert!(ready.message.contains(message), "{name}: {}", ready.message);
+        nothing_applied(&env, &name, &["prod", "test"]).await;
+    }
+    // Corrected, the tenant is provisioned: the refusal held nothing back.
+    let typo = format!("{}-typo", env.prefix);
+    Api::<DepartmentCloud>::all(env.client.clone())
+        .patch(
+            &typo,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"quota": {"cpus": null, "requests.cpu": "2"}}})),
+        )
+        .await
+        .expect("correct the quota");
+    condition(&env, &operator, &typo, "Ready", "True").await;
+    // The refused ones still have nothing, some seconds after their refusal.
+    for (suffix, ..) in &cases[1..] {
+        nothing_applied(&env, &format!("{}-{suffix}", env.prefix), &["prod", "test"]).await;
+    }
+}
+
+#[tokio::test]
+async fn refused_and_oversized_tenants_hold_no_capacity_and_no_place_in_the_queue() {
+    let (env, operator) = setup("dcqueue", &["--capacity", "requests.cpu=10"]).await;
+    let clouds: Api<DepartmentCloud> = Api::all(env.client.clone());
+    let name = |suffix: &str| format!("{}-{suffix}", env.prefix);
+    let cpu = |amount: &str| json!({"quota": {"requests.cpu": amount}});
+
+    create(&env, &department_cloud(&env, &name("first"), cpu("6"))).await;
+    condition(&env, &operator, &name("first"), "Ready", "True").await;
+
+    // Ahead in the queue: a tenant refused for a missing peer, and one larger than the whole
+    // data center.
+    let mut invalid = cpu("2");
+    invalid["peerDepartments"] = json!([name("nobody")]);
+    create(&env, &department_cloud(&env, &name("invalid"), invalid)).await;
+    create(&env, &department_cloud(&env, &name("huge"), cpu("20"))).await;
+    let ready = condition(&env, &operator, &name("invalid"), "Ready", "False").await;
+    assert_eq!(ready.reason, "PeerNotFound");
+    let queued = condition(&env, &operator, &name("invalid"), "CapacityAvailable", "False").await;
+    assert_eq!(queued.reason, "NotQueued", "{queued:?}");
+    let (huge, _) = condition_within(
+        &env,
+        &operator,
+        &name("huge"),
+        "Ready",
+        Duration::from_secs(20),
+        |c| c.status == "False",
+    )
+    .await;
+    assert_eq!(huge.reason, "ExceedsCapacity", "refused at once: {huge:?}");
+    assert!(
+        huge.message.contains("requests.cpu 20") && huge.message.contains("requests.cpu 10"),
+        "{}",
+        huge.message
+    );
+    let beyond = condition(&env, &operator, &name("huge"), "CapacityAvailable", "False").await;
+    assert_eq!(beyond.reason, "ExceedsCapacity");
+
+    // A later tenant that fits is not blocked by either.
+    create(&env, &department_cloud(&env, &name("fits"), cpu("4"))).await;
+    condition(&env, &operator, &name("fits"), "Ready", "True").await;
+
+    // One that does not fit waits, naming its own shortfall only.
+    create(&env, &department_cloud(&env, &name("waits"), cpu("8"))).await;
+    let waiting = condition(&env, &operator, &name("waits"), "CapacityAvailable", "False").await;
+    assert_eq!(waiting.reason, "InsufficientCapacity");
+    assert_eq!(
+        waiting.message, "the data center lacks requests.cpu 8 for this tenant",
+        "nobody waits ahead of it; the refused tenants are not in the queue"
+    );
+    assert!(
+        !exists(
+            &Api::<Namespace>::all(env.client.clone()),
+            &format!("{}-prod", name("waits"))
+        )
+        .await
+    );
+
+    // Capacity frees up: the waiting tenant's message says so at once (its periodic look comes
+    // only every 30 s).
+    clouds
+        .delete(&name("fits"), &DeleteParams::default())
+        .await
+        .expect("delete fits");
+    let (updated, took) = condition_within(
+        &env,
+        &operator,
+        &name("waits"),
+        "CapacityAvailable",
+        Duration::from_secs(15),
+        |c| c.message.contains("requests.cpu 4"),
+    )
+    .await;
+    assert_eq!(
+        updated.message,
+        "the data center lacks requests.cpu 4 for this tenant"
+    );
+    eprintln!("the waiting tenant's message was updated {took:?} after capacity freed up");
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+
+    clouds
+        .delete(&name("first"), &DeleteParams::default())
+        .await
+        .expect("delete first");
+    condition(&env, &operator, &name("waits"), "Ready", "True").await;
+    // The refused ones still hold nothing.
+    for refused in ["invalid", "huge"] {
+        nothing_applied(&env, &name(refused), &["prod"]).await;
+    }
+}
+
+#[tokio::test]
+async fn a_department_whose_peer_appears_later_leaves_peer_not_found_promptly() {
+    let (env, operator) = setup("dcpeers", &[]).await;
+    let clouds: Api<DepartmentCloud> = Api::all(env.client.clone());
+    let (a, b) = (format!("{}-a", env.prefix), format!("{}-b", env.prefix));
+    create(
+        &env,
+        &department_cloud(&env, &a, json!({"peerDepartments": [b]})),
+    )
+    .await;
+    let missing = condition(&env, &operator, &a, "Ready", "False").await;
+    assert_eq!(missing.reason, "PeerNotFound");
+
+    // Refusals look again only every five minutes: what brings A along is the watch on its peer.
+    create(&env, &department_cloud(&env, &b, json!({}))).await;
+    let (_, took) = condition_within(
+        &env,
+        &operator,
+        &a,
+        "Ready",
+        Duration::from_secs(15),
+        |c| c.status == "True",
+    )
+    .await;
+    eprintln!("Ready {took:?} after its peer was created");
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+
+    // And when the peer goes away, A says so.
+    clouds
+        .delete(&b, &DeleteParams::default())
+        .await
+        .expect("delete the peer");
+    let (gone, took) = condition_within(
+        &env,
+        &operator,
+        &a,
+        "Ready",
+        Duration::from_secs(20),
+        |c| c.reason == "PeerNotFound",
+    )
+    .await;
+    assert!(gone.message.contains(&b), "{}", gone.message);
+    eprintln!("PeerNotFound {took:?} after its peer was deleted");
+}
+
+/// A ValidatingAdmissionPolicy, scoped to one department's namespaces, that refuses every
+/// ResourceQuota: a refusal by the API server that no validation of the spec can foresee. It is
+/// removed when dropped.
+struct QuotaRefusingPolicy<'a> {
+    env: &'a TestEnv,
+    name: String,
+}
+
+impl<'a> QuotaRefusingPolicy<'a> {
+    const MESSAGE: &'static str = "resource quotas in this tenant are refused by the test's policy";
+
+    fn install(env: &'a TestEnv, department: &str) -> QuotaRefusingPolicy<'a> {
+        let name = format!("{}-no-quota", env.prefix);
+        let selector = json!({"matchLabels": {"govdc.io/department": department}});
+        let list = json!({"apiVersion": "v1", "kind": "List", "items": [
+            {
+                "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy",
+                "metadata": {"name": name, "labels": {TEST_LABEL: env.prefix}},
+                "spec": {
+                    "failurePolicy": "Fail",
+                    "matchConstraints": {
+                        "resourceRules": [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE", "UPDATE"], "resources": ["resourcequotas"]}],
+                        "namespaceSelector": selector,
+                    },
+                    "validations": [{"expression": "false", "message": Self::MESSAGE}],
+                },
+            },
+            {
+                "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicyBinding",
+                "metadata": {"name": name, "labels": {TEST_LABEL: env.prefix}},
+                "spec": {"policyName": name, "validationActions": ["Deny"], "matchResources": {"namespaceSelector": selector}},
+            },
+        ]});
+        let output = env.kubectl_with_input(
+            &["apply", "--server-side", "--field-manager", "govdc-tests", "-f", "-"],
+            &list.to_string(),
+        );
+        assert!(
+            output.status.success(),
+            "installing the policy: {}",
+            govdc_test_support::output_text(&output)
+        );
+        QuotaRefusingPolicy { env, name }
+    }
+}
+
+impl Drop for QuotaRefusingPolicy<'_> {
+    fn drop(&mut self) {
+        for kind in [
+            "validatingadmissionpolicybinding",
+            "validatingadmissionpolicy",
+        ] {
+            let _ = self
+                .env
+                .kubectl(&["delete", kind, &self.name, "--ignore-not-found"]);
+        }
+    }
+}
+
+/// The operator's count of failed DepartmentCloud passes for `reason`, from its /metrics.
+fn reconcile_errors(operator: &OperatorProcess, reason: &str) -> u64 {
+    let (_, body) = operator.get("/metrics").unwrap_or_default();
+    let wanted = format!(
+        "govdc_reconcile_errors_total{{controller=\"department_cloud\",reason=\"{reason}\"}}"
+    );
+    body.lines()
+        .find_map(|line| line.strip_prefix(&wanted))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn a_refused_apply_reads_like_the_api_servers_message_and_backs_off() {
+    let (env, operator) = setup("dcapierror", &[]).await;
+    let name = format!("{}-refused", env.prefix);
+    let policy = QuotaRefusingPolicy::install(&env, &name);
+    // The policy takes effect once the API server has loaded it: probe with a dry run in a
+    // namespace the policy selects.
+    let probe = env.namespace("probe").await;
+    Api::<Namespace>::all(env.client.clone())
+        .patch(
+            &probe,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"govdc.io/department": name}}})),
+        )
+        .await
+        .expect("label the probe namespace");
+    let quotas = Api::<ResourceQuota>::namespaced(env.client.clone(), &probe);
+    eventually("the policy to refuse quotas", WAIT, || {
+        let quotas = quotas.clone();
+        async move {
+            let quota: ResourceQuota = serde_json::from_value(
+                json!({"metadata": {"name": "probe"}, "spec": {"hard": {"pods": "1"}}}),
+            )
+            .ok()?;
+            let dry_run = PostParams {
+                dry_run: true,
+                ..Default::default()
+            };
+            quotas.create(&dry_run, &quota).await.is_err().then_some(())
+        }
+    })
+    .await
+    .expect("policy active");
+
+    create(
+        &env,
+        &department_cloud(&env, &name, json!({"quota": {"requests.cpu": "2"}})),
+    )
+    .await;
+    let ready = condition(&env, &operator, &name, "Ready", "False").await;
+    assert_eq!(ready.reason, "ApplyFailed", "{ready:?}");
+    let expected = format!(
+        "applying ResourceQuota {name}-prod/govdc-quota: resourcequotas \"govdc-quota\" is forbidden: ValidatingAdmissionPolicy '{0}' with binding '{0}' denied request: {1}",
+        policy.name,
+        QuotaRefusingPolicy::MESSAGE
+    );
+    assert_eq!(ready.message, expected);
+    for dump in ["Status {", "ApiError", "Some(", "code:", "reason:"] {
+        assert!(!ready.message.contains(dump), "{dump} in {}", ready.message);
+    }
+    let degraded = condition(&env, &operator, &name, "Degraded", "True").await;
+    assert_eq!(degraded.message, expected);
+
+    // The refusal cannot heal by itself: retries back off (5 s, 10 s, 20 s, ...) instead of
+    // coming every 5 s.
+    let first = eventually("a failed pass counted", WAIT, || async {
+        let n = reconcile_errors(&operator, "ApplyFailed");
+        (n > 0).then_some(n)
+    })
+    .await
+    .expect("the failure is counted");
+    tokio::time::sleep(Duration::from_secs(36)).await;
+    let retries = reconcile_errors(&operator, "ApplyFailed") - first;
+    eprintln!("{retries} retries in the 36 s after the first refusal");
+    assert!(
+        (2..=4).contains(&retries),
+        "expected 3 retries (after 5, 15 and 35 s), got {retries}"
+    );
+
+    // Lifting the refusal and changing the spec (a new generation) provisions the tenant at once.
+    drop(policy);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    Api::<DepartmentCloud>::all(env.client.clone())
+        .patch(
+            &name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"quota": {"requests.cpu": "3"}}})),
+        )
+        .await
+        .expect("change the spec");
+    condition(&env, &operator, &name, "Ready", "True").await;
+}

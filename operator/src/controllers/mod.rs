@@ -416,3 +416,4 @@ pub mod backup_policy;
 pub mod department_cloud;
 pub mod exchange_node;
 pub mod open_dataset;
+pub mod references;

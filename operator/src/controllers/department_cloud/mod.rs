@@ -14,6 +14,7 @@ pub mod cleanup;
 pub mod quotas;
 pub mod read;
 pub mod report;
+pub mod resources;
 pub mod validate;
 
 use std::collections::BTreeSet;
@@ -52,8 +53,9 @@ pub const FINALIZER: &str = "govdc.io/department-cloud";
 /// How soon a tenant whose new quotas have no status yet looks again.
 const QUOTA_STATUS_RETRY: Duration = Duration::from_secs(2);
 
-/// How often a tenant waiting for capacity looks again.
-const CAPACITY_RETRY: Duration = Duration::from_secs(2);
+/// How often a tenant waiting for capacity looks again, in case a change went unnoticed: the
+/// ledger already reconciles every waiting tenant whenever the queue or the held capacity moves.
+const CAPACITY_RETRY: Duration = Duration::from_secs(30);
 
 /// Starts the controller, watching the objects DepartmentClouds make so drift is repaired.
 pub fn start(
@@ -64,6 +66,9 @@ pub fn start(
 ) -> Running {
     let client = ctx.client.clone();
     let ledger = ctx.capacity.clone();
+    let scope = selector.map_or_else(watcher::Config::default, |s| {
+        watcher::Config::default().labels(s)
+    });
     super::start(
         NAME,
         ctx,
@@ -72,6 +77,13 @@ pub fn start(
         shutdown,
         move |controller| {
             ledger.attach(controller.store());
+            let controller = controller.reconcile_on(ledger.rechecks());
+            // A peer that appears or goes away reconciles the departments naming it at once.
+            let clouds = controller.store();
+            let controller = controller.watches_stream(
+                super::references::spec_changes::<DepartmentCloud>(client.clone(), scope),
+                super::references::department_cloud_peers(clouds),
+            );
             let controller = watch_owned::<Namespace>(controller, &client);
             let controller = watch_owned::<ResourceQuota>(controller, &client);
             let controller = watch_owned::<LimitRange>(controller, &client);
@@ -175,23 +187,45 @@ async fn reconcile(
 #[tracing::instrument(skip_all, fields(department_cloud = %cloud.name_any()))]
 async fn provision(cloud: Arc<DepartmentCloud>, ctx: Arc<Context>) -> Result<Action> {
     let inputs = read::read(&ctx.client, &cloud).await?;
+    // Quantities and resource names first: the quota plan is computed from them.
+    let mut problems = validate::resources(&cloud.spec);
     let quota_plan = match quotas::plan(&cloud.spec) {
-        Ok(plan) => plan,
-        // The schema admits only quantities; this guards objects stored before it did.
+        Ok(plan) if problems.is_empty() => Some(plan),
+        Ok(_) => None,
         Err(error) => {
-            let problems = [super::Problem::new(
+            problems.push(super::Problem::new(
                 "InvalidQuantity",
                 format!("spec: {error}"),
-            )];
-            report::write(&ctx, &cloud, &Outcome::Invalid(&problems)).await?;
-            return Ok(Action::await_change());
+            ));
+            None
         }
     };
-    let problems = validate::validate(&cloud, &inputs, &quota_plan, ctx.capacity.capacity());
-    if !problems.is_empty() {
-        report::write(&ctx, &cloud, &Outcome::Invalid(&problems)).await?;
-        return Ok(Action::requeue(super::RESYNC_INTERVAL));
+    if let Some(plan) = &quota_plan {
+        problems = validate::validate(&cloud, &inputs, plan, ctx.capacity.capacity());
     }
+    let Some(quota_plan) = quota_plan.filter(|_| problems.is_empty()) else {
+        // A refused tenant holds no place in the queue, and no capacity unless quotas of an
+        // earlier generation stand in its namespaces (a refused pass changes nothing).
+        let provisioned = inputs
+            .owned
+            .iter()
+            .any(|o| o.resource.kind == "ResourceQuota");
+        ctx.capacity.refuse(&cloud.name_any(), provisioned);
+        let holds_capacity = ctx
+            .capacity
+            .capacity()
+            .map(|_| ctx.capacity.holds(&cloud.name_any()));
+        report::write(
+            &ctx,
+            &cloud,
+            &Outcome::Invalid {
+                problems: &problems,
+                holds_capacity,
+            },
+        )
+        .await?;
+        return Ok(Action::requeue(super::RESYNC_INTERVAL));
+    };
 
     let demand = capacity::demand(&cloud.spec).unwrap_or_default();
     let decision = ctx.capacity.decide(&cloud, &demand);

@@ -56,8 +56,12 @@ pub fn plan(spec: &DepartmentCloudSpec) -> Result<QuotaPlan, QuantityError> {
             continue;
         }
         let count = i128::try_from(sharing.len()).unwrap_or(i128::MAX);
-        // Whole milli-units only; what does not divide evenly stays unassigned.
-        let share = remainder / count;
+        // Whole milli-units only, and whole units of what is counted (pods, objects): the API
+        // server refuses `pods: 3333m`. What does not divide evenly stays unassigned.
+        let mut share = remainder / count;
+        if super::resources::is_integer_resource(resource) {
+            share -= share % 1000;
+        }
         for name in sharing {
             environments
                 .entry(name)
@@ -124,6 +128,20 @@ mod tests {
                 ("requests.cpu".into(), 4000)
             ]))
         );
+    }
+
+    #[test]
+    fn counted_resources_are_shared_in_whole_units() {
+        let plan = plan(&base(
+            serde_json::json!({"pods": "10", "requests.cpu": "1"}),
+            serde_json::json!([{"name": "prod"}, {"name": "test"}, {"name": "dev"}]),
+        ))
+        .expect("plan");
+        for environment in ["prod", "test", "dev"] {
+            let quota = plan.environments[environment].as_ref().expect("quota");
+            assert_eq!(quota["pods"], 3000, "{environment}");
+            assert_eq!(quota["requests.cpu"], 333, "{environment}");
+        }
     }
 
     #[test]

@@ -11,7 +11,7 @@ use kube::api::{ApiResource, DynamicObject};
 use kube::runtime::events::EventType;
 
 use super::build;
-use super::capacity::{CAPACITY_AVAILABLE, Decision};
+use super::capacity::{CAPACITY_AVAILABLE, Decision, EXCEEDS_CAPACITY, INSUFFICIENT_CAPACITY};
 use crate::controllers::{Context, Problem, problem_conditions, report};
 use crate::error::Result;
 use crate::pipeline::conditions::{DEGRADED, Observed, PROGRESSING, READY};
@@ -23,7 +23,13 @@ resource_status!(DepartmentCloudStatus);
 /// What a reconcile pass came to.
 pub enum Outcome<'a> {
     /// The spec has problems; nothing was applied.
-    Invalid(&'a [Problem]),
+    Invalid {
+        /// What is wrong.
+        problems: &'a [Problem],
+        /// Whether the tenant still holds capacity (its quotas from an earlier generation stand);
+        /// None when the data center sets no capacity.
+        holds_capacity: Option<bool>,
+    },
     /// The tenant waits for capacity; nothing was applied.
     Waiting(&'a Decision),
     /// Everything was applied; these are the objects as the API server holds them.
@@ -40,19 +46,31 @@ pub enum Outcome<'a> {
 /// The conditions for an outcome (pure).
 pub fn conditions_for(outcome: &Outcome<'_>, namespaces: &[NamespaceStatus]) -> Vec<Observed> {
     match outcome {
-        Outcome::Invalid(problems) => problem_conditions(problems).unwrap_or_default(),
+        Outcome::Invalid {
+            problems,
+            holds_capacity,
+        } => {
+            let mut observed = problem_conditions(problems).unwrap_or_default();
+            if *holds_capacity == Some(false) {
+                observed.push(match problems.iter().find(|p| p.reason == EXCEEDS_CAPACITY) {
+                    Some(beyond) => Observed::no(
+                        CAPACITY_AVAILABLE,
+                        EXCEEDS_CAPACITY,
+                        beyond.message.clone(),
+                    ),
+                    None => Observed::no(
+                        CAPACITY_AVAILABLE,
+                        "NotQueued",
+                        "the tenant holds no capacity and waits in no queue until its spec is corrected",
+                    ),
+                });
+            }
+            observed
+        }
         Outcome::Waiting(Decision::Waiting { missing, ahead }) => {
-            let message = format!(
-                "the data center lacks {} for this tenant{}",
-                quantity::describe(missing),
-                if *ahead > 0 {
-                    format!("; {ahead} earlier request(s) wait ahead of it")
-                } else {
-                    String::new()
-                }
-            );
+            let message = waiting_message(missing, *ahead);
             vec![
-                Observed::no(CAPACITY_AVAILABLE, "InsufficientCapacity", message.clone()),
+                Observed::no(CAPACITY_AVAILABLE, INSUFFICIENT_CAPACITY, message.clone()),
                 Observed::no(READY, "WaitingForCapacity", message),
                 Observed::no(
                     PROGRESSING,
@@ -105,6 +123,7 @@ pub fn conditions_for(outcome: &Outcome<'_>, namespaces: &[NamespaceStatus]) -> 
             ]
         }
         Outcome::Failed(error) => vec![
+            Observed::no(READY, "ApplyFailed", error.clone()),
             Observed::yes(DEGRADED, "ApplyFailed", error.clone()),
             Observed::yes(
                 PROGRESSING,
@@ -112,6 +131,29 @@ pub fn conditions_for(outcome: &Outcome<'_>, namespaces: &[NamespaceStatus]) -> 
                 "applying failed; retrying with back-off",
             ),
         ],
+    }
+}
+
+/// Why a tenant waits: its own shortfall beside the tenants holding capacity, and how many
+/// earlier requests are served first.
+pub fn waiting_message(missing: &Amounts, ahead: usize) -> String {
+    let ahead_text = match ahead {
+        0 => String::new(),
+        1 => "1 earlier request waits ahead of it".to_owned(),
+        n => format!("{n} earlier requests wait ahead of it"),
+    };
+    match (missing.is_empty(), ahead) {
+        (true, _) => format!(
+            "the tenant fits in the free capacity, but {ahead_text} (first come, first served)"
+        ),
+        (false, 0) => format!(
+            "the data center lacks {} for this tenant",
+            quantity::describe(missing)
+        ),
+        (false, _) => format!(
+            "the data center lacks {} for this tenant; {ahead_text}",
+            quantity::describe(missing)
+        ),
     }
 }
 
@@ -192,7 +234,7 @@ pub async fn write(ctx: &Context, cloud: &DepartmentCloud, outcome: &Outcome<'_>
     }
     let observed = conditions_for(outcome, &next.namespaces);
     let problems = match outcome {
-        Outcome::Invalid(problems) => *problems,
+        Outcome::Invalid { problems, .. } => *problems,
         _ => &[],
     };
     let was = |type_: &str| {

@@ -3,15 +3,70 @@
 //! objects (peers, namespaces that exist already, quota already in use). A problem stops the
 //! pass before anything is applied, so nothing is half-applied.
 
-use govdc_crds::DepartmentCloud;
+use govdc_crds::department_cloud::MemberKind;
 use govdc_crds::validation::validate_department_identity;
+use govdc_crds::{DepartmentCloud, DepartmentCloudSpec};
 use kube::ResourceExt;
 
 use super::build::namespace_name;
 use super::quotas::QuotaPlan;
 use super::read::Inputs;
+use super::resources;
 use crate::controllers::Problem;
 use crate::quantity::{self, Amounts};
+
+/// The problems the API server would find in the quotas and the LimitRange the spec becomes,
+/// and in its RoleBindings' subjects: checked before anything is written, so that a spec the
+/// API server would refuse in any object stops the pass before a namespace exists.
+pub fn resources(spec: &DepartmentCloudSpec) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    if let Some(quota) = &spec.quota {
+        problems.extend(resources::check_quota("spec.quota", quota));
+    }
+    for environment in &spec.environments {
+        if let Some(quota) = &environment.quota {
+            let field = format!("spec.environments[{}].quota", environment.name);
+            problems.extend(resources::check_quota(&field, quota));
+        }
+    }
+    if let Some(defaults) = &spec.container_defaults {
+        problems.extend(resources::check_container_defaults(defaults));
+    }
+    for (field, members) in [
+        ("spec.admins", &spec.admins),
+        ("spec.viewers", &spec.viewers),
+    ] {
+        for member in members
+            .iter()
+            .filter(|m| m.kind == MemberKind::ServiceAccount)
+        {
+            if !is_dns_subdomain(&member.name) {
+                problems.push(Problem::new(
+                    "InvalidMember",
+                    format!(
+                        "{field}: ServiceAccount '{}' is not a valid ServiceAccount name (lower-case letters, digits, '-' and '.')",
+                        member.name
+                    ),
+                ));
+            }
+        }
+    }
+    problems
+}
+
+/// An RFC 1123 subdomain, as ServiceAccount names are.
+fn is_dns_subdomain(name: &str) -> bool {
+    name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        })
+}
 
 /// The problems found; empty when the spec can be provisioned. `capacity` is the data center's,
 /// when configured.
@@ -85,6 +140,22 @@ pub fn validate(
         }
     }
     if let Some(capacity) = capacity {
+        let demand = super::capacity::demand(&cloud.spec).unwrap_or_default();
+        let beyond = super::capacity::beyond_capacity(&demand, capacity);
+        if !beyond.is_empty() {
+            let whole: Amounts = beyond
+                .keys()
+                .filter_map(|r| Some((r.clone(), *capacity.get(r)?)))
+                .collect();
+            problems.push(Problem::new(
+                super::capacity::EXCEEDS_CAPACITY,
+                format!(
+                    "spec.quota: the tenant asks for {} but the whole data center has {}; it could never be admitted",
+                    quantity::describe(&beyond),
+                    quantity::describe(&whole)
+                ),
+            ));
+        }
         let tenant: Amounts =
             quotas
                 .environments
@@ -117,6 +188,8 @@ mod tests {
     use super::*;
     use crate::controllers::department_cloud::quotas;
     use govdc_crds::NetworkZone;
+    use govdc_crds::department_cloud::TenantMember;
+    use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
     fn cloud(name: &str, code: &str, zone: NetworkZone, peers: &[&str]) -> DepartmentCloud {
         serde_json::from_value(serde_json::json!({
@@ -221,6 +294,62 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(check(&c, &inputs, None), ["QuotaBelowUsage"]);
+    }
+
+    #[test]
+    fn a_demand_larger_than_the_whole_data_center_is_refused_at_once() {
+        let mut c = cloud("zj-data", &valid_code(), NetworkZone::Extranet, &[]);
+        c.spec.quota = Some(
+            [("requests.cpu".to_owned(), Quantity("20".into()))]
+                .into_iter()
+                .collect(),
+        );
+        let capacity = Amounts::from([("requests.cpu".into(), 10_000)]);
+        let problems = validate(
+            &c,
+            &Inputs::default(),
+            &quotas::plan(&c.spec).expect("plan"),
+            Some(&capacity),
+        );
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].reason, "ExceedsCapacity");
+        assert!(
+            problems[0].message.contains("requests.cpu 20")
+                && problems[0].message.contains("requests.cpu 10"),
+            "{}",
+            problems[0].message
+        );
+    }
+
+    #[test]
+    fn quantities_the_api_server_would_refuse_are_problems_before_any_write() {
+        let mut c = cloud("zj-data", &valid_code(), NetworkZone::Extranet, &[]);
+        c.spec.quota = Some(
+            [("requests.cpu".to_owned(), Quantity("-1".into()))]
+                .into_iter()
+                .collect(),
+        );
+        c.spec.environments[0].quota = Some(
+            [("pods".to_owned(), Quantity("2.5".into()))]
+                .into_iter()
+                .collect(),
+        );
+        let reasons: Vec<_> = resources(&c.spec).iter().map(|p| p.reason).collect();
+        assert_eq!(reasons, ["NegativeQuantity", "InvalidQuantity"]);
+    }
+
+    #[test]
+    fn a_service_account_member_needs_a_valid_name() {
+        let mut c = cloud("zj-data", &valid_code(), NetworkZone::Extranet, &[]);
+        c.spec.admins = vec![TenantMember {
+            kind: MemberKind::ServiceAccount,
+            name: "Deploy_Bot".into(),
+            namespace: Some("ci".into()),
+        }];
+        let problems = resources(&c.spec);
+        assert_eq!(problems.len(), 1);
+        assert_eq!(problems[0].reason, "InvalidMember");
+        assert!(problems[0].message.starts_with("spec.admins"));
     }
 
     #[test]

@@ -1,0 +1,460 @@
+//! Watches of the objects govdc resources name, mapped back to the resources that name them, so
+//! that a referrer is reconciled as soon as what it names appears, changes or goes away: an
+//! ExchangeNode its parent and the Secrets of its parent's key or remote CA and token; a
+//! DepartmentCloud its peers; an OpenDataset its owner, portal, source and keys.
+//!
+//! The watches are metadata-only (no Secret's or ConfigMap's data reaches the operator through
+//! them) and keep no cache: an event is mapped to referrers through the controller's own watch
+//! cache of the referring resources and dropped. The mapping functions are pure.
+
+use std::collections::HashMap;
+
+use futures::{Stream, StreamExt, TryStreamExt};
+use govdc_crds::{DepartmentCloud, ExchangeNode, OpenDataset};
+use kube::Client;
+use kube::api::Api;
+use kube::core::PartialObjectMeta;
+use kube::core::error_boundary::DeserializeGuard;
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Resource, ResourceExt};
+
+use super::exchange_node::key;
+
+/// A trigger stream for `watches_stream`.
+pub type Changes<K> =
+    futures::stream::BoxStream<'static, Result<PartialObjectMeta<K>, watcher::Error>>;
+
+/// Changes that matter to referrers of a govdc resource: it appeared, its spec changed (a new
+/// generation) or it went away. Status writes, which are most of its events, are dropped here.
+pub fn spec_changes<K>(client: Client, config: watcher::Config) -> Changes<K>
+where
+    K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
+    K::DynamicType: Default,
+{
+    let mut generations: HashMap<String, Option<i64>> = HashMap::new();
+    let stream = watcher(Api::<PartialObjectMeta<K>>::all(client), config)
+        .default_backoff()
+        .try_filter_map(move |event| {
+            let changed = match event {
+                watcher::Event::Apply(object) | watcher::Event::InitApply(object) => {
+                    let uid = object.uid().unwrap_or_default();
+                    let generation = object.meta().generation;
+                    (generations.insert(uid, generation) != Some(generation)).then_some(object)
+                }
+                watcher::Event::Delete(object) => {
+                    generations.remove(&object.uid().unwrap_or_default());
+                    Some(object)
+                }
+                watcher::Event::Init | watcher::Event::InitDone => None,
+            };
+            futures::future::ready(Ok(changed))
+        });
+    until_forbidden(stream, K::kind(&Default::default()).into_owned())
+}
+
+/// Every change of a Secret or ConfigMap: their content has no generation, and they change
+/// seldom.
+pub fn any_changes<K>(client: Client) -> Changes<K>
+where
+    K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
+    K::DynamicType: Default,
+{
+    let stream = watcher(
+        Api::<PartialObjectMeta<K>>::all(client),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .touched_objects();
+    until_forbidden(stream, K::kind(&Default::default()).into_owned())
+}
+
+/// Ends a trigger stream the operator may not list (its RBAC withholds the kind cluster-wide):
+/// the referrers then notice a change at their next periodic pass, and the log says so once
+/// instead of a retry every few seconds.
+fn until_forbidden<K, S>(stream: S, kind: String) -> Changes<K>
+where
+    K: Resource + Send + 'static,
+    S: Stream<Item = Result<PartialObjectMeta<K>, watcher::Error>> + Send + 'static,
+{
+    stream
+        .take_while(move |item| {
+            let forbidden = matches!(
+                item,
+                Err(watcher::Error::InitialListFailed(kube::Error::Api(status))
+                    | watcher::Error::WatchStartFailed(kube::Error::Api(status)))
+                    if status.code == 403
+            );
+            if forbidden {
+                tracing::warn!(
+                    %kind,
+                    "the operator may not watch {kind} cluster-wide; resources naming one notice its changes at their next periodic pass"
+                );
+            }
+            futures::future::ready(!forbidden)
+        })
+        .boxed()
+}
+
+/// The objects a watch cache holds that deserialized.
+fn valid<K>(store: &Store<DeserializeGuard<K>>) -> Vec<K>
+where
+    K: Resource + Clone,
+    K::DynamicType: std::hash::Hash + Eq + Clone,
+{
+    store
+        .state()
+        .iter()
+        .filter_map(|guard| guard.0.as_ref().ok().cloned())
+        .collect()
+}
+
+/// `namespace/name` of what a reference names, defaulting to the referrer's namespace.
+fn resolve(own_namespace: &str, namespace: Option<&String>, name: &str) -> (String, String) {
+    (
+        namespace
+            .cloned()
+            .unwrap_or_else(|| own_namespace.to_owned()),
+        name.to_owned(),
+    )
+}
+
+/// The namespace and name of a changed object.
+fn target<K: Resource>(object: &PartialObjectMeta<K>) -> (String, String) {
+    (object.namespace().unwrap_or_default(), object.name_any())
+}
+
+/// The DepartmentClouds naming `peer` among their peer departments.
+pub fn peer_referrers(clouds: &[DepartmentCloud], peer: &str) -> Vec<String> {
+    clouds
+        .iter()
+        .filter(|c| c.spec.peer_departments.iter().any(|p| p == peer))
+        .map(ResourceExt::name_any)
+        .collect()
+}
+
+/// Maps a changed DepartmentCloud to the DepartmentClouds naming it as a peer.
+pub fn department_cloud_peers(
+    store: Store<DeserializeGuard<DepartmentCloud>>,
+) -> impl Fn(PartialObjectMeta<DepartmentCloud>) -> Vec<ObjectRef<DeserializeGuard<DepartmentCloud>>>
++ Send
++ Sync
++ 'static {
+    move |changed| {
+        peer_referrers(&valid(&store), &changed.name_any())
+            .iter()
+            .map(|name| ObjectRef::new(name))
+            .collect()
+    }
+}
+
+/// The ExchangeNodes whose in-cluster parent is `parent` (`namespace`, `name`).
+pub fn child_referrers(nodes: &[ExchangeNode], parent: &(String, String)) -> Vec<(String, String)> {
+    nodes
+        .iter()
+        .filter(|node| {
+            let own = node.namespace().unwrap_or_default();
+            node.spec
+                .parent
+                .as_ref()
+                .and_then(|p| p.node_ref.as_ref())
+                .is_some_and(|r| resolve(&own, r.namespace.as_ref(), &r.name) == *parent)
+        })
+        .map(|node| (node.namespace().unwrap_or_default(), node.name_any()))
+        .collect()
+}
+
+/// The ExchangeNodes that read the Secret `secret` (`namespace`, `name`): their remote parent's
+/// CA or token, or their in-cluster parent's signing key (which issues their federation token).
+pub fn secret_readers_among_nodes(
+    nodes: &[ExchangeNode],
+    secret: &(String, String),
+) -> Vec<(String, String)> {
+    nodes
+        .iter()
+        .filter(|node| {
+            let own = node.namespace().unwrap_or_default();
+            let Some(parent) = &node.spec.parent else {
+                return false;
+            };
+            let parent_key = parent.node_ref.as_ref().is_some_and(|r| {
+                resolve(&own, r.namespace.as_ref(), &key::secret_name_of(&r.name)) == *secret
+            });
+            let remote = parent.remote.as_ref().is_some_and(|remote| {
+                [&remote.ca_secret_ref, &remote.token_secret_ref]
+                    .iter()
+                    .any(|s| resolve(&own, s.namespace.as_ref(), &s.name) == *secret)
+            });
+            parent_key || remote
+        })
+        .map(|node| (node.namespace().unwrap_or_default(), node.name_any()))
+        .collect()
+}
+
+fn node_refs(pairs: Vec<(String, String)>) -> Vec<ObjectRef<DeserializeGuard<ExchangeNode>>> {
+    pairs
+        .into_iter()
+        .map(|(namespace, name)| ObjectRef::new(&name).within(&namespace))
+        .collect()
+}
+
+/// Maps a changed ExchangeNode to its children.
+pub fn exchange_node_children(
+    store: Store<DeserializeGuard<ExchangeNode>>,
+) -> impl Fn(PartialObjectMeta<ExchangeNode>) -> Vec<ObjectRef<DeserializeGuard<ExchangeNode>>>
++ Send
++ Sync
++ 'static {
+    move |changed| node_refs(child_referrers(&valid(&store), &target(&changed)))
+}
+
+/// Maps a changed Secret to the ExchangeNodes reading it.
+pub fn exchange_node_secrets(
+    store: Store<DeserializeGuard<ExchangeNode>>,
+) -> impl Fn(
+    PartialObjectMeta<k8s_openapi::api::core::v1::Secret>,
+) -> Vec<ObjectRef<DeserializeGuard<ExchangeNode>>>
++ Send
++ Sync
++ 'static {
+    move |changed| {
+        node_refs(secret_readers_among_nodes(
+            &valid(&store),
+            &target(&changed),
+        ))
+    }
+}
+
+/// What an OpenDataset names, as `(kind, namespace, name)`.
+pub fn dataset_references(dataset: &OpenDataset) -> Vec<(&'static str, String, String)> {
+    let own = dataset.namespace().unwrap_or_default();
+    let spec = &dataset.spec;
+    let node = |kind, r: &govdc_crds::common::ObjectReference| {
+        let (namespace, name) = resolve(&own, r.namespace.as_ref(), &r.name);
+        (kind, namespace, name)
+    };
+    let mut references = vec![node("ExchangeNode", &spec.portal)];
+    let (namespace, name) = resolve(
+        &own,
+        spec.portal.namespace.as_ref(),
+        &key::secret_name_of(&spec.portal.name),
+    );
+    references.push(("Secret", namespace, name));
+    if let Some(source) = &spec.source.config_map_ref {
+        references.push(("ConfigMap", own.clone(), source.name.clone()));
+    }
+    if let Some(source) = &spec.source.secret_ref {
+        references.push(("Secret", own.clone(), source.name.clone()));
+    }
+    if let Some(resource) = &spec.source.exchange_resource {
+        references.push(node("ExchangeNode", &resource.node));
+        let (namespace, name) = resolve(
+            &own,
+            resource.node.namespace.as_ref(),
+            &key::secret_name_of(&resource.node.name),
+        );
+        references.push(("Secret", namespace, name));
+    }
+    if let Some(reference) = &spec.pseudonym_key_ref {
+        let (namespace, name) = resolve(&own, reference.namespace.as_ref(), &reference.name);
+        references.push(("Secret", namespace, name));
+    }
+    references
+}
+
+/// The OpenDatasets naming the object `kind` `namespace/name`. A DepartmentCloud owns the
+/// datasets in its environments' namespaces, `<name>-<environment>`: they are matched by that
+/// prefix, which may now and then wake a dataset of a department whose name extends this one's
+/// (a harmless extra pass).
+pub fn dataset_referrers(
+    datasets: &[OpenDataset],
+    kind: &str,
+    changed: &(String, String),
+) -> Vec<(String, String)> {
+    datasets
+        .iter()
+        .filter(|dataset| {
+            if kind == "DepartmentCloud" {
+                let prefix = format!("{}-", changed.1);
+                return dataset
+                    .namespace()
+                    .is_some_and(|ns| ns.starts_with(&prefix));
+            }
+            dataset_references(dataset)
+                .iter()
+                .any(|(k, namespace, name)| {
+                    *k == kind && (namespace, name) == (&changed.0, &changed.1)
+                })
+        })
+        .map(|dataset| (dataset.namespace().unwrap_or_default(), dataset.name_any()))
+        .collect()
+}
+
+/// Maps a changed object of kind `K` to the OpenDatasets naming it.
+pub fn open_dataset_referrers<K>(
+    store: Store<DeserializeGuard<OpenDataset>>,
+) -> impl Fn(PartialObjectMeta<K>) -> Vec<ObjectRef<DeserializeGuard<OpenDataset>>> + Send + Sync + 'static
+where
+    K: Resource<DynamicType = ()> + 'static,
+{
+    move |changed| {
+        let kind = K::kind(&());
+        dataset_referrers(&valid(&store), &kind, &target(&changed))
+            .into_iter()
+            .map(|(namespace, name)| ObjectRef::new(&name).within(&namespace))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(namespace: &str, name: &str, parent: serde_json::Value) -> ExchangeNode {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "govdc.io/v1alpha1", "kind": "ExchangeNode",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {"level": "provincial", "regionCode": "330000", "networkZone": "extranet", "parent": parent},
+        }))
+        .expect("fixture deserializes")
+    }
+
+    fn pair(namespace: &str, name: &str) -> (String, String) {
+        (namespace.to_owned(), name.to_owned())
+    }
+
+    #[test]
+    fn a_parent_maps_to_the_children_naming_it_in_their_namespace_or_another() {
+        let nodes = [
+            node(
+                "hubs",
+                "zhejiang",
+                serde_json::json!({"nodeRef": {"name": "national"}}),
+            ),
+            node(
+                "prov",
+                "jiangsu",
+                serde_json::json!({"nodeRef": {"name": "national", "namespace": "hubs"}}),
+            ),
+            node(
+                "other",
+                "anhui",
+                serde_json::json!({"nodeRef": {"name": "national"}}),
+            ),
+        ];
+        assert_eq!(
+            child_referrers(&nodes, &pair("hubs", "national")),
+            [pair("hubs", "zhejiang"), pair("prov", "jiangsu")]
+        );
+    }
+
+    #[test]
+    fn a_secret_maps_to_the_nodes_reading_it() {
+        let nodes = [
+            node(
+                "hubs",
+                "zhejiang",
+                serde_json::json!({"nodeRef": {"name": "national"}}),
+            ),
+            node(
+                "hubs",
+                "remote-child",
+                serde_json::json!({"remote": {
+                    "endpoint": "https://hub.example:8443",
+                    "caSecretRef": {"name": "national-ca", "key": "ca.crt"},
+                    "tokenSecretRef": {"name": "national-token", "key": "token", "namespace": "tokens"},
+                }}),
+            ),
+        ];
+        assert_eq!(
+            secret_readers_among_nodes(&nodes, &pair("hubs", "national-hub-key")),
+            [pair("hubs", "zhejiang")]
+        );
+        assert_eq!(
+            secret_readers_among_nodes(&nodes, &pair("hubs", "national-ca")),
+            [pair("hubs", "remote-child")]
+        );
+        assert_eq!(
+            secret_readers_among_nodes(&nodes, &pair("tokens", "national-token")),
+            [pair("hubs", "remote-child")]
+        );
+        assert!(secret_readers_among_nodes(&nodes, &pair("hubs", "national-token")).is_empty());
+    }
+
+    fn cloud(name: &str, peers: &[&str]) -> DepartmentCloud {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "govdc.io/v1alpha1", "kind": "DepartmentCloud",
+            "metadata": {"name": name},
+            "spec": {
+                "department": {"name": "d", "creditCode": "11330000MB00256383", "level": "provincial", "regionCode": "330000"},
+                "networkZone": "extranet", "protectionLevel": 3,
+                "environments": [{"name": "prod"}], "peerDepartments": peers,
+            }
+        }))
+        .expect("fixture deserializes")
+    }
+
+    #[test]
+    fn a_department_maps_to_the_departments_naming_it_as_a_peer() {
+        let clouds = [cloud("a", &["b"]), cloud("c", &["b", "a"]), cloud("d", &[])];
+        assert_eq!(peer_referrers(&clouds, "b"), ["a", "c"]);
+        assert_eq!(peer_referrers(&clouds, "a"), ["c"]);
+        assert!(peer_referrers(&clouds, "d").is_empty());
+    }
+
+    fn dataset(namespace: &str, name: &str, source: serde_json::Value) -> OpenDataset {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "govdc.io/v1alpha1", "kind": "OpenDataset",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {
+                "title": "t", "category": "transport", "openness": "unconditional",
+                "source": source,
+                "portal": {"name": "portal", "namespace": "hubs"},
+                "fields": [{"name": "x", "action": "keep"}],
+                "pseudonymKeyRef": {"name": "pseudonym", "key": "key"},
+            }
+        }))
+        .expect("fixture deserializes")
+    }
+
+    #[test]
+    fn a_dataset_maps_from_its_owner_portal_source_and_keys() {
+        let datasets = [
+            dataset(
+                "zj-prod",
+                "roads",
+                serde_json::json!({"configMapRef": {"name": "roads", "key": "data.csv"}}),
+            ),
+            dataset(
+                "js-prod",
+                "bridges",
+                serde_json::json!({"secretRef": {"name": "bridges", "key": "data.csv"}}),
+            ),
+        ];
+        let find = |kind: &str, namespace: &str, name: &str| {
+            dataset_referrers(&datasets, kind, &pair(namespace, name))
+        };
+        assert_eq!(
+            find("DepartmentCloud", "", "zj"),
+            [pair("zj-prod", "roads")]
+        );
+        assert_eq!(find("ExchangeNode", "hubs", "portal").len(), 2);
+        assert_eq!(find("Secret", "hubs", "portal-hub-key").len(), 2);
+        assert_eq!(
+            find("ConfigMap", "zj-prod", "roads"),
+            [pair("zj-prod", "roads")]
+        );
+        assert_eq!(
+            find("Secret", "js-prod", "bridges"),
+            [pair("js-prod", "bridges")]
+        );
+        assert_eq!(
+            find("Secret", "js-prod", "pseudonym"),
+            [pair("js-prod", "bridges")]
+        );
+        // A ConfigMap of the same name elsewhere, or a Secret named like a ConfigMap source, wakes
+        // nobody.
+        assert!(find("ConfigMap", "js-prod", "roads").is_empty());
+        assert!(find("Secret", "zj-prod", "roads").is_empty());
+    }
+}
