@@ -3,16 +3,17 @@
 //! started when a namespace becomes protected and stopped when it no longer is.
 //!
 //! The operator's right to read Secrets in a tenant namespace comes from the RoleBinding the
-//! DepartmentCloud controller makes there with the namespace itself, so a watch started the moment
-//! a namespace appears can be refused for a moment. A refusal within [`ACCESS_GRACE`] of the
-//! watch's start is waited out quietly; a longer one is reported on the policy
-//! (`SecretsForbidden`) and no longer holds up the first sync.
+//! DepartmentCloud controller makes there with the namespace itself, so a namespace that has just
+//! appeared can refuse the operator for a moment. Each watch therefore starts with a probe (a
+//! one-item list) that waits a refusal out quietly, and starts the watch once access is there; a
+//! refusal longer than [`ACCESS_GRACE`] is reported on the policy (`SourceForbidden`) and no
+//! longer holds up the first sync.
 
 use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use kube::api::DynamicObject;
+use kube::api::{ApiResource, DynamicObject, ListParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
 use tokio::sync::mpsc;
@@ -79,15 +80,8 @@ impl NamespaceWatches {
                 let resource = kinds[index].api_resource();
                 let api: Api<DynamicObject> =
                     Api::namespaced_with(client.clone(), namespace, &resource);
-                let events = watcher(api, watcher::Config::default().any_semantic())
-                    .map(with_types(resource));
-                let handle = watches.spawn(forward(
-                    events,
-                    tx.clone(),
-                    index,
-                    namespace.clone(),
-                    kinds[index].plural,
-                ));
+                let handle =
+                    watches.spawn(forward(api, resource, tx.clone(), index, namespace.clone()));
                 self.running.insert(key.clone(), handle);
                 self.pending.insert(key);
             }
@@ -107,52 +101,73 @@ impl NamespaceWatches {
     }
 }
 
-/// Whether a watch error is the API server refusing access (HTTP 403).
-fn forbidden(error: &watcher::Error) -> bool {
-    match error {
-        watcher::Error::InitialListFailed(kube::Error::Api(status))
-        | watcher::Error::WatchStartFailed(kube::Error::Api(status)) => status.code == 403,
-        watcher::Error::WatchError(status) => status.code == 403,
-        _ => false,
+/// How long the probe waits between tries while access is refused, at most.
+const PROBE_INTERVAL_MAX: Duration = Duration::from_secs(5);
+
+/// Waits until the operator may list `api`'s objects: a refused watch would be logged as an error
+/// by the watcher on every retry, a refused probe only here. Past [`ACCESS_GRACE`], says so once
+/// (`Change::Refused`) and keeps waiting. Returns false when the engine went away.
+async fn wait_for_access(
+    api: &Api<DynamicObject>,
+    tx: &mpsc::Sender<Change>,
+    kind: usize,
+    namespace: &str,
+) -> bool {
+    let started = Instant::now();
+    let mut interval = Duration::from_millis(100);
+    let mut reported = false;
+    loop {
+        match api.list_metadata(&ListParams::default().limit(1)).await {
+            Err(kube::Error::Api(status)) if status.code == 403 => {
+                if started.elapsed() < ACCESS_GRACE {
+                    // The operator's binding in a new namespace is made with it; wait for it.
+                    tracing::debug!(%namespace, "no access yet to this namespace's objects; waiting");
+                } else if !reported {
+                    reported = true;
+                    let change = Change::Refused(kind, namespace.to_owned(), status.message);
+                    if tx.send(change).await.is_err() {
+                        return false;
+                    }
+                }
+            }
+            // Access, or an error the watcher's own retries deal with.
+            _ => return true,
+        }
+        tokio::time::sleep(interval).await;
+        interval = (interval * 2).min(PROBE_INTERVAL_MAX);
     }
 }
 
 /// Forwards one namespace's watch to the engine, as [`Change::InNamespace`], until the engine
 /// goes away or the watch is aborted. Errors are retried by the watcher's back-off.
-async fn forward<S>(
-    events: S,
+async fn forward(
+    api: Api<DynamicObject>,
+    resource: ApiResource,
     tx: mpsc::Sender<Change>,
     kind: usize,
     namespace: String,
-    plural: &'static str,
-) where
-    S: futures::Stream<Item = Result<watcher::Event<DynamicObject>, watcher::Error>> + Send,
-{
-    let started = Instant::now();
-    let mut reported = false;
-    let mut events = std::pin::pin!(events.default_backoff());
+) {
+    if !wait_for_access(&api, &tx, kind, &namespace).await {
+        return;
+    }
+    let events = watcher(api, watcher::Config::default().any_semantic())
+        .map(with_types(resource))
+        .default_backoff();
+    let mut events = std::pin::pin!(events);
     while let Some(event) = events.next().await {
-        let change = match event {
-            Ok(event) => Change::InNamespace(kind, namespace.clone(), event),
-            Err(error) if forbidden(&error) && started.elapsed() < ACCESS_GRACE => {
-                // The operator's binding in a new namespace is made with it; wait for it.
-                tracing::debug!(%namespace, kind = plural, "no access yet to this namespace's objects; retrying");
-                continue;
-            }
-            Err(error) if forbidden(&error) => {
-                if reported {
-                    continue;
+        match event {
+            Ok(event) => {
+                if tx
+                    .send(Change::InNamespace(kind, namespace.clone(), event))
+                    .await
+                    .is_err()
+                {
+                    return;
                 }
-                reported = true;
-                Change::Refused(kind, namespace.clone(), error.to_string())
             }
             Err(error) => {
-                tracing::debug!(%namespace, %error, "a replication watch failed; retrying");
-                continue;
+                tracing::debug!(%namespace, %error, "a replication watch failed; retrying")
             }
-        };
-        if tx.send(change).await.is_err() {
-            return;
         }
     }
 }
