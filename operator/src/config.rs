@@ -96,7 +96,7 @@ pub struct RunArgs {
     pub shutdown_grace_seconds: u64,
 
     /// The govdc-hub image that ExchangeNodes run.
-    #[arg(long, env = "GOVDC_HUB_IMAGE", default_value = concat!("ghcr.io/govdc/govdc-hub:", env!("CARGO_PKG_VERSION")))]
+    #[arg(long, env = "GOVDC_HUB_IMAGE", default_value = concat!("govdc/govdc-hub:", env!("CARGO_PKG_VERSION")))]
     pub hub_image: String,
 
     /// Where the operator reaches a hub node, as `NAMESPACE/NAME=URL`, instead of its Service's
@@ -110,6 +110,18 @@ pub struct RunArgs {
     /// only checked, not exported again.
     #[arg(long, env = "GOVDC_HUB_STATE_INTERVAL_SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
     pub hub_state_interval_seconds: u64,
+
+    /// The ClusterRole that the operator binds to its own ServiceAccount in each namespace it
+    /// provisions for a DepartmentCloud (reading its Secrets, deleting it), so that it holds
+    /// those rights only where govdc works. Set with `--service-account`; the chart sets both.
+    /// Unset: no such binding (the operator's credentials must grant them some other way).
+    #[arg(long, env = "GOVDC_TENANT_ROLE", requires = "service_account")]
+    pub tenant_role: Option<String>,
+
+    /// The operator's own ServiceAccount, as `NAMESPACE/NAME`: the subject of the bindings it
+    /// makes for itself.
+    #[arg(long, env = "GOVDC_SERVICE_ACCOUNT", value_parser = parse_service_account, requires = "tenant_role")]
+    pub service_account: Option<(String, String)>,
 
     /// Seconds between looks at a published dataset's source for changes.
     #[arg(long, env = "GOVDC_DATASET_POLL_SECONDS", default_value_t = 30)]
@@ -148,6 +160,18 @@ pub(crate) fn parse_hub_endpoint(text: &str) -> Result<(String, String), String>
         return Err(format!("{url:?} is not an http:// or https:// URL"));
     }
     Ok((node.to_owned(), url.to_owned()))
+}
+
+/// Parses `--service-account`: `NAMESPACE/NAME`.
+fn parse_service_account(text: &str) -> Result<(String, String), String> {
+    match text.split_once('/') {
+        Some((namespace, name))
+            if !namespace.is_empty() && !name.is_empty() && !name.contains('/') =>
+        {
+            Ok((namespace.to_owned(), name.to_owned()))
+        }
+        _ => Err(format!("{text:?} is not NAMESPACE/NAME")),
+    }
 }
 
 /// Parses `--capacity`: comma-separated `resource=quantity` pairs.

@@ -10,7 +10,7 @@ use std::time::Duration;
 use govdc_crds::{DepartmentCloud, ExchangeNode, OpenDataset};
 use govdc_test_support::hub::{HubOptions, NodeHub};
 use govdc_test_support::{
-    OperatorProcess, TEST_LABEL, TestEnv, eventually, free_port, helm_bin, install_crds,
+    OperatorProcess, TEST_LABEL, TestEnv, eventually, free_port, helm_bin, install_crds, kube_bin,
     output_text, repo_root,
 };
 use k8s_openapi::api::apps::v1::Deployment;
@@ -120,6 +120,30 @@ async fn the_chart_lints_clean_and_renders_what_the_api_server_accepts() {
             "{kind} missing from the rendered chart"
         );
     }
+    // The images the chart runs are the ones the operator defaults to (and build-oci.sh names).
+    let rendered = String::from_utf8_lossy(&rendered.stdout);
+    let help = Command::new(OPERATOR)
+        .args(["run", "--help"])
+        .output()
+        .expect("govdc-operator run --help");
+    let help = String::from_utf8_lossy(&help.stdout);
+    let default_hub_image = help
+        .split("--hub-image")
+        .nth(1)
+        .and_then(|rest| rest.split("[default: ").nth(1))
+        .and_then(|rest| rest.split(']').next())
+        .expect("--hub-image has a default");
+    assert!(
+        rendered.contains(&format!("value: \"{default_hub_image}\"")),
+        "the chart's hub image is not the operator's default {default_hub_image}"
+    );
+    let version = env!("CARGO_PKG_VERSION");
+    assert_eq!(default_hub_image, format!("govdc/govdc-hub:{version}"));
+    assert!(
+        rendered.contains(&format!("image: \"govdc/govdc-operator:{version}\"")),
+        "the chart does not run govdc/govdc-operator:{version}"
+    );
+
     let bad = helm(
         &env,
         &[
@@ -146,6 +170,8 @@ async fn the_operator_runs_with_the_charts_rbac_and_uninstall_keeps_the_departme
     let env = TestEnv::new("primary", "chartinstall").await;
     install_crds(&env.client).await.expect("CRDs");
     let namespace = env.namespace("system").await;
+    // The hubs' namespace exists before the chart, which binds the operator there.
+    let hub_namespace = env.namespace("hub").await;
     let release = env.prefix.clone();
     let output = helm(
         &env,
@@ -157,6 +183,8 @@ async fn the_operator_runs_with_the_charts_rbac_and_uninstall_keeps_the_departme
             &namespace,
             "--set",
             "capacity.requests\\.cpu=100",
+            "--set",
+            &format!("hubNamespaces={{{hub_namespace}}}"),
         ],
     );
     assert!(
@@ -167,7 +195,6 @@ async fn the_operator_runs_with_the_charts_rbac_and_uninstall_keeps_the_departme
     let fullname = format!("{release}-govdc");
 
     let kubeconfig = service_account_kubeconfig(&env, &namespace, &fullname).await;
-    let hub_namespace = env.namespace("hub").await;
     let hub_port = free_port();
     let hub_endpoint =
         format!("--hub-endpoint={hub_namespace}/national=http://127.0.0.1:{hub_port}");
@@ -185,6 +212,9 @@ async fn the_operator_runs_with_the_charts_rbac_and_uninstall_keeps_the_departme
             &hub_endpoint,
             "--dataset-poll-seconds",
             "1",
+            // What the chart's Deployment sets: the operator binds itself in each tenant namespace.
+            &format!("--tenant-role={fullname}-tenant"),
+            &format!("--service-account={namespace}/{fullname}"),
         ],
     );
 
@@ -420,30 +450,6 @@ fn labelled_samples(env: &TestEnv, dir: &Path) -> PathBuf {
 async fn the_demo_samples_become_ready_under_the_charts_rbac() {
     let env = TestEnv::new("samples", "samples").await;
     let dr = TestEnv::new("dr", "samples-dr").await;
-    let output = helm(
-        &env,
-        &[
-            "upgrade",
-            "--install",
-            "govdc",
-            &chart().to_string_lossy(),
-            "--namespace",
-            "govdc-system",
-            "--create-namespace",
-            "--set",
-            "replicaCount=0",
-            "--set",
-            "capacity.requests\\.cpu=64",
-            "--set",
-            "capacity.requests\\.memory=256Gi",
-        ],
-    );
-    assert!(
-        output.status.success(),
-        "helm install: {}",
-        output_text(&output)
-    );
-    let kubeconfig = service_account_kubeconfig(&env, "govdc-system", "govdc").await;
     // The samples have fixed names: on a cluster kept from an earlier run, wait until that run's
     // cleanup has finished deleting them.
     let namespaces: Api<Namespace> = Api::all(env.client.clone());
@@ -470,7 +476,8 @@ async fn the_demo_samples_become_ready_under_the_charts_rbac() {
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     }
-    // The hub nodes' namespace, as the demo makes it (departments' policies let hubs in).
+    // The hub nodes' namespace, as the demo makes it (departments' policies let hubs in), before
+    // the chart, which binds the operator there (hubNamespaces defaults to govdc-hub).
     let _ = env.kubectl(&["create", "namespace", "govdc-hub"]);
     let _ = env.kubectl(&[
         "label",
@@ -478,7 +485,32 @@ async fn the_demo_samples_become_ready_under_the_charts_rbac() {
         "govdc-hub",
         "govdc.io/exchange-hub=true",
         &format!("{TEST_LABEL}={}", env.prefix),
+        "--overwrite",
     ]);
+    let output = helm(
+        &env,
+        &[
+            "upgrade",
+            "--install",
+            "govdc",
+            &chart().to_string_lossy(),
+            "--namespace",
+            "govdc-system",
+            "--create-namespace",
+            "--set",
+            "replicaCount=0",
+            "--set",
+            "capacity.requests\\.cpu=64",
+            "--set",
+            "capacity.requests\\.memory=256Gi",
+        ],
+    );
+    assert!(
+        output.status.success(),
+        "helm install: {}",
+        output_text(&output)
+    );
+    let kubeconfig = service_account_kubeconfig(&env, "govdc-system", "govdc").await;
     let dr_kubeconfig = govdc_test_support::cluster_kubeconfig("dr");
     let _ = env.kubectl(&[
         "-n",
@@ -507,6 +539,8 @@ async fn the_demo_samples_become_ready_under_the_charts_rbac() {
     let restore_points = repo_root().join(format!("target/tmp/{}-restore-points", env.prefix));
     flags.extend([
         "--lease-name=govdc".to_owned(),
+        "--tenant-role=govdc-tenant".to_owned(),
+        "--service-account=govdc-system/govdc".to_owned(),
         "--capacity=requests.cpu=64,requests.memory=256Gi".to_owned(),
         "--dataset-poll-seconds=1".to_owned(),
         format!("--restore-point-dir={}", restore_points.display()),
@@ -598,4 +632,401 @@ async fn the_demo_samples_become_ready_under_the_charts_rbac() {
     );
     drop(running);
     drop(dr);
+}
+
+/// `kubectl auth can-i` (a SubjectAccessReview through impersonation) for `user`: whether RBAC
+/// lets it do `args`.
+fn can_i(env: &TestEnv, user: &str, args: &[String]) -> bool {
+    let mut full: Vec<String> = vec!["auth".into(), "can-i".into()];
+    full.extend(args.iter().cloned());
+    full.push(format!("--as={user}"));
+    let refs: Vec<&str> = full.iter().map(String::as_str).collect();
+    let output = env.kubectl(&refs);
+    let answer = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    assert!(
+        answer == "yes" || answer == "no",
+        "kubectl auth can-i {args:?}: {}",
+        output_text(&output)
+    );
+    answer == "yes"
+}
+
+/// The real kubectl with the ServiceAccount's own token (not impersonation), `stdin` as input.
+fn kubectl_as(kubeconfig: &Path, args: &[&str], stdin: Option<&str>) -> std::process::Output {
+    use std::io::Write;
+    let mut child = Command::new(kube_bin())
+        .arg("kubectl")
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("kubectl");
+    if let Some(mut input) = child.stdin.take() {
+        input
+            .write_all(stdin.unwrap_or_default().as_bytes())
+            .expect("kubectl stdin");
+    }
+    child.wait_with_output().expect("kubectl output")
+}
+
+/// A binding as the operator would write it (govdc's ownership labels), as JSON for kubectl.
+fn binding(
+    kind: &str,
+    name: &str,
+    namespace: Option<&str>,
+    role: &str,
+    subject: serde_json::Value,
+) -> String {
+    let mut metadata = json!({"name": name, "labels": {
+        "app.kubernetes.io/managed-by": "govdc-operator",
+        "govdc.io/owner-kind": "DepartmentCloud",
+        "govdc.io/owner-name": name,
+    }});
+    if let Some(namespace) = namespace {
+        metadata["namespace"] = json!(namespace);
+    }
+    json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": kind, "metadata": metadata,
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+        "subjects": [subject],
+    })
+    .to_string()
+}
+
+/// The chart's ServiceAccount holds exactly what the controllers need: RBAC (asked with
+/// `kubectl auth can-i`, and by a server-side dry run with the account's own token) refuses it
+/// cluster-admin, Secrets outside govdc's namespaces and deleting a namespace it does not manage;
+/// the chart's ValidatingAdmissionPolicies refuse, even where RBAC would allow, relabelling or
+/// deleting an unmanaged namespace and any binding other than those the operator hands out.
+#[tokio::test]
+async fn the_charts_service_account_cannot_make_itself_cluster_admin_nor_touch_what_govdc_does_not_manage()
+ {
+    let env = TestEnv::new("primary", "chartfence").await;
+    let namespace = env.namespace("system").await;
+    let hub_namespace = env.namespace("hub").await;
+    let unmanaged = env.namespace("unmanaged").await;
+    let release = env.prefix.clone();
+    let output = helm(
+        &env,
+        &[
+            "install",
+            &release,
+            &chart().to_string_lossy(),
+            "--namespace",
+            &namespace,
+            // Only RBAC and admission are under test; the CRDs are other tests' business.
+            "--skip-crds",
+            "--set",
+            "replicaCount=0",
+            "--set",
+            &format!("hubNamespaces={{{hub_namespace}}}"),
+        ],
+    );
+    assert!(
+        output.status.success(),
+        "helm install: {}",
+        output_text(&output)
+    );
+    let fullname = format!("{release}-govdc");
+    let user = format!("system:serviceaccount:{namespace}:{fullname}");
+    let strings = |args: &[&str]| args.iter().map(|a| (*a).to_owned()).collect::<Vec<_>>();
+    let refused = [
+        strings(&["bind", "clusterrole/cluster-admin"]),
+        strings(&["escalate", "clusterroles"]),
+        strings(&["get", "secret/anything", "-n", "kube-system"]),
+        strings(&["list", "secrets", "--all-namespaces"]),
+        // The API server authorizes a request on namespace X as one in namespace X: ask so.
+        strings(&["delete", "namespace/kube-system", "-n", "kube-system"]),
+        strings(&[
+            "delete",
+            &format!("namespace/{unmanaged}"),
+            "-n",
+            &unmanaged,
+        ]),
+        strings(&["create", "statefulsets.apps", "-n", "kube-system"]),
+        strings(&["create", "pods", "-n", "kube-system"]),
+        strings(&["create", "serviceaccounts/token", "-n", "kube-system"]),
+        strings(&["impersonate", "users"]),
+    ];
+    for args in &refused {
+        assert!(
+            !can_i(&env, &user, args),
+            "RBAC lets the chart's ServiceAccount {args:?}"
+        );
+    }
+    // What the controllers need, so that the noes above are not an impersonation gone wrong.
+    let granted = [
+        strings(&["bind", "clusterrole/admin"]),
+        strings(&["bind", "clusterrole/view"]),
+        strings(&["bind", &format!("clusterrole/{fullname}-tenant")]),
+        strings(&["get", "secret/anything", "-n", &hub_namespace]),
+        strings(&["create", "secrets", "-n", &hub_namespace]),
+        strings(&["create", "statefulsets.apps", "-n", &hub_namespace]),
+        strings(&["get", "secret/anything", "-n", &namespace]),
+        strings(&["create", "namespaces"]),
+        strings(&["create", "clusterrolebindings"]),
+    ];
+    for args in &granted {
+        assert!(
+            can_i(&env, &user, args),
+            "RBAC refuses the chart's ServiceAccount {args:?}"
+        );
+    }
+
+    let kubeconfig = service_account_kubeconfig(&env, &namespace, &fullname).await;
+    // As the operator writes: server-side apply, forcing conflicts.
+    let apply = [
+        "apply",
+        "--server-side",
+        "--force-conflicts",
+        "--dry-run=server",
+        "-f",
+        "-",
+    ];
+    let itself = json!({"kind": "ServiceAccount", "name": fullname, "namespace": namespace});
+    // RBAC's own escalation check: the account does not hold cluster-admin's permissions.
+    let output = kubectl_as(
+        &kubeconfig,
+        &apply,
+        Some(&binding(
+            "ClusterRoleBinding",
+            &format!("{release}-escalate"),
+            None,
+            "cluster-admin",
+            itself.clone(),
+        )),
+    );
+    assert!(
+        !output.status.success(),
+        "a ClusterRoleBinding to cluster-admin was accepted"
+    );
+    assert!(
+        output_text(&output).contains("attempting to grant RBAC permissions not currently held"),
+        "{}",
+        output_text(&output)
+    );
+
+    // The admission policy: RBAC alone would allow each of these. The policy starts to be
+    // enforced a moment after it is created; wait for it with dry runs only.
+    let mallory =
+        json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "mallory"});
+    let own_role = binding(
+        "ClusterRoleBinding",
+        &format!("{release}-copy"),
+        None,
+        &fullname,
+        mallory.clone(),
+    );
+    let output = eventually("the admission policy enforced", WAIT, || {
+        let output = kubectl_as(&kubeconfig, &apply, Some(&own_role));
+        async move { (!output.status.success()).then_some(output) }
+    })
+    .await
+    .unwrap_or_else(|e| panic!("the operator handed out its own ClusterRole: {e}"));
+    assert!(
+        output_text(&output).contains("ValidatingAdmissionPolicy"),
+        "{}",
+        output_text(&output)
+    );
+    for (what, object) in [
+        (
+            "admin in kube-system",
+            binding(
+                "RoleBinding",
+                "govdc-admins",
+                Some("kube-system"),
+                "admin",
+                mallory.clone(),
+            ),
+        ),
+        (
+            "admin in a namespace govdc does not manage",
+            binding(
+                "RoleBinding",
+                "govdc-admins",
+                Some(&unmanaged),
+                "admin",
+                mallory.clone(),
+            ),
+        ),
+        (
+            "its hub role to someone else, in the hub namespace where it holds that role",
+            binding(
+                "RoleBinding",
+                "govdc-hub",
+                Some(&hub_namespace),
+                &format!("{fullname}-hub"),
+                mallory.clone(),
+            ),
+        ),
+    ] {
+        let output = kubectl_as(&kubeconfig, &apply, Some(&object));
+        assert!(!output.status.success(), "the operator could bind {what}");
+        assert!(
+            output_text(&output).contains("ValidatingAdmissionPolicy"),
+            "{what}: {}",
+            output_text(&output)
+        );
+    }
+
+    // A namespace govdc does not manage, where RBAC (an over-broad grant an administrator made)
+    // would let the operator delete it: the policy still refuses, for real, not in a dry run.
+    let grant = env.kubectl(&[
+        "-n",
+        &unmanaged,
+        "create",
+        "rolebinding",
+        "over-broad",
+        &format!("--clusterrole={fullname}-tenant"),
+        &format!("--serviceaccount={namespace}:{fullname}"),
+    ]);
+    assert!(grant.status.success(), "{}", output_text(&grant));
+    eventually(
+        "RBAC lets the operator delete the unmanaged namespace",
+        WAIT,
+        || {
+            let allowed = can_i(
+                &env,
+                &user,
+                &strings(&[
+                    "delete",
+                    &format!("namespace/{unmanaged}"),
+                    "-n",
+                    &unmanaged,
+                ]),
+            );
+            async move { allowed.then_some(()) }
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    let output = kubectl_as(
+        &kubeconfig,
+        &["delete", "namespace", &unmanaged, "--wait=false"],
+        None,
+    );
+    assert!(
+        !output.status.success(),
+        "the operator deleted an unmanaged namespace"
+    );
+    assert!(
+        output_text(&output).contains("may delete only namespaces it manages"),
+        "{}",
+        output_text(&output)
+    );
+    let output = kubectl_as(
+        &kubeconfig,
+        &[
+            "label",
+            "namespace",
+            &unmanaged,
+            "govdc.io/department=stolen",
+        ],
+        None,
+    );
+    assert!(
+        !output.status.success(),
+        "the operator relabelled an unmanaged namespace"
+    );
+    assert!(
+        output_text(&output).contains("may relabel only namespaces it manages"),
+        "{}",
+        output_text(&output)
+    );
+    let namespaces: Api<Namespace> = Api::all(env.client.clone());
+    let kept = namespaces
+        .get(&unmanaged)
+        .await
+        .expect("the namespace is still there");
+    assert!(kept.metadata.deletion_timestamp.is_none());
+    assert!(!kept.labels().contains_key("govdc.io/department"));
+
+    // The same requests on a namespace govdc manages pass (dry runs: nothing to clean up).
+    let managed = env.namespace("managed").await;
+    let output = env.kubectl(&[
+        "label",
+        "namespace",
+        &managed,
+        "app.kubernetes.io/managed-by=govdc-operator",
+    ]);
+    assert!(output.status.success(), "{}", output_text(&output));
+    let grant = env.kubectl(&[
+        "-n",
+        &managed,
+        "create",
+        "rolebinding",
+        "govdc-operator",
+        &format!("--clusterrole={fullname}-tenant"),
+        &format!("--serviceaccount={namespace}:{fullname}"),
+    ]);
+    assert!(grant.status.success(), "{}", output_text(&grant));
+    let allowed = eventually(
+        "the operator may change the namespace it manages",
+        WAIT,
+        || {
+            let output = kubectl_as(
+                &kubeconfig,
+                &[
+                    "label",
+                    "namespace",
+                    &managed,
+                    "govdc.io/environment=prod",
+                    "--dry-run=server",
+                ],
+                None,
+            );
+            async move { output.status.success().then_some(()) }
+        },
+    )
+    .await;
+    allowed.unwrap_or_else(|e| panic!("{e}"));
+    let output = kubectl_as(
+        &kubeconfig,
+        &["delete", "namespace", &managed, "--dry-run=server"],
+        None,
+    );
+    assert!(output.status.success(), "{}", output_text(&output));
+    let output = kubectl_as(
+        &kubeconfig,
+        &apply,
+        Some(&binding(
+            "RoleBinding",
+            "govdc-admins",
+            Some(&managed),
+            "admin",
+            mallory.clone(),
+        )),
+    );
+    assert!(output.status.success(), "{}", output_text(&output));
+    // The tenant role goes to the operator itself, and to no one else.
+    let output = kubectl_as(
+        &kubeconfig,
+        &apply,
+        Some(&binding(
+            "RoleBinding",
+            "tenant-for-mallory",
+            Some(&managed),
+            &format!("{fullname}-tenant"),
+            mallory,
+        )),
+    );
+    assert!(
+        !output.status.success(),
+        "the operator handed its Secret access to someone else"
+    );
+    assert!(
+        output_text(&output).contains("only to its own ServiceAccount"),
+        "{}",
+        output_text(&output)
+    );
+
+    let output = helm(&env, &["uninstall", &release, "--namespace", &namespace]);
+    assert!(
+        output.status.success(),
+        "helm uninstall: {}",
+        output_text(&output)
+    );
 }

@@ -45,6 +45,9 @@ pub struct Context {
     pub hub: exchange_node::HubSettings,
     /// How datasets are published.
     pub datasets: open_dataset::DatasetSettings,
+    /// Who the operator is, for the binding it makes for itself in each tenant namespace; None
+    /// when it runs without one.
+    pub tenant_access: Option<department_cloud::build::OperatorAccess>,
 }
 
 /// A govdc resource whose status records the generation it describes.

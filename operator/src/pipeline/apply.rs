@@ -83,8 +83,8 @@ pub struct Applied {
 const APPLY_CONCURRENCY: usize = 8;
 
 /// Applies every desired object whose current state (from `existing`) differs from it. Objects
-/// without a namespace (namespaces themselves, cluster roles) go first, then the namespaced ones;
-/// within each wave the writes run concurrently.
+/// without a namespace (namespaces themselves, cluster roles) go first, then cluster role
+/// bindings, then the namespaced objects; within each wave the writes run concurrently.
 pub async fn apply_changed(
     client: &Client,
     field_manager: &str,
@@ -109,7 +109,12 @@ pub async fn apply_changed(
     let (cluster_wave, namespaced_wave): (Vec<usize>, Vec<usize>) = pending
         .iter()
         .partition(|&&index| desired[index].object.namespace().is_none());
-    for wave in [cluster_wave, namespaced_wave] {
+    // A ClusterRoleBinding goes after the ClusterRoles: RBAC reads the role a binding names
+    // (unless the binder may `bind` it by name) and refuses the binding while it does not exist.
+    let (binding_wave, cluster_wave): (Vec<usize>, Vec<usize>) = cluster_wave
+        .into_iter()
+        .partition(|&index| desired[index].resource.kind == "ClusterRoleBinding");
+    for wave in [cluster_wave, binding_wave, namespaced_wave] {
         let writes: Vec<(usize, DynamicObject)> = stream::iter(wave)
             .map(|index| {
                 let object = &desired[index];

@@ -154,6 +154,17 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         datasets: controllers::open_dataset::DatasetSettings {
             poll_interval: std::time::Duration::from_secs(args.dataset_poll_seconds.max(1)),
         },
+        tenant_access: args
+            .tenant_role
+            .clone()
+            .zip(args.service_account.clone())
+            .map(|(role, (namespace, name))| {
+                controllers::department_cloud::build::OperatorAccess {
+                    role,
+                    namespace,
+                    name,
+                }
+            }),
     });
     let (controllers_stop_tx, controllers_stop_rx) = watch::channel(false);
     let selector = args.object_selector.as_deref();

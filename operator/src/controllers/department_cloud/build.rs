@@ -371,6 +371,59 @@ fn reader_role(cloud: &DepartmentCloud) -> Option<(ClusterRole, ClusterRoleBindi
     Some((role, binding))
 }
 
+/// Name of the RoleBinding through which the operator reads Secrets in each environment (and may
+/// delete it).
+pub const OPERATOR_BINDING_NAME: &str = "govdc-operator";
+
+/// The operator's own identity, for the binding it makes for itself in each tenant namespace.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OperatorAccess {
+    /// The ClusterRole granted (reading Secrets, deleting the namespace); the chart lets the
+    /// operator bind it by name.
+    pub role: String,
+    /// Namespace of the operator's ServiceAccount.
+    pub namespace: String,
+    /// Name of the operator's ServiceAccount.
+    pub name: String,
+}
+
+/// The RoleBindings that let the operator read Secrets in the DepartmentCloud's namespaces
+/// (OpenDataset sources, BackupPolicy replication) and delete them (deletionPolicy Delete), and
+/// no others: the chart grants neither cluster-wide. None without `access` (an operator run
+/// with other credentials).
+pub fn operator_bindings(
+    cloud: &DepartmentCloud,
+    access: Option<&OperatorAccess>,
+) -> Result<Vec<DesiredObject>> {
+    let Some(access) = access else {
+        return Ok(Vec::new());
+    };
+    cloud
+        .spec
+        .environments
+        .iter()
+        .map(|environment| {
+            let namespace = namespace_name(cloud, &environment.name);
+            DesiredObject::from_typed(&RoleBinding {
+                metadata: metadata(cloud, OPERATOR_BINDING_NAME, Some(&namespace)),
+                role_ref: cluster_role_ref(&access.role),
+                subjects: Some(vec![Subject {
+                    kind: "ServiceAccount".to_owned(),
+                    name: access.name.clone(),
+                    namespace: Some(access.namespace.clone()),
+                    api_group: None,
+                }]),
+            })
+        })
+        .collect()
+}
+
+/// Whether an object is the operator's own binding, which goes with the DepartmentCloud even
+/// when its namespaces are retained: the operator has no business in a namespace it released.
+pub fn is_operator_binding(resource_kind: &str, name: &str) -> bool {
+    resource_kind == "RoleBinding" && name == OPERATOR_BINDING_NAME
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -472,6 +525,36 @@ mod tests {
                 .iter()
                 .any(|d| d.object.metadata.name.as_deref() == Some("govdc-allow-peer-departments"))
         );
+    }
+
+    #[test]
+    fn the_operator_binds_itself_to_read_secrets_in_each_environment_only_when_told_who_it_is() {
+        let cloud = cloud("extranet", 3, &[]);
+        assert!(operator_bindings(&cloud, None).expect("build").is_empty());
+        let access = OperatorAccess {
+            role: "govdc-tenant".into(),
+            namespace: "govdc-system".into(),
+            name: "govdc".into(),
+        };
+        let bindings = operator_bindings(&cloud, Some(&access)).expect("build");
+        assert_eq!(
+            bindings
+                .iter()
+                .map(DesiredObject::describe)
+                .collect::<Vec<_>>(),
+            [
+                "RoleBinding zj-data-prod/govdc-operator",
+                "RoleBinding zj-data-test/govdc-operator"
+            ]
+        );
+        let data = &bindings[0].object.data;
+        assert_eq!(data["roleRef"]["name"], "govdc-tenant");
+        assert_eq!(
+            data["subjects"],
+            serde_json::json!([{"kind": "ServiceAccount", "name": "govdc", "namespace": "govdc-system"}])
+        );
+        let labels = bindings[0].object.metadata.labels.as_ref().expect("labels");
+        assert_eq!(labels["app.kubernetes.io/managed-by"], "govdc-operator");
     }
 
     #[test]

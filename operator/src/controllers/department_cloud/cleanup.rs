@@ -30,9 +30,15 @@ pub async fn cleanup(ctx: &Context, cloud: &DepartmentCloud) -> Result<()> {
             ("deleted", deleted.len())
         }
         DeletionPolicy::Retain => {
-            let (namespaced, cluster_scoped): (Vec<Owned>, Vec<Owned>) = owned
-                .into_iter()
-                .partition(|o| o.resource.kind == "Namespace" || o.object.namespace().is_some());
+            let (namespaced, cluster_scoped): (Vec<Owned>, Vec<Owned>) =
+                owned.into_iter().partition(|o| {
+                    o.resource.kind == "Namespace"
+                        || (o.object.namespace().is_some()
+                            && !super::build::is_operator_binding(
+                                &o.resource.kind,
+                                &o.object.name_any(),
+                            ))
+                });
             for object in &namespaced {
                 release(ctx, cloud, object).await?;
             }

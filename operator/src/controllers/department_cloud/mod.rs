@@ -234,7 +234,11 @@ async fn provision(cloud: Arc<DepartmentCloud>, ctx: Arc<Context>) -> Result<Act
         return Ok(Action::requeue(CAPACITY_RETRY));
     }
 
-    let desired = build::build(&cloud, &quota_plan)?;
+    let mut desired = build::build(&cloud, &quota_plan)?;
+    desired.extend(build::operator_bindings(
+        &cloud,
+        ctx.tenant_access.as_ref(),
+    )?);
     let applied = match apply::apply_changed(
         &ctx.client,
         super::FIELD_MANAGER,
