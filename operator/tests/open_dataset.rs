@@ -790,6 +790,166 @@ async fn a_catalog_resource_is_published_from_the_exchange() {
     );
 }
 
+/// Another department's resource, shared unconditionally among departments but not marked
+/// openable by its provider: a department cannot put it on the public portal (the operator says
+/// why, the hub would refuse the read too, and nothing is published).
+#[tokio::test]
+async fn another_departments_shared_but_not_openable_resource_is_not_published() {
+    use govdc_hub_api::v1::catalog_client::CatalogClient;
+    use govdc_hub_api::v1::exchange_client::ExchangeClient;
+    use govdc_hub_api::v1::membership_client::MembershipClient;
+    use govdc_hub_api::v1::{
+        JoinRequest, PublishRequest, RegisterResourceRequest, Resource, ShareType,
+    };
+
+    let fx = Fixture::new().await;
+    let department = format!("{}-hl", fx.env.prefix);
+    let nodes: Api<ExchangeNode> = Api::namespaced(fx.env.client.clone(), &fx.hub_namespace);
+    nodes
+        .patch(
+            "national",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"allowedDepartments": [department]}})),
+        )
+        .await
+        .expect("allow the department on the node");
+    eventually("the department joined the node", WAIT, || {
+        let nodes = nodes.clone();
+        async move {
+            nodes
+                .get("national")
+                .await
+                .ok()?
+                .status?
+                .member_count
+                .filter(|n| *n >= 1)
+        }
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", fx.operator.logs()));
+
+    // The provider: another department, joined to the node for the time it takes to register
+    // and publish (the operator may take it out again: its resource stays in the catalogue).
+    let provider = credit_code("11330100MB000099");
+    let issue = |subject: &str, role: Role| {
+        fx.portal_key
+            .issue(&Claims::new(
+                subject,
+                role,
+                "national",
+                Duration::from_secs(600),
+            ))
+            .expect("a token")
+    };
+    let channel = tonic::transport::Channel::from_shared(fx.portal.endpoint())
+        .expect("endpoint")
+        .connect()
+        .await
+        .expect("connect");
+    let admin = BearerToken::new(&issue("operator", Role::Admin)).expect("token");
+    let member = BearerToken::new(&issue(&provider, Role::Member)).expect("token");
+    let resource_code = format!("{provider}-0007");
+    let records: Vec<Vec<u8>> = residents_csv(10, 3)
+        .lines()
+        .skip(1)
+        .map(|line| {
+            serde_json::to_vec(&json!({"id_number": line.split(',').next()})).expect("JSON")
+        })
+        .collect();
+    eventually(
+        "the provider's resource registered and published",
+        WAIT,
+        || {
+            let (channel, admin, member) = (channel.clone(), admin.clone(), member.clone());
+            let (provider, resource_code, records) =
+                (provider.clone(), resource_code.clone(), records.clone());
+            async move {
+                MembershipClient::with_interceptor(channel.clone(), admin)
+                    .join(JoinRequest {
+                        credit_code: provider,
+                        name: "another department".into(),
+                    })
+                    .await
+                    .ok()?;
+                CatalogClient::with_interceptor(channel.clone(), member.clone())
+                    .register_resource(RegisterResourceRequest {
+                        resource: Some(Resource {
+                            code: resource_code.clone(),
+                            name: "企业登记信息".into(),
+                            // Shared with every department, open type left at its default.
+                            share_type: ShareType::Unconditional as i32,
+                            ..Resource::default()
+                        }),
+                    })
+                    .await
+                    .ok()?;
+                let mut acks = ExchangeClient::with_interceptor(channel, member)
+                    .publish(futures::stream::iter(vec![PublishRequest {
+                        resource_code,
+                        records,
+                    }]))
+                    .await
+                    .ok()?
+                    .into_inner();
+                acks.message().await.ok()?
+            }
+        },
+    )
+    .await
+    .expect("the provider publishes");
+
+    fx.secret(
+        &fx.namespace,
+        "pseudonym-key",
+        "key",
+        b"a dataset key of thirty-two bytes!",
+    )
+    .await;
+    fx.create(&fx.dataset(
+        &fx.namespace,
+        "not-ours",
+        json!({"source": {"exchangeResource": {
+            "node": {"name": "national", "namespace": fx.hub_namespace},
+            "resourceCode": resource_code,
+        }}}),
+    ))
+    .await;
+    let datasets: Api<OpenDataset> = Api::namespaced(fx.env.client.clone(), &fx.namespace);
+    let refused = condition(&datasets, &fx.operator, "not-ours", "Ready", "False").await;
+    let refused = eventually("the not-openable refusal", WAIT, || {
+        let datasets = datasets.clone();
+        async move {
+            let ready = datasets
+                .get("not-ours")
+                .await
+                .ok()?
+                .status?
+                .conditions
+                .into_iter()
+                .find(|c| c.type_ == "Ready")?;
+            ready.message.contains("不予开放").then_some(ready)
+        }
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}: last {refused:?}\n{}", fx.operator.logs()));
+    assert_eq!(refused.reason, "SourceUnreadable", "{refused:?}");
+    assert!(refused.message.contains(&provider), "{refused:?}");
+    assert!(
+        refused.message.contains("only its provider may publish it"),
+        "{refused:?}"
+    );
+    let ids: Vec<String> = fx.json("/api/datasets").await["datasets"]
+        .as_array()
+        .expect("datasets")
+        .iter()
+        .filter_map(|d| d["id"].as_str().map(str::to_owned))
+        .collect();
+    assert!(
+        !ids.iter().any(|id| id.ends_with(".not-ours")),
+        "another department's resource was published: {ids:?}"
+    );
+}
+
 impl Fixture {
     /// GETs a JSON document of the portal's HTTP address.
     async fn json(&self, path: &str) -> Value {
