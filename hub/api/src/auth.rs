@@ -148,17 +148,26 @@ pub fn bearer_token(metadata: &MetadataMap) -> Option<&str> {
 }
 
 /// A client interceptor that adds `authorization: Bearer <token>` to every call.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct BearerToken {
     value: AsciiMetadataValue,
+}
+
+impl std::fmt::Debug for BearerToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The token is a credential.
+        f.write_str("BearerToken(<redacted>)")
+    }
 }
 
 impl BearerToken {
     /// An interceptor for `token`; refused when the token is not valid metadata.
     pub fn new(token: &str) -> Result<Self, Status> {
-        let value = format!("Bearer {token}")
+        let mut value: AsciiMetadataValue = format!("Bearer {token}")
             .parse()
             .map_err(|_| Status::invalid_argument("the token is not valid ASCII metadata"))?;
+        // HTTP/2 keeps it out of its header compression tables, and debug output hides it.
+        value.set_sensitive(true);
         Ok(BearerToken { value })
     }
 }
@@ -235,6 +244,18 @@ mod tests {
             TokenKey::new(vec![1u8; 16]),
             Err(TokenError::WeakKey(16))
         ));
+    }
+
+    #[test]
+    fn debug_output_of_keys_and_tokens_is_redacted() {
+        let key =
+            TokenKey::new(b"recognisable-signing-key-bytes-0123456789".to_vec()).expect("key");
+        let printed = format!("{key:?} {key:#?}");
+        assert!(!printed.contains("recognisable"), "{printed}");
+        let token = BearerToken::new("recognisable.token.value").expect("ascii");
+        let printed = format!("{token:?} {token:#?}");
+        assert!(!printed.contains("recognisable"), "{printed}");
+        assert!(printed.contains("redacted"), "{printed}");
     }
 
     #[test]

@@ -16,7 +16,7 @@ use super::store::Retention;
 use crate::controllers::Problem;
 
 /// A valid policy, ready to run.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Plan {
     /// The target's kubeconfig.
     pub kubeconfig: String,
@@ -34,8 +34,23 @@ pub struct Plan {
     pub restore_points: Option<RestorePointPlan>,
 }
 
+/// The kubeconfig holds the target's credentials: debug output shows none of it.
+impl std::fmt::Debug for Plan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plan")
+            .field("kubeconfig", &"<redacted>")
+            .field("kinds", &self.kinds)
+            .field("schedule", &self.schedule)
+            .field("rpo", &self.rpo)
+            .field("grace", &self.grace)
+            .field("selector", &self.selector)
+            .field("restore_points", &self.restore_points)
+            .finish()
+    }
+}
+
 /// Restore points of a valid policy.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct RestorePointPlan {
     /// When to take them.
     pub schedule: Schedule,
@@ -43,6 +58,23 @@ pub struct RestorePointPlan {
     pub retention: Retention,
     /// The S3-compatible store and its access key; None for the local directory.
     pub s3: Option<(ObjectStorage, String, String)>,
+}
+
+/// The storage's access key is a credential: debug output names the store only.
+impl std::fmt::Debug for RestorePointPlan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RestorePointPlan")
+            .field("schedule", &self.schedule)
+            .field("retention", &self.retention)
+            .field(
+                "s3",
+                &self
+                    .s3
+                    .as_ref()
+                    .map(|(storage, _, _)| (storage, "<redacted>", "<redacted>")),
+            )
+            .finish()
+    }
 }
 
 fn count(value: Option<i32>) -> usize {
@@ -286,5 +318,31 @@ mod tests {
                 weekly: 0
             }
         );
+    }
+
+    #[test]
+    fn debug_output_of_a_plan_shows_no_credential() {
+        let kubeconfig = KUBECONFIG.replace("token: t", "token: recognisable-bearer-token");
+        let mut plan = validate(
+            &policy(json!({"restorePoints": {"schedule": "0 * * * *", "keep": 1}})),
+            &inputs(&kubeconfig),
+        )
+        .expect("valid");
+        let storage: ObjectStorage = serde_json::from_value(json!({
+            "endpoint": "https://s3.example", "bucket": "b",
+            "credentialsSecretRef": {"name": "s3"}
+        }))
+        .expect("storage fixture");
+        if let Some(points) = plan.restore_points.as_mut() {
+            points.s3 = Some((
+                storage,
+                "recognisable-access-key-id".into(),
+                "recognisable-secret-access-key".into(),
+            ));
+        }
+        let printed = format!("{plan:?} {plan:#?}");
+        assert!(!printed.contains("recognisable"), "{printed}");
+        assert!(printed.contains("<redacted>"), "{printed}");
+        assert!(printed.contains("s3.example"), "{printed}");
     }
 }

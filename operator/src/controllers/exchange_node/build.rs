@@ -347,7 +347,7 @@ where
 }
 
 /// What the operator does on the running hub.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct HubPlan {
     /// The node's name in the hub tree (the ExchangeNode's name).
     pub node: String,
@@ -366,7 +366,7 @@ pub struct HubPlan {
 }
 
 /// The parent a hub forwards its catalog to.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct ParentPlan {
     /// The parent's gRPC endpoint.
     pub endpoint: String,

@@ -31,6 +31,35 @@ pub fn admin_token(key: &TokenKey, node: &str) -> Result<String> {
         })
 }
 
+/// The admin token is a credential: debug output shows everything else.
+impl std::fmt::Debug for build::HubPlan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HubPlan")
+            .field("node", &self.node)
+            .field("endpoint", &self.endpoint)
+            .field("admin_token", &REDACTED)
+            .field("parent", &self.parent)
+            .field("parent_waiting", &self.parent_waiting)
+            .field("members", &self.members)
+            .field("not_joined", &self.not_joined)
+            .finish()
+    }
+}
+
+/// The token the parent accepts is a credential.
+impl std::fmt::Debug for build::ParentPlan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ParentPlan")
+            .field("endpoint", &self.endpoint)
+            .field("token", &REDACTED)
+            .field("ca_pem", &self.ca_pem)
+            .finish()
+    }
+}
+
+/// What debug output shows in place of a credential.
+const REDACTED: &str = "<redacted>";
+
 /// Random bytes in a key; the Secret holds them hex-encoded.
 const KEY_BYTES: usize = 32;
 
@@ -158,5 +187,34 @@ mod tests {
                 .expect("no key is fine")
                 .is_none()
         );
+    }
+
+    #[test]
+    fn debug_output_of_keys_and_hub_plans_shows_no_credential() {
+        let secret = Secret {
+            data: Some(BTreeMap::from([(
+                KEY_FIELD.to_owned(),
+                ByteString(b"recognisable-key-bytes-0123456789abcdef".to_vec()),
+            )])),
+            ..Secret::default()
+        };
+        let key = from_secret(&secret, "n").expect("key").expect("present");
+        let plan = build::HubPlan {
+            node: "zhejiang".into(),
+            endpoint: "http://hub".into(),
+            admin_token: admin_token(&key, "zhejiang").expect("token"),
+            parent: Some(build::ParentPlan {
+                endpoint: "https://parent".into(),
+                token: "recognisable-parent-token".into(),
+                ca_pem: String::new(),
+            }),
+            parent_waiting: None,
+            members: Default::default(),
+            not_joined: Vec::new(),
+        };
+        let printed = format!("{key:?} {plan:?} {plan:#?}");
+        assert!(!printed.contains("recognisable"), "{printed}");
+        assert!(!printed.contains(&plan.admin_token), "{printed}");
+        assert!(printed.contains("<redacted>") && printed.contains("https://parent"));
     }
 }

@@ -23,12 +23,22 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 const CHUNK_BYTES: usize = 256 * 1024;
 
 /// The portal node the operator talks to.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Portal {
     /// Its gRPC endpoint.
     pub endpoint: String,
     /// The operator's admin token for it.
     pub admin_token: String,
+}
+
+/// The admin token is a credential: debug output shows the endpoint only.
+impl std::fmt::Debug for Portal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Portal")
+            .field("endpoint", &self.endpoint)
+            .field("admin_token", &"<redacted>")
+            .finish()
+    }
 }
 
 /// A file of a version, ready to upload.
