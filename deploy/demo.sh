@@ -37,6 +37,10 @@ echo "== starting clusters"
 "$cluster" up "$primary"
 "$cluster" up "$standby"
 
+echo "== the hub nodes' namespace (the chart binds the operator there, so it comes first)"
+kubectl create namespace govdc-hub --dry-run=client -o yaml | kubectl apply -f -
+kubectl label namespace govdc-hub govdc.io/exchange-hub=true --overwrite
+
 echo "== installing govdc with Helm"
 "$helm" upgrade --install govdc charts/govdc --kubeconfig "$admin" --namespace govdc-system --create-namespace \
   --set replicaCount=0 --set logging.format=text \
@@ -58,8 +62,6 @@ current-context: govdc-operator
 YAML
 
 echo "== samples: departments, exchange nodes, a DR policy"
-kubectl create namespace govdc-hub --dry-run=client -o yaml | kubectl apply -f -
-kubectl label namespace govdc-hub govdc.io/exchange-hub=true --overwrite
 kubectl -n govdc-system create secret generic dr-kubeconfig \
   --from-file=kubeconfig=target/clusters/$standby/kubeconfig --dry-run=client -o yaml | kubectl apply -f -
 kubectl apply --server-side --force-conflicts -f deploy/samples/
@@ -80,6 +82,7 @@ target/debug/govdc-operator run \
   --kubeconfig "$operator_kubeconfig" \
   --metrics-address 127.0.0.1:8080 --log-format text \
   --lease-namespace govdc-system --lease-name govdc --capacity "$capacity" \
+  --tenant-role govdc-tenant --service-account govdc-system/govdc \
   "${hub_flags[@]}" >target/demo/operator.log 2>&1 &
 pids+=($!)
 
