@@ -921,7 +921,14 @@ async fn refused_and_oversized_tenants_hold_no_capacity_and_no_place_in_the_queu
     create(&env, &department_cloud(&env, &name("huge"), cpu("20"))).await;
     let ready = condition(&env, &operator, &name("invalid"), "Ready", "False").await;
     assert_eq!(ready.reason, "PeerNotFound");
-    let queued = condition(&env, &operator, &name("invalid"), "CapacityAvailable", "False").await;
+    let queued = condition(
+        &env,
+        &operator,
+        &name("invalid"),
+        "CapacityAvailable",
+        "False",
+    )
+    .await;
     assert_eq!(queued.reason, "NotQueued", "{queued:?}");
     let (huge, _) = condition_within(
         &env,
@@ -947,7 +954,14 @@ async fn refused_and_oversized_tenants_hold_no_capacity_and_no_place_in_the_queu
 
     // One that does not fit waits, naming its own shortfall only.
     create(&env, &department_cloud(&env, &name("waits"), cpu("8"))).await;
-    let waiting = condition(&env, &operator, &name("waits"), "CapacityAvailable", "False").await;
+    let waiting = condition(
+        &env,
+        &operator,
+        &name("waits"),
+        "CapacityAvailable",
+        "False",
+    )
+    .await;
     assert_eq!(waiting.reason, "InsufficientCapacity");
     assert_eq!(
         waiting.message, "the data center lacks requests.cpu 8 for this tenant",
@@ -1009,14 +1023,9 @@ async fn a_department_whose_peer_appears_later_leaves_peer_not_found_promptly() 
 
     // Refusals look again only every five minutes: what brings A along is the watch on its peer.
     create(&env, &department_cloud(&env, &b, json!({}))).await;
-    let (_, took) = condition_within(
-        &env,
-        &operator,
-        &a,
-        "Ready",
-        Duration::from_secs(15),
-        |c| c.status == "True",
-    )
+    let (_, took) = condition_within(&env, &operator, &a, "Ready", Duration::from_secs(15), |c| {
+        c.status == "True"
+    })
     .await;
     eprintln!("Ready {took:?} after its peer was created");
     assert!(took < Duration::from_secs(10), "took {took:?}");
@@ -1026,15 +1035,11 @@ async fn a_department_whose_peer_appears_later_leaves_peer_not_found_promptly() 
         .delete(&b, &DeleteParams::default())
         .await
         .expect("delete the peer");
-    let (gone, took) = condition_within(
-        &env,
-        &operator,
-        &a,
-        "Ready",
-        Duration::from_secs(20),
-        |c| c.reason == "PeerNotFound",
-    )
-    .await;
+    let (gone, took) =
+        condition_within(&env, &operator, &a, "Ready", Duration::from_secs(20), |c| {
+            c.reason == "PeerNotFound"
+        })
+        .await;
     assert!(gone.message.contains(&b), "{}", gone.message);
     eprintln!("PeerNotFound {took:?} after its peer was deleted");
 }
@@ -1073,7 +1078,14 @@ impl<'a> QuotaRefusingPolicy<'a> {
             },
         ]});
         let output = env.kubectl_with_input(
-            &["apply", "--server-side", "--field-manager", "govdc-tests", "-f", "-"],
+            &[
+                "apply",
+                "--server-side",
+                "--field-manager",
+                "govdc-tests",
+                "-f",
+                "-",
+            ],
             &list.to_string(),
         );
         assert!(

@@ -448,3 +448,119 @@ async fn a_national_and_two_provincial_nodes_federate_through_the_operator() {
     assert_eq!(lost.reason, "ParentDisconnected", "{lost:?}");
     drop(jiangsu);
 }
+
+/// Polls the node's Ready condition, for its latest generation, until `accept` takes it; returns
+/// it with how long that took.
+async fn ready_within(
+    nodes: &Api<ExchangeNode>,
+    operator: &OperatorProcess,
+    name: &str,
+    timeout: Duration,
+    accept: impl Fn(&Condition) -> bool,
+) -> (Condition, Duration) {
+    let started = std::time::Instant::now();
+    let found = eventually(&format!("{name} Ready"), timeout, || {
+        let accept = &accept;
+        async move {
+            let node = nodes.get(name).await.ok()?;
+            let status = node.status?;
+            (status.observed_generation == node.metadata.generation).then_some(())?;
+            status
+                .conditions
+                .into_iter()
+                .find(|c| c.type_ == "Ready" && accept(c))
+        }
+    })
+    .await;
+    match found {
+        Ok(condition) => (condition, started.elapsed()),
+        Err(error) => {
+            let status = nodes
+                .get(name)
+                .await
+                .ok()
+                .and_then(|n| serde_json::to_string(&n.status).ok());
+            panic!("{error}; status {status:?}\n{}", operator.logs())
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_child_created_before_its_parent_federates_as_soon_as_the_parent_appears() {
+    let env = TestEnv::new("primary", "xnorder").await;
+    install_crds(&env.client).await.expect("install CRDs");
+    let lease_namespace = env.namespace("lease").await;
+    let hub_namespace = env.namespace("hub").await;
+    let (national_port, child_port) = (free_port(), free_port());
+    let flags = [
+        format!("--hub-endpoint={hub_namespace}/national=http://127.0.0.1:{national_port}"),
+        format!("--hub-endpoint={hub_namespace}/zhejiang=http://127.0.0.1:{child_port}"),
+        "--hub-image=registry.test/govdc-hub:e2e".to_owned(),
+    ];
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let operator = OperatorProcess::start(
+        Path::new(OPERATOR),
+        &env,
+        &lease_namespace,
+        "operator",
+        &flags,
+    );
+    let nodes: Api<ExchangeNode> = Api::namespaced(env.client.clone(), &hub_namespace);
+    nodes
+        .create(
+            &PostParams::default(),
+            &exchange_node(
+                &env,
+                &hub_namespace,
+                "zhejiang",
+                json!({"level": "provincial", "regionCode": "330000", "networkZone": "extranet",
+                       "parent": {"nodeRef": {"name": "national"}}}),
+            ),
+        )
+        .await
+        .expect("create the child");
+    let orphan = condition(&nodes, &operator, "zhejiang", "Ready", "False").await;
+    assert_eq!(orphan.reason, "ParentNotFound", "{orphan:?}");
+
+    // A refused node looks again only every five minutes: what brings it along is the watch on
+    // its parent.
+    nodes
+        .create(
+            &PostParams::default(),
+            &exchange_node(
+                &env,
+                &hub_namespace,
+                "national",
+                json!({"level": "national", "regionCode": "100000", "networkZone": "extranet"}),
+            ),
+        )
+        .await
+        .expect("create the parent");
+    let (moved_on, took) = ready_within(
+        &nodes,
+        &operator,
+        "zhejiang",
+        Duration::from_secs(15),
+        |c| c.reason != "ParentNotFound",
+    )
+    .await;
+    eprintln!(
+        "the child left ParentNotFound {took:?} after its parent was created: {}",
+        moved_on.reason
+    );
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+
+    // With both hubs running, the child federates with the parent it once lacked.
+    let _national = RunningHub::start(&env, &hub_namespace, "national", national_port).await;
+    let _child = RunningHub::start(&env, &hub_namespace, "zhejiang", child_port).await;
+    condition(&nodes, &operator, "zhejiang", "Ready", "True").await;
+    eventually("the child connected to its parent", WAIT, || {
+        let nodes = nodes.clone();
+        async move {
+            let status = nodes.get("zhejiang").await.ok()?.status?;
+            (status.parent_connection.as_deref() == Some("Connected")).then_some(())
+        }
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", operator.logs()));
+}

@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use govdc_crds::ExchangeNode;
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::core::error_boundary::DeserializeGuard;
@@ -32,7 +32,7 @@ use kube::runtime::watcher;
 use kube::{Api, ResourceExt};
 use tokio::sync::watch;
 
-use super::{Context, Running, instrumented};
+use super::{Context, Running, instrumented, references};
 use crate::error::Result;
 use crate::pipeline::ownership::{MANAGED_BY, MANAGER, OWNER_KIND};
 use crate::pipeline::{apply, prune};
@@ -74,6 +74,9 @@ pub fn start(
     shutdown: watch::Receiver<bool>,
 ) -> Running {
     let client = ctx.client.clone();
+    let scope = selector.map_or_else(watcher::Config::default, |s| {
+        watcher::Config::default().labels(s)
+    });
     super::start(
         NAME,
         ctx,
@@ -83,13 +86,24 @@ pub fn start(
         move |controller| {
             let owned = watcher::Config::default()
                 .labels(&format!("{MANAGED_BY}={MANAGER},{OWNER_KIND}=ExchangeNode"));
+            let nodes = controller.store();
             controller
                 .owns(Api::<StatefulSet>::all(client.clone()), owned.clone())
                 .owns(Api::<Service>::all(client.clone()), owned.clone())
                 .owns(Api::<ConfigMap>::all(client.clone()), owned.clone())
                 .owns(Api::<ServiceAccount>::all(client.clone()), owned.clone())
                 .owns(Api::<NetworkPolicy>::all(client.clone()), owned.clone())
-                .owns(Api::<PodDisruptionBudget>::all(client), owned)
+                .owns(Api::<PodDisruptionBudget>::all(client.clone()), owned)
+                // A parent that appears, changes or goes away, and the Secrets of its key or of a
+                // remote parent's CA and token, reconcile the children at once.
+                .watches_stream(
+                    references::spec_changes::<ExchangeNode>(client.clone(), scope),
+                    references::exchange_node_children(nodes.clone()),
+                )
+                .watches_stream(
+                    references::any_changes::<Secret>(client),
+                    references::exchange_node_secrets(nodes),
+                )
         },
         reconcile,
     )

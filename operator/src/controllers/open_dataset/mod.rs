@@ -18,15 +18,17 @@ pub mod validate;
 use std::sync::Arc;
 use std::time::Duration;
 
-use govdc_crds::OpenDataset;
+use govdc_crds::{DepartmentCloud, ExchangeNode, OpenDataset};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::ResourceExt;
 use kube::core::error_boundary::DeserializeGuard;
 use kube::runtime::controller::Action;
+use kube::runtime::{Controller, watcher};
 use sha2::Digest;
 use tokio::sync::watch;
 
 use super::exchange_node::{HubSettings, key};
-use super::{Context, Problem, Running, instrumented};
+use super::{Context, Problem, Running, instrumented, references};
 use crate::deid::Plan;
 use crate::error::{Error, Result};
 use crate::pipeline::finalizer;
@@ -48,7 +50,41 @@ pub fn start(
     concurrency: u16,
     shutdown: watch::Receiver<bool>,
 ) -> Running {
-    super::start(NAME, ctx, selector, concurrency, shutdown, |c| c, reconcile)
+    let client = ctx.client.clone();
+    let scope = selector.map_or_else(watcher::Config::default, |s| {
+        watcher::Config::default().labels(s)
+    });
+    // What a dataset names (its department, portal, source and keys) reconciles it at once when
+    // it appears, changes or goes away.
+    let configure = move |controller: Controller<DeserializeGuard<OpenDataset>>| {
+        let datasets = controller.store();
+        controller
+            .watches_stream(
+                references::spec_changes::<DepartmentCloud>(client.clone(), scope.clone()),
+                references::open_dataset_referrers::<DepartmentCloud>(datasets.clone()),
+            )
+            .watches_stream(
+                references::spec_changes::<ExchangeNode>(client.clone(), scope),
+                references::open_dataset_referrers::<ExchangeNode>(datasets.clone()),
+            )
+            .watches_stream(
+                references::any_changes::<Secret>(client.clone()),
+                references::open_dataset_referrers::<Secret>(datasets.clone()),
+            )
+            .watches_stream(
+                references::any_changes::<ConfigMap>(client),
+                references::open_dataset_referrers::<ConfigMap>(datasets),
+            )
+    };
+    super::start(
+        NAME,
+        ctx,
+        selector,
+        concurrency,
+        shutdown,
+        configure,
+        reconcile,
+    )
 }
 
 async fn reconcile(guard: Arc<DeserializeGuard<OpenDataset>>, ctx: Arc<Context>) -> Result<Action> {
