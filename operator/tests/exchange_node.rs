@@ -412,6 +412,59 @@ async fn a_national_and_two_provincial_nodes_federate_through_the_operator() {
     .unwrap_or_else(|e| panic!("{e}\n{}", operator.logs()));
     assert!(size >= 1);
 
+    // The national node's audit head is kept in its status, outside the node; its chain checks
+    // out against it. A province's chain checks out against what its parent anchored.
+    let head = eventually("national status.auditHead", WAIT, || {
+        let nodes = nodes.clone();
+        async move { nodes.get("national").await.ok()?.status?.audit_head }
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", operator.logs()));
+    assert!(head.seq >= 1 && head.hash.len() == 64, "{head:?}");
+    use govdc_hub_api::v1::audit_client::AuditClient;
+    use govdc_hub_api::v1::{AuditAnchor, AuditHead, VerifyAuditRequest};
+    let verified = AuditClient::with_interceptor(
+        national.channel().await,
+        national.token("operator", Role::Admin),
+    )
+    .verify_audit(VerifyAuditRequest {
+        anchors: vec![AuditAnchor {
+            node: "national".into(),
+            head: Some(AuditHead {
+                seq: head.seq,
+                hash: head.hash.clone(),
+            }),
+            recorded_by: "operator".into(),
+            ..AuditAnchor::default()
+        }],
+    })
+    .await
+    .expect("VerifyAudit")
+    .into_inner();
+    assert!(verified.intact, "{verified:?}");
+    assert_eq!(verified.anchors[0].outcome, "matches", "{verified:?}");
+    let anchored = eventually("zhejiang anchored by its parent", WAIT, || {
+        let zhejiang = &zhejiang;
+        async move {
+            let verified = AuditClient::with_interceptor(
+                zhejiang.channel().await,
+                zhejiang.token("operator", Role::Admin),
+            )
+            .verify_audit(VerifyAuditRequest::default())
+            .await
+            .ok()?
+            .into_inner();
+            verified
+                .anchors
+                .iter()
+                .any(|c| c.source == "parent" && c.outcome == "matches")
+                .then_some(verified)
+        }
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", operator.logs()));
+    assert!(anchored.intact, "{anchored:?}");
+
     // Removing a department from allowedDepartments makes it leave the hub.
     nodes
         .patch(
