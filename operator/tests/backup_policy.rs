@@ -1189,6 +1189,13 @@ fn owners_view(object: &impl serde::Serialize) -> Value {
     if let Some(meta) = value["metadata"].as_object_mut() {
         meta.remove("resourceVersion");
         meta.remove("managedFields");
+        // The Deployment controller's own record of its rollout.
+        if let Some(annotations) = meta.get_mut("annotations").and_then(Value::as_object_mut) {
+            annotations.remove("deployment.kubernetes.io/revision");
+            if annotations.is_empty() {
+                meta.remove("annotations");
+            }
+        }
     }
     value
 }
