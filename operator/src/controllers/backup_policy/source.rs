@@ -23,7 +23,7 @@ use super::kinds::{self, Kind};
 
 /// Why the primary could not be read.
 #[derive(Debug, thiserror::Error)]
-#[error("listing {what} on the primary: {source}")]
+#[error("listing {what} on the primary: {}", crate::error::api_message(.source))]
 pub struct SourceError {
     /// What was listed.
     pub what: String,
