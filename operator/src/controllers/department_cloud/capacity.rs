@@ -281,14 +281,16 @@ impl CapacityLedger {
         decision
     }
 
-    /// Takes a refused tenant out of the queue. It keeps what it holds only when `provisioned`:
-    /// its quotas from an earlier generation are still in force, since a refused pass changes
-    /// nothing.
-    pub fn refuse(&self, name: &str, provisioned: bool) {
+    /// Takes a refused tenant out of the queue. It keeps holding capacity only while quotas of
+    /// an earlier generation stand in its namespaces (`standing`, their hard limits summed),
+    /// since a refused pass changes nothing: what this ledger admitted it for, or, when it has
+    /// not decided for the tenant since it started, what those quotas hold.
+    pub fn refuse(&self, name: &str, standing: Option<Amounts>) {
         let mut book = self.book();
-        let kept = match book.held.get(name) {
-            Some(demand) if provisioned => Some((Standing::Holds, demand.clone())),
-            _ => None,
+        let kept = match (standing, book.held.get(name)) {
+            (Some(_), Some(admitted)) => Some((Standing::Holds, admitted.clone())),
+            (Some(quotas), None) => Some((Standing::Holds, quotas)),
+            (None, _) => None,
         };
         if book.record(name, kept) {
             self.recheck_waiting(&book, name);
@@ -562,7 +564,7 @@ mod tests {
         ));
         // ... until it is refused (its spec changed to something invalid): then it holds no
         // place, and the later one fits.
-        ledger.refuse("invalid", false);
+        ledger.refuse("invalid", None);
         assert_eq!(
             ledger.decide(&clouds[2], &demand_of(&clouds[2])),
             Decision::Admitted
@@ -577,7 +579,7 @@ mod tests {
             ledger.decide(&clouds[0], &demand_of(&clouds[0])),
             Decision::Admitted
         );
-        ledger.refuse("a", false);
+        ledger.refuse("a", None);
         assert!(!ledger.holds("a"));
         assert_eq!(
             ledger.decide(&clouds[1], &demand_of(&clouds[1])),
@@ -593,7 +595,20 @@ mod tests {
             ledger.decide(&clouds[0], &demand_of(&clouds[0])),
             Decision::Admitted
         );
-        ledger.refuse("a", true);
+        ledger.refuse("a", Some(capacity(2)));
+        assert!(ledger.holds("a"));
+        assert!(matches!(
+            ledger.decide(&clouds[1], &demand_of(&clouds[1])),
+            Decision::Waiting { .. }
+        ));
+    }
+
+    #[test]
+    fn after_a_restart_a_refused_tenant_holds_what_its_standing_quotas_hold() {
+        let clouds = [cloud("a", 1, "8"), cloud("b", 2, "4")];
+        // A fresh ledger has decided nothing; a's quotas of 8 CPUs stand in its namespaces.
+        let ledger = ledger_with(&clouds);
+        ledger.refuse("a", Some(capacity(8)));
         assert!(ledger.holds("a"));
         assert!(matches!(
             ledger.decide(&clouds[1], &demand_of(&clouds[1])),
@@ -652,14 +667,18 @@ mod tests {
             for _ in 0..30 {
                 let pick = &clouds[usize::try_from(rng.next(6)).expect("small")];
                 match rng.next(4) {
-                    0 => ledger.refuse(&pick.name_any(), rng.next(2) == 0),
+                    0 => {
+                        // Quotas stand only where the ledger admitted the tenant.
+                        let standing = ledger.holds(&pick.name_any()).then(|| demand_of(pick));
+                        ledger.refuse(&pick.name_any(), standing.filter(|_| rng.next(2) == 0));
+                    }
                     1 => ledger.release(&pick.name_any()),
                     _ => {
                         let demand = demand_of(pick);
                         if beyond_capacity(&demand, &capacity(10)).is_empty() {
                             ledger.decide(pick, &demand);
                         } else {
-                            ledger.refuse(&pick.name_any(), false);
+                            ledger.refuse(&pick.name_any(), None);
                         }
                     }
                 }

@@ -206,11 +206,8 @@ async fn provision(cloud: Arc<DepartmentCloud>, ctx: Arc<Context>) -> Result<Act
     let Some(quota_plan) = quota_plan.filter(|_| problems.is_empty()) else {
         // A refused tenant holds no place in the queue, and no capacity unless quotas of an
         // earlier generation stand in its namespaces (a refused pass changes nothing).
-        let provisioned = inputs
-            .owned
-            .iter()
-            .any(|o| o.resource.kind == "ResourceQuota");
-        ctx.capacity.refuse(&cloud.name_any(), provisioned);
+        ctx.capacity
+            .refuse(&cloud.name_any(), inputs.standing_quotas());
         let holds_capacity = ctx
             .capacity
             .capacity()

@@ -2,11 +2,14 @@
 //! labelled as its own, namespaces of its environments that exist but are not its own, and the
 //! quota already in use.
 
+use std::collections::BTreeMap;
+
 use govdc_crds::DepartmentCloud;
 use govdc_crds::common::RETAINED_FROM_LABEL;
 use k8s_openapi::api::core::v1::{LimitRange, Namespace, ResourceQuota};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, RoleBinding};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::api::{ApiResource, DynamicObject, ListParams};
 use kube::{Api, Client, ResourceExt};
 
@@ -132,6 +135,29 @@ pub struct Inputs {
     pub retained_namespaces: Vec<String>,
     /// Quota in use, by environment namespace.
     pub quota_used: Vec<(String, Amounts)>,
+}
+
+impl Inputs {
+    /// The hard limits of the tenant's ResourceQuotas that exist, summed: what an earlier
+    /// generation reserved and still holds. None when it has no quota.
+    pub fn standing_quotas(&self) -> Option<Amounts> {
+        let mut total = Amounts::new();
+        let mut any = false;
+        for quota in self
+            .owned
+            .iter()
+            .filter(|o| o.resource.kind == "ResourceQuota")
+        {
+            any = true;
+            let hard: BTreeMap<String, Quantity> =
+                serde_json::from_value(quota.object.data["spec"]["hard"].clone())
+                    .unwrap_or_default();
+            if let Ok(hard) = quantity::parse_all(&hard) {
+                quantity::add(&mut total, &hard);
+            }
+        }
+        any.then_some(total)
+    }
 }
 
 /// Reads the inputs of `cloud`.
