@@ -380,7 +380,7 @@ async fn chain_record(clients: &mut Clients, seq: i64) -> Result<Option<ChainEnd
 pub enum Exported {
     /// A new copy is stored; the chain end identifies the state it holds (None when another
     /// write raced the export, so the next round exports again).
-    Copied(HubStateManifest, Option<ChainEnd>),
+    Copied(Box<HubStateManifest>, Option<ChainEnd>),
     /// The hub's chain still ends at `since`: the stored copy is current.
     Unchanged,
 }
@@ -445,7 +445,7 @@ pub async fn export(
             PutPayload::from(bytes),
         )
         .await?;
-    Ok(Exported::Copied(manifest, end))
+    Ok(Exported::Copied(Box::new(manifest), end))
 }
 
 /// Streams an export into `writer`, hashing on the way; the SHA-256 and size when the hub's
@@ -803,7 +803,7 @@ pub async fn take_with_point(
         }
         .await;
         match exported {
-            Ok(Exported::Copied(manifest, _)) => states.push(manifest),
+            Ok(Exported::Copied(manifest, _)) => states.push(*manifest),
             Ok(Exported::Unchanged) => {}
             Err(error) => match copy_latest(store, node, &dir).await {
                 Ok(Some(manifest)) => {
