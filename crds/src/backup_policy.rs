@@ -56,9 +56,11 @@ pub struct BackupPolicySpec {
     #[serde(default)]
     pub department_selector: LabelSelector,
 
-    /// ExchangeNodes whose hub state is replicated too.
+    /// ExchangeNodes whose hub state is replicated too, each with its namespace (the policy is
+    /// cluster-scoped: there is no namespace to default to).
     #[serde(default)]
     #[schemars(length(max = 64))]
+    #[x_kube(validation = Rule::new("self.all(n, has(n.__namespace__) && n.__namespace__ != '')").message("an ExchangeNode is namespaced; name its namespace"))]
     pub exchange_nodes: Vec<ObjectReference>,
 
     /// The standby cluster.

@@ -400,6 +400,11 @@ fn invalid_objects(prefix: &str) -> Vec<(&'static str, Value, &'static str)> {
             "spec.mode",
         ),
         (
+            "exchange node without a namespace",
+            set(bp(), "/spec/exchangeNodes", json!([{"name": "national"}])),
+            "spec.exchangeNodes",
+        ),
+        (
             "kind both included and excluded",
             set(
                 set(bp(), "/spec/includeKinds", json!(["Secret", "ConfigMap"])),

@@ -1275,6 +1275,39 @@ async fn a_policy_whose_target_is_its_own_source_writes_nothing_there() {
         !logs.contains("deleted a copy"),
         "nothing was deleted: {logs}"
     );
+
+    // Failover refuses to promote the source, whatever address its kubeconfig uses.
+    let dir = repo_root().join("target/tmp");
+    std::fs::create_dir_all(&dir).expect("target/tmp");
+    let alias_file = dir.join(format!("{}-alias.kubeconfig", pair.primary.prefix));
+    std::fs::write(&alias_file, &alias).expect("write the alias kubeconfig");
+    let output = pair.backup(&[
+        "failover",
+        "--policy",
+        aliased.as_str(),
+        "--target-kubeconfig",
+        &alias_file.display().to_string(),
+        "--kubeconfig",
+        &pair.primary.kubeconfig.display().to_string(),
+    ]);
+    let text = output_text(&output);
+    assert!(!output.status.success(), "{text}");
+    assert!(text.contains("reaches the primary itself"), "{text}");
+    assert!(
+        Api::<ConfigMap>::namespaced(primary.clone(), "govdc-system")
+            .get_opt(&format!("govdc-failover-{aliased}"))
+            .await
+            .ok()
+            .flatten()
+            .is_none(),
+        "no failover fence on the source"
+    );
+    assert_eq!(
+        get::<Deployment>(primary, &pair.namespace, "api")
+            .await
+            .and_then(|d| d.spec?.replicas),
+        Some(3)
+    );
 }
 
 #[tokio::test]
@@ -1727,8 +1760,7 @@ async fn a_selector_that_protects_nothing_says_so() {
                 .items
                 .into_iter()
                 .find(|e| {
-                    e.regarding.as_ref().and_then(|r| r.name.as_deref())
-                        == Some(policy)
+                    e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(policy)
                         && e.reason.as_deref() == Some("NothingSelected")
                 })
         }

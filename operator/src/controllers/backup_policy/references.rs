@@ -26,6 +26,10 @@ use tokio::task::JoinHandle;
 /// policies.
 const NAMESPACES_INTERVAL: Duration = Duration::from_millis(500);
 
+/// How long a namespace whose Secrets the operator may not watch waits before it is tried again:
+/// RBAC rarely changes, and its policies still see their Secrets at each periodic pass.
+const REFUSED_RETRY: Duration = Duration::from_secs(300);
+
 type Policy = DeserializeGuard<BackupPolicy>;
 
 /// The Secrets (namespace, name) a policy names.
@@ -115,7 +119,8 @@ async fn watch_secrets(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let store = Arc::new(store);
-    let mut watches: BTreeMap<String, JoinHandle<()>> = BTreeMap::new();
+    let mut watches: BTreeMap<String, JoinHandle<bool>> = BTreeMap::new();
+    let mut refused: BTreeMap<String, std::time::Instant> = BTreeMap::new();
     let mut tick = tokio::time::interval(NAMESPACES_INTERVAL);
     loop {
         tokio::select! {
@@ -130,21 +135,33 @@ async fn watch_secrets(
             .map(|(namespace, _)| namespace)
             .filter(|namespace| !namespace.is_empty())
             .collect();
+        let mut finished = Vec::new();
         watches.retain(|namespace, task| {
-            let keep = wanted.contains(namespace) && !task.is_finished();
+            if task.is_finished() {
+                finished.push(namespace.clone());
+                return false;
+            }
+            let keep = wanted.contains(namespace);
             if !keep {
                 task.abort();
             }
             keep
         });
+        for namespace in finished {
+            // A watch ends only when the operator may not list the namespace's Secrets.
+            refused.insert(namespace, std::time::Instant::now() + REFUSED_RETRY);
+        }
+        refused.retain(|_, until| *until > std::time::Instant::now());
         for namespace in wanted {
-            if watches.contains_key(&namespace) {
+            if watches.contains_key(&namespace) || refused.contains_key(&namespace) {
                 continue;
             }
             let api: Api<PartialObjectMeta<Secret>> = Api::namespaced(client.clone(), &namespace);
             let store = store.clone();
             let mut tx = tx.clone();
+            let watched = namespace.clone();
             let task = tokio::spawn(async move {
+                let namespace = watched;
                 let changes = watcher(api, watcher::Config::default().any_semantic())
                     .default_backoff()
                     .touched_objects();
@@ -152,18 +169,28 @@ async fn watch_secrets(
                 while let Some(change) = changes.next().await {
                     let secret: PartialObjectMeta<Secret> = match change {
                         Ok(secret) => secret,
+                        Err(
+                            watcher::Error::InitialListFailed(kube::Error::Api(status))
+                            | watcher::Error::WatchStartFailed(kube::Error::Api(status)),
+                        ) if status.code == 403 => {
+                            tracing::warn!(%namespace, error = %status.message,
+                                "the operator may not watch the Secrets BackupPolicies name here; they are read at each periodic pass instead");
+                            return true;
+                        }
                         Err(error) => {
-                            tracing::debug!(%error, "watching Secrets named by BackupPolicies; retrying");
+                            tracing::debug!(%namespace, error = %error, "watching Secrets named by BackupPolicies; retrying");
                             continue;
                         }
                     };
-                    let namespace = secret.namespace().unwrap_or_default();
-                    for policy in referring(&store, secrets, &namespace, &secret.name_any()) {
+                    let secret_namespace = secret.namespace().unwrap_or_default();
+                    for policy in referring(&store, secrets, &secret_namespace, &secret.name_any())
+                    {
                         if tx.send(policy).await.is_err() {
-                            return;
+                            return false;
                         }
                     }
                 }
+                false
             });
             watches.insert(namespace, task);
         }
