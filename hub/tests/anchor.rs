@@ -327,3 +327,68 @@ async fn a_national_node_is_checked_against_the_head_the_operator_recorded() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_imported_copy_supersedes_the_anchors_of_the_history_it_replaced() {
+    bounded(Duration::from_secs(120), async {
+        use govdc_hub_api::v1::{ExportStateRequest, ImportStateChunk};
+        let (_parent, child, _first) = anchored_pair().await;
+        let mut admin = Clients::admin(&child);
+        let mut stream = admin
+            .node
+            .export_state(ExportStateRequest {})
+            .await
+            .unwrap()
+            .into_inner();
+        let mut chunks = Vec::new();
+        while let Some(chunk) = stream.message().await.unwrap() {
+            chunks.push(chunk);
+        }
+        // The node goes on, and its parent anchors the newer history.
+        let newer = write_and_anchor(&child, 400, 3).await;
+        // The operator restores the older copy (disaster recovery), an audited admin act.
+        let requests: Vec<ImportStateChunk> = chunks
+            .iter()
+            .enumerate()
+            .map(|(i, c)| ImportStateChunk {
+                data: c.data.clone(),
+                sha256: c.sha256.clone(),
+                replace: i == 0,
+            })
+            .collect();
+        let imported = admin
+            .node
+            .import_state(tokio_stream::iter(requests))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(imported.audit_records < newer.seq, "{imported:?} {newer:?}");
+        // Its next syncs carry the older head; the parent keeps its anchor of the newer one.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let verified = rpc(&child, Vec::new()).await;
+        assert!(verified.intact, "{verified:?}");
+        let parent = verified
+            .anchors
+            .iter()
+            .find(|c| c.source == "parent")
+            .unwrap();
+        assert!(parent.outcome.starts_with("superseded"), "{verified:?}");
+        assert!(parent.outcome.contains("state import"), "{verified:?}");
+        let (code, out) = cli(&child, &[]);
+        assert_eq!(code, Some(0), "{out}");
+        assert!(out.contains("superseded"), "{out}");
+        // Once the restored node's chain grows past the anchored head, anchoring moves on.
+        let moved = write_and_anchor(&child, 500, newer.seq as u32).await;
+        assert!(moved.seq > newer.seq);
+        let verified = rpc(&child, Vec::new()).await;
+        assert!(verified.intact, "{verified:?}");
+        assert!(
+            verified
+                .anchors
+                .iter()
+                .any(|c| c.source == "parent" && c.outcome == "matches"),
+            "{verified:?}"
+        );
+    })
+    .await;
+}
