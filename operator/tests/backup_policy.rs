@@ -1046,6 +1046,46 @@ async fn an_exchange_nodes_hub_state_is_exported_and_restored_on_failover_with_i
     );
     let (intact, primary_records) = primary_hub.verify().await;
     assert!(intact && primary_records > 0);
+    // Each copy's manifest records the head of the chain it holds, an anchor of the hub's log
+    // outside the node; the primary's chain matches it.
+    fn manifests(dir: &Path, found: &mut Vec<Value>) {
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                manifests(&path, found);
+            } else if path.file_name().is_some_and(|n| n == "state.json") {
+                let text = std::fs::read_to_string(&path).expect("state.json");
+                found.push(serde_json::from_str(&text).expect("a manifest"));
+            }
+        }
+    }
+    let mut found = Vec::new();
+    manifests(&pair.restore_points, &mut found);
+    let head = found
+        .iter()
+        .find_map(|m| m.get("auditHead").cloned())
+        .unwrap_or_else(|| panic!("no hub-state manifest records auditHead: {found:?}"));
+    let anchor = govdc_hub_api::v1::AuditAnchor {
+        node: node.to_owned(),
+        head: Some(govdc_hub_api::v1::AuditHead {
+            seq: head["seq"].as_i64().expect("seq"),
+            hash: head["hash"].as_str().expect("hash").to_owned(),
+        }),
+        recorded_by: "hub-state copy".into(),
+        ..Default::default()
+    };
+    let checked = govdc_hub_api::v1::audit_client::AuditClient::with_interceptor(
+        primary_hub.channel().await,
+        primary_hub.token("operator", Role::Admin),
+    )
+    .verify_audit(VerifyAuditRequest {
+        anchors: vec![anchor],
+    })
+    .await
+    .expect("VerifyAudit")
+    .into_inner();
+    assert!(checked.intact, "{checked:?}");
+    assert_eq!(checked.anchors[0].outcome, "matches", "{checked:?}");
 
     // The standby side: the ExchangeNode's ConfigMap and key arrived with the namespace, and an
     // empty hub of the same node runs from them.
