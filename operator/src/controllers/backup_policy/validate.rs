@@ -77,6 +77,23 @@ impl std::fmt::Debug for RestorePointPlan {
     }
 }
 
+/// Why a kubeconfig does not parse, without its text: the YAML parser's message quotes the
+/// offending lines, and a kubeconfig holds credentials.
+pub fn kubeconfig_problem(error: &kube::config::KubeconfigError) -> String {
+    match error {
+        kube::config::KubeconfigError::Parse(parse) => {
+            let place = parse
+                .location()
+                .map(|at| format!(" at line {}, column {}", at.line(), at.column()))
+                .unwrap_or_default();
+            format!(
+                "it is not valid kubeconfig YAML{place} (its text is not shown: it holds credentials)"
+            )
+        }
+        other => other.to_string(),
+    }
+}
+
 fn count(value: Option<i32>) -> usize {
     usize::try_from(value.unwrap_or(0)).unwrap_or(0)
 }
@@ -103,7 +120,10 @@ pub fn validate(policy: &BackupPolicy, inputs: &Inputs) -> Result<Plan, Vec<Prob
     {
         problems.push(Problem::new(
             "InvalidKubeconfig",
-            format!("spec.target.kubeconfigSecretRef: the kubeconfig does not parse: {error}"),
+            format!(
+                "spec.target.kubeconfigSecretRef: the kubeconfig does not parse: {}",
+                kubeconfig_problem(&error)
+            ),
         ));
     }
     let kinds = kinds::select(spec.include_kinds.as_deref(), spec.exclude_kinds.as_deref())
@@ -251,6 +271,7 @@ mod tests {
                 ..Default::default()
             }),
             storage_secret: None,
+            exchange_nodes: Vec::new(),
         }
     }
 
@@ -283,11 +304,21 @@ mod tests {
             reasons(validate(&policy(json!({})), &Inputs::default())),
             ["TargetKubeconfigNotFound"]
         );
-            exchange_nodes: Vec::new(),
         assert_eq!(
             reasons(validate(&policy(json!({})), &inputs("clusters: 12"))),
             ["InvalidKubeconfig"]
         );
+    }
+
+    #[test]
+    fn an_unparseable_kubeconfig_is_refused_without_quoting_it() {
+        let text = "apiVersion: v1\nclusters: 'recognisable-token'\nusers: [{name: a, user: {token: {x: 'recognisable-token'}}}]\n";
+        let problems = validate(&policy(json!({})), &inputs(text))
+            .err()
+            .unwrap_or_default();
+        let message = &problems.first().expect("a problem").message;
+        assert!(!message.contains("recognisable"), "{message}");
+        assert!(message.contains("line 2"), "{message}");
     }
 
     #[test]
