@@ -872,6 +872,31 @@ async fn the_charts_service_account_cannot_make_itself_cluster_admin_nor_touch_w
         );
     }
 
+    // Guardrails only in govdc's namespaces: a network policy the operator could write anywhere
+    // under RBAC would cut kube-system off.
+    let deny_all = |namespace: &str| {
+        json!({
+            "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+            "metadata": {"name": "govdc-default-deny", "namespace": namespace, "labels": {
+                "app.kubernetes.io/managed-by": "govdc-operator",
+                "govdc.io/owner-kind": "ExchangeNode", "govdc.io/owner-name": "national"}},
+            "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]},
+        })
+        .to_string()
+    };
+    let output = kubectl_as(&kubeconfig, &apply, Some(&deny_all("kube-system")));
+    assert!(
+        !output.status.success(),
+        "the operator wrote a network policy into kube-system"
+    );
+    assert!(
+        output_text(&output).contains("only in namespaces it manages or runs hubs in"),
+        "{}",
+        output_text(&output)
+    );
+    let output = kubectl_as(&kubeconfig, &apply, Some(&deny_all(&hub_namespace)));
+    assert!(output.status.success(), "{}", output_text(&output));
+
     // A namespace govdc does not manage, where RBAC (an over-broad grant an administrator made)
     // would let the operator delete it: the policy still refuses, for real, not in a dry run.
     let grant = env.kubectl(&[
