@@ -6,6 +6,8 @@
 //! where whoever edits this node's files cannot reach:
 //!
 //! - by the **parent**, in its own chain (an `audit.anchor` record), with every federation sync;
+//!   the parent's anchor only moves forward, and one the head later diverged from stays disputed
+//!   (see `service::federation`), so a cut chain that grows again is still caught;
 //! - by the **operator**, in the ExchangeNode's status (the national node has no parent);
 //! - in a **local copy** of the last anchor the parent acknowledged, a file beside the database
 //!   (not in it: a database put back from a backup does not bring back this file's past).

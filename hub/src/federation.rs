@@ -236,14 +236,15 @@ async fn keep_anchor(hub: &Hub, anchor: Anchor) -> Result<(), String> {
         .map_err(|e| format!("writing {}: {e}", anchor::LOCAL_FILE))
 }
 
-/// The newest anchor of this node's head that the parent recorded; None without a parent.
-pub async fn parent_anchor(hub: &Hub) -> Option<Result<Anchor, String>> {
+/// The anchors of this node's head that the parent holds (the newest first, then the disputed
+/// ones); None without a parent.
+pub async fn parent_anchors(hub: &Hub) -> Option<Result<Vec<Anchor>, String>> {
     let link = hub.parent.link()?;
-    Some(fetch_anchor(&link).await)
+    Some(fetch_anchors(&link).await)
 }
 
-/// Asks the parent behind `link` for its newest anchor of the caller's head.
-pub async fn fetch_anchor(link: &Link) -> Result<Anchor, String> {
+/// Asks the parent behind `link` for its anchors of the caller's head.
+pub async fn fetch_anchors(link: &Link) -> Result<Vec<Anchor>, String> {
     let channel = channel(link)?;
     let interceptor = BearerToken::new(&link.token).map_err(|s| s.message().to_owned())?;
     let mut client = FederationClient::with_interceptor(channel, interceptor);
@@ -260,8 +261,14 @@ pub async fn fetch_anchor(link: &Link) -> Result<Anchor, String> {
             )
         })?
         .into_inner();
-    Anchor::from_api(&answer)
-        .ok_or_else(|| format!("parent {} answered an anchor without a head", link.endpoint))
+    let newest = answer
+        .newest
+        .as_ref()
+        .and_then(Anchor::from_api)
+        .ok_or_else(|| format!("parent {} answered an anchor without a head", link.endpoint))?;
+    Ok(std::iter::once(newest)
+        .chain(answer.disputed.iter().filter_map(Anchor::from_api))
+        .collect())
 }
 
 /// Pushes the catalog to the parent until `shutdown` turns true.

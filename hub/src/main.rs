@@ -188,8 +188,10 @@ fn verify(data_dir: PathBuf, given: Vec<(i64, String)>, no_parent: bool) -> anyh
                 .enable_all()
                 .build()
                 .context("starting the async runtime")?;
-            let fetched = runtime.block_on(govdc_hub::federation::fetch_anchor(&link));
-            anchors.push((Source::Parent, fetched));
+            match runtime.block_on(govdc_hub::federation::fetch_anchors(&link)) {
+                Ok(parent) => anchors.extend(parent.into_iter().map(|a| (Source::Parent, Ok(a)))),
+                Err(why) => anchors.push((Source::Parent, Err(why))),
+            }
         }
     }
     if let Some(local) = local {

@@ -188,6 +188,25 @@ async fn a_truncated_tail_is_named_by_the_cli_and_the_rpc() {
             parent.anchor.as_ref().unwrap().head.as_ref().unwrap().seq,
             head.seq
         );
+
+        // The cut node writes on past the anchored head, and the parent anchors its new head:
+        // the anchor it diverged from stays disputed, and the rewrite behind it is still named.
+        let regrown = write_and_anchor(&child, 700, 6).await;
+        assert!(regrown.seq > head.seq);
+        let verified = rpc(&child, Vec::new()).await;
+        assert!(!verified.intact, "{verified:?}");
+        assert_eq!(verified.finding(), AuditFinding::Rewritten, "{verified:?}");
+        assert_eq!(verified.first_broken_seq, head.seq, "{verified:?}");
+        let parent_anchors: Vec<i64> = verified
+            .anchors
+            .iter()
+            .filter(|c| c.source == "parent")
+            .map(|c| c.anchor.as_ref().unwrap().head.as_ref().unwrap().seq)
+            .collect();
+        assert_eq!(parent_anchors, [regrown.seq, head.seq], "{verified:?}");
+        let (code, out) = cli(&child, &[]);
+        assert_eq!(code, Some(1), "{out}");
+        assert!(out.contains(": REWRITTEN ("), "{out}");
     })
     .await;
 }

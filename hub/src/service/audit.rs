@@ -59,8 +59,10 @@ impl Audit for HubService {
                 .ok_or_else(|| Status::invalid_argument("an anchor needs a head (seq and hash)"))?;
             anchors.push((Source::Caller, Ok(anchor)));
         }
-        if let Some(parent) = crate::federation::parent_anchor(self).await {
-            anchors.push((Source::Parent, parent));
+        match crate::federation::parent_anchors(self).await {
+            Some(Ok(parent)) => anchors.extend(parent.into_iter().map(|a| (Source::Parent, Ok(a)))),
+            Some(Err(why)) => anchors.push((Source::Parent, Err(why))),
+            None => {}
         }
         let dir = self.store.dir().to_owned();
         match tokio::task::spawn_blocking(move || anchor::read_local(&dir)).await {

@@ -5,7 +5,8 @@
 use govdc_hub_api::auth::Role;
 use govdc_hub_api::v1::federation_server::Federation;
 use govdc_hub_api::v1::{
-    AuditAnchor, GetAuditAnchorRequest, Level, Network, SyncCatalogRequest, SyncCatalogResponse,
+    GetAuditAnchorRequest, GetAuditAnchorResponse, Level, Network, SyncCatalogRequest,
+    SyncCatalogResponse,
 };
 use prost::Message;
 use rusqlite::params;
@@ -20,6 +21,43 @@ use crate::store::DbResult;
 
 fn anchor_key(child: &str) -> String {
     format!("child.{child}.auditAnchor")
+}
+
+fn disputed_key(child: &str) -> String {
+    format!("child.{child}.auditAnchorsDisputed")
+}
+
+/// Disputed anchors kept per child: enough for a history of incidents, bounded.
+const MAX_DISPUTED: usize = 16;
+
+/// The anchors `child`'s head diverged from, oldest first.
+fn disputed_anchors(conn: &rusqlite::Connection, child: &str) -> Result<Vec<Anchor>, Status> {
+    setting(conn, &disputed_key(child))?
+        .map(|text| {
+            serde_json::from_str(&text)
+                .map_err(|e| Status::internal(format!("stored anchors do not parse: {e}")))
+        })
+        .transpose()
+        .map(Option::unwrap_or_default)
+}
+
+/// Keeps `anchor` as disputed: a head of `child` diverged from it. It stays, so that a chain
+/// that later grows past it is still checked against it.
+fn dispute(conn: &rusqlite::Connection, child: &str, anchor: &Anchor) -> Result<(), Status> {
+    let mut disputed = disputed_anchors(conn, child)?;
+    if disputed
+        .iter()
+        .any(|d| d.seq == anchor.seq && d.hash == anchor.hash)
+    {
+        return Ok(());
+    }
+    disputed.push(anchor.clone());
+    if disputed.len() > MAX_DISPUTED {
+        disputed.remove(0);
+    }
+    let text = serde_json::to_string(&disputed)
+        .map_err(|e| Status::internal(format!("encoding anchors: {e}")))?;
+    set_setting(conn, &disputed_key(child), Some(&text))
 }
 
 /// The newest anchor of `child`'s head recorded here.
@@ -74,6 +112,7 @@ fn record_anchor(
                     "kept": previous.seq,
                 }),
             )?;
+            dispute(conn, child, &previous)?;
         }
         return Ok(previous);
     }
@@ -244,21 +283,34 @@ impl Federation for HubService {
     async fn get_audit_anchor(
         &self,
         request: Request<GetAuditAnchorRequest>,
-    ) -> Result<Response<AuditAnchor>, Status> {
+    ) -> Result<Response<GetAuditAnchorResponse>, Status> {
         let caller = self
             .auth
             .caller(&request, "Federation.GetAuditAnchor", &[Role::Node])?;
         let child = caller.subject.clone();
-        let anchor = self
+        let (newest, disputed) = self
             .store
-            .read(move |conn| stored_anchor(conn, &child))
-            .await?
-            .ok_or_else(|| {
-                Status::not_found(format!(
-                    "node {} has recorded no audit head of node {}: it has not synced here yet",
-                    self.config.name, caller.subject
+            .read(move |conn| {
+                Ok((
+                    stored_anchor(conn, &child)?,
+                    disputed_anchors(conn, &child)?,
                 ))
-            })?;
-        Ok(Response::new(anchor.to_api()))
+            })
+            .await?;
+        let newest = newest.ok_or_else(|| {
+            Status::not_found(format!(
+                "node {} has recorded no audit head of node {}: it has not synced here yet",
+                self.config.name, caller.subject
+            ))
+        })?;
+        Ok(Response::new(GetAuditAnchorResponse {
+            disputed: disputed
+                .iter()
+                // The newest is answered once.
+                .filter(|d| d.seq != newest.seq || d.hash != newest.hash)
+                .map(Anchor::to_api)
+                .collect(),
+            newest: Some(newest.to_api()),
+        }))
     }
 }
