@@ -300,6 +300,21 @@ pub async fn run(
             }
             _ = tick.tick() => {}
         }
+        if engine.refused_for_good() {
+            // The target is the source: nothing will ever be written by this replicator, and
+            // nothing is watched for it any more. A new spec or Secret starts another one.
+            if !watches.is_empty() {
+                watches.abort_all();
+            }
+            let now = Instant::now();
+            if now >= next_status {
+                next_status = now + STATUS_INTERVAL;
+                if !engine.report().await {
+                    break;
+                }
+            }
+            continue;
+        }
         if continuous
             && !objects_watched
             && engine.initialised.contains(&DEPARTMENTS_INIT)
@@ -349,11 +364,6 @@ pub async fn run(
         }
         if engine.reachable && !engine.preflighted && now >= engine.next_preflight {
             engine.preflight().await;
-            if engine.refused_for_good() {
-                // Nothing will ever be written by this replicator; a new spec or Secret starts
-                // another one.
-                watches.abort_all();
-            }
         }
         let writable = engine.reachable && engine.preflighted && engine.refusal.is_none();
         if writable && engine.initial_listing_done() {
@@ -1021,7 +1031,12 @@ impl Engine {
                     } else {
                         meta.namespace.clone().unwrap_or_default()
                     };
-                    if let Some(source) = unmap_namespace(&self.settings.clean.mapping, &place) {
+                    // Only where a tenant's copies go: the target's own namespaces (all of them
+                    // under an identity mapping) are none of the policy's business, and a tenant
+                    // namespace made later is looked at before its first write.
+                    if let Some(source) = unmap_namespace(&self.settings.clean.mapping, &place)
+                        && self.namespaces.contains_key(&source)
+                    {
                         foreign.insert(Key {
                             kind: index,
                             name: if index == 0 { source.clone() } else { name },

@@ -302,6 +302,37 @@ mod tests {
     }
 
     #[test]
+    fn only_a_copy_with_this_policys_mark_or_nothing_may_be_written() {
+        use std::collections::BTreeMap;
+        let marked = |policy: &str| BTreeMap::from([(POLICY_LABEL.to_owned(), policy.to_owned())]);
+        assert_eq!(holder(None, false, "p"), Holder::Nobody);
+        assert_eq!(holder(Some(&marked("p")), true, "p"), Holder::ThisPolicy);
+        assert_eq!(holder(Some(&marked("other")), true, "p"), Holder::Other);
+        assert_eq!(holder(Some(&BTreeMap::new()), true, "p"), Holder::Other);
+        assert_eq!(holder(None, true, "p"), Holder::Other);
+    }
+
+    #[test]
+    fn a_kubeconfig_is_described_by_its_secret_cluster_and_server() {
+        let secret = govdc_crds::common::SecretKeyReference {
+            namespace: Some("govdc-system".into()),
+            name: "dr-kubeconfig".into(),
+            key: "kubeconfig".into(),
+        };
+        let yaml = "apiVersion: v1\nkind: Config\nclusters: [{name: dr, cluster: {server: 'https://10.0.0.9:6443'}}]\nusers: [{name: a, user: {token: t}}]\ncontexts: [{name: dr, context: {cluster: dr, user: a}}]\ncurrent-context: dr\n";
+        let text = describe(&secret, yaml);
+        assert!(text.contains("Secret govdc-system/dr-kubeconfig"), "{text}");
+        assert!(
+            text.contains("cluster dr at https://10.0.0.9:6443"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("token"),
+            "no credential in a message: {text}"
+        );
+    }
+
+    #[test]
     fn answers_are_rejections_and_silence_is_unreachability() {
         assert_eq!(
             classify(&api_error(422, "Invalid", "bad")).reason(),
