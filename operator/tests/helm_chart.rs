@@ -16,6 +16,7 @@ use govdc_test_support::{
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, ServiceAccount};
+use k8s_openapi::api::rbac::v1::RoleBinding;
 use kube::api::PostParams;
 use kube::config::{AuthInfo, Kubeconfig};
 use kube::{Api, ResourceExt};
@@ -259,6 +260,22 @@ async fn the_operator_runs_with_the_charts_rbac_and_uninstall_keeps_the_departme
     )
     .await
     .unwrap_or_else(|e| panic!("{e}\n{}", operator.logs()));
+
+    // The operator bound its tenant role to itself in each environment, and to no one else.
+    for environment in ["prod", "test"] {
+        let binding =
+            Api::<RoleBinding>::namespaced(env.client.clone(), &format!("{name}-{environment}"))
+                .get("govdc-operator")
+                .await
+                .expect("the operator's own RoleBinding");
+        assert_eq!(binding.role_ref.name, format!("{fullname}-tenant"));
+        let subjects = binding.subjects.unwrap_or_default();
+        assert_eq!(subjects.len(), 1, "{subjects:?}");
+        assert_eq!(
+            (subjects[0].name.as_str(), subjects[0].namespace.as_deref()),
+            (fullname.as_str(), Some(namespace.as_str()))
+        );
+    }
 
     // A portal hub node and an open dataset of the department, under the same RBAC.
     let node: ExchangeNode = serde_json::from_value(json!({
@@ -1011,6 +1028,28 @@ async fn the_charts_service_account_cannot_make_itself_cluster_admin_nor_touch_w
     let output = kubectl_as(
         &kubeconfig,
         &["delete", "namespace", &managed, "--dry-run=server"],
+        None,
+    );
+    assert!(output.status.success(), "{}", output_text(&output));
+    // A namespace a DepartmentCloud retained when it was deleted may be adopted (relabelled) by
+    // a new one of the same name.
+    let retained = env.namespace("retained").await;
+    let output = env.kubectl(&[
+        "label",
+        "namespace",
+        &retained,
+        "govdc.io/retained-from=zj-data",
+    ]);
+    assert!(output.status.success(), "{}", output_text(&output));
+    let output = kubectl_as(
+        &kubeconfig,
+        &[
+            "label",
+            "namespace",
+            &retained,
+            "app.kubernetes.io/managed-by=govdc-operator",
+            "--dry-run=server",
+        ],
         None,
     );
     assert!(output.status.success(), "{}", output_text(&output));
