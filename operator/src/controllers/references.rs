@@ -60,13 +60,65 @@ where
     K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
     K::DynamicType: Default,
 {
-    let stream = watcher(
-        Api::<PartialObjectMeta<K>>::all(client),
-        watcher::Config::default(),
-    )
-    .default_backoff()
-    .touched_objects();
-    until_forbidden(stream, K::kind(&Default::default()).into_owned())
+    let kind = K::kind(&Default::default()).into_owned();
+    let quiet_kind = kind.clone();
+    // Asked first: a refused watch is logged as an error by the watcher itself, and the chart
+    // grants Secrets only in the namespaces where govdc works.
+    let stream = futures::stream::once(may_watch_cluster_wide::<K>(client.clone())).flat_map(
+        move |allowed| {
+            if allowed {
+                watcher(
+                    Api::<PartialObjectMeta<K>>::all(client.clone()),
+                    watcher::Config::default(),
+                )
+                .default_backoff()
+                .touched_objects()
+                .boxed()
+            } else {
+                tracing::info!(
+                    kind = %quiet_kind,
+                    "not watched cluster-wide (the operator may read them only where govdc works); resources naming one notice its changes at their next periodic pass"
+                );
+                futures::stream::pending().boxed()
+            }
+        },
+    );
+    until_forbidden(stream, kind)
+}
+
+/// Whether the operator may watch `K` cluster-wide, by a SelfSubjectAccessReview; true when the
+/// review itself fails, so that the watch tries and says why.
+async fn may_watch_cluster_wide<K>(client: Client) -> bool
+where
+    K: Resource,
+    K::DynamicType: Default,
+{
+    use k8s_openapi::api::authorization::v1::{
+        ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
+    };
+    let types = K::DynamicType::default();
+    let review = SelfSubjectAccessReview {
+        spec: SelfSubjectAccessReviewSpec {
+            resource_attributes: Some(ResourceAttributes {
+                group: Some(K::group(&types).into_owned()),
+                resource: Some(K::plural(&types).into_owned()),
+                verb: Some("watch".to_owned()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    match Api::<SelfSubjectAccessReview>::all(client)
+        .create(&kube::api::PostParams::default(), &review)
+        .await
+    {
+        Ok(answer) => answer.status.is_some_and(|status| status.allowed),
+        Err(error) => {
+            tracing::debug!(%error, "asking whether a watch is allowed failed; watching");
+            true
+        }
+    }
 }
 
 /// Ends a trigger stream the operator may not list (its RBAC withholds the kind cluster-wide):
