@@ -231,6 +231,31 @@ impl Pair {
         condition
     }
 
+    /// Waits for a Warning event about `policy` with `reason` (events of cluster-scoped objects
+    /// are in `default`).
+    async fn warning_event(&self, policy: &str, operator: &OperatorProcess, reason: &str) {
+        let events: Api<k8s_openapi::api::events::v1::Event> =
+            Api::namespaced(self.primary.client.clone(), "default");
+        let event = eventually(&format!("a {reason} Warning event"), WAIT, || {
+            let events = events.clone();
+            async move {
+                events
+                    .list(&Default::default())
+                    .await
+                    .ok()?
+                    .items
+                    .into_iter()
+                    .find(|e| {
+                        e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(policy)
+                            && e.reason.as_deref() == Some(reason)
+                    })
+            }
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", operator.logs()));
+        assert_eq!(event.type_.as_deref(), Some("Warning"));
+    }
+
     /// Waits until `policy`'s condition `type_` has `reason`, and returns it.
     async fn reason_of(
         &self,
@@ -1277,6 +1302,8 @@ async fn a_policy_whose_target_is_its_own_source_writes_nothing_there() {
             .reason_of(policy, &operator, "Degraded", "TargetIsSource")
             .await;
         assert_eq!(degraded.status, "True");
+        pair.warning_event(policy, &operator, "TargetIsSource")
+            .await;
     }
     assert!(
         pair.reason_of(&aliased, &operator, "Ready", "TargetIsSource")
@@ -1397,6 +1424,8 @@ async fn a_mapping_onto_a_namespace_the_policy_did_not_make_is_refused_before_an
         .await;
     assert_eq!(ready.status, "False");
     assert!(ready.message.contains(&mapped), "{}", ready.message);
+    pair.warning_event(&pair.policy, &operator, "NamespaceMappingConflict")
+        .await;
 
     tokio::time::sleep(Duration::from_secs(5)).await;
     let settings_after =
@@ -1513,6 +1542,8 @@ async fn objects_on_the_standby_the_policy_did_not_make_are_left_alone_and_repor
         .reason_of(&pair.policy, &operator, "Degraded", "TargetConflict")
         .await;
     assert_eq!(degraded.status, "True");
+    pair.warning_event(&pair.policy, &operator, "TargetConflict")
+        .await;
     let status = Api::<BackupPolicy>::all(primary.clone())
         .get(&pair.policy)
         .await
@@ -1727,6 +1758,8 @@ async fn a_standby_without_govdcs_crds_is_told_what_to_install_or_gets_them() {
             ready.message
         );
     }
+    pair.warning_event(&pair.policy, &operator, "KindNotServed")
+        .await;
     let mapped = pair.mapped();
     let settings = eventually("the ConfigMap on the standby", WAIT, || async {
         get::<ConfigMap>(spare, &mapped, "settings").await
@@ -1787,27 +1820,8 @@ async fn a_selector_that_protects_nothing_says_so() {
     assert!(ready.message.contains("0 namespaces"), "{}", ready.message);
     let nothing = pair.condition(&operator, "NothingSelected", "True").await;
     assert_eq!(nothing.reason, "NoNamespaceProtected");
-    let events: Api<k8s_openapi::api::events::v1::Event> =
-        Api::namespaced(pair.primary.client.clone(), "default");
-    let policy = pair.policy.as_str();
-    let event = eventually("a NothingSelected Warning event", WAIT, || {
-        let events = events.clone();
-        async move {
-            events
-                .list(&Default::default())
-                .await
-                .ok()?
-                .items
-                .into_iter()
-                .find(|e| {
-                    e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(policy)
-                        && e.reason.as_deref() == Some("NothingSelected")
-                })
-        }
-    })
-    .await
-    .unwrap_or_else(|e| panic!("{e}\n{}", operator.logs()));
-    assert_eq!(event.type_.as_deref(), Some("Warning"));
+    pair.warning_event(&pair.policy, &operator, "NothingSelected")
+        .await;
 
     // Once a department is selected, the warning goes.
     pair.create_department().await;
