@@ -4,7 +4,7 @@
 //! its demand fits beside every tenant already admitted and every tenant created before it that
 //! still waits, so a small late request never overtakes an earlier one.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use govdc_crds::{DepartmentCloud, DepartmentCloudSpec};
@@ -123,48 +123,43 @@ pub fn beyond_capacity(demand: &Amounts, capacity: &Amounts) -> Amounts {
         .collect()
 }
 
+/// Where one tenant stands by this ledger: what it holds, and what more it waits for. A tenant
+/// that grows holds its standing quotas while it waits for the rest; a refused one holds what
+/// its standing quotas hold, or nothing, and waits for nothing.
+#[derive(Clone, Debug, Default, PartialEq)]
+struct Entry {
+    held: Option<Amounts>,
+    waiting: Option<Amounts>,
+}
+
 /// What this ledger decided since it started, by tenant name. Tenants it has not decided yet
 /// are read from their status (after a restart).
 #[derive(Debug, Default)]
 struct Book {
-    held: BTreeMap<String, Amounts>,
-    waiting: BTreeMap<String, Amounts>,
-    refused: BTreeSet<String>,
+    entries: BTreeMap<String, Entry>,
 }
 
 impl Book {
-    /// Where `name` stands by this book: Some(None) when refused, None when unknown.
-    fn standing(&self, name: &str) -> Option<Option<(Standing, &Amounts)>> {
-        if let Some(demand) = self.held.get(name) {
-            return Some(Some((Standing::Holds, demand)));
-        }
-        if let Some(demand) = self.waiting.get(name) {
-            return Some(Some((Standing::Waits, demand)));
-        }
-        self.refused.contains(name).then_some(None)
+    /// Records where `name` stands now; returns whether that changed.
+    fn record(&mut self, name: &str, now: Entry) -> bool {
+        self.entries.insert(name.to_owned(), now.clone()) != Some(now)
     }
 
-    /// Records where `name` stands now; returns whether that changed.
-    fn record(&mut self, name: &str, now: Option<(Standing, Amounts)>) -> bool {
-        let before = self
-            .standing(name)
-            .map(|s| s.map(|(st, d)| (st, d.clone())));
-        self.held.remove(name);
-        self.waiting.remove(name);
-        self.refused.remove(name);
-        match &now {
-            Some((Standing::Holds, demand)) => {
-                self.held.insert(name.to_owned(), demand.clone());
-            }
-            Some((Standing::Waits, demand)) => {
-                self.waiting.insert(name.to_owned(), demand.clone());
-            }
-            None => {
-                self.refused.insert(name.to_owned());
-            }
-        }
-        before != Some(now)
+    fn waiting(&self) -> impl Iterator<Item = &String> {
+        self.entries
+            .iter()
+            .filter(|(_, e)| e.waiting.is_some())
+            .map(|(name, _)| name)
     }
+}
+
+/// `wanted` less `held`, resource by resource, keeping what remains positive.
+fn remainder(wanted: &Amounts, held: &Amounts) -> Amounts {
+    wanted
+        .iter()
+        .map(|(name, amount)| (name.clone(), amount - held.get(name).copied().unwrap_or(0)))
+        .filter(|(_, amount)| *amount > 0)
+        .collect()
 }
 
 /// The capacity and who holds it. Decisions are taken one at a time, so two tenants reconciled
@@ -228,42 +223,57 @@ impl CapacityLedger {
 
     /// Asks every waiting tenant but `except` to look again.
     fn recheck_waiting(&self, book: &Book, except: &str) {
-        for name in book.waiting.keys().filter(|name| *name != except) {
+        for name in book.waiting().filter(|name| *name != except) {
             // Nobody listens in unit tests; a closed channel loses nothing that matters.
             let _ = self.recheck.send(name.clone());
         }
     }
 
-    /// Decides for `cloud`, whose demand is `wanted`, and records the decision.
-    pub fn decide(&self, cloud: &DepartmentCloud, wanted: &Amounts) -> Decision {
+    /// Decides for `cloud`, whose demand is `wanted` and whose namespaces already hold quotas of
+    /// `standing` (summed; None for a tenant not provisioned yet), and records the decision.
+    pub fn decide(
+        &self,
+        cloud: &DepartmentCloud,
+        wanted: &Amounts,
+        standing: Option<Amounts>,
+    ) -> Decision {
         let Some(capacity) = &self.capacity else {
             return Decision::Unlimited;
         };
         let mut book = self.book();
-        let others: Vec<Queued> = self
+        let mut others = Vec::new();
+        let clouds = self
             .store
             .get()
             .map(|store| store.state())
-            .unwrap_or_default()
+            .unwrap_or_default();
+        for other in clouds
             .iter()
             .filter_map(|guard| guard.0.as_ref().ok())
             .filter(|other| other.metadata.deletion_timestamp.is_none())
-            .filter_map(|other| {
-                let name = other.name_any();
-                let (standing, demand) = match book.standing(&name) {
-                    Some(Some((standing, demand))) => (standing, demand.clone()),
-                    // Refused: holds nothing, waits for nothing.
-                    Some(None) => return None,
-                    None => (standing_from_status(other)?, demand(&other.spec).ok()?),
-                };
-                Some(Queued {
-                    standing,
-                    demand,
-                    created: other.metadata.creation_timestamp.clone(),
-                    name,
-                })
-            })
-            .collect();
+        {
+            let name = other.name_any();
+            let created = other.metadata.creation_timestamp.clone();
+            let queued = |standing, demand: Amounts| Queued {
+                name: name.clone(),
+                created: created.clone(),
+                demand,
+                standing,
+            };
+            match book.entries.get(&name) {
+                Some(entry) => {
+                    others.extend(entry.held.clone().map(|d| queued(Standing::Holds, d)));
+                    others.extend(entry.waiting.clone().map(|d| queued(Standing::Waits, d)));
+                }
+                None => {
+                    if let (Some(standing), Ok(demand)) =
+                        (standing_from_status(other), demand(&other.spec))
+                    {
+                        others.push(queued(standing, demand));
+                    }
+                }
+            }
+        }
         let me = Queued {
             name: cloud.name_any(),
             created: cloud.metadata.creation_timestamp.clone(),
@@ -271,11 +281,20 @@ impl CapacityLedger {
             standing: Standing::Waits,
         };
         let decision = decide(capacity, &me, &others);
-        let standing = match decision {
-            Decision::Waiting { .. } => Standing::Waits,
-            _ => Standing::Holds,
+        let entry = match decision {
+            Decision::Waiting { .. } => Entry {
+                waiting: Some(remainder(
+                    wanted,
+                    standing.as_ref().unwrap_or(&Amounts::new()),
+                )),
+                held: standing,
+            },
+            _ => Entry {
+                held: Some(me.demand),
+                waiting: None,
+            },
         };
-        if book.record(&me.name, Some((standing, me.demand))) {
+        if book.record(&me.name, entry) {
             self.recheck_waiting(&book, &me.name);
         }
         decision
@@ -287,29 +306,35 @@ impl CapacityLedger {
     /// not decided for the tenant since it started, what those quotas hold.
     pub fn refuse(&self, name: &str, standing: Option<Amounts>) {
         let mut book = self.book();
-        let kept = match (standing, book.held.get(name)) {
-            (Some(_), Some(admitted)) => Some((Standing::Holds, admitted.clone())),
-            (Some(quotas), None) => Some((Standing::Holds, quotas)),
-            (None, _) => None,
-        };
-        if book.record(name, kept) {
+        let admitted = book
+            .entries
+            .get(name)
+            .filter(|e| e.waiting.is_none())
+            .and_then(|e| e.held.clone());
+        let held = standing.map(|quotas| admitted.unwrap_or(quotas));
+        if book.record(
+            name,
+            Entry {
+                held,
+                waiting: None,
+            },
+        ) {
             self.recheck_waiting(&book, name);
         }
     }
 
     /// Whether this ledger counts `name` as holding capacity.
     pub fn holds(&self, name: &str) -> bool {
-        self.book().held.contains_key(name)
+        self.book()
+            .entries
+            .get(name)
+            .is_some_and(|e| e.held.is_some())
     }
 
     /// Gives a deleted tenant's capacity back.
     pub fn release(&self, name: &str) {
         let mut book = self.book();
-        let known = book.standing(name).is_some();
-        book.held.remove(name);
-        book.waiting.remove(name);
-        book.refused.remove(name);
-        if known {
+        if book.entries.remove(name).is_some() {
             self.recheck_waiting(&book, name);
         }
     }
@@ -337,6 +362,7 @@ mod tests {
     use super::*;
     use kube::runtime::reflector::store::Writer;
     use kube::runtime::watcher;
+    use std::collections::BTreeSet;
 
     fn queued(name: &str, created: i64, cpu: i128, admitted: bool) -> Queued {
         Queued {
@@ -550,23 +576,23 @@ mod tests {
         ];
         let ledger = ledger_with(&clouds);
         assert_eq!(
-            ledger.decide(&clouds[0], &demand_of(&clouds[0])),
+            ledger.decide(&clouds[0], &demand_of(&clouds[0]), None),
             Decision::Admitted
         );
         assert!(matches!(
-            ledger.decide(&clouds[1], &demand_of(&clouds[1])),
+            ledger.decide(&clouds[1], &demand_of(&clouds[1]), None),
             Decision::Waiting { .. }
         ));
         // The later one waits behind it ...
         assert!(matches!(
-            ledger.decide(&clouds[2], &demand_of(&clouds[2])),
+            ledger.decide(&clouds[2], &demand_of(&clouds[2]), None),
             Decision::Waiting { ahead: 1, .. }
         ));
         // ... until it is refused (its spec changed to something invalid): then it holds no
         // place, and the later one fits.
         ledger.refuse("invalid", None);
         assert_eq!(
-            ledger.decide(&clouds[2], &demand_of(&clouds[2])),
+            ledger.decide(&clouds[2], &demand_of(&clouds[2]), None),
             Decision::Admitted
         );
     }
@@ -576,13 +602,13 @@ mod tests {
         let clouds = [cloud("a", 1, "8"), cloud("b", 2, "4")];
         let ledger = ledger_with(&clouds);
         assert_eq!(
-            ledger.decide(&clouds[0], &demand_of(&clouds[0])),
+            ledger.decide(&clouds[0], &demand_of(&clouds[0]), None),
             Decision::Admitted
         );
         ledger.refuse("a", None);
         assert!(!ledger.holds("a"));
         assert_eq!(
-            ledger.decide(&clouds[1], &demand_of(&clouds[1])),
+            ledger.decide(&clouds[1], &demand_of(&clouds[1]), None),
             Decision::Admitted
         );
     }
@@ -592,14 +618,40 @@ mod tests {
         let clouds = [cloud("a", 1, "8"), cloud("b", 2, "4")];
         let ledger = ledger_with(&clouds);
         assert_eq!(
-            ledger.decide(&clouds[0], &demand_of(&clouds[0])),
+            ledger.decide(&clouds[0], &demand_of(&clouds[0]), None),
             Decision::Admitted
         );
         ledger.refuse("a", Some(capacity(2)));
         assert!(ledger.holds("a"));
         assert!(matches!(
-            ledger.decide(&clouds[1], &demand_of(&clouds[1])),
+            ledger.decide(&clouds[1], &demand_of(&clouds[1]), None),
             Decision::Waiting { .. }
+        ));
+    }
+
+    #[test]
+    fn a_tenant_that_grows_beyond_the_free_capacity_keeps_what_it_holds_while_it_waits() {
+        let mut clouds = [cloud("a", 1, "6"), cloud("b", 2, "4"), cloud("c", 3, "4")];
+        let ledger = ledger_with(&clouds);
+        assert_eq!(
+            ledger.decide(&clouds[0], &demand_of(&clouds[0]), None),
+            Decision::Admitted
+        );
+        // a asks for 12 while its quotas of 6 stand: it waits for the rest, and keeps its 6.
+        clouds[0] = cloud("a", 1, "12");
+        let decision = ledger.decide(&clouds[0], &demand_of(&clouds[0]), Some(capacity(6)));
+        assert_eq!(
+            decision,
+            Decision::Waiting {
+                missing: capacity(2),
+                ahead: 0
+            }
+        );
+        assert!(ledger.holds("a"));
+        // b fits beside what a holds (6 + 4), but waits behind a's growth of 6.
+        assert!(matches!(
+            ledger.decide(&clouds[1], &demand_of(&clouds[1]), None),
+            Decision::Waiting { ahead: 1, .. }
         ));
     }
 
@@ -611,7 +663,7 @@ mod tests {
         ledger.refuse("a", Some(capacity(8)));
         assert!(ledger.holds("a"));
         assert!(matches!(
-            ledger.decide(&clouds[1], &demand_of(&clouds[1])),
+            ledger.decide(&clouds[1], &demand_of(&clouds[1]), None),
             Decision::Waiting { .. }
         ));
     }
@@ -622,7 +674,7 @@ mod tests {
         let ledger = ledger_with(&clouds);
         let mut rechecks = Box::pin(ledger.rechecks());
         for cloud in &clouds {
-            ledger.decide(cloud, &demand_of(cloud));
+            ledger.decide(cloud, &demand_of(cloud), None);
         }
         let drain = |rechecks: &mut std::pin::Pin<Box<_>>| {
             let mut names = BTreeSet::new();
@@ -641,15 +693,15 @@ mod tests {
             BTreeSet::from(["b".to_owned(), "c".to_owned()])
         );
         // Deciding again without a change asks nobody.
-        ledger.decide(&clouds[1], &demand_of(&clouds[1]));
-        ledger.decide(&clouds[1], &demand_of(&clouds[1]));
+        ledger.decide(&clouds[1], &demand_of(&clouds[1]), None);
+        ledger.decide(&clouds[1], &demand_of(&clouds[1]), None);
         let asked = drain(&mut rechecks);
         assert_eq!(
             asked,
             BTreeSet::from(["c".to_owned()]),
             "b's admission moves c up"
         );
-        ledger.decide(&clouds[1], &demand_of(&clouds[1]));
+        ledger.decide(&clouds[1], &demand_of(&clouds[1]), None);
         assert!(drain(&mut rechecks).is_empty());
     }
 
@@ -676,7 +728,7 @@ mod tests {
                     _ => {
                         let demand = demand_of(pick);
                         if beyond_capacity(&demand, &capacity(10)).is_empty() {
-                            ledger.decide(pick, &demand);
+                            ledger.decide(pick, &demand, None);
                         } else {
                             ledger.refuse(&pick.name_any(), None);
                         }
@@ -684,17 +736,12 @@ mod tests {
                 }
                 let book = ledger.book();
                 let mut held = Amounts::new();
-                for demand in book.held.values() {
+                for demand in book.entries.values().filter_map(|e| e.held.as_ref()) {
                     quantity::add(&mut held, demand);
                 }
                 assert!(
                     quantity::excess(&held, &capacity(10)).is_empty(),
                     "{book:?}"
-                );
-                assert!(
-                    book.refused
-                        .iter()
-                        .all(|name| !book.waiting.contains_key(name))
                 );
             }
         }

@@ -225,7 +225,9 @@ async fn provision(cloud: Arc<DepartmentCloud>, ctx: Arc<Context>) -> Result<Act
     };
 
     let demand = capacity::demand(&cloud.spec).unwrap_or_default();
-    let decision = ctx.capacity.decide(&cloud, &demand);
+    let decision = ctx
+        .capacity
+        .decide(&cloud, &demand, inputs.standing_quotas());
     if let Decision::Waiting { .. } = decision {
         report::write(&ctx, &cloud, &Outcome::Waiting(&decision)).await?;
         return Ok(Action::requeue(CAPACITY_RETRY));
