@@ -1856,3 +1856,37 @@ async fn a_policy_made_before_its_secret_starts_as_soon_as_the_secret_exists() {
         created.elapsed()
     );
 }
+
+#[tokio::test]
+async fn a_target_that_cannot_be_told_from_the_source_is_not_written() {
+    let pair = Pair::new("bpnoid", "dr").await;
+    let operator = pair.start_operator().await;
+    pair.create_department().await;
+    pair.tenant_namespace(&operator).await;
+    tenant_objects(&pair.primary.client, &pair.namespace).await;
+    // A user of the standby with no rights at all: it cannot read kube-system.
+    let nobody = std::fs::read_to_string(
+        pair.standby
+            .user_kubeconfig(&format!("{}-nobody", pair.standby.prefix), &[]),
+    )
+    .expect("the user's kubeconfig");
+    pair.create_policy_named(&pair.policy, json!({}), Some(&nobody))
+        .await;
+    let ready = pair
+        .reason_of(&pair.policy, &operator, "Ready", "TargetIdentityUnknown")
+        .await;
+    assert_eq!(ready.status, "False");
+    assert!(
+        ready.message.contains("kube-system") && ready.message.contains("forbidden"),
+        "the API server's own words: {}",
+        ready.message
+    );
+    assert!(
+        Api::<Namespace>::all(pair.standby.client.clone())
+            .get_opt(&pair.mapped())
+            .await
+            .expect("read")
+            .is_none(),
+        "nothing was written to the standby"
+    );
+}

@@ -371,7 +371,7 @@ pub async fn run(
                 engine.list_target().await;
                 last_full_resync = Instant::now();
             }
-            let resync_every = if engine.conflicts().is_empty() {
+            let resync_every = if !engine.has_conflicts() {
                 FULL_RESYNC_INTERVAL
             } else {
                 CONFLICT_RESYNC_INTERVAL
@@ -914,6 +914,13 @@ impl Engine {
             .filter(|k| k.kind == 0 && self.protected(&k.namespace) && self.desired.contains_key(k))
             .map(|k| map_namespace(&self.settings.clean.mapping, &k.namespace))
             .collect()
+    }
+
+    /// Whether any protected object's place on the target is taken (see [`Engine::conflicts`]).
+    fn has_conflicts(&self) -> bool {
+        self.foreign
+            .iter()
+            .any(|k| self.protected(&k.namespace) && self.desired.contains_key(k))
     }
 
     /// Every protected object whose place on the target is taken by one the policy did not
