@@ -22,7 +22,7 @@ use govdc_test_support::{
     OperatorProcess, TEST_LABEL, TestEnv, eventually, free_port, install_crds,
 };
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::core::v1::{Secret, Service};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
@@ -616,4 +616,99 @@ async fn a_child_created_before_its_parent_federates_as_soon_as_the_parent_appea
     })
     .await
     .unwrap_or_else(|e| panic!("{e}\n{}", operator.logs()));
+}
+
+#[tokio::test]
+async fn a_remote_parents_ca_and_token_are_seen_as_soon_as_their_secrets_appear() {
+    let env = TestEnv::new("primary", "xnremote").await;
+    install_crds(&env.client).await.expect("install CRDs");
+    let lease_namespace = env.namespace("lease").await;
+    let hub_namespace = env.namespace("hub").await;
+    let flags = [
+        format!(
+            "--hub-endpoint={hub_namespace}/zhejiang=http://127.0.0.1:{}",
+            free_port()
+        ),
+        "--hub-image=registry.test/govdc-hub:e2e".to_owned(),
+    ];
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let operator = OperatorProcess::start(
+        Path::new(OPERATOR),
+        &env,
+        &lease_namespace,
+        "operator",
+        &flags,
+    );
+    let nodes: Api<ExchangeNode> = Api::namespaced(env.client.clone(), &hub_namespace);
+    nodes
+        .create(
+            &PostParams::default(),
+            &exchange_node(
+                &env,
+                &hub_namespace,
+                "zhejiang",
+                json!({"level": "provincial", "regionCode": "330000", "networkZone": "extranet",
+                "parent": {"remote": {
+                    "endpoint": "https://national.hub.example:8443",
+                    "caSecretRef": {"name": "national-ca", "key": "ca.crt"},
+                    "tokenSecretRef": {"name": "national-token", "key": "token"},
+                }}}),
+            ),
+        )
+        .await
+        .expect("create the node");
+    let missing = condition(&nodes, &operator, "zhejiang", "Ready", "False").await;
+    assert_eq!(missing.reason, "CaSecretNotFound", "{missing:?}");
+
+    let secrets: Api<Secret> = Api::namespaced(env.client.clone(), &hub_namespace);
+    let secret = |name: &str, key: &str, value: &str| -> Secret {
+        serde_json::from_value(json!({
+            "metadata": {"name": name, "labels": {TEST_LABEL: env.prefix}},
+            "stringData": {key: value},
+        }))
+        .expect("Secret fixture")
+    };
+    secrets
+        .create(
+            &PostParams::default(),
+            &secret(
+                "national-ca",
+                "ca.crt",
+                "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
+            ),
+        )
+        .await
+        .expect("create the CA Secret");
+    let (next, took) = ready_within(
+        &nodes,
+        &operator,
+        "zhejiang",
+        Duration::from_secs(15),
+        |c| c.reason != "CaSecretNotFound",
+    )
+    .await;
+    assert_eq!(next.reason, "TokenSecretNotFound", "{next:?}");
+    eprintln!("the CA Secret was seen after {took:?}");
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+
+    secrets
+        .create(
+            &PostParams::default(),
+            &secret("national-token", "token", "not-a-real-token"),
+        )
+        .await
+        .expect("create the token Secret");
+    let (moved_on, took) = ready_within(
+        &nodes,
+        &operator,
+        "zhejiang",
+        Duration::from_secs(15),
+        |c| c.reason != "TokenSecretNotFound",
+    )
+    .await;
+    eprintln!(
+        "the token Secret was seen after {took:?}: {}",
+        moved_on.reason
+    );
+    assert!(took < Duration::from_secs(5), "took {took:?}");
 }
