@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::{SinkExt, StreamExt};
+use futures::{SinkExt, StreamExt, TryStreamExt};
 use govdc_crds::{BackupPolicy, ExchangeNode};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::PartialObjectMeta;
@@ -89,12 +89,27 @@ pub fn watch(
     shutdown: watch::Receiver<bool>,
 ) -> Controller<Policy> {
     let store = controller.store();
+    // What a policy takes from its ExchangeNodes is whether each exists (its uid): a node that
+    // appears, goes or is made anew. Their status, rewritten with every heartbeat, is not.
+    let mut known: BTreeSet<String> = BTreeSet::new();
     let nodes = watcher(
         Api::<PartialObjectMeta<ExchangeNode>>::all(client.clone()),
         watcher::Config::default().any_semantic(),
     )
     .default_backoff()
-    .touched_objects();
+    .try_filter_map(move |event| {
+        let changed = match event {
+            watcher::Event::Apply(node) | watcher::Event::InitApply(node) => {
+                known.insert(node.uid().unwrap_or_default()).then_some(node)
+            }
+            watcher::Event::Delete(node) => {
+                known.remove(&node.uid().unwrap_or_default());
+                Some(node)
+            }
+            watcher::Event::Init | watcher::Event::InitDone => None,
+        };
+        futures::future::ready(Ok(changed))
+    });
     let node_store = store.clone();
     let controller =
         controller.watches_stream(nodes, move |node: PartialObjectMeta<ExchangeNode>| {
