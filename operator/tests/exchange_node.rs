@@ -712,3 +712,139 @@ async fn a_remote_parents_ca_and_token_are_seen_as_soon_as_their_secrets_appear(
     );
     assert!(took < Duration::from_secs(5), "took {took:?}");
 }
+
+/// A ValidatingAdmissionPolicy refusing PodDisruptionBudgets in this test's namespaces only: a
+/// refusal by the API server that nothing in the spec foresees. Removed when dropped.
+struct PdbRefusingPolicy<'a> {
+    env: &'a TestEnv,
+    name: String,
+}
+
+impl<'a> PdbRefusingPolicy<'a> {
+    const MESSAGE: &'static str = "disruption budgets are refused here by the test's policy";
+
+    fn install(env: &'a TestEnv) -> PdbRefusingPolicy<'a> {
+        let name = format!("{}-no-pdb", env.prefix);
+        let selector = json!({"matchLabels": {TEST_LABEL: env.prefix}});
+        let list = json!({"apiVersion": "v1", "kind": "List", "items": [
+            {
+                "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy",
+                "metadata": {"name": name, "labels": {TEST_LABEL: env.prefix}},
+                "spec": {
+                    "failurePolicy": "Fail",
+                    "matchConstraints": {
+                        "resourceRules": [{"apiGroups": ["policy"], "apiVersions": ["v1"], "operations": ["CREATE", "UPDATE"], "resources": ["poddisruptionbudgets"]}],
+                        "namespaceSelector": selector,
+                    },
+                    "validations": [{"expression": "false", "message": Self::MESSAGE}],
+                },
+            },
+            {
+                "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicyBinding",
+                "metadata": {"name": name, "labels": {TEST_LABEL: env.prefix}},
+                "spec": {"policyName": name, "validationActions": ["Deny"], "matchResources": {"namespaceSelector": selector}},
+            },
+        ]});
+        let output = env.kubectl_with_input(
+            &[
+                "apply",
+                "--server-side",
+                "--field-manager",
+                "govdc-tests",
+                "-f",
+                "-",
+            ],
+            &list.to_string(),
+        );
+        assert!(
+            output.status.success(),
+            "installing the policy: {}",
+            govdc_test_support::output_text(&output)
+        );
+        PdbRefusingPolicy { env, name }
+    }
+}
+
+impl Drop for PdbRefusingPolicy<'_> {
+    fn drop(&mut self) {
+        for kind in [
+            "validatingadmissionpolicybinding",
+            "validatingadmissionpolicy",
+        ] {
+            let _ = self
+                .env
+                .kubectl(&["delete", kind, &self.name, "--ignore-not-found"]);
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_refused_apply_shows_in_the_nodes_status_in_the_api_servers_words() {
+    let env = TestEnv::new("primary", "xnrefused").await;
+    install_crds(&env.client).await.expect("install CRDs");
+    let lease_namespace = env.namespace("lease").await;
+    let hub_namespace = env.namespace("hub").await;
+    let policy = PdbRefusingPolicy::install(&env);
+    // The policy takes effect once the API server has loaded it: probe with a dry run.
+    let budgets: Api<PodDisruptionBudget> = Api::namespaced(env.client.clone(), &hub_namespace);
+    eventually("the policy to refuse disruption budgets", WAIT, || {
+        let budgets = budgets.clone();
+        async move {
+            let budget: PodDisruptionBudget = serde_json::from_value(
+                json!({"metadata": {"name": "probe"}, "spec": {"maxUnavailable": 1}}),
+            )
+            .ok()?;
+            let dry_run = PostParams {
+                dry_run: true,
+                ..Default::default()
+            };
+            budgets
+                .create(&dry_run, &budget)
+                .await
+                .is_err()
+                .then_some(())
+        }
+    })
+    .await
+    .expect("policy active");
+
+    let operator = OperatorProcess::start(
+        Path::new(OPERATOR),
+        &env,
+        &lease_namespace,
+        "operator",
+        &["--hub-image", "registry.test/govdc-hub:e2e"],
+    );
+    let nodes: Api<ExchangeNode> = Api::namespaced(env.client.clone(), &hub_namespace);
+    nodes
+        .create(
+            &PostParams::default(),
+            &exchange_node(
+                &env,
+                &hub_namespace,
+                "national",
+                // A running node (one replica by default) gets a PodDisruptionBudget.
+                json!({"level": "national", "regionCode": "100000", "networkZone": "extranet"}),
+            ),
+        )
+        .await
+        .expect("create the node");
+    let ready = condition(&nodes, &operator, "national", "Ready", "False").await;
+    eprintln!("Ready=False {}: {}", ready.reason, ready.message);
+    assert_eq!(ready.reason, "ApplyFailed", "{ready:?}");
+    assert!(
+        ready.message.starts_with("applying PodDisruptionBudget ")
+            && ready.message.ends_with(&format!(
+                "is forbidden: ValidatingAdmissionPolicy '{0}' with binding '{0}' denied request: {1}",
+                policy.name,
+                PdbRefusingPolicy::MESSAGE
+            )),
+        "{}",
+        ready.message
+    );
+    for dump in ["Status {", "ApiError", "Some(", "code:", "reason:"] {
+        assert!(!ready.message.contains(dump), "{dump} in {}", ready.message);
+    }
+    let degraded = condition(&nodes, &operator, "national", "Degraded", "True").await;
+    assert_eq!(degraded.message, ready.message);
+}

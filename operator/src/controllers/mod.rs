@@ -54,8 +54,12 @@ pub struct Context {
 pub trait Reconciled:
     Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static
 {
+    /// The resource's status type.
+    type Status: ResourceStatus;
     /// The generation the status describes.
     fn observed_generation(&self) -> Option<i64>;
+    /// The status as last read.
+    fn current_status(&self) -> Option<&Self::Status>;
 }
 
 impl<K> Reconciled for K
@@ -70,8 +74,12 @@ where
         + 'static,
     K::Status: ResourceStatus,
 {
+    type Status = K::Status;
     fn observed_generation(&self) -> Option<i64> {
         self.status().and_then(ResourceStatus::observed_generation)
+    }
+    fn current_status(&self) -> Option<&K::Status> {
+        self.status()
     }
 }
 
@@ -243,8 +251,40 @@ where
             error.chain(),
         )
         .await;
+        if let Ok(object) = &guard.0
+            && !REPORT_THEIR_OWN_FAILURES.contains(&name)
+            && !matches!(error, Error::Status { .. })
+        {
+            // The failure shows in the status too, in the API server's words; a status that
+            // cannot be written is told by the event and log above.
+            if let Err(status_error) = report_failure(ctx, object, error).await {
+                tracing::warn!(controller = name, error = %status_error.chain(), "the failure could not be reported in status");
+            }
+        }
     }
     result
+}
+
+/// Controllers that write a failed pass's conditions themselves (DepartmentCloud), or whose
+/// status has one writer of its own (BackupPolicy's replicator).
+const REPORT_THEIR_OWN_FAILURES: [&str; 2] = [department_cloud::NAME, backup_policy::NAME];
+
+/// Marks the object `Ready=False` and `Degraded=True` with the error's reason and message, the
+/// rest of its status unchanged.
+async fn report_failure<K: Reconciled>(ctx: &Context, object: &K, error: &Error) -> Result<()> {
+    let current = object.current_status();
+    let observed = [
+        Observed::no(conditions::READY, error.reason(), error.chain()),
+        Observed::yes(conditions::DEGRADED, error.reason(), error.chain()),
+        Observed::yes(
+            conditions::PROGRESSING,
+            "Retrying",
+            "the last pass failed; retrying with back-off",
+        ),
+    ];
+    let next = current.cloned().unwrap_or_default();
+    report(ctx, object, current, next, &observed, &[]).await?;
+    Ok(())
 }
 
 fn invalid_reference<K: Reconciled>(
