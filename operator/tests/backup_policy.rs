@@ -1890,3 +1890,93 @@ async fn a_target_that_cannot_be_told_from_the_source_is_not_written() {
         "nothing was written to the standby"
     );
 }
+
+#[tokio::test]
+async fn a_copied_namespace_holding_someone_elses_objects_is_not_deleted_with_its_source() {
+    let pair = Pair::new("bpnsdelete", "dr").await;
+    let operator = pair.start_operator().await;
+    pair.create_department().await;
+    pair.tenant_namespace(&operator).await;
+    // A second namespace of the tenant, made by hand, that will go away on the primary.
+    let extra = format!("{}-extra", pair.dc);
+    let namespace: Namespace = serde_json::from_value(json!({"metadata": {"name": extra,
+        "labels": {"govdc.io/department": pair.dc, TEST_LABEL: pair.primary.prefix}}}))
+    .expect("namespace");
+    let primary_namespaces: Api<Namespace> = Api::all(pair.primary.client.clone());
+    primary_namespaces
+        .create(&PostParams::default(), &namespace)
+        .await
+        .expect("create the extra namespace");
+    apply::<ConfigMap>(
+        &pair.primary.client,
+        &extra,
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings"}, "data": {"mode": "v1"}}),
+    )
+    .await;
+    pair.create_policy(json!({"deletions": {"policy": "mirror", "gracePeriod": "3s"}}))
+        .await;
+    pair.condition(&operator, "Ready", "True").await;
+    let dr = &pair.standby.client;
+    let mapped = format!("{extra}-dr");
+    eventually("the extra namespace's copy", WAIT, || async {
+        get::<ConfigMap>(dr, &mapped, "settings").await
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", operator.logs()));
+    // Someone puts an object of their own into the copy's namespace on the standby.
+    apply::<ConfigMap>(
+        dr,
+        &mapped,
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "theirs"}, "data": {"owner": "the standby's team"}}),
+    )
+    .await;
+
+    primary_namespaces
+        .delete(&extra, &DeleteParams::default())
+        .await
+        .expect("delete the namespace on the primary");
+    // The copies go after their grace period; the namespace stays for what is not the policy's.
+    eventually("the copy deleted after its grace period", WAIT, || async {
+        get::<ConfigMap>(dr, &mapped, "settings")
+            .await
+            .is_none()
+            .then_some(())
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", operator.logs()));
+    let api: Api<BackupPolicy> = Api::all(pair.primary.client.clone());
+    let error = eventually("NamespaceHoldsOthers in status", WAIT, || async {
+        api.get(&pair.policy)
+            .await
+            .ok()?
+            .status?
+            .errors
+            .into_iter()
+            .find(|e| e.reason == "NamespaceHoldsOthers")
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", operator.logs()));
+    assert!(
+        error.message.contains(&mapped) && error.message.contains("ConfigMap theirs"),
+        "{}",
+        error.message
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let kept = Api::<Namespace>::all(dr.clone())
+        .get_opt(&mapped)
+        .await
+        .expect("read")
+        .expect("the namespace on the standby is kept");
+    assert!(kept.metadata.deletion_timestamp.is_none());
+    let theirs = get::<ConfigMap>(dr, &mapped, "theirs")
+        .await
+        .expect("their ConfigMap is kept");
+    assert_eq!(
+        theirs.data.unwrap_or_default()["owner"],
+        "the standby's team"
+    );
+    // Tidy up the standby's namespace, which no test label marks.
+    let _ = Api::<Namespace>::all(dr.clone())
+        .delete(&mapped, &DeleteParams::default())
+        .await;
+}

@@ -214,6 +214,9 @@ struct Engine {
     foreign: BTreeSet<Key>,
     /// When the target was last listed.
     listed_at: Option<Instant>,
+    /// Copied namespaces due for deletion that hold objects the policy did not make, and when
+    /// they are looked at again.
+    kept_namespaces: BTreeMap<Key, Instant>,
 }
 
 /// Sentinel kind indices of the department and namespace listings in `initialised`.
@@ -270,6 +273,7 @@ pub async fn run(
         unserved_message: String::new(),
         foreign: BTreeSet::new(),
         listed_at: None,
+        kept_namespaces: BTreeMap::new(),
     };
     let (tx, mut rx) = mpsc::channel::<Change>(4096);
     let mut watches = JoinSet::new();
@@ -1370,8 +1374,49 @@ impl Engine {
                 .held
                 .keys()
                 .any(|k| k.kind != 0 && k.namespace == key.namespace);
-            if still_kept {
+            if still_kept
+                || self
+                    .kept_namespaces
+                    .get(&key)
+                    .is_some_and(|until| Instant::now() < *until)
+            {
                 continue;
+            }
+            // Deleting a namespace deletes all it holds: never what someone else put there.
+            let name = map_namespace(&self.settings.clean.mapping, &key.namespace);
+            match target::others_in_namespace(
+                &self.target,
+                &name,
+                &self.kinds,
+                &self.settings.policy,
+            )
+            .await
+            {
+                Ok(others) if others.is_empty() => {}
+                Ok(others) => {
+                    tracing::warn!(policy = %self.settings.policy, namespace = %name, objects = ?others,
+                        "the namespace's copy holds objects this policy did not make; it is not deleted");
+                    self.record_error(
+                        "NamespaceHoldsOthers",
+                        format!(
+                            "namespace {name} on the target is not deleted: it holds objects this policy did not make ({})",
+                            others.join(", ")
+                        ),
+                    );
+                    self.kept_namespaces
+                        .insert(key, Instant::now() + FULL_RESYNC_INTERVAL);
+                    continue;
+                }
+                Err(Failure::Unreachable(message)) => {
+                    self.mark_unreachable(message);
+                    return;
+                }
+                Err(failure) => {
+                    self.record_error(failure.reason(), failure.message().to_owned());
+                    self.kept_namespaces
+                        .insert(key, Instant::now() + FULL_RESYNC_INTERVAL);
+                    continue;
+                }
             }
             let result = target::delete(
                 &self.target,

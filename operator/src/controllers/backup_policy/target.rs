@@ -161,6 +161,55 @@ pub async fn list_metadata(
     Ok(items)
 }
 
+/// Objects in the target namespace `namespace` that this policy did not make and that are
+/// someone's own (not what a controller generated there): what deleting the namespace would
+/// take with it. Looked at in every kind the policy replicates, and Pods.
+pub async fn others_in_namespace(
+    client: &Client,
+    namespace: &str,
+    kinds: &[super::kinds::Kind],
+    policy: &str,
+) -> Result<Vec<String>, Failure> {
+    let pod = super::kinds::Kind {
+        kind: "Pod",
+        group: "",
+        version: "v1",
+        plural: "pods",
+        rank: u8::MAX,
+        default: false,
+    };
+    let mut others = Vec::new();
+    for kind in kinds.iter().filter(|k| k.kind != "Namespace").chain([&pod]) {
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(client.clone(), namespace, &kind.api_resource());
+        let objects = match api.list(&ListParams::default()).await {
+            Ok(list) => list.items,
+            // A kind the target does not serve holds nothing.
+            Err(kube::Error::Api(status)) if status.code == 404 => continue,
+            Err(error) => return Err(classify(&error)),
+        };
+        for object in objects {
+            let ours = object
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(POLICY_LABEL))
+                .is_some_and(|mark| mark == policy);
+            let value = serde_json::to_value(&object).unwrap_or(Value::Null);
+            let generated =
+                kind.kind == "ServiceAccount" && object.metadata.name.as_deref() == Some("default");
+            if !ours && !generated && super::clean::replicable(kind, &value) {
+                others.push(format!(
+                    "{} {}",
+                    kind.kind,
+                    object.metadata.name.unwrap_or_default()
+                ));
+            }
+        }
+    }
+    Ok(others)
+}
+
 /// The target as messages name it: the kubeconfig Secret, and the cluster and server its
 /// current context names.
 pub fn describe(secret: &govdc_crds::common::SecretKeyReference, yaml: &str) -> String {
