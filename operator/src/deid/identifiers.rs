@@ -80,9 +80,18 @@ impl FromIterator<IdentifierKind> for Kinds {
     }
 }
 
+/// The fewest ASCII digits any identifier has (a passport's `EA1234567`).
+const MIN_DIGITS: usize = 7;
+
 /// The kinds of identifier in `text`.
 pub fn scan(text: &str) -> Kinds {
     let bytes = text.as_bytes();
+    // Most published values (a year, a code, a name, a band) cannot hold one: a count of the
+    // digits, which the compiler vectorizes, keeps them out of the scanner.
+    let digits = bytes.iter().filter(|b| b.is_ascii_digit()).count();
+    if digits < MIN_DIGITS && !bytes.contains(&b'@') {
+        return Kinds::NONE;
+    }
     let mut found = Kinds::NONE;
     let mut i = 0;
     while i < bytes.len() {
@@ -94,9 +103,9 @@ pub fn scan(text: &str) -> Kinds {
             i += 1;
             continue;
         }
-        let end = word_end(bytes, i);
+        let (end, hash) = word(bytes, i);
         let word = &bytes[i..end];
-        if word.len() >= HASH_WORD && is_hex_word(word) {
+        if hash {
             i = end;
             continue;
         }
@@ -130,15 +139,20 @@ const MAX_GROUPS: usize = 8;
 /// The longest identifier, in digits (a bank card).
 const MAX_DIGITS: usize = 19;
 
-fn word_end(bytes: &[u8], start: usize) -> usize {
-    bytes[start..]
-        .iter()
-        .position(|b| !b.is_ascii_alphanumeric())
-        .map_or(bytes.len(), |n| start + n)
-}
-
-fn is_hex_word(word: &[u8]) -> bool {
-    word.iter().all(u8::is_ascii_hexdigit) && word.iter().any(u8::is_ascii_alphabetic)
+/// The end of the word (ASCII letters and digits) starting at `start`, and whether it is a hash:
+/// hexadecimal, with a letter, [`HASH_WORD`] characters or more. One pass over the word.
+fn word(bytes: &[u8], start: usize) -> (usize, bool) {
+    let (mut hex, mut letter) = (true, false);
+    let mut end = start;
+    while let Some(&b) = bytes.get(end) {
+        if !b.is_ascii_alphanumeric() {
+            break;
+        }
+        hex &= b.is_ascii_hexdigit();
+        letter |= b.is_ascii_alphabetic();
+        end += 1;
+    }
+    (end, hex && letter && end - start >= HASH_WORD)
 }
 
 fn is_separator(b: u8) -> bool {
@@ -183,12 +197,8 @@ fn number_chain(bytes: &[u8], start: usize) -> (Kinds, usize) {
         while next < bytes.len() && next - after < 2 && is_separator(bytes[next]) {
             next += 1;
         }
-        let continues = next > after
-            && bytes.get(next).is_some_and(u8::is_ascii_digit)
-            && !{
-                let word_end = word_end(bytes, next);
-                word_end - next >= HASH_WORD && is_hex_word(&bytes[next..word_end])
-            };
+        let continues =
+            next > after && bytes.get(next).is_some_and(u8::is_ascii_digit) && !word(bytes, next).1;
         if !continues {
             at = after;
             break;

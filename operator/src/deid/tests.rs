@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::io::{self, Read};
 
 use flate2::read::GzDecoder;
-use govdc_crds::open_dataset::{DatasetField, KAnonymity};
+use govdc_crds::open_dataset::{DatasetField, IdentifierKind, KAnonymity};
 use govdc_crds::validation::resident_id;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -637,4 +637,254 @@ fn no_identifier_survives_de_identification() {
             "{format}: a full name"
         );
     }
+}
+
+#[test]
+fn l_diversity_refuses_or_suppresses_groups_that_share_one_sensitive_value() {
+    let declared = fields(json!([
+        {"name": "born", "action": "generalize", "generalize": {"date": "year"}},
+        {"name": "diagnosis", "action": "keep"},
+    ]));
+    // Two groups of 10: 1980 with three diagnoses, 1981 all "I10"; and 1982, 4 records of one.
+    let mut source = String::from("born,diagnosis\n");
+    for i in 0..10 {
+        source.push_str(&format!(
+            "1980-01-0{},{}\n",
+            i % 9 + 1,
+            ["J45", "I10", "E11"][i % 3]
+        ));
+        source.push_str(&format!("1981-02-0{},I10\n", i % 9 + 1));
+    }
+    for i in 0..4 {
+        source.push_str(&format!("1982-03-0{},K29\n", i + 1));
+    }
+    let quasi = names(&["born"]);
+    let sensitive = names(&["diagnosis"]);
+    let with_l = |suppress: bool, cap: Option<i32>| KAnonymity {
+        min_l: Some(2),
+        max_suppressed_percent: cap,
+        ..k(2, suppress)
+    };
+    let strict = Plan::new(
+        &declared,
+        &quasi,
+        &sensitive,
+        Some(&with_l(false, None)),
+        None,
+    )
+    .expect("a valid plan");
+    let refused = run_refusal(&strict, &source);
+    assert_eq!(
+        refused,
+        Refusal::LDiversityNotMet {
+            quasi_identifiers: "born".to_owned(),
+            field: "diagnosis".to_owned(),
+            least: 1,
+            l: 2,
+            groups_below: 2,
+            records_below: 14,
+        }
+    );
+    // Suppressing 14 of 24 records is past the default 5% and past a 50% cap too.
+    let capped = Plan::new(
+        &declared,
+        &quasi,
+        &sensitive,
+        Some(&with_l(true, Some(50))),
+        None,
+    )
+    .expect("a valid plan");
+    let refused = run_refusal(&capped, &source);
+    assert_eq!(refused.reason(), "SuppressionLimitExceeded");
+    assert!(
+        refused
+            .to_string()
+            .contains("k = 2 and l = 2 would suppress 14 of 24 records, more than the 50%"),
+        "{refused}"
+    );
+    // With fewer non-diverse records, suppression within the cap publishes the diverse group.
+    let few: String = source
+        .lines()
+        .filter(|l| !l.starts_with("1981"))
+        .fold(String::new(), |s, l| s + l + "\n");
+    let suppressing = Plan::new(
+        &declared,
+        &quasi,
+        &sensitive,
+        Some(&with_l(true, Some(30))),
+        None,
+    )
+    .expect("a valid plan");
+    let (report, csv, _) = run(&suppressing, &few).expect("published");
+    assert_eq!((report.rows_written, report.rows_suppressed), (10, 4));
+    assert_eq!(report.l, Some(2));
+    assert!(!csv.contains("1982") && !csv.contains("K29"));
+    let risk = report.risk.expect("a risk");
+    assert_eq!((risk.smallest_group, risk.groups), (10, 1));
+    assert!(
+        (risk.highest_percent - 10.0).abs() < 1e-9 && (risk.average_percent - 10.0).abs() < 1e-9
+    );
+    assert_eq!(risk.records_at_risk, 0);
+
+    assert_eq!(
+        refusal(Plan::new(
+            &declared,
+            &quasi,
+            &[],
+            Some(&with_l(true, None)),
+            None
+        ))
+        .reason(),
+        "KAnonymityInvalid"
+    );
+    assert_eq!(
+        refusal(Plan::new(
+            &declared,
+            &quasi,
+            &names(&["born"]),
+            Some(&with_l(true, None)),
+            None
+        ))
+        .reason(),
+        "KAnonymityInvalid"
+    );
+    assert_eq!(
+        refusal(Plan::new(&declared, &quasi, &names(&["nope"]), None, None)).reason(),
+        "UnknownSensitiveField"
+    );
+}
+
+#[test]
+fn risk_counts_records_above_the_threshold() {
+    let declared = fields(json!([{"name": "sex", "action": "keep"}]));
+    // Groups of 1, 3 and 6: risks 100%, 33% and 17%.
+    let source = "sex\nX\nF\nF\nF\nM\nM\nM\nM\nM\nM\n";
+    let plan = Plan::new(&declared, &names(&["sex"]), &[], None, None).expect("plan");
+    let (report, _, _) = run(&plan, source).expect("published");
+    let risk = report.risk.expect("a risk");
+    assert_eq!((risk.smallest_group, risk.groups), (1, 3));
+    assert!((risk.highest_percent - 100.0).abs() < 1e-9);
+    assert!((risk.average_percent - 30.0).abs() < 1e-9);
+    assert_eq!((risk.threshold_percent, risk.records_at_risk), (20.0, 4));
+    let (report, _, _) = run(&plan.clone().with_risk_threshold_percent(50), source).expect("ok");
+    assert_eq!(report.risk.map(|r| r.records_at_risk), Some(1));
+}
+
+#[test]
+fn the_content_gate_refuses_undeclared_identifiers_and_lets_declared_ones_through() {
+    let declared = fields(json!([
+        {"name": "hospital", "action": "keep"},
+        {"name": "switchboard", "action": "keep", "declaredIdentifiers": {
+            "kinds": ["mobilePhone"], "justification": "the hospital's public number"}},
+        {"name": "note", "action": "keep"},
+    ]));
+    let plan = Plan::new(&declared, &[], &[], None, None).expect("plan");
+    let clean = "hospital,switchboard,note\n协和,+86 138 1000 1000,复诊\n华西,13910002000,\n";
+    let (report, csv, _) = run(&plan, clean).expect("the declared kind is published");
+    assert!(csv.contains("+86 138 1000 1000"));
+    assert_eq!(
+        report.declared_identifiers,
+        vec![Finding {
+            field: "switchboard".to_owned(),
+            kind: IdentifierKind::MobilePhone,
+            records: 2
+        }]
+    );
+    // Another kind in the declared field, and identifiers in a field that declares none.
+    let leaking = "hospital,switchboard,note\n\
+        协和,11010519491231002X,联系 li@a.cn 或 13810001000\n\
+        华西,13910002000,复诊\n\
+        同济,13910002000,旧证 110105491231002\n";
+    let mut files = (Vec::new(), Vec::new());
+    let refused = plan.run(
+        || Ok(leaking.as_bytes()),
+        Outputs {
+            csv: Some(&mut files.0),
+            json: Some(&mut files.1),
+        },
+    );
+    let Err(RunError::Refused(refused)) = refused else {
+        panic!("published: {refused:?}");
+    };
+    assert_eq!(refused.reason(), "PersonalDataDetected");
+    let message = refused.to_string();
+    for expected in [
+        "switchboard residentId in 1 records",
+        "note mobilePhone in 1 records",
+        "note email in 1 records",
+        "note legacyResidentId in 1 records",
+    ] {
+        assert!(message.contains(expected), "{expected}: {message}");
+    }
+    for value in [
+        "11010519491231002X",
+        "li@a.cn",
+        "13810001000",
+        "110105491231002",
+    ] {
+        assert!(!message.contains(value), "a value in the message: {value}");
+    }
+    assert!(
+        !message.contains("switchboard mobilePhone"),
+        "declared: {message}"
+    );
+
+    assert_eq!(
+        refusal(Plan::new(
+            &fields(
+                json!([{"name": "x", "action": "keep", "declaredIdentifiers": {
+                "kinds": ["email"], "justification": "  "}}])
+            ),
+            &[],
+            &[],
+            None,
+            None
+        ))
+        .reason(),
+        "FieldRuleInvalid"
+    );
+}
+
+#[test]
+fn gb18030_sources_are_decoded_and_utf8_ones_that_are_not_are_told_the_field() {
+    let declared = fields(json!([{"name": "hospital", "action": "keep"}]));
+    // Python: "hospital\n𠮷䶮中医院\n".encode("gb18030").
+    let gb: &[u8] = b"hospital\n\x95\x34\xb2\x35\xfe\x9f\xd6\xd0\xd2\xbd\xd4\xba\n";
+    let plan = Plan::new(&declared, &[], &[], None, None).expect("plan");
+    let refused = match plan.run(|| Ok(gb), Outputs::default()) {
+        Err(RunError::Refused(refusal)) => refusal,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(refused.reason(), "SourceMalformed");
+    assert!(
+        refused
+            .to_string()
+            .contains("set spec.source.encoding to gb18030"),
+        "{refused}"
+    );
+    let decoding = plan
+        .clone()
+        .with_encoding(govdc_crds::open_dataset::SourceEncoding::Gb18030)
+        .with_csv_byte_order_mark(true);
+    let mut csv = Vec::new();
+    decoding
+        .run(
+            || Ok(gb),
+            Outputs {
+                csv: Some(&mut csv),
+                json: None,
+            },
+        )
+        .expect("published");
+    assert_eq!(gunzip(&csv), "\u{feff}hospital\n𠮷䶮中医院\n");
+    let broken = match decoding.run(|| Ok(&b"hospital\n\x81\x20\n"[..]), Outputs::default()) {
+        Err(RunError::Refused(refusal)) => refusal,
+        other => panic!("{other:?}"),
+    };
+    assert!(
+        broken
+            .to_string()
+            .contains("is not part of a GB 18030 character"),
+        "{broken}"
+    );
 }
