@@ -16,7 +16,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde_json::{Map, Value, json};
 
-use super::http::{PortalHttp, base_url, json_response, matches_query, openness_name};
+use super::http::{PortalHttp, base_url, json_response, openness_name};
+use super::search::{Facet, Query, Sort, search};
 use super::{Entry, load_all};
 
 /// `rows` when not given (CKAN's default).
@@ -282,20 +283,16 @@ fn filters(fq: &str) -> Result<Vec<Filter>, Failure> {
     Ok(out)
 }
 
-fn filter_matches(filter: &Filter, entry: &Entry) -> Result<bool, Failure> {
-    let m = &entry.metadata;
-    let value = filter.value.as_str();
-    Ok(match filter.field.as_str() {
-        "organization" | "owner_org" => organization_name(entry).eq_ignore_ascii_case(value),
-        "tags" => m.tags.iter().any(|t| t == value),
-        "res_format" => entry
-            .files
-            .iter()
-            .any(|f| f.format.eq_ignore_ascii_case(value)),
-        "license_id" => m.license == value,
-        "name" | "id" => m.id == value,
-        "groups" | "category" => m.category == value,
-        "openness" => openness_name(entry) == value,
+/// The shared search's facet a CKAN `fq` field names.
+fn facet(field: &str) -> Result<Facet, Failure> {
+    Ok(match field {
+        "organization" | "owner_org" => Facet::Department,
+        "tags" => Facet::Tag,
+        "res_format" => Facet::Format,
+        "license_id" => Facet::License,
+        "name" | "id" => Facet::Id,
+        "groups" | "category" => Facet::Category,
+        "openness" => Facet::Openness,
         other => {
             return Err(failure(
                 StatusCode::CONFLICT,
@@ -325,26 +322,16 @@ fn package_search(
             }
         }
     }
-    let mut hits = Vec::new();
-    for entry in entries {
-        if !matches_query(entry, &q) {
-            continue;
-        }
-        let mut all = true;
-        for filter in &fq {
-            all &= filter_matches(filter, entry)?;
-        }
-        if all {
-            hits.push(entry);
-        }
-    }
-    // Newest first, then by id: a stable order, so that paging with start never repeats or
-    // skips a dataset while nothing is published.
-    hits.sort_by(|a, b| {
-        b.published_at
-            .cmp(&a.published_at)
-            .then_with(|| a.metadata.id.cmp(&b.metadata.id))
-    });
+    let query = Query {
+        text: q,
+        filters: fq
+            .into_iter()
+            .map(|f| Ok((facet(&f.field)?, f.value)))
+            .collect::<Result<_, Failure>>()?,
+        // Newest first, then by id (what the website calls "newest").
+        sort: Sort::Newest,
+    };
+    let hits = search(entries, &query);
     let results: Vec<Value> = hits
         .iter()
         .skip(start)
@@ -369,12 +356,7 @@ fn ckan_time(micros: i64) -> String {
 
 /// A CKAN organization name (lower-case, URL-safe): the publisher's credit code, lower-cased.
 fn organization_name(entry: &Entry) -> String {
-    let code = entry.metadata.organization_credit_code.to_lowercase();
-    if code.is_empty() {
-        "unknown".to_owned()
-    } else {
-        code
-    }
+    super::search::department(entry)
 }
 
 fn organization(entry: &Entry) -> Value {

@@ -6,7 +6,9 @@
 //!   single-range requests; conditional datasets need `Authorization: Bearer <token>`;
 //! - `GET /download/{id}/{version}/SHA256SUMS`: the files' checksums, `sha256sum -c` format;
 //! - `/api/3/action/...` and `/api/action/...`: the CKAN subset ([`super::ckan`]);
-//! - `GET /catalog.jsonld`: the DCAT-AP catalog ([`super::dcat`]).
+//! - `GET /catalog.jsonld`: the DCAT-AP catalog ([`super::dcat`]);
+//! - `GET /` with `Accept: text/html`, `/datasets`, `/datasets/{id}`: the website
+//!   ([`super::web`]); `/` without it is a JSON index.
 //!
 //! Files are streamed from disk in fixed-size chunks: memory does not grow with the file or
 //! with a slow client (the body waits for the socket before reading on).
@@ -59,6 +61,7 @@ pub fn router(hub: Arc<Hub>, portal: Arc<Portal>) -> Router {
             "/api/action/{action}",
             get(super::ckan::action).post(super::ckan::action),
         )
+        .merge(super::web::routes())
         .layer(axum::middleware::from_fn(limits))
         .with_state(PortalHttp { hub, portal })
 }
@@ -150,17 +153,7 @@ pub fn openness_name(entry: &Entry) -> &'static str {
 /// Whether `entry` matches a free-text query: a case-insensitive substring of its id, title,
 /// description or a tag. An empty query matches everything.
 pub fn matches_query(entry: &Entry, query: &str) -> bool {
-    let query = query.trim().to_lowercase();
-    if query.is_empty() || query == "*:*" {
-        return true;
-    }
-    let m = &entry.metadata;
-    query.split_whitespace().all(|word| {
-        m.id.to_lowercase().contains(word)
-            || m.title.to_lowercase().contains(word)
-            || m.description.to_lowercase().contains(word)
-            || m.tags.iter().any(|t| t.to_lowercase().contains(word))
-    })
+    super::search::matches_text(entry, query)
 }
 
 /// A field as the portal documents it; with the identifiers it publishes on purpose and the
@@ -219,7 +212,15 @@ fn dataset_json(entry: &Entry, base: &str) -> Value {
     })
 }
 
-async fn index(State(state): State<PortalHttp>, headers: HeaderMap) -> Response {
+async fn index(
+    State(state): State<PortalHttp>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    // Browsers get the website's home page; API clients keep this JSON index.
+    if super::web::routes::wants_html(&headers) {
+        return super::web::routes::home(&state, &headers, query.as_deref()).await;
+    }
     let base = base_url(&state.portal, &headers);
     json_response(
         StatusCode::OK,

@@ -22,6 +22,8 @@ pub mod ckan;
 pub mod dcat;
 pub mod http;
 pub mod publish;
+pub mod search;
+pub mod web;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};

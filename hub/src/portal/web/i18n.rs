@@ -1,0 +1,470 @@
+//! The website's two languages: every text it shows is a key in one table per language (the
+//! tables hold the same keys, which a test checks), the names of the plan's categories, and which
+//! language a request gets (`?lang=` first, then `Accept-Language`, then Chinese).
+
+/// A language of the website.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lang {
+    /// Simplified Chinese, the default.
+    Zh,
+    /// English.
+    En,
+}
+
+impl Lang {
+    /// Its BCP 47 tag, for `<html lang>`, `hreflang` and `?lang=`.
+    pub fn tag(self) -> &'static str {
+        match self {
+            Lang::Zh => "zh-CN",
+            Lang::En => "en",
+        }
+    }
+
+    /// The other language, which the switch links to.
+    pub fn other(self) -> Lang {
+        match self {
+            Lang::Zh => Lang::En,
+            Lang::En => Lang::Zh,
+        }
+    }
+
+    /// The language `?lang=` names (`zh-CN`, `zh`, `en`, any case), if it is one of ours.
+    pub fn from_param(value: &str) -> Option<Lang> {
+        match value.to_ascii_lowercase().as_str() {
+            "zh-cn" | "zh" | "zh-hans" => Some(Lang::Zh),
+            "en" | "en-gb" | "en-us" => Some(Lang::En),
+            _ => None,
+        }
+    }
+
+    /// The language an `Accept-Language` header prefers among ours (RFC 9110 §12.5.4: the
+    /// highest weight wins, the first listed among equals); Chinese when it names neither.
+    pub fn from_accept_language(header: &str) -> Lang {
+        let mut best: Option<(Lang, f32)> = None;
+        for item in header.split(',') {
+            let mut parts = item.split(';');
+            let range = parts.next().unwrap_or_default().trim().to_ascii_lowercase();
+            let weight = parts
+                .filter_map(|p| p.trim().strip_prefix("q="))
+                .find_map(|q| q.trim().parse::<f32>().ok())
+                .unwrap_or(1.0);
+            let lang = if range == "zh" || range.starts_with("zh-") {
+                Lang::Zh
+            } else if range == "en" || range.starts_with("en-") {
+                Lang::En
+            } else {
+                continue;
+            };
+            if weight > 0.0 && best.is_none_or(|(_, w)| weight > w) {
+                best = Some((lang, weight));
+            }
+        }
+        best.map_or(Lang::Zh, |(lang, _)| lang)
+    }
+
+    fn table(self) -> &'static [(&'static str, &'static str)] {
+        match self {
+            Lang::Zh => ZH,
+            Lang::En => EN,
+        }
+    }
+
+    /// The text of `key`; empty if the table lacks it (which the tests rule out for every key
+    /// the templates and handlers use).
+    pub fn t(self, key: &str) -> &'static str {
+        self.table()
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map_or("", |(_, v)| *v)
+    }
+
+    /// The text of `key` with each `{name}` replaced by its value.
+    pub fn fill(self, key: &str, args: &[(&str, &str)]) -> String {
+        let mut text = self.t(key).to_owned();
+        for (name, value) in args {
+            text = text.replace(&format!("{{{name}}}"), value);
+        }
+        text
+    }
+
+    /// The name of category `id` in this language; the id itself for a category the plan does
+    /// not list.
+    pub fn category(self, id: &str) -> String {
+        CATEGORIES.iter().find(|(c, _, _)| *c == id).map_or_else(
+            || id.to_owned(),
+            |(_, zh, en)| match self {
+                Lang::Zh => (*zh).to_owned(),
+                Lang::En => (*en).to_owned(),
+            },
+        )
+    }
+}
+
+/// The plan's open-data categories: id (as OpenDataset `spec.category` writes it), Chinese and
+/// English name.
+pub const CATEGORIES: &[(&str, &str, &str)] = &[
+    (
+        "enterprise-registration",
+        "企业登记",
+        "Enterprise registration",
+    ),
+    ("credit", "信用", "Credit"),
+    ("transport", "交通", "Transport"),
+    ("medical", "医疗", "Medical care"),
+    ("health", "卫生", "Public health"),
+    ("employment", "就业", "Employment"),
+    ("social-security", "社保", "Social security"),
+    ("geography", "地理", "Geography"),
+    ("culture", "文化", "Culture"),
+    ("education", "教育", "Education"),
+    ("science", "科技", "Science and technology"),
+    ("intellectual-property", "知识产权", "Intellectual property"),
+    ("natural-resources", "资源", "Natural resources"),
+    ("agriculture", "农业", "Agriculture"),
+    ("forestry", "林业", "Forestry"),
+    ("environment", "环境", "Environment"),
+    ("work-safety", "安监", "Work safety"),
+    ("quality", "质量", "Quality"),
+    ("statistics", "统计", "Statistics"),
+    ("weather", "气象", "Weather"),
+];
+
+/// Simplified Chinese.
+const ZH: &[(&str, &str)] = &[
+    ("site.name", "国家公共数据开放网站"),
+    (
+        "site.tagline",
+        "经安全脱敏、分级分类的公共数据，可机读批量下载",
+    ),
+    ("site.node", "枢纽节点 {node}"),
+    ("nav.skip", "跳到主要内容"),
+    ("nav.label", "主导航"),
+    ("nav.home", "首页"),
+    ("nav.datasets", "数据目录"),
+    ("nav.api", "开发者接口"),
+    ("lang.other", "English"),
+    ("lang.switch", "切换语言"),
+    ("search.label", "搜索数据集"),
+    (
+        "search.hint",
+        "按标题、描述和标签搜索，多个词之间用空格分隔",
+    ),
+    ("search.button", "搜索"),
+    ("home.intro", "浏览、搜索并下载各部门开放的公共数据。"),
+    ("home.categories", "按领域浏览"),
+    ("home.departments", "按部门浏览"),
+    ("home.recent", "最近更新"),
+    ("home.all", "查看全部 {n} 个数据集"),
+    ("home.empty", "本网站尚未开放数据集。"),
+    ("count.datasets", "{n} 个数据集"),
+    ("datasets.title", "数据目录"),
+    ("results.count", "找到 {n} 个数据集"),
+    (
+        "results.none",
+        "没有符合条件的数据集。请减少筛选条件或换一个搜索词。",
+    ),
+    ("results.page", "第 {page} 页，共 {pages} 页"),
+    ("facets.title", "筛选"),
+    ("facet.category", "领域"),
+    ("facet.department", "部门"),
+    ("facet.format", "格式"),
+    ("facet.license", "许可协议"),
+    ("facet.openness", "开放类型"),
+    ("filters.active", "已选条件"),
+    ("filters.remove", "移除条件"),
+    ("filters.clear", "清除全部条件"),
+    ("sort.label", "排序"),
+    ("sort.relevance", "相关度"),
+    ("sort.newest", "最近更新"),
+    ("sort.apply", "应用排序"),
+    ("page.label", "分页"),
+    ("page.prev", "上一页"),
+    ("page.next", "下一页"),
+    ("openness.unconditional", "无条件开放"),
+    ("openness.conditional", "有条件开放"),
+    (
+        "openness.unconditional.how",
+        "任何人均可直接下载，无需注册或申请。",
+    ),
+    (
+        "openness.conditional.how",
+        "需向平台提交数据使用申请；经批准后，凭下载令牌（Authorization: Bearer）下载。",
+    ),
+    ("dataset.about", "基本信息"),
+    ("dataset.publisher", "发布部门"),
+    ("dataset.category", "领域"),
+    ("dataset.tags", "标签"),
+    ("dataset.license", "许可协议"),
+    ("dataset.openness", "开放类型"),
+    ("dataset.version", "版本"),
+    ("dataset.records", "记录数"),
+    ("dataset.updated", "最近更新"),
+    ("dataset.files", "数据文件"),
+    ("file.format", "格式"),
+    ("file.size", "大小"),
+    ("file.sha256", "SHA-256 校验值"),
+    ("file.download", "下载"),
+    ("file.download_named", "下载 {format} 文件"),
+    ("file.checksums", "校验和文件（SHA256SUMS）"),
+    ("dataset.fields", "字段说明"),
+    ("field.name", "字段"),
+    ("field.treatment", "脱敏处理"),
+    ("field.description", "说明"),
+    ("dataset.identifiers", "有意公开的标识信息"),
+    (
+        "identifiers.intro",
+        "以下字段经发布部门声明并说明理由，有意公开标识信息：",
+    ),
+    ("identifiers.kinds", "标识类型"),
+    ("identifiers.justification", "理由"),
+    ("dataset.risk", "再识别风险"),
+    ("risk.smallest_group", "最小等价组"),
+    ("risk.groups", "等价组数"),
+    ("risk.highest", "最高检察官风险"),
+    ("risk.average", "平均检察官风险"),
+    ("risk.threshold", "风险阈值"),
+    ("risk.at_risk", "超过阈值的记录"),
+    ("dataset.preview", "数据预览"),
+    ("preview.caption", "data.csv.gz 的前 {n} 行"),
+    ("preview.conditional", "有条件开放的数据不提供预览。"),
+    ("preview.none", "该数据集没有可预览的 CSV 文件。"),
+    ("preview.unavailable", "预览暂不可用。"),
+    ("preview.empty", "该文件没有数据行。"),
+    ("dataset.use", "在程序中使用"),
+    ("snippet.curl", "用 curl 下载并校验"),
+    ("snippet.ckanapi", "用 ckanapi 读取元数据（CKAN 接口）"),
+    ("snippet.dcat", "DCAT-AP 目录（JSON-LD）"),
+    ("snippet.json", "数据集元数据（JSON）"),
+    ("error.title", "请求有误"),
+    ("error.unknown", "本页面不支持参数 {name}。"),
+    ("error.repeated", "参数 {name} 出现了不止一次。"),
+    (
+        "error.invalid",
+        "参数 {name} 的值“{value}”无效；可用的值：{allowed}。",
+    ),
+    ("error.too_long", "参数 {name} 超过 {max} 个字符。"),
+    ("error.parameter", "出错的参数"),
+    ("error.back", "返回数据目录"),
+    ("notfound.title", "未找到该数据集"),
+    (
+        "notfound.body",
+        "本网站没有标识为 {id} 的数据集，它可能已被撤回。",
+    ),
+    ("unavailable.title", "网站暂时无法响应"),
+    ("unavailable.body", "请稍后再试。"),
+    ("footer.machine", "机器可读接口"),
+    (
+        "footer.about",
+        "由 govdc 数据共享交换枢纽节点 {node} 提供。",
+    ),
+];
+
+/// English.
+const EN: &[(&str, &str)] = &[
+    ("site.name", "National Public Open Data Portal"),
+    (
+        "site.tagline",
+        "De-identified, graded and classified public data as machine-readable bulk downloads",
+    ),
+    ("site.node", "Hub node {node}"),
+    ("nav.skip", "Skip to main content"),
+    ("nav.label", "Main"),
+    ("nav.home", "Home"),
+    ("nav.datasets", "Datasets"),
+    ("nav.api", "API"),
+    ("lang.other", "中文"),
+    ("lang.switch", "Change language"),
+    ("search.label", "Search datasets"),
+    (
+        "search.hint",
+        "Searches titles, descriptions and tags; separate words with spaces",
+    ),
+    ("search.button", "Search"),
+    (
+        "home.intro",
+        "Browse, search and download the public data that departments open.",
+    ),
+    ("home.categories", "Browse by category"),
+    ("home.departments", "Browse by department"),
+    ("home.recent", "Recently updated"),
+    ("home.all", "See all {n} datasets"),
+    ("home.empty", "No dataset is open on this portal yet."),
+    ("count.datasets", "{n} datasets"),
+    ("datasets.title", "Datasets"),
+    ("results.count", "{n} datasets found"),
+    (
+        "results.none",
+        "No dataset matches. Remove a filter or try other words.",
+    ),
+    ("results.page", "Page {page} of {pages}"),
+    ("facets.title", "Filter"),
+    ("facet.category", "Category"),
+    ("facet.department", "Department"),
+    ("facet.format", "Format"),
+    ("facet.license", "Licence"),
+    ("facet.openness", "Openness"),
+    ("filters.active", "Active filters"),
+    ("filters.remove", "Remove filter"),
+    ("filters.clear", "Clear all filters"),
+    ("sort.label", "Sort by"),
+    ("sort.relevance", "Relevance"),
+    ("sort.newest", "Recently updated"),
+    ("sort.apply", "Apply sort"),
+    ("page.label", "Pages"),
+    ("page.prev", "Previous page"),
+    ("page.next", "Next page"),
+    ("openness.unconditional", "Open to all"),
+    ("openness.conditional", "Open on conditions"),
+    (
+        "openness.unconditional.how",
+        "Anyone may download it, without registering or applying.",
+    ),
+    (
+        "openness.conditional.how",
+        "Apply to the platform for its use; once approved, download it with your token (Authorization: Bearer).",
+    ),
+    ("dataset.about", "About this dataset"),
+    ("dataset.publisher", "Publisher"),
+    ("dataset.category", "Category"),
+    ("dataset.tags", "Tags"),
+    ("dataset.license", "Licence"),
+    ("dataset.openness", "Openness"),
+    ("dataset.version", "Version"),
+    ("dataset.records", "Records"),
+    ("dataset.updated", "Last updated"),
+    ("dataset.files", "Files"),
+    ("file.format", "Format"),
+    ("file.size", "Size"),
+    ("file.sha256", "SHA-256 checksum"),
+    ("file.download", "Download"),
+    ("file.download_named", "Download the {format} file"),
+    ("file.checksums", "Checksums file (SHA256SUMS)"),
+    ("dataset.fields", "Fields"),
+    ("field.name", "Field"),
+    ("field.treatment", "De-identification"),
+    ("field.description", "Description"),
+    ("dataset.identifiers", "Identifiers published on purpose"),
+    (
+        "identifiers.intro",
+        "The publisher declares that these fields publish identifiers, and why:",
+    ),
+    ("identifiers.kinds", "Kinds"),
+    ("identifiers.justification", "Justification"),
+    ("dataset.risk", "Re-identification risk"),
+    ("risk.smallest_group", "Smallest group"),
+    ("risk.groups", "Groups"),
+    ("risk.highest", "Highest prosecutor risk"),
+    ("risk.average", "Average prosecutor risk"),
+    ("risk.threshold", "Threshold"),
+    ("risk.at_risk", "Records above the threshold"),
+    ("dataset.preview", "Preview"),
+    ("preview.caption", "The first {n} rows of data.csv.gz"),
+    (
+        "preview.conditional",
+        "Data open on conditions has no preview.",
+    ),
+    ("preview.none", "This dataset has no CSV file to preview."),
+    ("preview.unavailable", "The preview is not available now."),
+    ("preview.empty", "The file has no rows."),
+    ("dataset.use", "Use it from code"),
+    ("snippet.curl", "Download and verify with curl"),
+    ("snippet.ckanapi", "Metadata with ckanapi (CKAN API)"),
+    ("snippet.dcat", "DCAT-AP catalogue (JSON-LD)"),
+    ("snippet.json", "Dataset metadata (JSON)"),
+    ("error.title", "There is a problem with the request"),
+    ("error.unknown", "{name} is not a parameter of this page."),
+    ("error.repeated", "{name} is given more than once."),
+    (
+        "error.invalid",
+        "{name} cannot be “{value}”; the values are: {allowed}.",
+    ),
+    ("error.too_long", "{name} is longer than {max} characters."),
+    ("error.parameter", "The parameter"),
+    ("error.back", "Back to datasets"),
+    ("notfound.title", "Dataset not found"),
+    (
+        "notfound.body",
+        "There is no dataset {id} on this portal; it may have been withdrawn.",
+    ),
+    ("unavailable.title", "The portal cannot answer now"),
+    ("unavailable.body", "Please try again in a moment."),
+    ("footer.machine", "Machine-readable"),
+    ("footer.about", "Served by govdc hub node {node}."),
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    fn keys(table: &[(&'static str, &str)]) -> BTreeSet<&'static str> {
+        table.iter().map(|(k, _)| *k).collect()
+    }
+
+    #[test]
+    fn both_languages_have_the_same_keys_each_once_and_none_empty() {
+        assert_eq!(keys(ZH), keys(EN));
+        assert_eq!(keys(ZH).len(), ZH.len(), "a Chinese key is listed twice");
+        assert_eq!(keys(EN).len(), EN.len(), "an English key is listed twice");
+        for (key, text) in ZH.iter().chain(EN) {
+            assert!(!text.trim().is_empty(), "{key} is empty");
+        }
+    }
+
+    /// Every `t("...")` and `fill("...")` key in the templates and the web module is in the tables.
+    #[test]
+    fn every_key_used_is_in_the_tables() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut sources = Vec::new();
+        for dir in ["templates/portal", "src/portal/web"] {
+            for file in std::fs::read_dir(root.join(dir)).unwrap_or_else(|e| panic!("{dir}: {e}")) {
+                let path = file.map(|f| f.path()).unwrap_or_default();
+                sources.push(std::fs::read_to_string(&path).unwrap_or_default());
+            }
+        }
+        let known = keys(ZH);
+        let mut used = 0;
+        for source in &sources {
+            for marker in ["t(\"", "fill(\""] {
+                for (at, _) in source.match_indices(marker) {
+                    let rest = &source[at + marker.len()..];
+                    let key = &rest[..rest.find('"').unwrap_or(0)];
+                    // A key is dotted words; anything else is this scanner's own text.
+                    let is_key = key.split('.').count() > 1
+                        && key.split('.').all(|w| {
+                            !w.is_empty() && w.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+                        });
+                    if is_key {
+                        used += 1;
+                        assert!(known.contains(key), "{key} is used but in no table");
+                    }
+                }
+            }
+        }
+        assert!(used > 50, "only {used} keys found: the scan is broken");
+    }
+
+    #[test]
+    fn language_negotiation() {
+        assert_eq!(Lang::from_accept_language(""), Lang::Zh);
+        assert_eq!(Lang::from_accept_language("en-GB,en;q=0.9"), Lang::En);
+        assert_eq!(
+            Lang::from_accept_language("fr, en;q=0.5, zh;q=0.8"),
+            Lang::Zh
+        );
+        assert_eq!(Lang::from_accept_language("de, en;q=0.1"), Lang::En);
+        assert_eq!(Lang::from_accept_language("en;q=0, zh-TW;q=0.2"), Lang::Zh);
+        assert_eq!(Lang::from_accept_language("fr"), Lang::Zh);
+        assert_eq!(Lang::from_param("EN"), Some(Lang::En));
+        assert_eq!(Lang::from_param("zh-CN"), Some(Lang::Zh));
+        assert_eq!(Lang::from_param("fr"), None);
+    }
+
+    #[test]
+    fn every_plan_category_has_both_names() {
+        assert_eq!(CATEGORIES.len(), 20);
+        assert_eq!(Lang::Zh.category("credit"), "信用");
+        assert_eq!(Lang::En.category("credit"), "Credit");
+        assert_eq!(Lang::En.category("unlisted"), "unlisted");
+    }
+}

@@ -1,0 +1,523 @@
+//! The open-data website on the real hub process, read with a real HTTP client: the pages in
+//! both languages, content negotiation on `/`, escaping of what departments wrote, 400 pages
+//! that name the parameter, search that finds what CKAN's `package_search` finds, dataset
+//! pages whose files equal the API's, and previews equal to the files' first rows.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+mod web_fixtures;
+
+use std::time::{Duration, Instant};
+
+use common::{bin, bounded};
+use govdc_hub_api::v1::{DatasetMetadata, Openness};
+use govdc_test_support::hub::{HubOptions, HubProcess};
+use web_fixtures::{BUS, CLINICS, HOSTILE, HOSTILE_TITLE, PENALTIES, seed};
+
+fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+struct Page {
+    status: u16,
+    content_type: String,
+    body: String,
+}
+
+async fn page(url: &str, headers: &[(&str, &str)]) -> Page {
+    let mut request = http().get(url).header("Accept", "text/html,*/*;q=0.8");
+    for (k, v) in headers {
+        request = request.header(*k, *v);
+    }
+    let response = request.send().await.unwrap();
+    Page {
+        status: response.status().as_u16(),
+        content_type: response
+            .headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default(),
+        body: response.text().await.unwrap(),
+    }
+}
+
+async fn json(url: &str) -> serde_json::Value {
+    let response = http().get(url).send().await.unwrap();
+    assert_eq!(response.status(), 200, "{url}");
+    serde_json::from_slice(&response.bytes().await.unwrap()).unwrap()
+}
+
+/// HTML text back to what it says.
+fn unescape(text: &str) -> String {
+    // askama writes numeric references; named ones are read too.
+    text.replace("&#60;", "<")
+        .replace("&lt;", "<")
+        .replace("&#62;", ">")
+        .replace("&gt;", ">")
+        .replace("&#34;", "\"")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&#38;", "&")
+        .replace("&amp;", "&")
+}
+
+/// The texts between each `open` and the next `close` in `html`.
+fn between<'a>(html: &'a str, open: &str, close: &str) -> Vec<&'a str> {
+    let mut out = Vec::new();
+    let mut rest = html;
+    while let Some(at) = rest.find(open) {
+        let after = &rest[at + open.len()..];
+        let Some(end) = after.find(close) else { break };
+        out.push(&after[..end]);
+        rest = &after[end + close.len()..];
+    }
+    out
+}
+
+/// The dataset ids a results page lists, in order.
+fn listed(html: &str) -> Vec<String> {
+    between(html, "<h3 class=\"card-title\"><a href=\"/datasets/", "\"")
+        .into_iter()
+        .map(|id| id.split('?').next().unwrap().to_owned())
+        .collect()
+}
+
+/// The preview table: header and rows, unescaped.
+fn preview_table(html: &str) -> (Vec<String>, Vec<Vec<String>>) {
+    let table = between(html, "<table class=\"table preview\">", "</table>")
+        .first()
+        .copied()
+        .unwrap_or_else(|| panic!("no preview table in {html}"));
+    let header = between(table, "<th scope=\"col\">", "</th>")
+        .into_iter()
+        .map(unescape)
+        .collect();
+    let body = between(table, "<tbody>", "</tbody>")[0];
+    let rows = between(body, "<tr>", "</tr>")
+        .into_iter()
+        .map(|row| {
+            between(row, "<td>", "</td>")
+                .into_iter()
+                .map(unescape)
+                .collect()
+        })
+        .collect();
+    (header, rows)
+}
+
+fn portal_hub(name: &str) -> HubProcess {
+    HubProcess::start(
+        &bin(),
+        HubOptions::new(name, "provincial", "extranet").portal(),
+    )
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_website_speaks_chinese_and_english_and_keeps_json_for_programs() {
+    bounded(Duration::from_secs(120), async {
+        let hub = portal_hub("web-lang");
+        let url = hub.portal_url().unwrap();
+        seed(&hub).await;
+
+        // A browser gets HTML, in Chinese by default.
+        let home = page(&format!("{url}/"), &[]).await;
+        assert_eq!(home.status, 200);
+        assert_eq!(home.content_type, "text/html; charset=utf-8");
+        assert!(home.body.starts_with("<!DOCTYPE html>\n<html lang=\"zh-CN\">"), "{}", home.body);
+        assert!(home.body.contains("国家公共数据开放网站"));
+        assert!(home.body.contains("企业登记"), "the plan's categories");
+        assert!(home.body.contains("杭州市市场监督管理局"), "the departments");
+        // Counts: the market regulator published two datasets.
+        assert!(
+            home.body.contains(&format!(
+                "<a href=\"/datasets?department={}\">杭州市市场监督管理局</a> <span class=\"count\">2</span>",
+                common::credit_code(3).to_lowercase()
+            )),
+            "{}",
+            home.body
+        );
+        // Recently updated: the newest first.
+        assert_eq!(listed(&home.body)[0], BUS);
+
+        // Accept-Language chooses English; ?lang= overrides it.
+        let english = page(&format!("{url}/"), &[("Accept-Language", "en-GB,en;q=0.9")]).await;
+        assert!(english.body.contains("<html lang=\"en\">"));
+        assert!(english.body.contains("National Public Open Data Portal"));
+        assert!(english.body.contains("Enterprise registration"));
+        let chosen = page(&format!("{url}/?lang=zh-CN"), &[("Accept-Language", "en")]).await;
+        assert!(chosen.body.contains("<html lang=\"zh-CN\">"));
+
+        // The switch keeps the path and the query.
+        let search = page(&format!("{url}/datasets?q=%E5%85%AC%E4%BA%A4&page=1"), &[]).await;
+        assert!(
+            search.body.contains("href=\"/datasets?lang=en&#38;q=%E5%85%AC%E4%BA%A4&#38;page=1\""),
+            "{}",
+            search.body
+        );
+        let switched = page(&format!("{url}/datasets?lang=en&q=%E5%85%AC%E4%BA%A4&page=1"), &[]).await;
+        assert!(switched.body.contains("<html lang=\"en\">"));
+        assert!(switched.body.contains("1 datasets found"));
+        assert_eq!(listed(&switched.body), [BUS]);
+        // Links on an English page stay English.
+        assert!(switched.body.contains(&format!("href=\"/datasets/{BUS}?lang=en\"")));
+
+        let dataset = page(&format!("{url}/datasets/{BUS}?lang=en"), &[]).await;
+        assert_eq!(dataset.status, 200);
+        assert!(dataset.body.contains("<html lang=\"en\">"));
+        assert!(dataset.body.contains("Open to all"));
+        let dataset_zh = page(&format!("{url}/datasets/{BUS}"), &[]).await;
+        assert!(dataset_zh.body.contains("无条件开放"));
+
+        // Programs keep the JSON index.
+        let index = json(&format!("{url}/")).await;
+        assert!(index["ckan"].as_str().unwrap().ends_with("/api/3/action/package_search"));
+        let response = http()
+            .get(format!("{url}/"))
+            .header("Accept", "application/json")
+            .send()
+            .await
+            .unwrap();
+        assert!(response.headers()["content-type"].to_str().unwrap().starts_with("application/json"));
+
+        // The style sheet is served by the hub.
+        let css = http().get(format!("{url}/assets/portal.css")).send().await.unwrap();
+        assert_eq!(css.status(), 200);
+        assert!(css.text().await.unwrap().contains(".skip"));
+
+        // An unknown dataset is a 404 page.
+        let missing = page(&format!("{url}/datasets/no.such"), &[]).await;
+        assert_eq!(missing.status, 404);
+        assert!(missing.body.contains("no.such"));
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn what_departments_wrote_is_shown_as_text_never_as_markup() {
+    bounded(Duration::from_secs(120), async {
+        let hub = portal_hub("web-escape");
+        let url = hub.portal_url().unwrap();
+        seed(&hub).await;
+        for target in [
+            format!("/datasets/{HOSTILE}"),
+            "/datasets?q=Bold".to_owned(),
+            "/datasets?category=statistics&lang=en".to_owned(),
+        ] {
+            let shown = page(&format!("{url}{target}"), &[]).await;
+            assert_eq!(shown.status, 200, "{target}");
+            let body = &shown.body;
+            for raw in [
+                "<script>window",
+                "<b>Bold</b>",
+                "<img",
+                "onerror=\"",
+                "</textarea>",
+                "href=\"javascript:",
+                "<i>测试部门</i>",
+                "<script>tag",
+                "\" onmouseover=\"",
+                "<em>name</em>",
+            ] {
+                assert!(
+                    !body.contains(raw),
+                    "{target} holds {raw:?} unescaped:\n{body}"
+                );
+            }
+            assert!(
+                body.contains(
+                    "&#60;script&#62;window.__xss = 1&#60;/script&#62;&#60;b&#62;Bold&#60;/b&#62;"
+                ),
+                "{target}: the title is not shown as text:\n{body}"
+            );
+        }
+        // The JSON-LD keeps the title exactly, and cannot close its script element.
+        let shown = page(&format!("{url}/datasets/{HOSTILE}"), &[]).await;
+        let data = between(
+            &shown.body,
+            "<script type=\"application/ld+json\">",
+            "</script>",
+        );
+        assert_eq!(data.len(), 1, "{}", shown.body);
+        let ld: serde_json::Value = serde_json::from_str(data[0]).unwrap();
+        assert_eq!(ld["name"], HOSTILE_TITLE);
+        assert_eq!(ld["@type"], "Dataset");
+        // The search form echoes a hostile query as text too.
+        let echoed = page(
+            &format!("{url}/datasets?q=%22%3E%3Cscript%3Ealert(1)%3C%2Fscript%3E"),
+            &[],
+        )
+        .await;
+        assert_eq!(echoed.status, 200);
+        assert!(!echoed.body.contains("<script>alert"));
+        assert!(
+            echoed
+                .body
+                .contains("value=\"&#34;&#62;&#60;script&#62;alert(1)&#60;/script&#62;\""),
+            "{}",
+            echoed.body
+        );
+        // No script may run: the policy says so.
+        let response = http()
+            .get(format!("{url}/datasets/{HOSTILE}"))
+            .header("Accept", "text/html")
+            .send()
+            .await
+            .unwrap();
+        let csp = response.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(csp.starts_with("default-src 'none'"), "{csp}");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bad_parameter_gets_a_400_page_naming_it() {
+    bounded(Duration::from_secs(60), async {
+        let hub = portal_hub("web-bad");
+        let url = hub.portal_url().unwrap();
+        seed(&hub).await;
+        for (target, parameter, says) in [
+            ("/datasets?page=0", "page", "“0”"),
+            ("/datasets?page=abc", "page", "abc"),
+            ("/datasets?sort=popular", "sort", "relevance, newest"),
+            (
+                "/datasets?openness=secret",
+                "openness",
+                "unconditional, conditional",
+            ),
+            ("/datasets?format=xlsx", "format", "csv, json"),
+            ("/datasets?colour=red", "colour", "colour"),
+            ("/datasets?q=a&q=b", "q", "q"),
+            ("/datasets?lang=fr", "lang", "zh-CN, en"),
+            ("/?lang=fr", "lang", "zh-CN, en"),
+            ("/?q=bus", "q", "q"),
+            ("/datasets/hz-transport.bus-stops?rows=1000", "rows", "rows"),
+        ] {
+            let shown = page(&format!("{url}{target}"), &[]).await;
+            assert_eq!(shown.status, 400, "{target}: {}", shown.body);
+            assert_eq!(shown.content_type, "text/html; charset=utf-8", "{target}");
+            assert!(
+                shown
+                    .body
+                    .contains(&format!("<code class=\"parameter\">{parameter}</code>")),
+                "{target}: {}",
+                shown.body
+            );
+            assert!(shown.body.contains(says), "{target}: {}", shown.body);
+        }
+        // In the language the URL asked for, when that part was good.
+        let english = page(&format!("{url}/datasets?lang=en&page=-1"), &[]).await;
+        assert_eq!(english.status, 400);
+        assert!(
+            english.body.contains("page cannot be “-1”"),
+            "{}",
+            english.body
+        );
+        let long = page(&format!("{url}/datasets?q={}", "长".repeat(201)), &[]).await;
+        assert_eq!(long.status, 400);
+        assert!(long.body.contains("<code class=\"parameter\">q</code>"));
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn search_finds_what_package_search_finds() {
+    bounded(Duration::from_secs(120), async {
+        let hub = portal_hub("web-search");
+        let url = hub.portal_url().unwrap();
+        let published = seed(&hub).await;
+        let code = |n: u32| common::credit_code(n).to_lowercase();
+        let cases: Vec<(String, String, String)> = vec![
+            (String::new(), String::new(), String::new()),
+            ("q=杭州".into(), "杭州".into(), String::new()),
+            ("q=杭州+名录".into(), "杭州 名录".into(), String::new()),
+            ("q=BUS".into(), "BUS".into(), String::new()),
+            ("category=statistics".into(), String::new(), "groups:statistics".into()),
+            (format!("department={}", code(3)), String::new(), format!("organization:{}", code(3))),
+            ("format=json&q=杭州".into(), "杭州".into(), "res_format:json".into()),
+            ("license=CC0-1.0".into(), String::new(), "license_id:CC0-1.0".into()),
+            ("openness=conditional".into(), String::new(), "openness:conditional".into()),
+            ("q=nothing-matches-this".into(), "nothing-matches-this".into(), String::new()),
+        ];
+        for (web, q, fq) in &cases {
+            let ckan = json(&format!(
+                "{url}/api/3/action/package_search?rows=1000&q={}&fq={}",
+                urlencode(q),
+                urlencode(fq)
+            ))
+            .await;
+            let expected: Vec<String> = ckan["result"]["results"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["name"].as_str().unwrap().to_owned())
+                .collect();
+            // Every page of the website's newest-first search, in order.
+            let mut found = Vec::new();
+            for number in 1..=5 {
+                let shown = page(&format!("{url}/datasets?{web}&sort=newest&page={number}&lang=en"), &[]).await;
+                assert_eq!(shown.status, 200, "{web}: {}", shown.body);
+                assert!(shown.body.contains(&format!("{} datasets found", expected.len())), "{web}");
+                let ids = listed(&shown.body);
+                if ids.is_empty() {
+                    break;
+                }
+                assert!(ids.len() <= 10, "a page holds at most 10");
+                found.extend(ids);
+            }
+            assert_eq!(found, expected, "{web} against package_search q={q:?} fq={fq:?}");
+            // Relevance finds the same set, in its own order.
+            let shown = page(&format!("{url}/datasets?{web}&lang=en"), &[]).await;
+            let mut relevant = listed(&shown.body);
+            relevant.sort();
+            let mut first_page: Vec<String> = expected.iter().take(10).cloned().collect();
+            first_page.sort();
+            if expected.len() <= 10 {
+                assert_eq!(relevant, first_page, "{web}");
+            }
+        }
+        assert_eq!(published.len(), 12);
+        // Paging: twelve datasets are two pages, and the second links back.
+        let second = page(&format!("{url}/datasets?page=2&lang=en"), &[]).await;
+        assert_eq!(listed(&second.body).len(), 2);
+        assert!(second.body.contains("Page 2 of 2"));
+        assert!(second.body.contains("rel=\"prev\" href=\"/datasets?lang=en\""), "{}", second.body);
+        // Facets count over the hits, and a facet link narrows the search.
+        let all = page(&format!("{url}/datasets?lang=en"), &[]).await;
+        assert!(all.body.contains("<a href=\"/datasets?lang=en&#38;openness=conditional\">Open on conditions</a> <span class=\"count\">1</span>"), "{}", all.body);
+        assert!(all.body.contains("<a href=\"/datasets?lang=en&#38;format=csv\">CSV</a> <span class=\"count\">12</span>"));
+        let narrowed = page(&format!("{url}/datasets?lang=en&openness=conditional"), &[]).await;
+        assert_eq!(listed(&narrowed.body), [CLINICS]);
+        assert!(narrowed.body.contains("Openness: Open on conditions"), "the active filter");
+    })
+    .await;
+}
+
+fn urlencode(text: &str) -> String {
+    form_urlencoded::byte_serialize(text.as_bytes()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dataset_page_shows_the_apis_files_and_its_first_rows() {
+    bounded(Duration::from_secs(180), async {
+        let hub = portal_hub("web-dataset");
+        let url = hub.portal_url().unwrap();
+        let published = seed(&hub).await;
+
+        for id in [BUS, "hz-market.enterprises", "zj-weather.daily"] {
+            let shown = page(&format!("{url}/datasets/{id}"), &[]).await;
+            assert_eq!(shown.status, 200);
+            let body = &shown.body;
+            // Files, sizes and checksums are the API's.
+            let api = json(&format!("{url}/api/datasets/{id}")).await;
+            for file in api["files"].as_array().unwrap() {
+                let link = format!("href=\"{}\"", file["url"].as_str().unwrap());
+                assert!(body.contains(&link), "{id}: no {link}");
+                let sha = file["sha256"].as_str().unwrap();
+                assert!(body.contains(&format!("<code class=\"sha256\">{sha}</code>")), "{id}: {sha}");
+                assert!(body.contains(&format!("title=\"{} B\"", file["size"])), "{id}: size");
+            }
+            assert!(body.contains(&format!("href=\"{}\"", api["checksums"].as_str().unwrap())));
+            // Alternates and snippets.
+            assert!(body.contains(&format!(
+                "<link rel=\"alternate\" type=\"application/json\" href=\"{url}/api/datasets/{id}\">"
+            )));
+            assert!(body.contains(&format!("<link rel=\"alternate\" type=\"application/ld+json\" href=\"{url}/catalog.jsonld\">")));
+            assert!(body.contains(&format!("ckanapi action package_show id={id} -r {url}")));
+            let ld: serde_json::Value = serde_json::from_str(
+                between(body, "<script type=\"application/ld+json\">", "</script>")[0],
+            )
+            .unwrap();
+            assert_eq!(ld["name"], api["title"]);
+            assert_eq!(ld["distribution"][0]["contentUrl"], api["files"][0]["url"]);
+
+            // The preview is the file's first ten rows, parsed by another CSV reader.
+            let csv_text = &published.iter().find(|p| p.id == id).unwrap().csv;
+            let mut reader = csv::Reader::from_reader(csv_text.trim_start_matches('\u{feff}').as_bytes());
+            let header: Vec<String> = reader.headers().unwrap().iter().map(str::to_owned).collect();
+            let rows: Vec<Vec<String>> = reader
+                .records()
+                .take(10)
+                .map(|r| r.unwrap().iter().map(str::to_owned).collect())
+                .collect();
+            let (shown_header, shown_rows) = preview_table(body);
+            assert_eq!(shown_header, header, "{id}");
+            assert_eq!(shown_rows, rows, "{id}");
+        }
+
+        // A conditional dataset has no preview, and says how to obtain it.
+        let clinics = page(&format!("{url}/datasets/{CLINICS}?lang=en"), &[]).await;
+        assert!(clinics.body.contains("Data open on conditions has no preview."));
+        assert!(clinics.body.contains("Apply to the platform"));
+        assert!(clinics.body.contains("Authorization: Bearer $GOVDC_TOKEN"));
+        assert!(!clinics.body.contains("<table class=\"table preview\">"));
+
+        // Declared identifiers and risk figures, as the portal has them.
+        let penalties = page(&format!("{url}/datasets/{PENALTIES}?lang=en"), &[]).await;
+        let declared = between(&penalties.body, "<table class=\"table declared\">", "</table>")[0];
+        assert!(declared.contains("<code>联系电话</code>") && declared.contains("mobilePhone"));
+        assert!(declared.contains("企业登记的联系电话依法公示"));
+        assert!(penalties.body.contains("<dt>Smallest group</dt><dd>5</dd>"), "{}", penalties.body);
+        assert!(penalties.body.contains("<dt>Average prosecutor risk</dt><dd>4.25 %</dd>"));
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_million_row_file_previews_as_fast_as_a_small_one() {
+    bounded(Duration::from_secs(240), async {
+        let hub = portal_hub("web-preview");
+        let url = hub.portal_url().unwrap();
+        let metadata = |id: &str, rows: i64| DatasetMetadata {
+            id: id.to_owned(),
+            title: format!("{rows} rows"),
+            category: "statistics".to_owned(),
+            openness: Openness::Unconditional as i32,
+            license: "CC-BY-4.0".to_owned(),
+            organization_credit_code: common::credit_code(1),
+            organization_name: "统计局".to_owned(),
+            version: 1,
+            record_count: rows,
+            content_sha256: format!("c{rows}"),
+            ..Default::default()
+        };
+        let row = |i: usize| format!("{i},西湖区第{i}号观测点,{}", i % 97);
+        let big = web_fixtures::csv("编号,名称,数值", 1_000_000, row);
+        let small = web_fixtures::csv("编号,名称,数值", 20, row);
+        web_fixtures::publish(&hub, metadata("t.big", 1_000_000), &big, false).await;
+        web_fixtures::publish(&hub, metadata("t.small", 20), &small, false).await;
+        let median = |id: &'static str| {
+            let url = url.clone();
+            async move {
+                let mut times = Vec::new();
+                for _ in 0..7 {
+                    let started = Instant::now();
+                    let shown = page(&format!("{url}/datasets/{id}"), &[]).await;
+                    times.push(started.elapsed());
+                    assert_eq!(shown.status, 200);
+                    let (_, rows) = preview_table(&shown.body);
+                    assert_eq!(rows.len(), 10);
+                    assert_eq!(rows[9], ["9", "西湖区第9号观测点", "9"]);
+                }
+                times.sort();
+                times[3]
+            }
+        };
+        let small_time = median("t.small").await;
+        let big_time = median("t.big").await;
+        println!("dataset page with preview, median of 7: 20 rows {small_time:?}, 1,000,000 rows {big_time:?}");
+        // Reading the whole file (about 35 MB of CSV) would take seconds in a debug build.
+        assert!(
+            big_time < small_time * 3 + Duration::from_millis(50),
+            "1M rows {big_time:?} against 20 rows {small_time:?}"
+        );
+    })
+    .await;
+}
