@@ -450,6 +450,11 @@ async fn a_dataset_with_personal_data_is_published_de_identified_and_versioned()
         phone_numbers_in(&published).is_empty(),
         "phone numbers leaked:\n{published}"
     );
+    assert_eq!(
+        identifiers_in(&published),
+        Vec::new(),
+        "no identifier of any kind:\n{published}"
+    );
     assert!(
         !published.contains("张伟") && !published.contains("王芳"),
         "names leaked"

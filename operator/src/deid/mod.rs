@@ -28,7 +28,8 @@
 //!   replaced by the mask character, keeping the length; a value no longer than what is kept is
 //!   masked whole.
 //! - `pseudonymize` (keyed pseudonymization): lower-case hex of HMAC-SHA256 or HMAC-SM3 with the
-//!   dataset key over the trimmed, ASCII-upper-cased value; the same value gets the same
+//!   dataset key over the trimmed, ASCII-upper-cased value (a legacy 15-digit identity number in
+//!   its 18-digit form, as `mask` masks it, so one person has one pseudonym); the same value gets the same
 //!   pseudonym everywhere in the dataset (so records still join), and never without the key
 //!   (an unkeyed hash of an identity number is reversed by trying the ~10^11 possible ones).
 //! - `generalize` (generalization): a `YYYY-MM-DD` date to `YYYY` or `YYYY-MM`; a 6-, 9- or
@@ -48,9 +49,19 @@
 //! generalization; a dropped quasi-identifier is not published and takes no part). With
 //! `kAnonymity` set, a first pass counts the groups; a group smaller than `minK` refuses
 //! publication (`KAnonymityNotMet`), or with `suppressRareGroups` its records are left out,
-//! as long as that is at most [`MAX_SUPPRESSED_PERCENT`] of the records
-//! (`SuppressionLimitExceeded` otherwise: past that, the published data says more about the
-//! suppression than about the population, and the generalization needs to be coarser).
+//! as long as that is at most `maxSuppressedPercent` ([`MAX_SUPPRESSED_PERCENT`] by default) of
+//! the records (`SuppressionLimitExceeded` otherwise: past that, the published data says more
+//! about the suppression than about the population, and the generalization needs to be coarser).
+//! With `minL`, each group must also hold l distinct values of every sensitive field
+//! (`LDiversityNotMet`, or suppressed the same way). The [`Report`] gives the prosecutor risk
+//! of the published groups as ARX does ([`Risk`]).
+//!
+//! The content gate ([`identifiers`]) scans every value a run publishes, after the rules, for
+//! personal identifiers; one that its field does not declare (`declaredIdentifiers`) refuses the
+//! run (`PersonalDataDetected`) with the fields, kinds and counts, never a value.
+//!
+//! A source is UTF-8, or GB 18030 decoded as it is read ([`Gb18030Reader`]); the files are UTF-8,
+//! the CSV optionally after a byte-order mark.
 //!
 //! Memory does not grow with the number of records: they are read and written one at a time
 //! through fixed buffers. It grows with the number of distinct groups of quasi-identifiers (a

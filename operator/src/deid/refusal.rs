@@ -145,7 +145,7 @@ pub enum Refusal {
     /// do not declare them. The findings name fields, kinds and counts, never values.
     #[error(
         "content gate: personal identifiers would be published: {}; protect these fields (mask, pseudonymize, drop) or declare the identifiers a field publishes on purpose (declaredIdentifiers, with a justification)",
-        findings.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+        listed(findings)
     )]
     PersonalDataDetected {
         /// Per field and kind, the records holding one.
@@ -185,3 +185,24 @@ impl Refusal {
         }
     }
 }
+
+/// The findings of a message: the first [`LISTED_FINDINGS`], then how many more, so that a
+/// dataset of many fields still fits a condition's message.
+fn listed(findings: &[Finding]) -> String {
+    let mut text = findings
+        .iter()
+        .take(LISTED_FINDINGS)
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    if findings.len() > LISTED_FINDINGS {
+        text.push_str(&format!(
+            " and {} more (status.personalDataFindings)",
+            findings.len() - LISTED_FINDINGS
+        ));
+    }
+    text
+}
+
+/// Findings named in a refusal's message.
+const LISTED_FINDINGS: usize = 30;
