@@ -1,6 +1,7 @@
 //! Pure validation of an OpenDataset's inputs: the refusals that keep anything from being
 //! published. The field rules themselves are checked by [`crate::deid::Plan`].
 
+use govdc_crds::open_dataset::SourceEncoding;
 use govdc_crds::{NetworkZone, OpenDataset};
 
 use super::read::{Inputs, Source};
@@ -39,6 +40,16 @@ pub fn validate(dataset: &OpenDataset, inputs: &Inputs) -> Vec<Problem> {
     }
     if let Source::Missing(message) = &inputs.source {
         problems.push(Problem::new("SourceNotFound", message.clone()));
+    }
+    // Admission refuses it too; checked again because an exchange resource's records arrive as
+    // UTF-8 JSON, which a GB 18030 decoder would garble.
+    if dataset.spec.source.exchange_resource.is_some()
+        && dataset.spec.source.encoding == Some(SourceEncoding::Gb18030)
+    {
+        problems.push(Problem::new(
+            "SourceEncodingInvalid",
+            "spec.source.encoding: an exchange resource's records are always UTF-8; encoding applies to a ConfigMap's or Secret's CSV",
+        ));
     }
     if let Some(reference) = &dataset.spec.pseudonym_key_ref
         && inputs.pseudonym_key.is_none()
