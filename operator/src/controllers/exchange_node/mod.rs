@@ -129,7 +129,17 @@ async fn reconcile_valid(node: Arc<ExchangeNode>, ctx: Arc<Context>) -> Result<A
     let problems = validate::validate(&node, &inputs);
     if !problems.is_empty() {
         report::write(&ctx, &node, &inputs, report::Outcome::Invalid(&problems)).await?;
-        return Ok(Action::requeue(super::RESYNC_INTERVAL));
+        // A missing Secret is seen at once through the Secret watch, but that watch needs to
+        // list Secrets cluster-wide, which the chart's least-privilege RBAC withholds: look
+        // again soon rather than in five minutes.
+        let waits_for_a_secret = problems
+            .iter()
+            .any(|p| matches!(p.reason, "CaSecretNotFound" | "TokenSecretNotFound"));
+        return Ok(Action::requeue(if waits_for_a_secret {
+            HUB_POLL_INTERVAL
+        } else {
+            super::RESYNC_INTERVAL
+        }));
     }
     let signing_key = key::ensure(&ctx.client, &node, inputs.key_secret.as_ref()).await?;
     let desired = build::objects(&node, &inputs, &ctx.hub)?;
