@@ -1342,6 +1342,18 @@ async fn a_policy_whose_target_is_its_own_source_writes_nothing_there() {
         !logs.contains("deleted a copy"),
         "nothing was deleted: {logs}"
     );
+    // A refusal that only a new spec or Secret can lift is not retried.
+    for policy in [pair.policy.as_str(), aliased.as_str()] {
+        let field = format!("\"policy\":\"{policy}\"");
+        let refusals = logs
+            .lines()
+            .filter(|l| l.contains("the target is the source cluster") && l.contains(&field))
+            .count();
+        assert_eq!(
+            refusals, 1,
+            "{policy} was checked {refusals} times:\n{logs}"
+        );
+    }
 
     // Failover refuses to promote the source, whatever address its kubeconfig uses.
     let dir = repo_root().join("target/tmp");
