@@ -633,6 +633,26 @@ async fn every_refusal_has_its_condition_and_publishes_nothing() {
             fx.namespace.clone(),
             fx.dataset(
                 &fx.namespace,
+                "not-diverse",
+                json!({"sensitiveFields": ["visits"], "kAnonymity": {"minK": 2, "minL": 10}}),
+            ),
+            "LDiversityNotMet",
+            "l = 10",
+        ),
+        (
+            fx.namespace.clone(),
+            fx.dataset(
+                &fx.namespace,
+                "capped",
+                json!({"kAnonymity": {"minK": 50, "suppressRareGroups": true, "maxSuppressedPercent": 10}}),
+            ),
+            "SuppressionLimitExceeded",
+            "more than the 10%",
+        ),
+        (
+            fx.namespace.clone(),
+            fx.dataset(
+                &fx.namespace,
                 "no-source",
                 json!({"source": {"configMapRef": {"name": "missing", "key": "data.csv"}}}),
             ),
