@@ -87,6 +87,17 @@ impl Lang {
         text
     }
 
+    /// The name of a field's de-identification treatment (`keep`, `mask`, ...) in this
+    /// language; the treatment itself for one the portal does not know.
+    pub fn treatment(self, treatment: &str) -> String {
+        let text = self.t(&format!("treatment.{treatment}"));
+        if text.is_empty() {
+            treatment.to_owned()
+        } else {
+            text.to_owned()
+        }
+    }
+
     /// The name of category `id` in this language; the id itself for a category the plan does
     /// not list.
     pub fn category(self, id: &str) -> String {
@@ -150,6 +161,7 @@ const ZH: &[(&str, &str)] = &[
         "按标题、描述和标签搜索，多个词之间用空格分隔",
     ),
     ("search.button", "搜索"),
+    ("home.title", "查找和下载公共数据"),
     ("home.intro", "浏览、搜索并下载各部门开放的公共数据。"),
     ("home.categories", "按领域浏览"),
     ("home.departments", "按部门浏览"),
@@ -210,6 +222,12 @@ const ZH: &[(&str, &str)] = &[
     ("field.name", "字段"),
     ("field.treatment", "脱敏处理"),
     ("field.description", "说明"),
+    ("treatment.keep", "原样发布"),
+    ("treatment.drop", "不发布"),
+    ("treatment.mask", "掩码"),
+    ("treatment.pseudonymize", "假名化（HMAC）"),
+    ("treatment.generalize", "泛化"),
+    ("treatment.dateShift", "日期偏移"),
     ("dataset.identifiers", "有意公开的标识信息"),
     (
         "identifiers.intro",
@@ -280,6 +298,7 @@ const EN: &[(&str, &str)] = &[
         "Searches titles, descriptions and tags; separate words with spaces",
     ),
     ("search.button", "Search"),
+    ("home.title", "Find and download public data"),
     (
         "home.intro",
         "Browse, search and download the public data that departments open.",
@@ -343,6 +362,12 @@ const EN: &[(&str, &str)] = &[
     ("field.name", "Field"),
     ("field.treatment", "De-identification"),
     ("field.description", "Description"),
+    ("treatment.keep", "Published as is"),
+    ("treatment.drop", "Left out"),
+    ("treatment.mask", "Masked"),
+    ("treatment.pseudonymize", "Pseudonymized (HMAC)"),
+    ("treatment.generalize", "Generalized"),
+    ("treatment.dateShift", "Date shifted"),
     ("dataset.identifiers", "Identifiers published on purpose"),
     (
         "identifiers.intro",
@@ -432,7 +457,7 @@ mod tests {
                     // A key is dotted words; anything else is this scanner's own text.
                     let is_key = key.split('.').count() > 1
                         && key.split('.').all(|w| {
-                            !w.is_empty() && w.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+                            !w.is_empty() && w.bytes().all(|b| b.is_ascii_alphabetic() || b == b'_')
                         });
                     if is_key {
                         used += 1;

@@ -705,7 +705,7 @@ pub async fn dataset(
             .iter()
             .map(|f| FieldView {
                 name: f.name.clone(),
-                treatment: f.treatment.clone(),
+                treatment: lang.treatment(&f.treatment),
                 description: f.description.clone(),
             })
             .collect(),

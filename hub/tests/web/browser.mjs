@@ -1,0 +1,183 @@
+// Browser tests of the open-data website, run by hub/tests/portal_browser.rs against a real hub
+// it started and seeded. Debian's chromium (never a downloaded browser) driven by playwright-core;
+// axe-core checks WCAG 2.1 A/AA on every page; screenshots for the README.
+//
+// Environment: PORTAL_URL (the hub's portal), SCREENSHOTS_DIR (where PNGs go), CHROMIUM (the
+// browser, /usr/bin/chromium by default). Exits non-zero on the first failure.
+import { chromium } from 'playwright-core';
+import { createRequire } from 'node:module';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import assert from 'node:assert/strict';
+
+const base = process.env.PORTAL_URL;
+const shots = process.env.SCREENSHOTS_DIR;
+const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
+assert.ok(base, 'PORTAL_URL is not set');
+assert.ok(shots, 'SCREENSHOTS_DIR is not set');
+if (!existsSync(executablePath)) {
+  console.error(`no browser at ${executablePath}: apt-get install -y chromium`);
+  process.exit(2);
+}
+const axeSource = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
+
+const BUS = 'hz-transport.bus-stops';
+const PENALTIES = 'hz-credit.penalties';
+const CLINICS = 'zj-health.clinics';
+const HOSTILE = 'test-web.hostile';
+const HOSTILE_TITLE = "<script>window.__xss = 1</script><b>Bold</b> & \"quoted\" 'single' 测试";
+
+const profile = mkdtempSync(join(tmpdir(), 'govdc-chromium-'));
+const started = Date.now();
+const context = await chromium.launchPersistentContext(profile, {
+  executablePath,
+  headless: true,
+  args: [
+    '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+    '--disable-background-networking', '--disable-component-update', '--disable-sync',
+  ],
+  // The pages' policy forbids every script, axe-core included; bypassing it also means that
+  // nothing but escaping stands between a hostile title and the browser.
+  bypassCSP: true,
+  locale: 'zh-CN',
+  viewport: { width: 1280, height: 900 },
+  timeout: 30_000,
+});
+let failures = 0;
+async function check(name, body) {
+  const t = Date.now();
+  try {
+    await body();
+    console.log(`ok   ${name} (${Date.now() - t} ms)`);
+  } catch (e) {
+    failures += 1;
+    console.log(`FAIL ${name}: ${e.stack || e}`);
+  }
+}
+
+try {
+  const page = context.pages()[0] || (await context.newPage());
+  page.setDefaultTimeout(10_000);
+  page.setDefaultNavigationTimeout(10_000);
+  const dialogs = [];
+  page.on('dialog', async (d) => { dialogs.push(d.message()); await d.dismiss(); });
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(String(e)));
+
+  async function axe(url) {
+    const response = await page.goto(url);
+    await page.evaluate(axeSource);
+    const result = await page.evaluate(() =>
+      // eslint-disable-next-line no-undef
+      axe.run(document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] } }));
+    const found = result.violations.map((v) =>
+      `${v.id} (${v.impact}): ${v.help}\n    ${v.nodes.map((n) => n.target.join(' ')).slice(0, 5).join('\n    ')}`);
+    assert.deepEqual(found, [], `axe-core on ${url}`);
+    assert.ok(result.passes.length > 10, `axe-core ran few rules on ${url}`);
+    return response;
+  }
+
+  const results = () => page.$$eval('.card-title a', (links) => links.map((a) => a.textContent));
+
+  await check('no WCAG 2.1 A/AA violation on any page (axe-core), both languages', async () => {
+    for (const path of [
+      '/', '/?lang=en', '/datasets', '/datasets?q=%E6%9D%AD%E5%B7%9E&lang=en',
+      '/datasets?category=statistics&openness=unconditional&sort=newest',
+      `/datasets/${BUS}`, `/datasets/${BUS}?lang=en`, `/datasets/${PENALTIES}`,
+      `/datasets/${CLINICS}?lang=en`, `/datasets/${HOSTILE}`, '/datasets?page=0', '/datasets/no.such',
+    ]) {
+      await axe(base + path);
+    }
+  });
+
+  await check('the skip link is the first stop of the keyboard and leads to main', async () => {
+    await page.goto(`${base}/datasets`);
+    await page.keyboard.press('Tab');
+    assert.equal(await page.evaluate(() => document.activeElement.className), 'skip');
+    await page.keyboard.press('Enter');
+    assert.equal(await page.evaluate(() => location.hash), '#main');
+  });
+
+  await check('a search, a facet click and Back', async () => {
+    await page.goto(`${base}/`);
+    await page.fill('#q', '杭州');
+    await Promise.all([page.waitForURL(/\/datasets\?q=/), page.press('#q', 'Enter')]);
+    const all = await results();
+    assert.ok(all.length >= 5, `results: ${all}`);
+    assert.match(await page.textContent('.results-count'), /找到 \d+ 个数据集/);
+    // The education facet of this search.
+    await Promise.all([
+      page.waitForURL(/category=education/),
+      page.click('.facets a:has-text("教育")'),
+    ]);
+    assert.deepEqual(await results(), ['杭州市中小学校名录']);
+    assert.match(await page.textContent('.active-filters'), /领域: 教育/);
+    await page.goBack();
+    assert.ok(!page.url().includes('category='), page.url());
+    assert.deepEqual(await results(), all);
+    assert.equal(await page.inputValue('#q'), '杭州');
+    await page.goForward();
+    assert.deepEqual(await results(), ['杭州市中小学校名录']);
+  });
+
+  await check('the language switch keeps the path and the query', async () => {
+    await page.goto(`${base}/datasets?q=%E5%85%AC%E4%BA%A4`);
+    assert.equal(await page.getAttribute('html', 'lang'), 'zh-CN');
+    await Promise.all([page.waitForURL(/lang=en/), page.click('.lang-switch')]);
+    assert.equal(await page.getAttribute('html', 'lang'), 'en');
+    const url = new URL(page.url());
+    assert.equal(url.pathname, '/datasets');
+    assert.equal(url.searchParams.get('q'), '公交');
+    assert.match(await page.textContent('.results-count'), /1 datasets found/);
+    // Following a result stays in English.
+    await Promise.all([page.waitForURL(/\/datasets\/hz-transport/), page.click('.card-title a')]);
+    assert.equal(await page.getAttribute('html', 'lang'), 'en');
+  });
+
+  await check("a dataset page's links and checksums are the API's", async () => {
+    const api = await (await fetch(`${base}/api/datasets/${BUS}`)).json();
+    await page.goto(`${base}/datasets/${BUS}`);
+    const shown = await page.$$eval('table.files tbody tr', (rows) => rows.map((r) => ({
+      sha256: r.querySelector('code.sha256').textContent,
+      url: r.querySelector('a.download').href,
+    })));
+    assert.deepEqual(shown, api.files.map((f) => ({ sha256: f.sha256, url: f.url })));
+    assert.equal(await page.getAttribute('a.sums', 'href'), api.checksums);
+    const sums = await (await fetch(api.checksums)).text();
+    for (const f of api.files) assert.ok(sums.includes(`${f.sha256}  data.${f.format}.gz`), sums);
+    const rows = await page.$$eval('table.preview tbody tr', (r) => r.length);
+    assert.equal(rows, 10);
+    assert.equal(await page.textContent('table.preview tbody tr td'), '00000');
+  });
+
+  await check('a hostile title and description are text, and nothing runs', async () => {
+    await page.goto(`${base}/datasets/${HOSTILE}`);
+    assert.equal(await page.textContent('h1'), HOSTILE_TITLE);
+    await page.goto(`${base}/datasets?q=Bold`);
+    await page.hover('.card-title a');
+    await page.goto(`${base}/datasets?q=%22%3E%3Cscript%3Ewindow.__xss%3D4%3C%2Fscript%3E`);
+    assert.equal(await page.evaluate(() => window.__xss), undefined);
+    assert.deepEqual(dialogs, []);
+    assert.deepEqual(errors, []);
+  });
+
+  await check('screenshots at 375 and 1280 px', async () => {
+    mkdirSync(shots, { recursive: true });
+    for (const [width, height] of [[375, 812], [1280, 900]]) {
+      await page.setViewportSize({ width, height });
+      await page.goto(`${base}/`);
+      await page.screenshot({ path: join(shots, `portal-home-${width}.png`) });
+      await page.goto(`${base}/datasets/${PENALTIES}`);
+      await page.screenshot({ path: join(shots, `portal-dataset-${width}.png`) });
+      // Nothing wider than the screen: a phone scrolls down, not sideways.
+      const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+      assert.ok(overflow <= 0, `the page is ${overflow} px wider than ${width} px`);
+    }
+  });
+} finally {
+  await context.close();
+  rmSync(profile, { recursive: true, force: true });
+}
+console.log(`${failures} failed, ${Date.now() - started} ms`);
+process.exit(failures ? 1 : 0);
