@@ -1214,18 +1214,23 @@ async fn identifiers_a_spec_forgot_refuse_the_version_and_the_served_one_stays()
     let published = gunzip(&body);
     assert!(published.contains("复诊"));
     assert_eq!(identifiers_in(&published), Vec::new(), "{published}");
-    let events = fx.env.kubectl(&[
-        "get",
-        "events",
-        "-n",
-        &fx.namespace,
-        "--field-selector",
-        "reason=PersonalDataDetected",
-        "-o",
-        "jsonpath={.items[*].message}",
-    ]);
-    let events = String::from_utf8_lossy(&events.stdout).to_string();
-    assert!(events.contains("content gate"), "a Warning event: {events}");
+    // A Warning event, which follows the status write.
+    let events = eventually("a PersonalDataDetected event", WAIT, || {
+        let events = fx.env.kubectl(&[
+            "get",
+            "events",
+            "-n",
+            &fx.namespace,
+            "--field-selector",
+            "reason=PersonalDataDetected,type=Warning",
+            "-o",
+            "jsonpath={.items[*].message}",
+        ]);
+        let text = String::from_utf8_lossy(&events.stdout).to_string();
+        async move { text.contains("content gate").then_some(text) }
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", fx.operator.logs()));
     for (_, id) in &written {
         assert!(!events.contains(id.as_str()), "a value in an event");
     }
@@ -1316,6 +1321,30 @@ async fn a_declared_identifier_is_published_with_its_justification_and_audited()
         }
     }
     assert_eq!(Some(i64::from(switchboard_phones)), status.record_count);
+    // The event follows the status write.
+    let said = format!(
+        "identifiers published as declared: switchboard mobilePhone in {switchboard_phones} records"
+    );
+    eventually(
+        "the Published event names the declared identifiers",
+        WAIT,
+        || {
+            let events = fx.env.kubectl(&[
+                "get",
+                "events",
+                "-n",
+                &fx.namespace,
+                "--field-selector",
+                "reason=Published,involvedObject.name=hospitals",
+                "-o",
+                "jsonpath={.items[*].message}",
+            ]);
+            let found = String::from_utf8_lossy(&events.stdout).contains(&said);
+            async move { found.then_some(()) }
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", fx.operator.logs()));
 
     // The portal says so, with the justification, in its own API and in CKAN's.
     let id = format!("{}.hospitals", fx.namespace);

@@ -237,16 +237,31 @@ pub async fn write(ctx: &Context, dataset: &OpenDataset, outcome: Outcome<'_>) -
             "Published",
             "Publish",
             format!(
-                "version {} published: {} of {} records ({} suppressed below k)",
+                "version {} published: {} of {} records ({} suppressed below k){}",
                 next.published_version.unwrap_or_default(),
                 report.rows_written,
                 report.rows_read,
-                report.rows_suppressed
+                report.rows_suppressed,
+                declared(report)
             ),
         )
         .await;
     }
     Ok(())
+}
+
+/// The identifiers a version published as its fields declare, for the Published event: the
+/// department answers for them, so they are said out loud.
+fn declared(report: &Report) -> String {
+    if report.declared_identifiers.is_empty() {
+        return String::new();
+    }
+    let listed: Vec<String> = report
+        .declared_identifiers
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    format!("; identifiers published as declared: {}", listed.join(", "))
 }
 
 #[cfg(test)]
