@@ -189,6 +189,25 @@ async fn the_website_speaks_chinese_and_english_and_keeps_json_for_programs() {
         assert_eq!(css.status(), 200);
         assert!(css.text().await.unwrap().contains(".skip"));
 
+        // Links come from the public URL, never from a forged Host.
+        for target in ["/", "/datasets", &format!("/datasets/{BUS}")] {
+            let response = http()
+                .get(format!("{url}{target}"))
+                .header("Accept", "text/html")
+                .header("Host", "evil.example")
+                .header("X-Forwarded-Host", "evil.example")
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 200, "{target}");
+            let body = response.text().await.unwrap();
+            assert!(!body.contains("evil.example"), "{target}: {body}");
+            // Home and search link relatively; a dataset page's downloads are absolute.
+            if target.starts_with("/datasets/") {
+                assert!(body.contains(&format!("href=\"{url}/download/")), "{target}: no link to {url}");
+            }
+        }
+
         // An unknown dataset is a 404 page.
         let missing = page(&format!("{url}/datasets/no.such"), &[]).await;
         assert_eq!(missing.status, 404);
@@ -429,7 +448,21 @@ async fn a_dataset_page_shows_the_apis_files_and_its_first_rows() {
             assert!(body.contains(&format!(
                 "<link rel=\"alternate\" type=\"application/json\" href=\"{url}/api/datasets/{id}\">"
             )));
-            assert!(body.contains(&format!("<link rel=\"alternate\" type=\"application/ld+json\" href=\"{url}/catalog.jsonld\">")));
+            assert!(body.contains(&format!(
+                "<link rel=\"alternate\" type=\"application/ld+json\" href=\"{url}/datasets/{id}/dcat.jsonld\">"
+            )));
+            // That DCAT-AP document is the catalog's node of the dataset, with its context.
+            let mut dcat = json(&format!("{url}/datasets/{id}/dcat.jsonld")).await;
+            let catalog = json(&format!("{url}/catalog.jsonld")).await;
+            assert_eq!(dcat["@context"], catalog["@context"]);
+            dcat.as_object_mut().unwrap().remove("@context");
+            let node = catalog["dcat:dataset"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|d| d["dct:identifier"] == id)
+                .unwrap();
+            assert_eq!(&dcat, node, "{id}");
             assert!(body.contains(&format!("ckanapi action package_show id={id} -r {url}")));
             let ld: serde_json::Value = serde_json::from_str(
                 between(body, "<script type=\"application/ld+json\">", "</script>")[0],

@@ -81,16 +81,28 @@ fn license(id: &str) -> Value {
     json!({ "@id": format!("http://spdx.org/licenses/{id}") })
 }
 
+fn context() -> Value {
+    json!({
+        "dcat": "http://www.w3.org/ns/dcat#",
+        "dct": "http://purl.org/dc/terms/",
+        "foaf": "http://xmlns.com/foaf/0.1/",
+        "spdx": "http://spdx.org/rdf/terms#",
+        "xsd": "http://www.w3.org/2001/XMLSchema#",
+    })
+}
+
+/// One dataset's DCAT-AP description on its own (what its web page links as its DCAT): the
+/// same node as in the catalog, with the context inline.
+pub fn dataset_document(base: &str, entry: &Entry) -> Value {
+    let mut node = dataset(entry, base);
+    node["@context"] = context();
+    node
+}
+
 /// The catalog of `entries` on node `node`, absolute URLs under `base`.
 pub fn catalog(node: &str, base: &str, entries: &[Entry]) -> Value {
     json!({
-        "@context": {
-            "dcat": "http://www.w3.org/ns/dcat#",
-            "dct": "http://purl.org/dc/terms/",
-            "foaf": "http://xmlns.com/foaf/0.1/",
-            "spdx": "http://spdx.org/rdf/terms#",
-            "xsd": "http://www.w3.org/2001/XMLSchema#",
-        },
+        "@context": context(),
         "@id": format!("{base}/catalog.jsonld"),
         "@type": "dcat:Catalog",
         "dct:title": format!("Open data of hub node {node} (国家公共数据开放网站)"),

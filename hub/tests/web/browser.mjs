@@ -166,13 +166,13 @@ try {
     mkdirSync(shots, { recursive: true });
     for (const [width, height] of [[375, 812], [1280, 900]]) {
       await page.setViewportSize({ width, height });
-      await page.goto(`${base}/`);
-      await page.screenshot({ path: join(shots, `portal-home-${width}.png`) });
-      await page.goto(`${base}/datasets/${PENALTIES}`);
-      await page.screenshot({ path: join(shots, `portal-dataset-${width}.png`) });
-      // Nothing wider than the screen: a phone scrolls down, not sideways.
-      const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
-      assert.ok(overflow <= 0, `the page is ${overflow} px wider than ${width} px`);
+      for (const [name, path] of [['home', '/'], ['dataset', `/datasets/${PENALTIES}`], ['search', '/datasets?q=%E6%9D%AD%E5%B7%9E']]) {
+        await page.goto(base + path);
+        if (name !== 'search') await page.screenshot({ path: join(shots, `portal-${name}-${width}.png`) });
+        // Nothing wider than the screen: a phone scrolls down, not sideways.
+        const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+        assert.ok(overflow <= 0, `${path} is ${overflow} px wider than ${width} px`);
+      }
     }
   });
 } finally {

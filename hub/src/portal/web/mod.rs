@@ -9,6 +9,7 @@
 //!   facets with counts, sort, paging;
 //! - `GET /datasets/{id}`: a dataset, its files and checksums, a preview of its first rows read
 //!   from the published file, snippets, `<link rel=alternate>` and schema.org JSON-LD;
+//! - `GET /datasets/{id}/dcat.jsonld`: its DCAT-AP description ([`alternates`]);
 //! - `GET /assets/portal.css`: the style sheet.
 //!
 //! Every page takes `?lang=zh-CN|en` (else `Accept-Language`, else Chinese). The modules:
@@ -16,6 +17,7 @@
 //! shows (rendered by the askama templates in `hub/templates/portal/`), [`preview`] the first
 //! rows of a gzip CSV, [`routes`] the handlers.
 
+pub mod alternates;
 pub mod i18n;
 pub mod pages;
 pub mod preview;
@@ -32,5 +34,6 @@ pub fn routes() -> Router<PortalHttp> {
     Router::new()
         .route("/datasets", get(routes::datasets))
         .route("/datasets/{id}", get(routes::dataset))
+        .route("/datasets/{id}/dcat.jsonld", get(alternates::dcat))
         .route("/assets/portal.css", get(routes::css))
 }

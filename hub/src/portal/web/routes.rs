@@ -562,7 +562,10 @@ fn snippets(entry: &Entry, base: &str, lang: Lang) -> Vec<(&'static str, String)
         ),
         (
             lang.t("snippet.dcat"),
-            format!("curl -fL {base}/catalog.jsonld"),
+            format!(
+                "curl -fL {base}{}\n# the whole catalogue: {base}/catalog.jsonld",
+                super::alternates::dcat_path(&m.id)
+            ),
         ),
     ]
 }
@@ -621,7 +624,10 @@ pub async fn dataset(
     let mut layout = frame.layout(m.title.clone(), "datasets");
     layout.alternates = vec![
         ("application/json", format!("{base}/api/datasets/{}", m.id)),
-        ("application/ld+json", format!("{base}/catalog.jsonld")),
+        (
+            "application/ld+json",
+            format!("{base}{}", super::alternates::dcat_path(&m.id)),
+        ),
     ];
     layout.json_ld = Some(json_ld(&schema_org(&entry, &base)));
     let risk = m
