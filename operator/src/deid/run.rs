@@ -202,7 +202,7 @@ impl Plan {
                 let problem = if is_gb18030(open()?) {
                     "the source is not UTF-8, but all of it reads as GB 18030 (GBK, GB2312): set spec.source.encoding to gb18030".to_owned()
                 } else {
-                    "the source is not UTF-8 (nor GB 18030, spec.source.encoding)".to_owned()
+                    "the source is not UTF-8, nor GB 18030 (the other encoding spec.source.encoding offers)".to_owned()
                 };
                 Err(Refusal::SourceMalformed { line, problem }.into())
             }
