@@ -351,6 +351,89 @@ async fn the_operator_runs_with_the_charts_rbac_and_uninstall_keeps_the_departme
     .await
     .unwrap_or_else(|e| panic!("{e}\n{}", operator.logs()));
 
+    // Deleting departments under these rules: Retain releases the namespaces (a relabel, which
+    // the admission policy allows on namespaces the operator manages) and removes the operator's
+    // own binding; Delete deletes them through the tenant role bound inside each.
+    for (suffix, policy, code) in [
+        ("kept", "Retain", "11330000MB000001"),
+        ("gone", "Delete", "11330000MB000002"),
+    ] {
+        let cloud: DepartmentCloud = serde_json::from_value(json!({
+            "apiVersion": "govdc.io/v1alpha1", "kind": "DepartmentCloud",
+            "metadata": {"name": format!("{name}-{suffix}"), "labels": {TEST_LABEL: env.prefix}},
+            "spec": {
+                "department": {"name": "浙江省大数据发展管理局", "creditCode": govdc_crds::validation::credit_code::complete(code),
+                               "level": "provincial", "regionCode": "330000"},
+                "networkZone": "extranet", "protectionLevel": 3,
+                "environments": [{"name": "prod"}],
+                "quota": {"requests.cpu": "1"},
+                "admins": [{"kind": "User", "name": "chart-admin"}],
+                "deletionPolicy": policy,
+            }
+        }))
+        .expect("fixture");
+        clouds
+            .create(&PostParams::default(), &cloud)
+            .await
+            .expect("create");
+    }
+    for suffix in ["kept", "gone"] {
+        let cloud = format!("{name}-{suffix}");
+        govdc_test_support::condition(&clouds, &cloud, "Ready", "True", WAIT)
+            .await
+            .unwrap_or_else(|e| panic!("{e}\n{}", operator.logs()));
+        clouds
+            .delete(&cloud, &Default::default())
+            .await
+            .expect("delete");
+    }
+    for suffix in ["kept", "gone"] {
+        let cloud = format!("{name}-{suffix}");
+        eventually(&format!("DepartmentCloud {cloud} gone"), WAIT, || {
+            let clouds = clouds.clone();
+            let cloud = cloud.clone();
+            async move { clouds.get_opt(&cloud).await.ok()?.is_none().then_some(()) }
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", operator.logs()));
+    }
+    let namespaces: Api<Namespace> = Api::all(env.client.clone());
+    let kept = namespaces
+        .get(&format!("{name}-kept-prod"))
+        .await
+        .expect("the retained namespace");
+    assert!(kept.metadata.deletion_timestamp.is_none());
+    assert_eq!(
+        kept.labels().get("govdc.io/retained-from"),
+        Some(&format!("{name}-kept"))
+    );
+    assert!(!kept.labels().contains_key("app.kubernetes.io/managed-by"));
+    let bindings = Api::<RoleBinding>::namespaced(env.client.clone(), &format!("{name}-kept-prod"));
+    assert!(
+        bindings
+            .get_opt("govdc-operator")
+            .await
+            .expect("GET")
+            .is_none(),
+        "the operator kept its binding in a namespace it released"
+    );
+    assert!(
+        bindings
+            .get_opt("govdc-admins")
+            .await
+            .expect("GET")
+            .is_some(),
+        "the department's admins lost their binding with Retain"
+    );
+    let gone = namespaces
+        .get_opt(&format!("{name}-gone-prod"))
+        .await
+        .expect("GET");
+    assert!(
+        gone.is_none_or(|ns| ns.metadata.deletion_timestamp.is_some()),
+        "the Delete policy's namespace is still there"
+    );
+
     // API refusals read "... is forbidden: ..."; a bare "403" would also match timestamps.
     let logs = operator.logs();
     assert!(
