@@ -1228,6 +1228,12 @@ async fn replication_marks(client: &Client, namespace: &str) -> Vec<String> {
         ("v1", "ConfigMap"),
         ("v1", "Secret"),
         ("v1", "Service"),
+        ("v1", "ServiceAccount"),
+        ("v1", "ResourceQuota"),
+        ("v1", "LimitRange"),
+        ("rbac.authorization.k8s.io/v1", "Role"),
+        ("rbac.authorization.k8s.io/v1", "RoleBinding"),
+        ("networking.k8s.io/v1", "NetworkPolicy"),
         ("apps/v1", "Deployment"),
     ] {
         let resource = kinds::find(api_version, kind)
@@ -1466,7 +1472,19 @@ async fn a_mapping_onto_a_namespace_the_policy_did_not_make_is_refused_before_an
         .expect("policy")
         .status
         .expect("status");
-    assert_eq!(status.objects_replicated, Some(0));
+    let marked = pair.standby.kubectl(&[
+        "get",
+        "ns,cm,sa,secret,svc,deploy,role,rolebinding,netpol,quota,limits",
+        "-A",
+        "-l",
+        &format!("{POLICY_LABEL}={}", pair.policy),
+    ]);
+    assert_eq!(
+        status.objects_replicated,
+        Some(0),
+        "{status:?}\n{}",
+        output_text(&marked)
+    );
     assert!(
         status
             .conflicts

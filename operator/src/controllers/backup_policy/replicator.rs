@@ -873,6 +873,10 @@ impl Engine {
                     .and_then(|l| l.get(POLICY_LABEL))
                     .is_some_and(|mark| *mark == policy);
                 if !ours {
+                    if target::made_by_the_target(self.kinds[index].kind, &name) {
+                        // The target's own `default` ServiceAccount: nobody's to protect.
+                        continue;
+                    }
                     let place = if index == 0 {
                         name.clone()
                     } else {

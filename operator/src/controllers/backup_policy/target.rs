@@ -122,6 +122,13 @@ pub fn holder(
     }
 }
 
+/// Whether the target's object of `kind` and `name` is one its own controllers make in every
+/// namespace — the `default` ServiceAccount — which a copy of the source's may replace: it is
+/// nobody's to protect.
+pub fn made_by_the_target(kind: &str, name: &str) -> bool {
+    kind == "ServiceAccount" && name == "default"
+}
+
 /// Reads who holds the target's object for `copy` (metadata only), just before a first write.
 pub async fn holder_of(
     client: &Client,
@@ -133,6 +140,7 @@ pub async fn holder_of(
         .get_metadata_opt(name_of(copy))
         .await
     {
+        Ok(Some(_)) if made_by_the_target(&resource.kind, name_of(copy)) => Ok(Holder::Nobody),
         Ok(Some(object)) => Ok(holder(object.metadata.labels.as_ref(), true, policy)),
         Ok(None) => Ok(Holder::Nobody),
         // The namespace of a copy not yet made: nothing is there.
@@ -196,8 +204,10 @@ pub async fn others_in_namespace(
                 .and_then(|l| l.get(POLICY_LABEL))
                 .is_some_and(|mark| mark == policy);
             let value = serde_json::to_value(&object).unwrap_or(Value::Null);
-            let generated =
-                kind.kind == "ServiceAccount" && object.metadata.name.as_deref() == Some("default");
+            let generated = made_by_the_target(
+                kind.kind,
+                object.metadata.name.as_deref().unwrap_or_default(),
+            );
             if !ours && !generated && super::clean::replicable(kind, &value) {
                 others.push(format!(
                     "{} {}",
@@ -359,6 +369,9 @@ mod tests {
         assert_eq!(holder(Some(&marked("other")), true, "p"), Holder::Other);
         assert_eq!(holder(Some(&BTreeMap::new()), true, "p"), Holder::Other);
         assert_eq!(holder(None, true, "p"), Holder::Other);
+        assert!(made_by_the_target("ServiceAccount", "default"));
+        assert!(!made_by_the_target("ServiceAccount", "api"));
+        assert!(!made_by_the_target("ConfigMap", "default"));
     }
 
     #[test]
