@@ -1432,6 +1432,19 @@ async fn a_gb18030_source_round_trips_its_rare_characters() {
             "csvByteOrderMark": true,
         })
     };
+    // Admission: an exchange resource's records are UTF-8 JSON; GB 18030 applies to CSV text.
+    let mut exchange = spec(Some("gb18030"));
+    exchange["source"] = json!({"encoding": "gb18030", "exchangeResource": {
+        "node": {"name": "national", "namespace": fx.hub_namespace}, "resourceCode": "x"}});
+    let error = Api::<OpenDataset>::namespaced(fx.env.client.clone(), &fx.namespace)
+        .create(
+            &PostParams::default(),
+            &fx.dataset(&fx.namespace, "exchange-gbk", exchange),
+        )
+        .await
+        .expect_err("admission refuses an encoding on an exchange resource");
+    assert!(error.to_string().contains("always UTF-8"), "{error}");
+
     fx.create(&fx.dataset(&fx.namespace, "gbk", spec(Some("gb18030"))))
         .await;
     fx.create(&fx.dataset(&fx.namespace, "undeclared", spec(None)))
