@@ -830,6 +830,12 @@ async fn the_charts_service_account_cannot_make_itself_cluster_admin_nor_touch_w
         "helm install: {}",
         output_text(&output)
     );
+    // The release's cluster-scoped objects (roles, admission policies) go even if the test fails.
+    let _release = Uninstall {
+        kubeconfig: env.kubeconfig.clone(),
+        release: release.clone(),
+        namespace: namespace.clone(),
+    };
     let fullname = format!("{release}-govdc");
     let user = format!("system:serviceaccount:{namespace}:{fullname}");
     let strings = |args: &[&str]| args.iter().map(|a| (*a).to_owned()).collect::<Vec<_>>();
@@ -1169,11 +1175,21 @@ async fn the_charts_service_account_cannot_make_itself_cluster_admin_nor_touch_w
         "{}",
         output_text(&output)
     );
+}
 
-    let output = helm(&env, &["uninstall", &release, "--namespace", &namespace]);
-    assert!(
-        output.status.success(),
-        "helm uninstall: {}",
-        output_text(&output)
-    );
+/// Uninstalls a release when dropped, whether the test passed or not.
+struct Uninstall {
+    kubeconfig: PathBuf,
+    release: String,
+    namespace: String,
+}
+
+impl Drop for Uninstall {
+    fn drop(&mut self) {
+        let _ = Command::new(helm_bin())
+            .args(["uninstall", &self.release, "--namespace", &self.namespace])
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .output();
+    }
 }
