@@ -351,6 +351,63 @@ async fn the_operator_runs_with_the_charts_rbac_and_uninstall_keeps_the_departme
     .await
     .unwrap_or_else(|e| panic!("{e}\n{}", operator.logs()));
 
+    // Under these rules the operator may not watch Secrets cluster-wide: it watches them in the
+    // namespaces that resources name, so a remote parent's CA Secret created after its node is
+    // still seen at once.
+    let child: ExchangeNode = serde_json::from_value(json!({
+        "apiVersion": "govdc.io/v1alpha1", "kind": "ExchangeNode",
+        "metadata": {"name": "remote-child", "namespace": hub_namespace, "labels": {TEST_LABEL: env.prefix}},
+        "spec": {"level": "provincial", "regionCode": "330000", "networkZone": "extranet",
+                 "parent": {"remote": {
+                     "endpoint": "https://national.hub.example:8443",
+                     "caSecretRef": {"name": "national-ca", "key": "ca.crt"},
+                     "tokenSecretRef": {"name": "national-token", "key": "token"}}}},
+    }))
+    .expect("ExchangeNode fixture");
+    nodes
+        .create(&PostParams::default(), &child)
+        .await
+        .expect("create the remote child");
+    let waiting = govdc_test_support::condition(&nodes, "remote-child", "Ready", "False", WAIT)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", operator.logs()));
+    assert_eq!(waiting.reason, "CaSecretNotFound", "{waiting:?}");
+    // The per-namespace watch starts within a rescan of the node's appearance.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let ca: k8s_openapi::api::core::v1::Secret = serde_json::from_value(json!({
+        "metadata": {"name": "national-ca", "labels": {TEST_LABEL: env.prefix}},
+        "stringData": {"ca.crt": "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"},
+    }))
+    .expect("Secret fixture");
+    let created = std::time::Instant::now();
+    Api::<k8s_openapi::api::core::v1::Secret>::namespaced(env.client.clone(), &hub_namespace)
+        .create(&PostParams::default(), &ca)
+        .await
+        .expect("create the CA Secret");
+    eventually(
+        "the remote child past CaSecretNotFound",
+        Duration::from_secs(10),
+        || {
+            let nodes = nodes.clone();
+            async move {
+                let conditions = nodes.get("remote-child").await.ok()?.status?.conditions;
+                conditions
+                    .iter()
+                    .any(|c| c.type_ == "Ready" && c.reason == "TokenSecretNotFound")
+                    .then_some(())
+            }
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", operator.logs()));
+    let took = created.elapsed();
+    eprintln!("the CA Secret was seen under the chart's RBAC after {took:?}");
+    // A node waiting for a Secret also looks again every 10 s; a watch sees it well within 2 s.
+    assert!(
+        took < Duration::from_secs(2),
+        "the CA Secret was seen only after {took:?}: a periodic pass, not a watch"
+    );
+
     // Deleting departments under these rules: Retain releases the namespaces (a relabel, which
     // the admission policy allows on namespaces the operator manages) and removes the operator's
     // own binding; Delete deletes them through the tenant role bound inside each.

@@ -7,14 +7,15 @@
 //! them) and keep no cache: an event is mapped to referrers through the controller's own watch
 //! cache of the referring resources and dropped. The mapping functions are pure.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
+use std::time::Duration;
 
 use futures::{Stream, StreamExt, TryStreamExt};
 use govdc_crds::{DepartmentCloud, ExchangeNode, OpenDataset};
 use kube::Client;
-use kube::api::Api;
-use kube::core::PartialObjectMeta;
+use kube::api::{Api, ListParams};
 use kube::core::error_boundary::DeserializeGuard;
+use kube::core::{NamespaceResourceScope, PartialObjectMeta};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Resource, ResourceExt};
@@ -54,36 +55,147 @@ where
 }
 
 /// Every change of a Secret or ConfigMap: their content has no generation, and they change
-/// seldom.
-pub fn any_changes<K>(client: Client) -> Changes<K>
+/// seldom. Where the operator may not watch the kind cluster-wide (the chart grants Secrets only
+/// in the namespaces where govdc works), it watches each namespace that `namespaces` names (the
+/// namespaces the referrers' references point into), started and stopped as referrers come and
+/// go.
+pub fn any_changes<K>(
+    client: Client,
+    namespaces: impl Fn() -> BTreeSet<String> + Send + 'static,
+) -> Changes<K>
 where
-    K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
-    K::DynamicType: Default,
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
 {
-    let kind = K::kind(&Default::default()).into_owned();
-    let quiet_kind = kind.clone();
-    // Asked first: a refused watch is logged as an error by the watcher itself, and the chart
-    // grants Secrets only in the namespaces where govdc works.
-    let stream = futures::stream::once(may_watch_cluster_wide::<K>(client.clone())).flat_map(
-        move |allowed| {
-            if allowed {
-                watcher(
-                    Api::<PartialObjectMeta<K>>::all(client.clone()),
-                    watcher::Config::default(),
-                )
-                .default_backoff()
-                .touched_objects()
-                .boxed()
-            } else {
-                tracing::info!(
-                    kind = %quiet_kind,
-                    "not watched cluster-wide (the operator may read them only where govdc works); resources naming one notice its changes at their next periodic pass"
-                );
-                futures::stream::pending().boxed()
-            }
-        },
-    );
+    let kind = K::kind(&()).into_owned();
+    // Asked first: a refused watch is logged as an error by the watcher itself.
+    let stream = futures::stream::once(async move {
+        if may_watch_cluster_wide::<K>(client.clone()).await {
+            watcher(
+                Api::<PartialObjectMeta<K>>::all(client),
+                watcher::Config::default(),
+            )
+            .default_backoff()
+            .touched_objects()
+            .boxed()
+        } else {
+            tracing::info!(
+                kind = %K::kind(&()),
+                "not watched cluster-wide (the operator may read them only where govdc works): watched in each namespace that resources name"
+            );
+            per_namespace_changes::<K>(client, namespaces)
+        }
+    })
+    .flatten();
     until_forbidden(stream, kind)
+}
+
+/// How often the namespaces to watch are worked out again from the referrers.
+const NAMESPACE_RESCAN: Duration = Duration::from_secs(2);
+
+/// How long a namespace whose objects the operator may not read is left before it is tried again.
+const REFUSED_RETRY: Duration = Duration::from_secs(15);
+
+/// Changes of `K` in each namespace `namespaces` names, one metadata watch per namespace. The
+/// set is worked out again every [`NAMESPACE_RESCAN`]; a namespace no longer named stops its
+/// watch. The task ends when the stream is dropped (the controller stopped).
+fn per_namespace_changes<K>(
+    client: Client,
+    namespaces: impl Fn() -> BTreeSet<String> + Send + 'static,
+) -> futures::stream::BoxStream<'static, Result<PartialObjectMeta<K>, watcher::Error>>
+where
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    let (sender, receiver) = futures::channel::mpsc::channel(64);
+    tokio::spawn(async move {
+        let mut running: HashMap<String, tokio::task::AbortHandle> = HashMap::new();
+        let mut watches = tokio::task::JoinSet::new();
+        let mut rescan = tokio::time::interval(NAMESPACE_RESCAN);
+        while !sender.is_closed() {
+            rescan.tick().await;
+            let wanted = namespaces();
+            running.retain(|namespace, watch| {
+                let keep = wanted.contains(namespace);
+                if !keep {
+                    watch.abort();
+                }
+                keep
+            });
+            for namespace in wanted {
+                if let std::collections::hash_map::Entry::Vacant(entry) = running.entry(namespace) {
+                    let watch =
+                        watch_namespace::<K>(client.clone(), entry.key().clone(), sender.clone());
+                    entry.insert(watches.spawn(watch));
+                }
+            }
+            while watches.try_join_next().is_some() {}
+        }
+    });
+    receiver.map(Ok).boxed()
+}
+
+/// Sends every change of `K` in `namespace` to `sender`. A namespace the operator may not read
+/// (yet: its RoleBinding there comes a moment after the namespace) is tried again quietly every
+/// [`REFUSED_RETRY`]; the refusal is the expected answer outside govdc's namespaces, not a fault.
+async fn watch_namespace<K>(
+    client: Client,
+    namespace: String,
+    mut sender: futures::channel::mpsc::Sender<PartialObjectMeta<K>>,
+) where
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    use futures::SinkExt;
+    let probe = Api::<K>::namespaced(client.clone(), &namespace);
+    loop {
+        match probe.list_metadata(&ListParams::default().limit(1)).await {
+            Ok(_) => {}
+            Err(error) => {
+                tracing::debug!(%namespace, kind = %K::kind(&()), %error, "not readable here; trying again later");
+                tokio::time::sleep(REFUSED_RETRY).await;
+                continue;
+            }
+        }
+        let mut changes = watcher(
+            Api::<PartialObjectMeta<K>>::namespaced(client.clone(), &namespace),
+            watcher::Config::default(),
+        )
+        .default_backoff()
+        .touched_objects()
+        .boxed();
+        while let Some(change) = changes.next().await {
+            match change {
+                Ok(object) => {
+                    if sender.send(object).await.is_err() {
+                        return;
+                    }
+                }
+                Err(
+                    watcher::Error::InitialListFailed(kube::Error::Api(status))
+                    | watcher::Error::WatchStartFailed(kube::Error::Api(status)),
+                ) if status.code == 403 => break,
+                Err(error) => {
+                    tracing::debug!(%namespace, kind = %K::kind(&()), %error, "watch interrupted; resuming");
+                }
+            }
+        }
+    }
 }
 
 /// Whether the operator may watch `K` cluster-wide, by a SelfSubjectAccessReview; true when the
@@ -243,6 +355,33 @@ pub fn secret_readers_among_nodes(
         .collect()
 }
 
+/// The namespaces of the Secrets ExchangeNodes read (see [`secret_readers_among_nodes`]).
+pub fn secret_namespaces_of_nodes(nodes: &[ExchangeNode]) -> BTreeSet<String> {
+    let mut namespaces = BTreeSet::new();
+    for node in nodes {
+        let own = node.namespace().unwrap_or_default();
+        let Some(parent) = &node.spec.parent else {
+            continue;
+        };
+        if let Some(r) = &parent.node_ref {
+            namespaces.insert(r.namespace.clone().unwrap_or_else(|| own.clone()));
+        }
+        if let Some(remote) = &parent.remote {
+            for secret in [&remote.ca_secret_ref, &remote.token_secret_ref] {
+                namespaces.insert(secret.namespace.clone().unwrap_or_else(|| own.clone()));
+            }
+        }
+    }
+    namespaces
+}
+
+/// The namespaces whose Secrets the ExchangeNodes in `store` read, for [`any_changes`].
+pub fn exchange_node_secret_namespaces(
+    store: Store<DeserializeGuard<ExchangeNode>>,
+) -> impl Fn() -> BTreeSet<String> + Send + 'static {
+    move || secret_namespaces_of_nodes(&valid(&store))
+}
+
 fn node_refs(pairs: Vec<(String, String)>) -> Vec<ObjectRef<DeserializeGuard<ExchangeNode>>> {
     pairs
         .into_iter()
@@ -342,6 +481,22 @@ pub fn dataset_referrers(
         .collect()
 }
 
+/// The namespaces of the objects of kind `kind` that the OpenDatasets in `store` name, for
+/// [`any_changes`].
+pub fn dataset_reference_namespaces(
+    store: Store<DeserializeGuard<OpenDataset>>,
+    kind: &'static str,
+) -> impl Fn() -> BTreeSet<String> + Send + 'static {
+    move || {
+        valid(&store)
+            .iter()
+            .flat_map(dataset_references)
+            .filter(|(k, _, _)| *k == kind)
+            .map(|(_, namespace, _)| namespace)
+            .collect()
+    }
+}
+
 /// Maps a changed object of kind `K` to the OpenDatasets naming it.
 pub fn open_dataset_referrers<K>(
     store: Store<DeserializeGuard<OpenDataset>>,
@@ -431,6 +586,31 @@ mod tests {
             [pair("hubs", "remote-child")]
         );
         assert!(secret_readers_among_nodes(&nodes, &pair("hubs", "national-token")).is_empty());
+    }
+
+    #[test]
+    fn the_secret_namespaces_are_those_the_nodes_references_point_into() {
+        let nodes = [
+            node(
+                "hubs",
+                "zhejiang",
+                serde_json::json!({"nodeRef": {"name": "national"}}),
+            ),
+            node(
+                "prov",
+                "remote-child",
+                serde_json::json!({"remote": {
+                    "endpoint": "https://hub.example:8443",
+                    "caSecretRef": {"name": "national-ca", "key": "ca.crt"},
+                    "tokenSecretRef": {"name": "national-token", "key": "token", "namespace": "tokens"},
+                }}),
+            ),
+            node("hubs", "national", serde_json::Value::Null),
+        ];
+        assert_eq!(
+            secret_namespaces_of_nodes(&nodes),
+            BTreeSet::from(["hubs".to_owned(), "prov".to_owned(), "tokens".to_owned()])
+        );
     }
 
     fn cloud(name: &str, peers: &[&str]) -> DepartmentCloud {

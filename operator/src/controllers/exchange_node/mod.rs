@@ -101,7 +101,10 @@ pub fn start(
                     references::exchange_node_children(nodes.clone()),
                 )
                 .watches_stream(
-                    references::any_changes::<Secret>(client),
+                    references::any_changes::<Secret>(
+                        client,
+                        references::exchange_node_secret_namespaces(nodes.clone()),
+                    ),
                     references::exchange_node_secrets(nodes),
                 )
         },

@@ -68,11 +68,17 @@ pub fn start(
                 references::open_dataset_referrers::<ExchangeNode>(datasets.clone()),
             )
             .watches_stream(
-                references::any_changes::<Secret>(client.clone()),
+                references::any_changes::<Secret>(
+                    client.clone(),
+                    references::dataset_reference_namespaces(datasets.clone(), "Secret"),
+                ),
                 references::open_dataset_referrers::<Secret>(datasets.clone()),
             )
             .watches_stream(
-                references::any_changes::<ConfigMap>(client),
+                references::any_changes::<ConfigMap>(
+                    client,
+                    references::dataset_reference_namespaces(datasets.clone(), "ConfigMap"),
+                ),
                 references::open_dataset_referrers::<ConfigMap>(datasets),
             )
     };
@@ -210,20 +216,19 @@ async fn publish_if_changed<'a>(
         .map_err(|e| io_error(dataset, e))?;
     // Every declared field, dropped ones too: the plan reads them all from the source.
     let columns: Vec<String> = dataset.spec.fields.iter().map(|f| f.name.clone()).collect();
-    let data =
-        match source::materialize(
-            &inputs.source,
-            owner,
-            &ctx.hub,
-            &columns,
-            spool.path(),
-            dataset.spec.openness,
-        )
-        .await
-        {
-            Ok(data) => data,
-            Err(error) => return Ok(Outcome::SourceUnreadable(error.to_string())),
-        };
+    let data = match source::materialize(
+        &inputs.source,
+        owner,
+        &ctx.hub,
+        &columns,
+        spool.path(),
+        dataset.spec.openness,
+    )
+    .await
+    {
+        Ok(data) => data,
+        Err(error) => return Ok(Outcome::SourceUnreadable(error.to_string())),
+    };
     let built = {
         let (owned, plan) = (dataset.clone(), plan.clone());
         tokio::task::spawn_blocking(move || build::build(&owned, &plan, &data))
