@@ -1044,71 +1044,8 @@ async fn a_department_whose_peer_appears_later_leaves_peer_not_found_promptly() 
     eprintln!("PeerNotFound {took:?} after its peer was deleted");
 }
 
-/// A ValidatingAdmissionPolicy, scoped to one department's namespaces, that refuses every
-/// ResourceQuota: a refusal by the API server that no validation of the spec can foresee. It is
-/// removed when dropped.
-struct QuotaRefusingPolicy<'a> {
-    env: &'a TestEnv,
-    name: String,
-}
-
-impl<'a> QuotaRefusingPolicy<'a> {
-    const MESSAGE: &'static str = "resource quotas in this tenant are refused by the test's policy";
-
-    fn install(env: &'a TestEnv, department: &str) -> QuotaRefusingPolicy<'a> {
-        let name = format!("{}-no-quota", env.prefix);
-        let selector = json!({"matchLabels": {"govdc.io/department": department}});
-        let list = json!({"apiVersion": "v1", "kind": "List", "items": [
-            {
-                "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy",
-                "metadata": {"name": name, "labels": {TEST_LABEL: env.prefix}},
-                "spec": {
-                    "failurePolicy": "Fail",
-                    "matchConstraints": {
-                        "resourceRules": [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE", "UPDATE"], "resources": ["resourcequotas"]}],
-                        "namespaceSelector": selector,
-                    },
-                    "validations": [{"expression": "false", "message": Self::MESSAGE}],
-                },
-            },
-            {
-                "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicyBinding",
-                "metadata": {"name": name, "labels": {TEST_LABEL: env.prefix}},
-                "spec": {"policyName": name, "validationActions": ["Deny"], "matchResources": {"namespaceSelector": selector}},
-            },
-        ]});
-        let output = env.kubectl_with_input(
-            &[
-                "apply",
-                "--server-side",
-                "--field-manager",
-                "govdc-tests",
-                "-f",
-                "-",
-            ],
-            &list.to_string(),
-        );
-        assert!(
-            output.status.success(),
-            "installing the policy: {}",
-            govdc_test_support::output_text(&output)
-        );
-        QuotaRefusingPolicy { env, name }
-    }
-}
-
-impl Drop for QuotaRefusingPolicy<'_> {
-    fn drop(&mut self) {
-        for kind in [
-            "validatingadmissionpolicybinding",
-            "validatingadmissionpolicy",
-        ] {
-            let _ = self
-                .env
-                .kubectl(&["delete", kind, &self.name, "--ignore-not-found"]);
-        }
-    }
-}
+/// What the test's admission policy says when it refuses a tenant's ResourceQuota.
+const QUOTA_REFUSED: &str = "resource quotas in this tenant are refused by the test's policy";
 
 /// The operator's count of failed DepartmentCloud passes for `reason`, from its /metrics.
 fn reconcile_errors(operator: &OperatorProcess, reason: &str) -> u64 {
@@ -1126,7 +1063,14 @@ fn reconcile_errors(operator: &OperatorProcess, reason: &str) -> u64 {
 async fn a_refused_apply_reads_like_the_api_servers_message_and_backs_off() {
     let (env, operator) = setup("dcapierror", &[]).await;
     let name = format!("{}-refused", env.prefix);
-    let policy = QuotaRefusingPolicy::install(&env, &name);
+    let policy = govdc_test_support::RefusingPolicy::install(
+        &env,
+        "no-quota",
+        "",
+        "resourcequotas",
+        json!({"matchLabels": {"govdc.io/department": name}}),
+        QUOTA_REFUSED,
+    );
     // The policy takes effect once the API server has loaded it: probe with a dry run in a
     // namespace the policy selects.
     let probe = env.namespace("probe").await;
@@ -1165,8 +1109,7 @@ async fn a_refused_apply_reads_like_the_api_servers_message_and_backs_off() {
     assert_eq!(ready.reason, "ApplyFailed", "{ready:?}");
     let expected = format!(
         "applying ResourceQuota {name}-prod/govdc-quota: resourcequotas \"govdc-quota\" is forbidden: ValidatingAdmissionPolicy '{0}' with binding '{0}' denied request: {1}",
-        policy.name,
-        QuotaRefusingPolicy::MESSAGE
+        policy.name, QUOTA_REFUSED
     );
     assert_eq!(ready.message, expected);
     for dump in ["Status {", "ApiError", "Some(", "code:", "reason:"] {

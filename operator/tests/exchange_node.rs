@@ -713,70 +713,8 @@ async fn a_remote_parents_ca_and_token_are_seen_as_soon_as_their_secrets_appear(
     assert!(took < Duration::from_secs(5), "took {took:?}");
 }
 
-/// A ValidatingAdmissionPolicy refusing PodDisruptionBudgets in this test's namespaces only: a
-/// refusal by the API server that nothing in the spec foresees. Removed when dropped.
-struct PdbRefusingPolicy<'a> {
-    env: &'a TestEnv,
-    name: String,
-}
-
-impl<'a> PdbRefusingPolicy<'a> {
-    const MESSAGE: &'static str = "disruption budgets are refused here by the test's policy";
-
-    fn install(env: &'a TestEnv) -> PdbRefusingPolicy<'a> {
-        let name = format!("{}-no-pdb", env.prefix);
-        let selector = json!({"matchLabels": {TEST_LABEL: env.prefix}});
-        let list = json!({"apiVersion": "v1", "kind": "List", "items": [
-            {
-                "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy",
-                "metadata": {"name": name, "labels": {TEST_LABEL: env.prefix}},
-                "spec": {
-                    "failurePolicy": "Fail",
-                    "matchConstraints": {
-                        "resourceRules": [{"apiGroups": ["policy"], "apiVersions": ["v1"], "operations": ["CREATE", "UPDATE"], "resources": ["poddisruptionbudgets"]}],
-                        "namespaceSelector": selector,
-                    },
-                    "validations": [{"expression": "false", "message": Self::MESSAGE}],
-                },
-            },
-            {
-                "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicyBinding",
-                "metadata": {"name": name, "labels": {TEST_LABEL: env.prefix}},
-                "spec": {"policyName": name, "validationActions": ["Deny"], "matchResources": {"namespaceSelector": selector}},
-            },
-        ]});
-        let output = env.kubectl_with_input(
-            &[
-                "apply",
-                "--server-side",
-                "--field-manager",
-                "govdc-tests",
-                "-f",
-                "-",
-            ],
-            &list.to_string(),
-        );
-        assert!(
-            output.status.success(),
-            "installing the policy: {}",
-            govdc_test_support::output_text(&output)
-        );
-        PdbRefusingPolicy { env, name }
-    }
-}
-
-impl Drop for PdbRefusingPolicy<'_> {
-    fn drop(&mut self) {
-        for kind in [
-            "validatingadmissionpolicybinding",
-            "validatingadmissionpolicy",
-        ] {
-            let _ = self
-                .env
-                .kubectl(&["delete", kind, &self.name, "--ignore-not-found"]);
-        }
-    }
-}
+/// What the test's admission policy says when it refuses a PodDisruptionBudget.
+const PDB_REFUSED: &str = "disruption budgets are refused here by the test's policy";
 
 #[tokio::test]
 async fn a_refused_apply_shows_in_the_nodes_status_in_the_api_servers_words() {
@@ -784,7 +722,14 @@ async fn a_refused_apply_shows_in_the_nodes_status_in_the_api_servers_words() {
     install_crds(&env.client).await.expect("install CRDs");
     let lease_namespace = env.namespace("lease").await;
     let hub_namespace = env.namespace("hub").await;
-    let policy = PdbRefusingPolicy::install(&env);
+    let policy = govdc_test_support::RefusingPolicy::install(
+        &env,
+        "no-pdb",
+        "policy",
+        "poddisruptionbudgets",
+        json!({"matchLabels": {TEST_LABEL: env.prefix}}),
+        PDB_REFUSED,
+    );
     // The policy takes effect once the API server has loaded it: probe with a dry run.
     let budgets: Api<PodDisruptionBudget> = Api::namespaced(env.client.clone(), &hub_namespace);
     eventually("the policy to refuse disruption budgets", WAIT, || {
@@ -837,7 +782,7 @@ async fn a_refused_apply_shows_in_the_nodes_status_in_the_api_servers_words() {
             && ready.message.ends_with(&format!(
                 "is forbidden: ValidatingAdmissionPolicy '{0}' with binding '{0}' denied request: {1}",
                 policy.name,
-                PdbRefusingPolicy::MESSAGE
+                PDB_REFUSED
             )),
         "{}",
         ready.message

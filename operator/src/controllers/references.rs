@@ -586,30 +586,10 @@ mod tests {
             [pair("hubs", "remote-child")]
         );
         assert!(secret_readers_among_nodes(&nodes, &pair("hubs", "national-token")).is_empty());
-    }
-
-    #[test]
-    fn the_secret_namespaces_are_those_the_nodes_references_point_into() {
-        let nodes = [
-            node(
-                "hubs",
-                "zhejiang",
-                serde_json::json!({"nodeRef": {"name": "national"}}),
-            ),
-            node(
-                "prov",
-                "remote-child",
-                serde_json::json!({"remote": {
-                    "endpoint": "https://hub.example:8443",
-                    "caSecretRef": {"name": "national-ca", "key": "ca.crt"},
-                    "tokenSecretRef": {"name": "national-token", "key": "token", "namespace": "tokens"},
-                }}),
-            ),
-            node("hubs", "national", serde_json::Value::Null),
-        ];
+        // Where a per-namespace watch must look for them.
         assert_eq!(
             secret_namespaces_of_nodes(&nodes),
-            BTreeSet::from(["hubs".to_owned(), "prov".to_owned(), "tokens".to_owned()])
+            BTreeSet::from(["hubs".to_owned(), "tokens".to_owned()])
         );
     }
 

@@ -610,3 +610,77 @@ impl Drop for OperatorProcess {
         }
     }
 }
+
+/// A ValidatingAdmissionPolicy (and its binding) that refuses every CREATE and UPDATE of one
+/// resource in the namespaces a selector picks: a refusal by the API server that no validation of
+/// a spec can foresee. Both are removed when it is dropped.
+pub struct RefusingPolicy<'a> {
+    env: &'a TestEnv,
+    /// The policy's (and its binding's) name, as the API server's refusal names them.
+    pub name: String,
+}
+
+impl<'a> RefusingPolicy<'a> {
+    /// Installs `<prefix>-<suffix>`, refusing `resource` of `api_group` (`""` for the core
+    /// group, version v1) in the namespaces `namespace_selector` (a LabelSelector) picks, with
+    /// `message`.
+    pub fn install(
+        env: &'a TestEnv,
+        suffix: &str,
+        api_group: &str,
+        resource: &str,
+        namespace_selector: serde_json::Value,
+        message: &str,
+    ) -> RefusingPolicy<'a> {
+        let name = format!("{}-{suffix}", env.prefix);
+        let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": [
+            {
+                "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy",
+                "metadata": {"name": name, "labels": {TEST_LABEL: env.prefix}},
+                "spec": {
+                    "failurePolicy": "Fail",
+                    "matchConstraints": {
+                        "resourceRules": [{"apiGroups": [api_group], "apiVersions": ["v1"], "operations": ["CREATE", "UPDATE"], "resources": [resource]}],
+                        "namespaceSelector": namespace_selector,
+                    },
+                    "validations": [{"expression": "false", "message": message}],
+                },
+            },
+            {
+                "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicyBinding",
+                "metadata": {"name": name, "labels": {TEST_LABEL: env.prefix}},
+                "spec": {"policyName": name, "validationActions": ["Deny"], "matchResources": {"namespaceSelector": namespace_selector}},
+            },
+        ]});
+        let output = env.kubectl_with_input(
+            &[
+                "apply",
+                "--server-side",
+                "--field-manager",
+                "govdc-tests",
+                "-f",
+                "-",
+            ],
+            &list.to_string(),
+        );
+        assert!(
+            output.status.success(),
+            "installing the policy {name}: {}",
+            output_text(&output)
+        );
+        RefusingPolicy { env, name }
+    }
+}
+
+impl Drop for RefusingPolicy<'_> {
+    fn drop(&mut self) {
+        for kind in [
+            "validatingadmissionpolicybinding",
+            "validatingadmissionpolicy",
+        ] {
+            let _ = self
+                .env
+                .kubectl(&["delete", kind, &self.name, "--ignore-not-found"]);
+        }
+    }
+}
