@@ -183,6 +183,7 @@ async fn the_website_speaks_chinese_and_english_and_keeps_json_for_programs() {
             .await
             .unwrap();
         assert!(response.headers()["content-type"].to_str().unwrap().starts_with("application/json"));
+        assert_eq!(response.headers()["vary"], "Accept");
 
         // The style sheet is served by the hub.
         let css = http().get(format!("{url}/assets/portal.css")).send().await.unwrap();
@@ -550,6 +551,71 @@ async fn a_million_row_file_previews_as_fast_as_a_small_one() {
         assert!(
             big_time < small_time * 3 + Duration::from_millis(50),
             "1M rows {big_time:?} against 20 rows {small_time:?}"
+        );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pages_and_ckan_follow_every_publish_and_unpublish_at_once() {
+    bounded(Duration::from_secs(60), async {
+        let hub = portal_hub("web-fresh");
+        let url = hub.portal_url().unwrap();
+        let metadata = |version: i64, title: &str| DatasetMetadata {
+            id: "t.fresh".to_owned(),
+            title: title.to_owned(),
+            category: "culture".to_owned(),
+            openness: Openness::Unconditional as i32,
+            license: "CC-BY-4.0".to_owned(),
+            organization_credit_code: common::credit_code(1),
+            organization_name: "文化局".to_owned(),
+            version,
+            record_count: 1,
+            content_sha256: format!("c{version}"),
+            ..Default::default()
+        };
+        let ckan_titles = || async {
+            json(&format!("{url}/api/3/action/package_search?q=fresh")).await["result"]["results"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["title"].as_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        };
+        let csv = "a\n1\n";
+        web_fixtures::publish(&hub, metadata(1, "First fresh title"), csv, false).await;
+        let first = page(&format!("{url}/datasets?q=fresh"), &[]).await;
+        assert!(first.body.contains("First fresh title"));
+        assert_eq!(ckan_titles().await, ["First fresh title"]);
+        // Read twice (the second from the decoded catalogue), then a new version.
+        page(&format!("{url}/datasets?q=fresh"), &[]).await;
+        web_fixtures::publish(&hub, metadata(2, "Second fresh title"), csv, false).await;
+        let second = page(&format!("{url}/datasets?q=fresh"), &[]).await;
+        assert!(
+            second.body.contains("Second fresh title"),
+            "{}",
+            second.body
+        );
+        assert!(!second.body.contains("First fresh title"));
+        assert_eq!(ckan_titles().await, ["Second fresh title"]);
+        // Unpublished: gone from the pages and from CKAN.
+        let token = hub.token("admin", "operator").unwrap();
+        let mut client = govdc_hub_api::v1::portal_client::PortalClient::with_interceptor(
+            common::channel(&hub),
+            govdc_hub_api::auth::BearerToken::new(&token).unwrap(),
+        );
+        client
+            .unpublish_dataset(govdc_hub_api::v1::UnpublishDatasetRequest {
+                id: "t.fresh".to_owned(),
+            })
+            .await
+            .unwrap();
+        let gone = page(&format!("{url}/datasets?q=fresh&lang=en"), &[]).await;
+        assert!(gone.body.contains("0 datasets found"), "{}", gone.body);
+        assert!(ckan_titles().await.is_empty());
+        assert_eq!(
+            page(&format!("{url}/datasets/t.fresh"), &[]).await.status,
+            404
         );
     })
     .await;

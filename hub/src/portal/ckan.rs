@@ -16,9 +16,9 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde_json::{Map, Value, json};
 
+use super::Entry;
 use super::http::{PortalHttp, base_url, json_response, openness_name};
 use super::search::{Facet, Query, Sort, search};
-use super::{Entry, load_all};
 
 /// `rows` when not given (CKAN's default).
 const DEFAULT_ROWS: usize = 10;
@@ -84,7 +84,7 @@ pub async fn action(
     let base = base_url(&state.portal, &headers);
     let help = format!("{base}/api/3/action/help_show?name={action}");
     let answer = match params(query.as_deref(), &body) {
-        Ok(params) => match state.hub.store.read(load_all).await {
+        Ok(params) => match state.portal.entries(&state.hub.store).await {
             Ok(entries) => run(&action, &params, &entries, &base),
             Err(status) => Err(failure(
                 StatusCode::INTERNAL_SERVER_ERROR,

@@ -28,7 +28,7 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio_util::io::ReaderStream;
 
-use super::{Entry, Portal, StoredFile, load_all, load_one, load_version, token_valid, valid_id};
+use super::{Entry, Portal, StoredFile, load_one, load_version, token_valid, valid_id};
 use crate::service::{Hub, now_micros};
 
 /// Bytes read from disk per body chunk: large enough that a 100 MB file costs a few hundred
@@ -222,15 +222,21 @@ async fn index(
         return super::web::routes::home(&state, &headers, query.as_deref()).await;
     }
     let base = base_url(&state.portal, &headers);
-    json_response(
+    let mut response = json_response(
         StatusCode::OK,
         &json!({
             "portal": state.hub.config.name,
             "datasets": format!("{base}/api/datasets"),
             "ckan": format!("{base}/api/3/action/package_search"),
             "dcat": format!("{base}/catalog.jsonld"),
+            "website": format!("{base}/datasets"),
         }),
-    )
+    );
+    // The same URL answers HTML to browsers: a cache must keep the two apart.
+    response
+        .headers_mut()
+        .insert(header::VARY, HeaderValue::from_static("Accept"));
+    response
 }
 
 fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
@@ -244,7 +250,7 @@ async fn list(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let entries = match state.hub.store.read(load_all).await {
+    let entries = match state.portal.entries(&state.hub.store).await {
         Ok(entries) => entries,
         Err(status) => return internal(&status),
     };
@@ -306,7 +312,7 @@ async fn show(
 }
 
 async fn catalog(State(state): State<PortalHttp>, headers: HeaderMap) -> Response {
-    let entries = match state.hub.store.read(load_all).await {
+    let entries = match state.portal.entries(&state.hub.store).await {
         Ok(entries) => entries,
         Err(status) => return internal(&status),
     };

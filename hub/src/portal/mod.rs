@@ -18,6 +18,7 @@
 //! deleted at the flip; downloads of them already under way still finish, because an open file
 //! outlives its unlink.
 
+pub mod catalogue;
 pub mod ckan;
 pub mod dcat;
 pub mod http;
@@ -178,6 +179,8 @@ pub struct Portal {
     uploads: Mutex<HashSet<String>>,
     /// Its counters.
     pub metrics: PortalMetrics,
+    /// The served datasets, decoded once per change.
+    pub catalogue: catalogue::Catalogue,
 }
 
 /// Marks a dataset's upload in progress until dropped.
@@ -208,7 +211,17 @@ impl Portal {
             public_url: config.portal_base_url(listen)?,
             uploads: Mutex::default(),
             metrics: PortalMetrics::new()?,
+            catalogue: catalogue::Catalogue::default(),
         }))
+    }
+
+    /// Every served dataset, by id, from the store (decoded again only after a change).
+    pub async fn entries(
+        self: &std::sync::Arc<Self>,
+        store: &Store,
+    ) -> Result<std::sync::Arc<Vec<Entry>>, Status> {
+        let portal = self.clone();
+        store.read(move |conn| portal.catalogue.entries(conn)).await
     }
 
     /// `<dataDir>/portal`.

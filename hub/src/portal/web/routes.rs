@@ -4,6 +4,7 @@
 //! unknown dataset a 404 page, a store that cannot answer a 503 page.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use askama::Template;
 use axum::extract::{Path, RawQuery, State};
@@ -20,7 +21,7 @@ use super::preview;
 use super::query::{self, BadParameter, PAGE_SIZE, SearchState, link, with_lang};
 use crate::portal::http::{PortalHttp, rfc3339};
 use crate::portal::search::{self, Facet, Sort};
-use crate::portal::{Entry, load_all, load_one, valid_id};
+use crate::portal::{Entry, load_one, valid_id};
 
 /// The style sheet, served from the hub (no third-party host, and a `style-src 'self'` policy).
 const CSS: &str = include_str!("portal.css");
@@ -206,8 +207,8 @@ pub async fn css() -> Response {
         .into_response()
 }
 
-async fn entries(state: &PortalHttp) -> Result<Vec<Entry>, tonic::Status> {
-    state.hub.store.read(load_all).await
+async fn entries(state: &PortalHttp) -> Result<Arc<Vec<Entry>>, tonic::Status> {
+    state.portal.entries(&state.hub.store).await
 }
 
 /// The department names of `entries`, by CKAN organization name.
@@ -579,7 +580,11 @@ pub async fn dataset(
 ) -> Response {
     let params = query::parameters(raw.as_deref(), query::PLAIN).and_then(|p| query::lang(&p));
     let explicit = params.as_ref().ok().copied().flatten();
-    let path = format!("/datasets/{id}");
+    // Encoded: the language switch links back to this path, whatever the id holds.
+    let path = format!(
+        "/datasets/{}",
+        form_urlencoded::byte_serialize(id.as_bytes()).collect::<String>()
+    );
     let frame = Frame {
         state: &state,
         lang: language(explicit, &headers),
