@@ -83,13 +83,35 @@ impl FromIterator<IdentifierKind> for Kinds {
 /// The fewest ASCII digits any identifier has (a passport's `EA1234567`).
 const MIN_DIGITS: usize = 7;
 
+/// The fewest ASCII digits an identifier without a letter has (a mobile number).
+const MIN_NUMBER_DIGITS: usize = 11;
+
 /// The kinds of identifier in `text`.
 pub fn scan(text: &str) -> Kinds {
     let bytes = text.as_bytes();
-    // Most published values (a year, a code, a name, a band) cannot hold one: a count of the
-    // digits, which the compiler vectorizes, keeps them out of the scanner.
-    let digits = bytes.iter().filter(|b| b.is_ascii_digit()).count();
-    if digits < MIN_DIGITS && !bytes.contains(&b'@') {
+    // Most published values (a year, a date, a band, a masked number, a name, a pseudonym)
+    // cannot hold one, which a count of their digits, letters and `@` tells in one pass that
+    // the compiler vectorizes, before the scanner proper looks at them.
+    let (mut digits, mut letters, mut hex, mut at) = (0usize, 0usize, 0usize, 0usize);
+    // Byte-wide counters over chunks of at most 255 bytes, so that each lane is a byte.
+    for chunk in bytes.chunks(255) {
+        let (mut d, mut l, mut h, mut a) = (0u8, 0u8, 0u8, 0u8);
+        for &b in chunk {
+            let digit = b.wrapping_sub(b'0') < 10;
+            let lower = b | 0x20;
+            d += u8::from(digit);
+            l += u8::from(lower.wrapping_sub(b'a') < 26);
+            h += u8::from(digit | (lower.wrapping_sub(b'a') < 6));
+            a += u8::from(b == b'@');
+        }
+        digits += usize::from(d);
+        letters += usize::from(l);
+        hex += usize::from(h);
+        at += usize::from(a);
+    }
+    let hash = hex == bytes.len() && letters > 0 && bytes.len() >= HASH_WORD;
+    let too_few = digits < MIN_DIGITS || (digits < MIN_NUMBER_DIGITS && letters == 0);
+    if hash || (at == 0 && too_few) {
         return Kinds::NONE;
     }
     let mut found = Kinds::NONE;
