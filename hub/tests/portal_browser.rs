@@ -52,7 +52,9 @@ fn ensure_chromium() {
     if std::path::Path::new(CHROMIUM).exists() {
         return;
     }
-    eprintln!("{CHROMIUM} is missing; installing Debian's chromium and fonts-noto-cjk with apt-get");
+    eprintln!(
+        "{CHROMIUM} is missing; installing Debian's chromium and fonts-noto-cjk with apt-get"
+    );
     for args in [
         &["update"][..],
         &["install", "-y", "chromium", "fonts-noto-cjk"][..],
