@@ -55,7 +55,7 @@ fn main() -> ExitCode {
             match runtime.block_on(runtime::run(*args)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(error) => {
-                    tracing::error!(error = %format!("{error:#}"), "govdc-operator failed");
+                    tracing::error!(error = %for_a_person(&error), "govdc-operator failed");
                     ExitCode::FAILURE
                 }
             }
@@ -78,9 +78,44 @@ fn run_command(name: &str, command: impl Future<Output = anyhow::Result<()>>) ->
     match runtime.block_on(command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("govdc-operator {name}: {error:#}");
+            eprintln!("govdc-operator {name}: {}", for_a_person(&error));
             ExitCode::FAILURE
         }
+    }
+}
+
+/// The error and its causes, each as a person reads it: an API server's refusal in its own words
+/// (kube's `Display` of it appends a `Debug` dump of the response).
+fn for_a_person(error: &anyhow::Error) -> String {
+    let mut parts = Vec::new();
+    for cause in error.chain() {
+        if let Some(api) = cause.downcast_ref::<kube::Error>() {
+            // Its own sources are the same refusal again.
+            parts.push(govdc_operator::error::api_message(api));
+            break;
+        }
+        parts.push(cause.to_string());
+    }
+    parts.join(": ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_api_refusal_reaches_the_command_line_in_the_api_servers_words() {
+        let status: kube::core::Status = serde_json::from_value(serde_json::json!({
+            "status": "Failure", "code": 403, "reason": "Forbidden",
+            "message": "deployments.apps \"web\" is forbidden: User \"dr\" cannot patch resource",
+        }))
+        .expect("a Status");
+        let error = anyhow::Error::new(kube::Error::Api(Box::new(status)))
+            .context("failing over policy extranet-to-dr");
+        assert_eq!(
+            for_a_person(&error),
+            "failing over policy extranet-to-dr: deployments.apps \"web\" is forbidden: User \"dr\" cannot patch resource"
+        );
     }
 }
 
