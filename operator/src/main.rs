@@ -99,6 +99,19 @@ fn for_a_person(error: &anyhow::Error) -> String {
     parts.join(": ")
 }
 
+fn print_crds() -> ExitCode {
+    for crd in govdc_crds::custom_resource_definitions() {
+        match govdc_crds::crd_yaml(&crd) {
+            Ok(yaml) => println!("---\n{yaml}"),
+            Err(error) => {
+                eprintln!("govdc-operator: rendering CRD: {error}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    ExitCode::SUCCESS
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -117,17 +130,4 @@ mod tests {
             "failing over policy extranet-to-dr: deployments.apps \"web\" is forbidden: User \"dr\" cannot patch resource"
         );
     }
-}
-
-fn print_crds() -> ExitCode {
-    for crd in govdc_crds::custom_resource_definitions() {
-        match govdc_crds::crd_yaml(&crd) {
-            Ok(yaml) => println!("---\n{yaml}"),
-            Err(error) => {
-                eprintln!("govdc-operator: rendering CRD: {error}");
-                return ExitCode::FAILURE;
-            }
-        }
-    }
-    ExitCode::SUCCESS
 }
