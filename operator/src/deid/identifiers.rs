@@ -86,8 +86,31 @@ const MIN_DIGITS: usize = 7;
 /// The fewest ASCII digits an identifier without a letter has (a mobile number).
 const MIN_NUMBER_DIGITS: usize = 11;
 
-/// The kinds of identifier in `text`.
+/// The kinds of identifier in `text`, also where it is written in full-width forms
+/// (`１３８１０００１０００`, `＋８６`, an ideographic space), as Chinese text often has it.
 pub fn scan(text: &str) -> Kinds {
+    // Every full-width form is U+FF01..=U+FF5E, three bytes starting 0xEF; the ideographic space
+    // U+3000 is E3 80 80. A value without 0xEF needs no folding (almost all of them).
+    if text.as_bytes().contains(&0xEF) {
+        scan_ascii(&fold_full_width(text))
+    } else {
+        scan_ascii(text)
+    }
+}
+
+/// `text` with full-width ASCII forms and the ideographic space folded to ASCII.
+fn fold_full_width(text: &str) -> String {
+    text.chars()
+        .map(|c| match u32::from(c) {
+            wide @ 0xFF01..=0xFF5E => char::from_u32(wide - 0xFEE0).unwrap_or(c),
+            0x3000 => ' ',
+            _ => c,
+        })
+        .collect()
+}
+
+/// The kinds of identifier in `text`, written in ASCII.
+fn scan_ascii(text: &str) -> Kinds {
     let bytes = text.as_bytes();
     // Most published values (a year, a date, a band, a masked number, a name, a pseudonym)
     // cannot hold one, which a count of their digits, letters and `@` tells in one pass that
@@ -464,6 +487,21 @@ mod tests {
             kinds("X12345678 E1234567 E123456789"),
             Vec::<IdentifierKind>::new()
         );
+    }
+
+    #[test]
+    fn finds_identifiers_written_in_full_width_forms() {
+        assert_eq!(
+            kinds("电话：＋８６　１３８－１０００－１０００"),
+            [MobilePhone]
+        );
+        assert_eq!(
+            kinds("身份证号１１０１０５１９４９１２３１００２Ｘ"),
+            [ResidentId]
+        );
+        assert_eq!(kinds("邮箱 ｌｉ＿ｓｉ＠１６３．ｃｏｍ"), [Email]);
+        assert_eq!(kinds("护照Ｅ１２３４５６７８"), [Passport]);
+        assert_eq!(kinds("全角的 ２０２４ 年"), Vec::<IdentifierKind>::new());
     }
 
     #[test]
