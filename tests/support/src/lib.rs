@@ -454,12 +454,35 @@ where
     })
 }
 
-/// A free TCP port on 127.0.0.1 (closed again at once; tests accept the small race).
+/// The ports [`free_port`] hands out: below Linux's ephemeral range (32768-60999), from which the
+/// kernel picks the local port of every outgoing connection. A port taken from that range (by
+/// binding port 0) can be given to some client's connection in the moment between the test
+/// closing it and a server binding it; below the range only another explicit bind can take it.
+const TEST_PORTS: std::ops::Range<u16> = 20000..32000;
+
+/// A free TCP port on 127.0.0.1 (closed again at once, for a server the test starts). Ports are
+/// handed out in turn from a start that differs per process, so that two calls, or two test
+/// processes, do not get the same one.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or_else(|e| panic!("finding a free port: {e}"))
+    static NEXT: OnceLock<Mutex<u16>> = OnceLock::new();
+    let span = TEST_PORTS.end - TEST_PORTS.start;
+    let next = NEXT.get_or_init(|| {
+        let seed = std::process::id()
+            ^ std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.subsec_nanos())
+                .unwrap_or_default();
+        Mutex::new(u16::try_from(seed % u32::from(span)).unwrap_or_default())
+    });
+    let mut next = next.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    for _ in 0..span {
+        let port = TEST_PORTS.start + *next;
+        *next = (*next + 1) % span;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port on 127.0.0.1 in {TEST_PORTS:?}")
 }
 
 /// Output's stdout and stderr as one string, for assertion messages.
