@@ -268,7 +268,7 @@ pub async fn access(
         .map_err(|e| {
             HubStateError::Cluster(format!(
                 "Secret {namespace}/{secret_name}: {}",
-                super::target::api_message(&e)
+                crate::error::api_message(&e)
             ))
         })?
         .ok_or_else(|| {

@@ -757,7 +757,7 @@ impl Engine {
                     format!(
                         "listing {} on the primary: {}",
                         error.what,
-                        target::api_message(&error.source)
+                        crate::error::api_message(&error.source)
                     ),
                 );
             }

@@ -89,15 +89,6 @@ pub fn classify(error: &kube::Error) -> Failure {
     }
 }
 
-/// A client error as a person reads it: the API server's own message when it answered, the
-/// transport's error otherwise — never the `Debug` form of the response.
-pub fn api_message(error: &kube::Error) -> String {
-    match error {
-        kube::Error::Api(status) => status.message.clone(),
-        other => other.to_string(),
-    }
-}
-
 /// Who holds an object on the target.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Holder {
