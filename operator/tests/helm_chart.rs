@@ -491,12 +491,7 @@ async fn the_operator_runs_with_the_charts_rbac_and_uninstall_keeps_the_departme
         "the Delete policy's namespace is still there"
     );
 
-    // API refusals read "... is forbidden: ..."; a bare "403" would also match timestamps.
-    let logs = operator.logs();
-    assert!(
-        !logs.to_lowercase().contains("forbidden"),
-        "the chart's RBAC is not enough:\n{logs}"
-    );
+    assert_no_refusals(&operator.logs());
 
     let output = helm(
         &env,
@@ -782,13 +777,25 @@ async fn the_demo_samples_become_ready_under_the_charts_rbac() {
         panic!("{e}\n{}\n{}", output_text(&table), operator.logs())
     });
     assert!(output.status.success());
-    let logs = operator.logs();
-    assert!(
-        !logs.to_lowercase().contains("forbidden"),
-        "the chart's RBAC is not enough:\n{logs}"
-    );
+    assert_no_refusals(&operator.logs());
     drop(running);
     drop(dr);
+}
+
+/// Fails naming the log lines in which the API server refused the operator something: its RBAC is
+/// not enough. API refusals read "... is forbidden: ..."; a bare "403" would also match
+/// timestamps. The refusing lines come first, so that a shortened CI excerpt still shows them.
+fn assert_no_refusals(logs: &str) {
+    let refused: Vec<&str> = logs
+        .lines()
+        .filter(|line| line.to_lowercase().contains("forbidden"))
+        .collect();
+    assert!(
+        refused.is_empty(),
+        "the chart's RBAC is not enough: {} refusals:\n{}\n\nthe whole log:\n{logs}",
+        refused.len(),
+        refused.join("\n")
+    );
 }
 
 /// `kubectl auth can-i` (a SubjectAccessReview through impersonation) for `user`: whether RBAC

@@ -32,6 +32,12 @@ pub async fn prune(
         if keep.contains(&key(&owned.resource, &owned.object)) || !may_delete(owned) {
             continue;
         }
+        // Already on its way out: asking again changes nothing, and may be refused. A
+        // terminating tenant namespace loses the operator's RoleBinding in it (through which
+        // alone the operator may delete it) while it empties.
+        if owned.object.metadata.deletion_timestamp.is_some() {
+            continue;
+        }
         let what = describe(&owned.resource, &owned.object);
         match owned
             .api(client)
