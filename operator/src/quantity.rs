@@ -56,11 +56,13 @@ pub fn parse(text: &str) -> Result<i128, QuantityError> {
         "Ei" => multiplier = 1 << 60,
         other => {
             let exponent = other.strip_prefix(['e', 'E']).ok_or_else(error)?;
-            exponent10 += exponent.parse::<i32>().map_err(|_| error())?;
+            let exponent = exponent.parse::<i32>().map_err(|_| error())?;
+            exponent10 = exponent10.checked_add(exponent).ok_or_else(error)?;
         }
     }
-    // milli-units: one more factor of 10^3
-    exponent10 += 3;
+    // milli-units: one more factor of 10^3 (checked: `1e2147483647` must be an error, not a
+    // panic)
+    exponent10 = exponent10.checked_add(3).ok_or_else(error)?;
     let scaled = mantissa.checked_mul(multiplier).ok_or_else(error)?;
     let value = if exponent10 >= 0 {
         10i128
