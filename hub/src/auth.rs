@@ -71,6 +71,28 @@ impl Authenticator {
             .contains(credit_code)
     }
 
+    /// The member a token given by hand names (the monitor website's sign-in form), with its
+    /// expiry in seconds since the Unix epoch, if it is a valid member token of this node.
+    pub fn member_of_token(&self, token: &str) -> Result<(String, u64), String> {
+        let claims = self
+            .key
+            .verify(token.trim(), &self.node)
+            .map_err(|e| format!("the token is not valid for node {}: {e}", self.node))?;
+        if claims.role != Role::Member {
+            return Err(format!(
+                "the token has role {}; signing in takes a member token",
+                claims.role.as_str()
+            ));
+        }
+        if !self.is_member(&claims.sub) {
+            return Err(format!(
+                "{} is not a member of node {}",
+                claims.sub, self.node
+            ));
+        }
+        Ok((claims.sub, claims.exp))
+    }
+
     /// The caller of `request` to `method`, if its token is valid and its role in `allowed`.
     pub fn caller<T>(
         &self,

@@ -99,6 +99,18 @@ pub struct Config {
     /// address.
     #[serde(default)]
     pub portal_public_url: Option<String>,
+    /// The sharing-monitor website's HTTP address (全国政务信息共享网站, internal: the operator's
+    /// NetworkPolicy opens it to member departments and the operator only); none without it.
+    #[serde(default)]
+    pub monitor_listen: Option<SocketAddr>,
+    /// How long a conditional access request may wait for the provider's decision before the
+    /// monitor lists it as overdue, e.g. `240h` (ten days, the default).
+    #[serde(default = "default_request_deadline", deserialize_with = "duration")]
+    pub monitor_request_deadline: Duration,
+}
+
+fn default_request_deadline() -> Duration {
+    Duration::from_secs(10 * 24 * 3600)
 }
 
 fn default_listen() -> SocketAddr {
@@ -130,6 +142,11 @@ pub const KEYS: &[(&str, &str)] = &[
     ("logFormat", "GOVDC_HUB_LOG_FORMAT"),
     ("portalListen", "GOVDC_HUB_PORTAL_LISTEN"),
     ("portalPublicUrl", "GOVDC_HUB_PORTAL_PUBLIC_URL"),
+    ("monitorListen", "GOVDC_HUB_MONITOR_LISTEN"),
+    (
+        "monitorRequestDeadline",
+        "GOVDC_HUB_MONITOR_REQUEST_DEADLINE",
+    ),
 ];
 
 // A region code written unquoted in YAML is a number; it means the same code.
@@ -231,6 +248,12 @@ impl Config {
         }
         if let Some(listen) = self.portal_listen {
             self.portal_base_url(listen)?;
+            if self.monitor_listen == Some(listen) {
+                bail!(
+                    "monitorListen and portalListen are both {listen}: the internal monitor \
+                     needs its own port, which only government namespaces reach"
+                );
+            }
         }
         Ok(())
     }

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use govdc_hub_api::auth::BearerToken;
 use govdc_hub_api::v1::federation_client::FederationClient;
-use govdc_hub_api::v1::{AuditHead, GetAuditAnchorRequest, SyncCatalogRequest};
+use govdc_hub_api::v1::{AuditHead, GetAuditAnchorRequest, SharingStats, SyncCatalogRequest};
 use rusqlite::Connection;
 use tokio::sync::{Notify, watch};
 use tonic::Status;
@@ -158,15 +158,21 @@ pub fn channel(link: &Link) -> Result<Channel, String> {
 }
 
 async fn push(hub: &Hub, link: &Link, channel: &Channel) -> Result<(), String> {
-    let (resources, head) = hub
+    let (resources, head, stats, below) = hub
         .store
         .read(|conn| {
             let resources = crate::service::catalog_for_parent(conn)?;
             let head = crate::audit::head(conn).db()?;
-            Ok((resources, head))
+            let stats = crate::service::sharing_stats(conn)?;
+            let below = crate::service::forwarded_stats(conn)?;
+            Ok((resources, head, stats, below))
         })
         .await
         .map_err(|s| format!("reading the catalog: {}", s.message()))?;
+    // The statistics ride with the catalog: this node's figures and those of the nodes below.
+    let nodes = std::iter::once(crate::service::statistics::own_node_stats(hub, &stats))
+        .chain(below)
+        .collect();
     let interceptor = BearerToken::new(&link.token).map_err(|s| s.message().to_owned())?;
     let mut client = FederationClient::with_interceptor(channel.clone(), interceptor);
     let request = SyncCatalogRequest {
@@ -178,6 +184,10 @@ async fn push(hub: &Hub, link: &Link, channel: &Channel) -> Result<(), String> {
         audit_head: head.map(|h| AuditHead {
             seq: h.seq,
             hash: h.hash,
+        }),
+        sharing_stats: Some(SharingStats {
+            nodes,
+            ..Default::default()
         }),
     };
     let response = client.sync_catalog(request).await.map_err(|s| {

@@ -14,6 +14,7 @@
 //! - [`federation`]: pushing the catalog to the parent.
 //! - [`metrics`]: `/metrics` and `/healthz`.
 //! - [`portal`]: the open-data portal (HTTP downloads, CKAN API subset, DCAT-AP catalog).
+//! - [`monitor`]: the internal sharing-monitor website (全国政务信息共享网站).
 //! - [`server`]: putting it together, graceful shutdown.
 
 pub mod anchor;
@@ -22,6 +23,7 @@ pub mod auth;
 pub mod config;
 pub mod federation;
 pub mod metrics;
+pub mod monitor;
 pub mod portal;
 pub mod server;
 pub mod service;

@@ -136,6 +136,10 @@ pub async fn run(
         Some(portal) => Some(start_portal(&hub, portal, &config, &metrics, &shutdown_rx).await?),
         None => None,
     };
+    let monitor = match config.monitor_listen {
+        Some(address) => Some(start_monitor(&hub, address, &shutdown_rx).await?),
+        None => None,
+    };
     let app = crate::metrics::router(hub.clone(), metrics, serving_rx);
     let mut http_shutdown = shutdown_rx.clone();
     let http_server = tokio::spawn(async move {
@@ -196,6 +200,13 @@ pub async fn run(
             _ => {}
         }
     }
+    if let Some(monitor) = monitor {
+        match tokio::time::timeout(Duration::from_secs(5), monitor).await {
+            Ok(Ok(Err(e))) => tracing::warn!(error = %e, "monitor server"),
+            Err(_) => tracing::warn!("monitor server did not stop in time"),
+            _ => {}
+        }
+    }
     match tokio::time::timeout(Duration::from_secs(5), http_server).await {
         Ok(Ok(Err(e))) => tracing::warn!(error = %e, "metrics server"),
         Err(_) => tracing::warn!("metrics server did not stop in time"),
@@ -232,6 +243,29 @@ async fn start_portal(
     let app = crate::portal::http::router(hub.clone(), portal.clone());
     let mut stop = shutdown.clone();
     tracing::info!(portal = %address, "serving the open-data portal");
+    Ok(tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stop.wait_for(|stop| *stop).await;
+            })
+            .await
+    }))
+}
+
+/// Serves the sharing-monitor website on `monitorListen` until shutdown, and keeps its daily
+/// trend.
+async fn start_monitor(
+    hub: &Arc<Hub>,
+    address: std::net::SocketAddr,
+    shutdown: &watch::Receiver<bool>,
+) -> anyhow::Result<tokio::task::JoinHandle<std::io::Result<()>>> {
+    let listener = TcpListener::bind(address)
+        .await
+        .with_context(|| format!("listening for the monitor on {address}"))?;
+    tokio::spawn(crate::monitor::snapshots(hub.clone(), shutdown.clone()));
+    let app = crate::monitor::router(hub.clone());
+    let mut stop = shutdown.clone();
+    tracing::info!(monitor = %address, "serving the sharing-monitor website");
     Ok(tokio::spawn(async move {
         axum::serve(listener, app)
             .with_graceful_shutdown(async move {

@@ -92,6 +92,13 @@ fn validate(resource: &Resource) -> Result<(), Status> {
             resource.code, resource.open_type
         )));
     }
+    // The reason is shown on the sharing-monitor website: a sentence or two citing a rule.
+    if resource.not_shared_reason.chars().count() > 500 {
+        return Err(Status::invalid_argument(format!(
+            "resource {} has a not-shared reason of more than 500 characters",
+            resource.code
+        )));
+    }
     for field in &resource.fields {
         if field.name.trim().is_empty() {
             return Err(Status::invalid_argument(format!(

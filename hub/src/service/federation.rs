@@ -156,6 +156,32 @@ fn level_name(level: i32) -> &'static str {
     }
 }
 
+impl HubService {
+    /// Why a sync from `node` on `network` at `level` is refused, if it is.
+    fn refusal(&self, node: &str, network: i32, level: i32) -> Option<Status> {
+        let own_network = self.network() as i32;
+        if network != own_network {
+            return Some(Status::failed_precondition(format!(
+                "node {node} is on the {} and node {} on the {}: intranet and extranet nodes never federate",
+                network_name(network),
+                self.config.name,
+                network_name(own_network)
+            )));
+        }
+        let own_level = self.level() as i32;
+        // Levels count down from national (1): a child is strictly below its parent.
+        if level <= own_level {
+            return Some(Status::failed_precondition(format!(
+                "node {node} is {} and node {} is {}: a parent must be of a higher level than its child",
+                level_name(level),
+                self.config.name,
+                level_name(own_level)
+            )));
+        }
+        None
+    }
+}
+
 #[tonic::async_trait]
 impl Federation for HubService {
     async fn sync_catalog(
@@ -172,6 +198,7 @@ impl Federation for HubService {
             region_code,
             resources,
             audit_head,
+            sharing_stats,
         } = request.into_inner();
         if caller.subject != node {
             return Err(Status::permission_denied(format!(
@@ -184,24 +211,15 @@ impl Federation for HubService {
                 "node {node} cannot be its own parent"
             )));
         }
-        let own_network = self.network() as i32;
-        if network != own_network {
-            return Err(Status::failed_precondition(format!(
-                "node {node} is on the {} and node {} on the {}: intranet and extranet nodes never federate",
-                network_name(network),
-                self.config.name,
-                network_name(own_network)
-            )));
-        }
-        let own_level = self.level() as i32;
-        // Levels count down from national (1): a child is strictly below its parent.
-        if level <= own_level {
-            return Err(Status::failed_precondition(format!(
-                "node {node} is {} and node {} is {}: a parent must be of a higher level than its child",
-                level_name(level),
-                self.config.name,
-                level_name(own_level)
-            )));
+        if let Some(refusal) = self.refusal(&node, network, level) {
+            // The monitor shows why a child's catalog is not taken (the child's own log says it
+            // too, but nobody watching this node reads that).
+            let key = format!("child.{node}.lastError");
+            let message = refusal.message().to_owned();
+            self.store
+                .write(move |conn| set_setting(conn, &key, Some(&message)))
+                .await?;
+            return Err(refusal);
         }
         // Entries registered here that came back up the tree would mean a cycle; they are not
         // forwarded copies of anything.
@@ -218,6 +236,15 @@ impl Federation for HubService {
         let (changed, anchor) = self
             .store
             .write(move |conn| {
+                // Every sync, changed or not: the monitor's federation health and 共享率 by
+                // province read these.
+                set_setting(
+                    conn,
+                    &format!("child.{child}.lastSync"),
+                    Some(&now_micros().to_string()),
+                )?;
+                set_setting(conn, &format!("child.{child}.lastError"), None)?;
+                super::statistics::keep_child_stats(conn, &own, &child, sharing_stats.as_ref())?;
                 let anchor = match &audit_head {
                     Some(head) if head.seq > 0 => Some(record_anchor(
                         conn, algorithm, &own, &child, head.seq, &head.hash,

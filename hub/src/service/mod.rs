@@ -8,7 +8,7 @@ mod federation;
 mod membership;
 mod node;
 mod portal;
-mod statistics;
+pub(crate) mod statistics;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -26,7 +26,7 @@ use crate::store::{DbResult, Store};
 
 pub use catalog::all_resources as catalog_for_parent;
 pub use membership::valid_credit_code;
-pub use statistics::sharing_stats;
+pub use statistics::{child_last_sync, forwarded_stats, sharing_stats, tree_sharing_stats};
 
 /// Everything the services share.
 #[derive(Debug)]

@@ -2,16 +2,105 @@
 
 use std::collections::BTreeMap;
 
+use base64::Engine;
 use govdc_hub_api::auth::Role;
 use govdc_hub_api::v1::statistics_server::Statistics;
 use govdc_hub_api::v1::{
-    DepartmentStats, GetSharingStatsRequest, GrantState, ResourceStats, ShareType, SharingStats,
+    DepartmentStats, GetSharingStatsRequest, GrantState, NodeSharingStats, ResourceStats,
+    ShareType, SharingStats,
 };
+use prost::Message;
 use rusqlite::Connection;
 use tonic::{Request, Response, Status};
 
-use super::HubService;
+use super::{Hub, HubService, now_micros, set_setting, setting, timestamp};
 use crate::store::DbResult;
+
+fn child_stats_key(child: &str) -> String {
+    format!("child.{child}.sharingStats")
+}
+
+/// Keeps the statistics `child` sent to node `own` with its catalog (its node and those below
+/// it), each with the node it reports to.
+pub fn keep_child_stats(
+    conn: &Connection,
+    own: &str,
+    child: &str,
+    stats: Option<&SharingStats>,
+) -> Result<(), Status> {
+    let nodes: Vec<NodeSharingStats> = stats
+        .map(|s| s.nodes.clone())
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|n| !n.node.is_empty())
+        .map(|mut n| {
+            if n.node == child {
+                n.via = own.to_owned();
+            } else if n.via.is_empty() {
+                n.via = child.to_owned();
+            }
+            n
+        })
+        .collect();
+    let encoded = SharingStats {
+        nodes,
+        ..Default::default()
+    }
+    .encode_to_vec();
+    let text = base64::engine::general_purpose::STANDARD.encode(encoded);
+    set_setting(conn, &child_stats_key(child), Some(&text))
+}
+
+/// The statistics of the nodes below this one, as their children last sent them.
+pub fn forwarded_stats(conn: &Connection) -> Result<Vec<NodeSharingStats>, Status> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT value FROM settings WHERE key LIKE 'child.%.sharingStats' ORDER BY key",
+        )
+        .db()?;
+    let texts = stmt
+        .query_map([], |row| row.get::<_, String>(0))
+        .db()?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .db()?;
+    let mut nodes = Vec::new();
+    for text in texts {
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .map_err(|e| Status::internal(format!("stored child statistics: {e}")))?;
+        let stats = SharingStats::decode(bytes.as_slice())
+            .map_err(|e| Status::internal(format!("stored child statistics: {e}")))?;
+        nodes.extend(stats.nodes);
+    }
+    Ok(nodes)
+}
+
+/// This node's figures as a [`NodeSharingStats`], now.
+pub fn own_node_stats(hub: &Hub, stats: &SharingStats) -> NodeSharingStats {
+    NodeSharingStats {
+        node: hub.config.name.clone(),
+        level: hub.level() as i32,
+        region_code: hub.config.region_code.clone(),
+        as_of: Some(timestamp(now_micros())),
+        departments: stats.departments.clone(),
+        via: String::new(),
+    }
+}
+
+/// Everything `GetSharingStats` answers: this node's departments and resources, and the
+/// per-node figures of this node and every node below it.
+pub fn tree_sharing_stats(hub: &Hub, conn: &Connection) -> Result<SharingStats, Status> {
+    let mut stats = sharing_stats(conn)?;
+    let mut nodes = vec![own_node_stats(hub, &stats)];
+    nodes.extend(forwarded_stats(conn)?);
+    stats.nodes = nodes;
+    Ok(stats)
+}
+
+/// When `child` last synced here, microseconds since the Unix epoch.
+pub fn child_last_sync(conn: &Connection, child: &str) -> Result<Option<i64>, Status> {
+    Ok(setting(conn, &format!("child.{child}.lastSync"))?.and_then(|v| v.parse().ok()))
+}
 
 /// The node's sharing statistics: every member and provider, every resource registered here.
 pub fn sharing_stats(conn: &Connection) -> Result<SharingStats, Status> {
@@ -91,6 +180,7 @@ pub fn sharing_stats(conn: &Connection) -> Result<SharingStats, Status> {
     Ok(SharingStats {
         departments,
         resources,
+        nodes: Vec::new(),
     })
 }
 
@@ -105,6 +195,11 @@ impl Statistics for HubService {
             "Statistics.GetSharingStats",
             &[Role::Admin, Role::Member],
         )?;
-        Ok(Response::new(self.store.read(sharing_stats).await?))
+        let hub = self.0.clone();
+        Ok(Response::new(
+            self.store
+                .read(move |conn| tree_sharing_stats(&hub, conn))
+                .await?,
+        ))
     }
 }
