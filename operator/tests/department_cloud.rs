@@ -1147,3 +1147,75 @@ async fn a_refused_apply_reads_like_the_api_servers_message_and_backs_off() {
         .expect("change the spec");
     condition(&env, &operator, &name, "Ready", "True").await;
 }
+
+/// Two tenants whose names make the same namespace (`<p>-a` with environment `b`, `<p>` with
+/// environment `a-b`), created at the same moment, over a few rounds: one gets the namespace,
+/// the other is refused with `NamespaceConflict`, and the namespace stays its first owner's
+/// (its labels never change hands), however the two passes interleave.
+#[tokio::test]
+async fn two_tenants_whose_namespaces_collide_never_share_one() {
+    let (env, operator) = setup("dccollide", &[]).await;
+    let clouds: Api<DepartmentCloud> = Api::all(env.client.clone());
+    let namespaces: Api<Namespace> = Api::all(env.client.clone());
+    for round in 0..4 {
+        let short = format!("{}-r{round}", env.prefix);
+        let long = format!("{short}-a");
+        let shared = format!("{short}-a-b");
+        let first = department_cloud(&env, &long, json!({"environments": [{"name": "b"}]}));
+        let second = department_cloud(&env, &short, json!({"environments": [{"name": "a-b"}]}));
+        let (x, y) = tokio::join!(create(&env, &first), create(&env, &second));
+        let ((), ()) = (x, y);
+
+        let settled = eventually(&format!("both of {long} and {short} decided"), WAIT, || {
+            let clouds = clouds.clone();
+            let (long, short) = (long.clone(), short.clone());
+            async move {
+                let mut ready = Vec::new();
+                for name in [&long, &short] {
+                    let cloud = clouds.get(name).await.ok()?;
+                    let status = cloud.status?;
+                    (status.observed_generation? == cloud.metadata.generation?).then_some(())?;
+                    let condition = status
+                        .conditions
+                        .into_iter()
+                        .find(|c| c.type_ == "Ready" && c.reason != "NamespacesNotActive")?;
+                    ready.push((name.clone(), condition));
+                }
+                Some(ready)
+            }
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", operator.logs()));
+        let winners: Vec<&String> = settled
+            .iter()
+            .filter(|(_, c)| c.status == "True")
+            .map(|(name, _)| name)
+            .collect();
+        assert_eq!(
+            winners.len(),
+            1,
+            "round {round}: exactly one tenant gets {shared}: {settled:#?}"
+        );
+        let (_, loser) = settled
+            .iter()
+            .find(|(_, c)| c.status != "True")
+            .expect("the other tenant");
+        assert_eq!(loser.reason, "NamespaceConflict", "round {round}: {loser:?}");
+        assert!(loser.message.contains(&shared), "{}", loser.message);
+
+        // The namespace is the winner's, and stays so.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let namespace = namespaces.get(&shared).await.expect("the shared namespace");
+        assert_eq!(
+            namespace.metadata.labels.unwrap_or_default().get("govdc.io/department"),
+            Some(winners[0]),
+            "round {round}: the namespace changed hands"
+        );
+        let still = clouds.get(winners[0]).await.expect("winner");
+        let ready = still
+            .status
+            .and_then(|s| s.conditions.into_iter().find(|c| c.type_ == "Ready"))
+            .expect("Ready");
+        assert_eq!(ready.status, "True", "round {round}: the winner lost: {ready:?}");
+    }
+}

@@ -10,6 +10,7 @@
 
 pub mod build;
 pub mod capacity;
+pub mod claim;
 pub mod cleanup;
 pub mod quotas;
 pub mod read;
@@ -184,6 +185,33 @@ async fn reconcile(
     .await
 }
 
+/// Reports a spec that cannot be provisioned. A refused tenant holds no place in the queue, and
+/// no capacity unless quotas of an earlier generation stand in its namespaces (a refused pass
+/// changes nothing).
+async fn refuse(
+    ctx: &Context,
+    cloud: &DepartmentCloud,
+    inputs: &read::Inputs,
+    problems: &[super::Problem],
+) -> Result<Action> {
+    ctx.capacity
+        .refuse(&cloud.name_any(), inputs.standing_quotas());
+    let holds_capacity = ctx
+        .capacity
+        .capacity()
+        .map(|_| ctx.capacity.holds(&cloud.name_any()));
+    report::write(
+        ctx,
+        cloud,
+        &Outcome::Invalid {
+            problems,
+            holds_capacity,
+        },
+    )
+    .await?;
+    Ok(Action::requeue(super::RESYNC_INTERVAL))
+}
+
 #[tracing::instrument(skip_all, fields(department_cloud = %cloud.name_any()))]
 async fn provision(cloud: Arc<DepartmentCloud>, ctx: Arc<Context>) -> Result<Action> {
     let inputs = read::read(&ctx.client, &cloud).await?;
@@ -204,24 +232,7 @@ async fn provision(cloud: Arc<DepartmentCloud>, ctx: Arc<Context>) -> Result<Act
         problems = validate::validate(&cloud, &inputs, plan, ctx.capacity.capacity());
     }
     let Some(quota_plan) = quota_plan.filter(|_| problems.is_empty()) else {
-        // A refused tenant holds no place in the queue, and no capacity unless quotas of an
-        // earlier generation stand in its namespaces (a refused pass changes nothing).
-        ctx.capacity
-            .refuse(&cloud.name_any(), inputs.standing_quotas());
-        let holds_capacity = ctx
-            .capacity
-            .capacity()
-            .map(|_| ctx.capacity.holds(&cloud.name_any()));
-        report::write(
-            &ctx,
-            &cloud,
-            &Outcome::Invalid {
-                problems: &problems,
-                holds_capacity,
-            },
-        )
-        .await?;
-        return Ok(Action::requeue(super::RESYNC_INTERVAL));
+        return refuse(&ctx, &cloud, &inputs, &problems).await;
     };
 
     let demand = capacity::demand(&cloud.spec).unwrap_or_default();
@@ -238,6 +249,22 @@ async fn provision(cloud: Arc<DepartmentCloud>, ctx: Arc<Context>) -> Result<Act
         &cloud,
         ctx.tenant_access.as_ref(),
     )?);
+    let exists = |name: &str| {
+        inputs.retained_namespaces.iter().any(|n| n == name)
+            || inputs
+                .owned
+                .iter()
+                .any(|o| o.resource.kind == "Namespace" && o.object.name_any() == name)
+    };
+    let taken =
+        claim::claim_new_namespaces(&ctx.client, &build::owner(&cloud), &desired, exists).await?;
+    if !taken.is_empty() {
+        let problems: Vec<_> = taken
+            .iter()
+            .map(|namespace| validate::namespace_conflict(namespace))
+            .collect();
+        return refuse(&ctx, &cloud, &inputs, &problems).await;
+    }
     let applied = match apply::apply_changed(
         &ctx.client,
         super::FIELD_MANAGER,

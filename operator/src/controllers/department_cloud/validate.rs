@@ -68,6 +68,16 @@ fn is_dns_subdomain(name: &str) -> bool {
         })
 }
 
+/// An environment's namespace that exists and is not this tenant's.
+pub fn namespace_conflict(namespace: &str) -> Problem {
+    Problem::new(
+        "NamespaceConflict",
+        format!(
+            "spec.environments: namespace {namespace} already exists and does not belong to this DepartmentCloud"
+        ),
+    )
+}
+
 /// The problems found; empty when the spec can be provisioned. `capacity` is the data center's,
 /// when configured.
 pub fn validate(
@@ -105,10 +115,7 @@ pub fn validate(
         }
     }
     for namespace in &inputs.foreign_namespaces {
-        problems.push(Problem::new(
-            "NamespaceConflict",
-            format!("spec.environments: namespace {namespace} already exists and does not belong to this DepartmentCloud"),
-        ));
+        problems.push(namespace_conflict(namespace));
     }
     if !quotas.overshoot.is_empty() {
         problems.push(Problem::new(
