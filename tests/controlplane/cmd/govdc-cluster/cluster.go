@@ -33,6 +33,13 @@ var validName = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,38}[a-z0-9])?$`)
 type cluster struct {
 	Name string
 	Dir  string
+	// Nodes is how many nodes the cluster has (0: a control plane only, in the machine's network
+	// namespace). Set from `up --nodes`, or from cluster.json for the other commands.
+	Nodes int
+	// BinDir holds the node binaries and images (beside govdc-cluster); KubeBin is the kube
+	// multicall binary. Both are only needed for clusters with nodes.
+	BinDir  string
+	KubeBin string
 }
 
 func newCluster(root, name string) (*cluster, error) {
@@ -75,6 +82,7 @@ type state struct {
 	Ports        ports          `json:"ports"`
 	PIDs         map[string]int `json:"pids,omitempty"`
 	StartedAt    time.Time      `json:"startedAt"`
+	Nodes        int            `json:"nodes,omitempty"`
 	ReadySeconds float64        `json:"readySeconds,omitempty"`
 }
 
@@ -172,6 +180,16 @@ func allocatePorts(root, self string, prev ports) (ports, error) {
 		}
 	}
 	return next, nil
+}
+
+// httpsClient is httpsClient for this cluster: with nodes, it dials inside the cluster's network
+// namespace, where the control plane listens.
+func (c *cluster) httpsClient(caPEM []byte, client *keyPair) *http.Client {
+	hc := httpsClient(caPEM, client)
+	if c.Nodes > 0 {
+		hc.Transport.(*http.Transport).DialContext = netnsDialer(netnsPath(clusterNetns(c.Name)))
+	}
+	return hc
 }
 
 // httpsClient trusts the cluster CA and, if client is set, presents that certificate.

@@ -1,8 +1,12 @@
 // Command govdc-cluster runs local Kubernetes control planes (etcd, kube-apiserver and
 // kube-controller-manager from the kube multicall binary) on 127.0.0.1, one per named cluster,
-// for govdc's tests and demos. There is no scheduler and no kubelet: Pods stay Pending.
+// for govdc's tests and demos. By default there is no scheduler and no kubelet: Pods stay
+// Pending. With --nodes N, the cluster runs in network namespaces of its own with kube-scheduler
+// and N nodes (containerd, runc, kubelet, kube-proxy, CNI bridge, CoreDNS, a NetworkPolicy
+// enforcer); see nodes.go.
 //
-//	govdc-cluster up NAME                  start (or reuse) a cluster, print its kubeconfig path
+//	govdc-cluster up NAME [--nodes N]      start (or reuse) a cluster, print its kubeconfig path
+//	govdc-cluster load NAME ARCHIVE...     import OCI image archives into every node
 //	govdc-cluster down NAME [--purge]      stop it; --purge also deletes its data
 //	govdc-cluster status                   list clusters and their components
 //	govdc-cluster kubeconfig NAME          print the admin kubeconfig path
@@ -25,7 +29,8 @@ import (
 )
 
 const usage = `usage:
-  govdc-cluster up NAME [--root DIR] [--kube PATH]
+  govdc-cluster up NAME [--nodes N] [--root DIR] [--kube PATH]
+  govdc-cluster load NAME ARCHIVE... [--root DIR]
   govdc-cluster down NAME [--purge] [--root DIR]
   govdc-cluster status [--root DIR]
   govdc-cluster kubeconfig NAME [--root DIR]
@@ -44,6 +49,10 @@ func main() {
 		err = cmdUp(args)
 	case "down":
 		err = cmdDown(args)
+	case "load":
+		err = cmdLoad(args)
+	case forwarder: // started by up for a cluster with nodes
+		err = cmdForward(args)
 	case "status":
 		err = cmdStatus(args)
 	case "kubeconfig":
@@ -76,7 +85,7 @@ func newCommand(name string) *command {
 }
 
 // parse parses flags anywhere among args and returns the positional arguments; want is how
-// many positional arguments the command takes.
+// many positional arguments the command takes (-N: at least N).
 func (c *command) parse(args []string, want int) ([]string, error) {
 	var pos []string
 	for {
@@ -89,7 +98,10 @@ func (c *command) parse(args []string, want int) ([]string, error) {
 		}
 		pos, args = append(pos, args[0]), args[1:]
 	}
-	if len(pos) != want {
+	if want < 0 && len(pos) < -want {
+		return nil, fmt.Errorf("want at least %d arguments, got %d: %q\n%s", -want, len(pos), pos, usage)
+	}
+	if want >= 0 && len(pos) != want {
 		return nil, fmt.Errorf("want %d argument(s), got %d: %q\n%s", want, len(pos), pos, usage)
 	}
 	root, err := clustersRoot(c.root)
@@ -106,9 +118,13 @@ func (c *command) cluster(name string) (*cluster, error) { return newCluster(c.r
 func cmdUp(args []string) error {
 	c := newCommand("up")
 	kube := c.fs.String("kube", "", "path of the kube multicall binary (default $GOVDC_KUBE_BIN or kube beside govdc-cluster)")
+	nodes := c.fs.Int("nodes", 0, "also run kube-scheduler and this many nodes, in network namespaces of the cluster's own")
 	pos, err := c.parse(args, 1)
 	if err != nil {
 		return err
+	}
+	if *nodes < 0 || *nodes > maxNodes {
+		return fmt.Errorf("--nodes %d: want 0 to %d", *nodes, maxNodes)
 	}
 	cl, err := c.cluster(pos[0])
 	if err != nil {
@@ -116,6 +132,10 @@ func cmdUp(args []string) error {
 	}
 	kubeBin, err := kubeBinary(*kube)
 	if err != nil {
+		return err
+	}
+	cl.Nodes, cl.KubeBin = *nodes, kubeBin
+	if cl.BinDir, err = selfDir(); err != nil {
 		return err
 	}
 	path, err := up(c.root, kubeBin, cl)
@@ -171,6 +191,34 @@ func cmdStatus(args []string) error {
 			word(etcd), word(apiServer), word(controllerManager), s.Server, cl.kubeconfigPath())
 	}
 	return w.Flush()
+}
+
+func cmdLoad(args []string) error {
+	c := newCommand("load")
+	pos, err := c.parse(args, -2)
+	if err != nil {
+		return err
+	}
+	cl, err := c.cluster(pos[0])
+	if err != nil {
+		return err
+	}
+	if cl.BinDir, err = selfDir(); err != nil {
+		return err
+	}
+	return load(cl, pos[1:])
+}
+
+// selfDir is the directory of this executable, where build.sh puts the node binaries.
+func selfDir() (string, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return "", err
+	}
+	if resolved, err := filepath.EvalSymlinks(self); err == nil {
+		self = resolved
+	}
+	return filepath.Dir(self), nil
 }
 
 func cmdKubeconfig(args []string) error {

@@ -22,6 +22,14 @@ type process struct {
 // startDetached runs `kube <component> args...` in its own session with stdout and stderr
 // appended to logFile, and writes its pid to pidFile. The process outlives the launcher.
 func startDetached(kubeBin, component string, args []string, dir, logFile, pidFile string) (*process, error) {
+	return startDetachedIn("", kubeBin, append([]string{component}, args...), dir, logFile, pidFile, nil)
+}
+
+// startDetachedIn runs `bin args...` as startDetached does, inside the named network namespace
+// (through nsenter, which execs bin: the pid and command line are bin's) unless netns is empty,
+// with env (nil: the launcher's).
+func startDetachedIn(netns, bin string, args []string, dir, logFile, pidFile string, env []string) (*process, error) {
+	component := args[0]
 	// Keep the previous run's log: a failed start is usually diagnosed from it.
 	if fileExists(logFile) {
 		_ = os.Rename(logFile, logFile+".prev")
@@ -31,7 +39,11 @@ func startDetached(kubeBin, component string, args []string, dir, logFile, pidFi
 		return nil, err
 	}
 	defer log.Close()
-	cmd := exec.Command(kubeBin, append([]string{component}, args...)...)
+	cmd := exec.Command(bin, args...)
+	if netns != "" {
+		cmd = exec.Command("nsenter", append([]string{"--net=" + netnsPath(netns), "--", bin}, args...)...)
+	}
+	cmd.Env = env
 	cmd.Dir = dir
 	cmd.Stdout, cmd.Stderr = log, log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}

@@ -1,8 +1,8 @@
 package main
 
 import (
+	"errors"
 	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -77,12 +77,25 @@ func up(root, kubeBin string, c *cluster) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	if c.Nodes > 0 {
+		if missing := missingPrerequisites(machinePrerequisites(c.BinDir)); len(missing) > 0 {
+			return "", fmt.Errorf("a cluster with nodes needs what this machine lacks:\n  %s", strings.Join(missing, "\n  "))
+		}
+	}
 	run := c.running()
-	if run[etcd] && run[apiServer] && run[controllerManager] && c.apiReady(prev) {
+	if run[etcd] && run[apiServer] && run[controllerManager] && prev.Nodes != c.Nodes {
+		return "", fmt.Errorf("%s runs with %d node(s), not %d; run govdc-cluster down %s first", c.Name, prev.Nodes, c.Nodes, c.Name)
+	}
+	if run[etcd] && run[apiServer] && run[controllerManager] && c.apiReady(prev) && (c.Nodes == 0 || c.nodesRunning(prev)) {
 		fmt.Fprintf(os.Stderr, "govdc-cluster: %s already running at %s\n", c.Name, prev.Server)
 		return c.kubeconfigPath(), nil
 	}
-	if run[etcd] || run[apiServer] || run[controllerManager] {
+	if prev.Nodes > 0 {
+		// Whatever is left of a cluster with nodes goes entirely: its namespaces are rebuilt.
+		if err := c.downNodes(prev); err != nil {
+			return "", err
+		}
+	} else if run[etcd] || run[apiServer] || run[controllerManager] {
 		fmt.Fprintf(os.Stderr, "govdc-cluster: %s is partly running, restarting it\n", c.Name)
 		if err := stopAll(c); err != nil {
 			return "", err
@@ -98,16 +111,34 @@ func up(root, kubeBin string, c *cluster) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	s.KubeBinary, s.StartedAt = kubeBin, start
+	s.KubeBinary, s.StartedAt, s.Nodes = kubeBin, start, c.Nodes
 	if err := c.writeKubeconfigs(s.Server); err != nil {
 		return "", err
 	}
 	if err := c.saveState(s); err != nil {
 		return "", err
 	}
+	if c.Nodes > 0 {
+		if err := c.ensureNodePKI(); err != nil {
+			return "", err
+		}
+		if err := c.setupNetwork(); err != nil {
+			_ = c.downNodes(s)
+			return "", err
+		}
+	}
 
 	started, err := c.startAll(kubeBin, &s, start)
+	if err == nil && c.Nodes > 0 {
+		err = c.startNodes(&s, start)
+	}
 	if err != nil {
+		if c.Nodes > 0 {
+			_ = c.saveState(s)
+			fmt.Fprintf(os.Stderr, "govdc-cluster: %s failed to start; its logs stay in %s (govdc-cluster down %s clears the rest)\n", c.Name, c.path("logs"), c.Name)
+			_ = c.downNodes(s)
+			return "", err
+		}
 		for i := len(started) - 1; i >= 0; i-- {
 			_, _ = stopComponent(started[i], c.pidFile(started[i]), stopGrace)
 		}
@@ -179,7 +210,7 @@ func (c *cluster) startAll(kubeBin string, s *state, start time.Time) ([]string,
 	if err != nil {
 		return nil, err
 	}
-	adminClient := httpsClient(caPEM, admin)
+	adminClient := c.httpsClient(caPEM, admin)
 	etcdURL := "http://127.0.0.1:" + strconv.Itoa(s.Ports.EtcdClient)
 	kcmURL := "https://127.0.0.1:" + strconv.Itoa(s.Ports.ControllerManager)
 
@@ -190,7 +221,7 @@ func (c *cluster) startAll(kubeBin string, s *state, start time.Time) ([]string,
 		ready     func() bool
 	}{
 		{etcd, c.etcdArgs(s.Ports), etcdTimeout, func() bool {
-			return probe(&http.Client{Timeout: 2 * time.Second}, etcdURL+"/health")
+			return probe(c.plainClient(), etcdURL+"/health")
 		}},
 		{apiServer, c.apiServerArgs(s.Ports), apiServerTimeout, func() bool {
 			return probe(adminClient, s.Server+"/readyz")
@@ -198,7 +229,7 @@ func (c *cluster) startAll(kubeBin string, s *state, start time.Time) ([]string,
 		// Ready once its /healthz answers and its serviceaccount controller has made the
 		// default ServiceAccount, so Pods can be created right away.
 		{controllerManager, c.controllerManagerArgs(s.Ports), controllerManagerTimeout, func() bool {
-			return probe(httpsClient(caPEM, nil), kcmURL+"/healthz") &&
+			return probe(c.httpsClient(caPEM, nil), kcmURL+"/healthz") &&
 				probe(adminClient, s.Server+"/api/v1/namespaces/default/serviceaccounts/default")
 		}},
 	}
@@ -207,7 +238,13 @@ func (c *cluster) startAll(kubeBin string, s *state, start time.Time) ([]string,
 	var timings []string
 	for _, step := range steps {
 		t := time.Now()
-		proc, err := startDetached(kubeBin, step.component, step.args, c.Dir, c.logFile(step.component), c.pidFile(step.component))
+		var proc *process
+		if c.Nodes > 0 {
+			proc, err = startDetachedIn(clusterNetns(c.Name), kubeBin, append([]string{step.component}, step.args...),
+				c.Dir, c.logFile(step.component), c.pidFile(step.component), nil)
+		} else {
+			proc, err = startDetached(kubeBin, step.component, step.args, c.Dir, c.logFile(step.component), c.pidFile(step.component))
+		}
 		if err != nil {
 			return started, err
 		}
@@ -242,7 +279,7 @@ func (c *cluster) etcdArgs(pts ports) []string {
 
 func (c *cluster) apiServerArgs(pts ports) []string {
 	p := c.pki()
-	return []string{
+	args := []string{
 		"--etcd-servers=http://127.0.0.1:" + strconv.Itoa(pts.EtcdClient),
 		"--bind-address=127.0.0.1",
 		"--advertise-address=127.0.0.1",
@@ -272,12 +309,16 @@ func (c *cluster) apiServerArgs(pts ports) []string {
 		"--endpoint-reconciler-type=none",
 		"--profiling=false",
 	}
+	if c.Nodes > 0 {
+		return withNodesAPIServerArgs(args, p)
+	}
+	return args
 }
 
 func (c *cluster) controllerManagerArgs(pts ports) []string {
 	p := c.pki()
 	kc := c.controllerManagerKubeconfig()
-	return []string{
+	args := []string{
 		"--kubeconfig=" + kc,
 		"--authentication-kubeconfig=" + kc,
 		"--authorization-kubeconfig=" + kc,
@@ -301,6 +342,10 @@ func (c *cluster) controllerManagerArgs(pts ports) []string {
 		"--concurrent-resource-quota-syncs=10",
 		"--profiling=false",
 	}
+	if c.Nodes > 0 {
+		return withNodesControllerManagerArgs(args)
+	}
+	return args
 }
 
 // stopAll stops the components in reverse start order.
@@ -328,10 +373,20 @@ func down(c *cluster, purge bool) error {
 		return err
 	}
 	defer unlock()
-	if err := stopAll(c); err != nil {
+	s, err := c.loadState()
+	if err != nil {
+		// An unreadable cluster.json must not keep the control plane running.
+		return errors.Join(err, stopAll(c))
+	}
+	if s.Nodes > 0 {
+		c.Nodes = s.Nodes
+		if err := c.downNodes(s); err != nil {
+			return err
+		}
+	} else if err := stopAll(c); err != nil {
 		return err
 	}
-	if s, err := c.loadState(); err == nil && s.Name != "" {
+	if s.Name != "" {
 		s.PIDs = nil
 		_ = c.saveState(s)
 	}
