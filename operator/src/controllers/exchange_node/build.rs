@@ -28,6 +28,8 @@ pub const GRPC_PORT: i32 = 50051;
 pub const METRICS_PORT: i32 = 9090;
 /// The open-data portal's HTTP port, on nodes that serve it.
 pub const PORTAL_PORT: i32 = 8080;
+/// The sharing-monitor website's HTTP port (every node; internal).
+pub const MONITOR_PORT: i32 = 8081;
 /// The file name of the hub's configuration in its ConfigMap.
 pub const CONFIG_FILE: &str = "config.yaml";
 
@@ -106,6 +108,7 @@ pub fn hub_config(node: &ExchangeNode) -> String {
         "dataDir": DATA_DIR,
         "authKeyFile": format!("{KEY_DIR}/{}", key::KEY_FIELD),
         "auditAlgorithm": node.spec.audit_algorithm.as_str(),
+        "monitorListen": format!("0.0.0.0:{MONITOR_PORT}"),
     });
     if node.spec.open_data_portal {
         config["portalListen"] = json!(format!("0.0.0.0:{PORTAL_PORT}"));
@@ -139,6 +142,7 @@ pub fn objects(
     if node.spec.open_data_portal {
         service_ports.push(json!({"name": "portal", "port": PORTAL_PORT, "targetPort": "portal"}));
     }
+    service_ports.push(json!({"name": "monitor", "port": MONITOR_PORT, "targetPort": "monitor"}));
     let mut objects = vec![
         typed::<ConfigMap>(json!({
             "apiVersion": "v1", "kind": "ConfigMap", "metadata": meta(),
@@ -192,6 +196,7 @@ fn stateful_set_spec(
     if node.spec.open_data_portal {
         container_ports.push(json!({"name": "portal", "containerPort": PORTAL_PORT}));
     }
+    container_ports.push(json!({"name": "monitor", "containerPort": MONITOR_PORT}));
     let spec = json!({
         "replicas": node.spec.replicas,
         "serviceName": name,
@@ -258,8 +263,9 @@ fn stateful_set_spec(
 }
 
 /// Who may reach the hub: member departments' namespaces and child hubs of the same network
-/// zone on the gRPC port, the operator on both ports, monitoring namespaces on the metrics
-/// port. The hub reaches DNS and its parent only.
+/// zone on the gRPC port, the operator on every port, monitoring namespaces on the metrics
+/// port, member departments' namespaces (those of the zone, or the allowed ones) on the
+/// sharing-monitor port. The hub reaches DNS and its parent only.
 fn network_policy_spec(
     node: &ExchangeNode,
     inputs: &Inputs,
@@ -298,6 +304,21 @@ fn network_policy_spec(
             }),
         );
     }
+    // The sharing-monitor website is internal: the departments that may be members (tenant
+    // namespaces of the node's zone, and of the allowed departments when the spec names them).
+    let mut departments = vec![json!({"key": DEPARTMENT_LABEL, "operator": "Exists"})];
+    if !node.spec.allowed_departments.is_empty() {
+        departments.push(json!({
+            "key": DEPARTMENT_LABEL, "operator": "In", "values": node.spec.allowed_departments,
+        }));
+    }
+    ingress.push(json!({
+        "from": [{"namespaceSelector": {
+            "matchLabels": {NETWORK_ZONE_LABEL: zone},
+            "matchExpressions": departments,
+        }}],
+        "ports": [{"port": MONITOR_PORT, "protocol": "TCP"}],
+    }));
     let mut egress = vec![json!({
         "to": [namespace_named("kube-system")],
         "ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}],
@@ -635,6 +656,79 @@ mod tests {
         let hubs = &policy["ingress"][1]["from"][0]["podSelector"]["matchLabels"];
         assert_eq!(hubs[NETWORK_ZONE_LABEL], "extranet");
         assert_eq!(policy["policyTypes"], json!(["Ingress", "Egress"]));
+    }
+
+    #[test]
+    fn the_monitor_port_is_open_to_member_departments_of_the_zone_and_the_operator_only() {
+        let built = objects(&provincial(), &Inputs::default(), &settings()).expect("builds");
+        let config: serde_json::Value = serde_norway::from_str(
+            find(&built, "ConfigMap")["data"][CONFIG_FILE]
+                .as_str()
+                .expect("config"),
+        )
+        .expect("yaml");
+        assert_eq!(config["monitorListen"], "0.0.0.0:8081");
+        let service = &find(&built, "Service")["spec"]["ports"];
+        assert!(
+            service
+                .as_array()
+                .expect("ports")
+                .iter()
+                .any(|p| p["name"] == "monitor" && p["port"] == MONITOR_PORT)
+        );
+        let container =
+            &find(&built, "StatefulSet")["spec"]["template"]["spec"]["containers"][0]["ports"];
+        assert!(
+            container
+                .as_array()
+                .expect("ports")
+                .iter()
+                .any(|p| p["name"] == "monitor" && p["containerPort"] == MONITOR_PORT)
+        );
+        let ingress = find(&built, "NetworkPolicy")["spec"]["ingress"]
+            .as_array()
+            .expect("ingress")
+            .clone();
+        let to_monitor: Vec<&serde_json::Value> = ingress
+            .iter()
+            .filter(|rule| {
+                rule.get("ports").is_none_or(|ports| {
+                    ports
+                        .as_array()
+                        .is_some_and(|p| p.iter().any(|p| p["port"] == MONITOR_PORT))
+                })
+            })
+            .collect();
+        // The operator's rule (every port) and the departments' rule, nothing else.
+        assert_eq!(to_monitor.len(), 2, "{to_monitor:#?}");
+        assert_eq!(
+            to_monitor[0]["from"][0]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"],
+            settings().operator_namespace
+        );
+        let departments = &to_monitor[1]["from"][0]["namespaceSelector"];
+        assert_eq!(departments["matchLabels"][NETWORK_ZONE_LABEL], "extranet");
+        assert_eq!(
+            departments["matchExpressions"],
+            json!([
+                {"key": DEPARTMENT_LABEL, "operator": "Exists"},
+                {"key": DEPARTMENT_LABEL, "operator": "In", "values": ["health", "secret-police", "gone"]},
+            ])
+        );
+        // No podSelector-less open rule: the monitor is never public, portal or not.
+        let mut portal = provincial();
+        portal.spec.open_data_portal = true;
+        let with_portal = objects(&portal, &Inputs::default(), &settings()).expect("builds");
+        for rule in find(&with_portal, "NetworkPolicy")["spec"]["ingress"]
+            .as_array()
+            .expect("ingress")
+        {
+            if rule.get("from").is_none() {
+                assert_eq!(
+                    rule["ports"],
+                    json!([{"port": PORTAL_PORT, "protocol": "TCP"}])
+                );
+            }
+        }
     }
 
     #[test]
