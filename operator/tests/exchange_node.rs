@@ -793,3 +793,95 @@ async fn a_refused_apply_shows_in_the_nodes_status_in_the_api_servers_words() {
     let degraded = condition(&nodes, &operator, "national", "Degraded", "True").await;
     assert_eq!(degraded.message, ready.message);
 }
+
+/// A Service of the namespace's own where the node's hub Service would go (made by hand, no
+/// govdc mark): the node is refused with `OwnershipConflict` naming it, and nothing is written:
+/// the Service keeps its spec and labels, and no StatefulSet appears. Once it is moved away, the
+/// node proceeds.
+#[tokio::test]
+async fn an_unmarked_object_where_the_hub_would_go_is_a_conflict_not_a_takeover() {
+    let env = TestEnv::new("primary", "xnforeign").await;
+    install_crds(&env.client).await.expect("install CRDs");
+    let lease_namespace = env.namespace("lease").await;
+    let hub_namespace = env.namespace("hub").await;
+    let services: Api<Service> = Api::namespaced(env.client.clone(), &hub_namespace);
+    let theirs: Service = serde_json::from_value(json!({
+        "metadata": {"name": "national-hub", "labels": {TEST_LABEL: env.prefix, "app": "theirs"}},
+        "spec": {"ports": [{"name": "web", "port": 8080}], "selector": {"app": "theirs"}},
+    }))
+    .expect("fixture");
+    services
+        .create(&PostParams::default(), &theirs)
+        .await
+        .expect("their Service");
+
+    let operator = OperatorProcess::start(
+        Path::new(OPERATOR),
+        &env,
+        &lease_namespace,
+        "operator",
+        &["--hub-image", "registry.test/govdc-hub:e2e"],
+    );
+    let nodes: Api<ExchangeNode> = Api::namespaced(env.client.clone(), &hub_namespace);
+    nodes
+        .create(
+            &PostParams::default(),
+            &exchange_node(
+                &env,
+                &hub_namespace,
+                "national",
+                json!({"level": "national", "regionCode": "100000", "networkZone": "extranet"}),
+            ),
+        )
+        .await
+        .expect("create the node");
+    let ready = condition(&nodes, &operator, "national", "Ready", "False").await;
+    assert_eq!(ready.reason, "OwnershipConflict", "{ready:?}");
+    assert!(
+        ready
+            .message
+            .contains(&format!("Service {hub_namespace}/national-hub")),
+        "{}",
+        ready.message
+    );
+    let service = services.get("national-hub").await.expect("their Service");
+    let labels = service.metadata.labels.clone().unwrap_or_default();
+    assert_eq!(labels.get("app").map(String::as_str), Some("theirs"));
+    assert!(!labels.contains_key("app.kubernetes.io/managed-by"), "{labels:?}");
+    let ports: Vec<i32> = service
+        .spec
+        .and_then(|s| s.ports)
+        .unwrap_or_default()
+        .iter()
+        .map(|p| p.port)
+        .collect();
+    assert_eq!(ports, [8080], "their Service was rewritten");
+    let statefulsets: Api<StatefulSet> = Api::namespaced(env.client.clone(), &hub_namespace);
+    assert!(
+        statefulsets
+            .get_opt("national-hub")
+            .await
+            .expect("GET")
+            .is_none(),
+        "written beside a conflict"
+    );
+
+    services
+        .delete("national-hub", &Default::default())
+        .await
+        .expect("move theirs away");
+    eventually("the node's own hub Service", WAIT, || {
+        let services = services.clone();
+        async move {
+            let service = services.get_opt("national-hub").await.ok()??;
+            service
+                .metadata
+                .labels?
+                .get("app.kubernetes.io/managed-by")
+                .filter(|v| *v == "govdc-operator")
+                .map(|_| ())
+        }
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", operator.logs()));
+}

@@ -61,9 +61,73 @@ pub struct Owned {
     pub object: DynamicObject,
 }
 
+/// The label keys that mark an object as made by govdc for one owner.
+const OWNERSHIP_KEYS: [&str; 4] = [MANAGED_BY, OWNER_KIND, OWNER_NAME, OWNER_NAMESPACE];
+
+/// Whether `found` carries every ownership label `desired` carries, with the same values: it was
+/// made by govdc for the same owner (pure).
+pub fn same_owner(found: &BTreeMap<String, String>, desired: &BTreeMap<String, String>) -> bool {
+    OWNERSHIP_KEYS
+        .iter()
+        .filter_map(|key| desired.get(*key).map(|value| (key, value)))
+        .all(|(key, value)| found.get(*key) == Some(value))
+}
+
+/// The desired objects that are not among `existing` (what the owner's labels found) but exist
+/// all the same, made by someone else: writing them would take over what govdc did not make.
+/// One GET per such object, so a converged pass, whose objects are all in `existing`, reads
+/// nothing here. Returned as `Kind namespace/name`.
+pub async fn made_by_others(
+    client: &kube::Client,
+    desired: &[super::apply::DesiredObject],
+    existing: &[Owned],
+) -> crate::error::Result<Vec<String>> {
+    use kube::ResourceExt;
+    let mut others = Vec::new();
+    for object in desired {
+        let key = object.key();
+        if existing
+            .iter()
+            .any(|o| super::prune::key(&o.resource, &o.object) == key)
+        {
+            continue;
+        }
+        let found = object
+            .api(client)
+            .get_opt(&object.object.name_any())
+            .await
+            .map_err(|source| crate::error::Error::Read {
+                what: object.describe(),
+                source,
+            })?;
+        if let Some(found) = found
+            && !same_owner(found.labels(), object.object.labels())
+        {
+            others.push(object.describe());
+        }
+    }
+    Ok(others)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_same_owners_labels_make_an_object_ours() {
+        let mine = Owner {
+            kind: "ExchangeNode",
+            name: "national".into(),
+            namespace: Some("hub".into()),
+        }
+        .labels();
+        let mut found = mine.clone();
+        found.insert("app".into(), "hub".into());
+        assert!(same_owner(&found, &mine));
+        assert!(!same_owner(&BTreeMap::new(), &mine));
+        found.insert(OWNER_NAME.into(), "zhejiang".into());
+        assert!(!same_owner(&found, &mine), "another owner's object");
+    }
 
     #[test]
     fn the_selector_matches_exactly_the_owner_labels() {

@@ -35,7 +35,7 @@ use tokio::sync::watch;
 use super::{Context, Running, instrumented, references};
 use crate::error::Result;
 use crate::pipeline::ownership::{MANAGED_BY, MANAGER, OWNER_KIND};
-use crate::pipeline::{apply, prune};
+use crate::pipeline::{apply, ownership, prune};
 
 /// The controller's label in metrics and logs.
 pub const NAME: &str = "exchange_node";
@@ -144,8 +144,21 @@ async fn reconcile_valid(node: Arc<ExchangeNode>, ctx: Arc<Context>) -> Result<A
             super::RESYNC_INTERVAL
         }));
     }
-    let signing_key = key::ensure(&ctx.client, &node, inputs.key_secret.as_ref()).await?;
     let desired = build::objects(&node, &inputs, &ctx.hub)?;
+    let taken = ownership::made_by_others(&ctx.client, &desired, &inputs.existing).await?;
+    if !taken.is_empty() {
+        let problems = [super::Problem::new(
+            "OwnershipConflict",
+            format!(
+                "{} exist without govdc's ownership mark for this ExchangeNode; nothing was written (move them away, or name the node differently)",
+                taken.join(", ")
+            ),
+        )];
+        report::write(&ctx, &node, &inputs, report::Outcome::Invalid(&problems)).await?;
+        // Objects without govdc's labels are not watched: look again soon for them to go.
+        return Ok(Action::requeue(HUB_POLL_INTERVAL));
+    }
+    let signing_key = key::ensure(&ctx.client, &node, inputs.key_secret.as_ref()).await?;
     let applied = apply::apply_changed(
         &ctx.client,
         super::FIELD_MANAGER,
