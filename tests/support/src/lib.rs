@@ -113,6 +113,59 @@ pub fn cluster_kubeconfig(name: &str) -> PathBuf {
     path
 }
 
+/// Builds the node parts (`build.sh nodes`: kubelet, kube-proxy, kube-scheduler, containerd,
+/// runc, CoreDNS, the policy enforcer and the pause, busybox and CoreDNS images; cached by input
+/// hash, and installs the Debian packages nodes need) once per test binary.
+pub fn ensure_nodes_built() {
+    static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
+    ensure_controlplane_built();
+    let result = BUILT.get_or_init(|| {
+        let script = repo_root().join("tests/controlplane/build.sh");
+        let output = Command::new("bash")
+            .arg(&script)
+            .arg("nodes")
+            .output()
+            .map_err(|e| format!("running {} nodes: {e}", script.display()))?;
+        if output.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "{} nodes failed:\n{}\n{}",
+                script.display(),
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            ))
+        }
+    });
+    if let Err(message) = result {
+        panic!("the node parts could not be built: {message}");
+    }
+}
+
+/// Starts the named cluster with `nodes` real nodes (`govdc-cluster up NAME --nodes N`: pods run)
+/// unless it already runs so, and returns its admin kubeconfig. Use a cluster of the test's own:
+/// the shared clusters have no nodes.
+pub fn cluster_with_nodes_kubeconfig(name: &str, nodes: u32) -> PathBuf {
+    ensure_nodes_built();
+    let output = run(Command::new(govdc_cluster_bin())
+        .args(["up", name, "--nodes", &nodes.to_string()])
+        .current_dir(repo_root()));
+    if !output.status.success() {
+        panic!(
+            "govdc-cluster up {name} --nodes {nodes} failed:\n{}\n{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let path = PathBuf::from(stdout.lines().last().unwrap_or_default().trim());
+    assert!(
+        path.is_file(),
+        "govdc-cluster up {name} --nodes {nodes} printed no kubeconfig path: {stdout}"
+    );
+    path
+}
+
 fn run(command: &mut Command) -> Output {
     command
         .output()
@@ -144,6 +197,21 @@ impl TestEnv {
     /// Sets up a test on the named cluster, starting the cluster if needed.
     pub async fn new(cluster: &str, test: &str) -> TestEnv {
         let kubeconfig = cluster_kubeconfig(cluster);
+        let client = client_for(&kubeconfig)
+            .await
+            .unwrap_or_else(|e| panic!("client for cluster {cluster}: {e:#}"));
+        TestEnv {
+            cluster: cluster.to_owned(),
+            kubeconfig,
+            client,
+            prefix: unique_prefix(test),
+        }
+    }
+
+    /// Sets up a test on the named cluster with `nodes` real nodes (see
+    /// [`cluster_with_nodes_kubeconfig`]), starting it if needed.
+    pub async fn with_nodes(cluster: &str, nodes: u32, test: &str) -> TestEnv {
+        let kubeconfig = cluster_with_nodes_kubeconfig(cluster, nodes);
         let client = client_for(&kubeconfig)
             .await
             .unwrap_or_else(|e| panic!("client for cluster {cluster}: {e:#}"));

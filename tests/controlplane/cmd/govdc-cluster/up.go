@@ -64,6 +64,12 @@ func up(root, kubeBin string, c *cluster) (string, error) {
 	if _, err := os.Stat(kubeBin); err != nil {
 		return "", fmt.Errorf("kube binary: %w (build it with tests/controlplane/build.sh, or pass --kube)", err)
 	}
+	if c.Nodes > 0 {
+		// Before anything is made: a machine that cannot run nodes is told so at once.
+		if missing := missingPrerequisites(machinePrerequisites(c.BinDir)); len(missing) > 0 {
+			return "", fmt.Errorf("a cluster with nodes needs what this machine lacks:\n  %s", strings.Join(missing, "\n  "))
+		}
+	}
 	if err := os.MkdirAll(c.path("logs"), 0o755); err != nil {
 		return "", err
 	}
@@ -76,11 +82,6 @@ func up(root, kubeBin string, c *cluster) (string, error) {
 	prev, err := c.loadState()
 	if err != nil {
 		return "", err
-	}
-	if c.Nodes > 0 {
-		if missing := missingPrerequisites(machinePrerequisites(c.BinDir)); len(missing) > 0 {
-			return "", fmt.Errorf("a cluster with nodes needs what this machine lacks:\n  %s", strings.Join(missing, "\n  "))
-		}
 	}
 	run := c.running()
 	if run[etcd] && run[apiServer] && run[controllerManager] && prev.Nodes != c.Nodes {
