@@ -419,7 +419,11 @@ async fn a_cluster_with_a_node_runs_pods_services_dns_and_policies_and_down_leav
     let down_start = Instant::now();
     let output = govdc_cluster(&["down", CLUSTER]);
     assert!(output.status.success(), "down: {}", text(&output));
-    eprintln!("figures: down {:.1}s", down_start.elapsed().as_secs_f64());
+    eprintln!(
+        "figures: down {:.1}s\n{}",
+        down_start.elapsed().as_secs_f64(),
+        text(&output)
+    );
 
     let alive: Vec<u32> = pods_before
         .iter()

@@ -170,7 +170,7 @@ func cmdStatus(args []string) error {
 		return err
 	}
 	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "NAME\tETCD\tAPISERVER\tCONTROLLER-MANAGER\tSERVER\tKUBECONFIG")
+	fmt.Fprintln(w, "NAME\tETCD\tAPISERVER\tCONTROLLER-MANAGER\tNODES\tSERVER\tKUBECONFIG")
 	for _, e := range entries {
 		cl, err := c.cluster(e.Name())
 		if !e.IsDir() || err != nil || !fileExists(cl.statePath()) {
@@ -187,8 +187,13 @@ func cmdStatus(args []string) error {
 			}
 			return "stopped"
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", cl.Name,
-			word(etcd), word(apiServer), word(controllerManager), s.Server, cl.kubeconfigPath())
+		nodes := "-"
+		if s.Nodes > 0 {
+			cl.Nodes, cl.BinDir = s.Nodes, filepath.Dir(s.KubeBinary)
+			nodes = fmt.Sprintf("%d (%s)", s.Nodes, map[bool]string{true: "running", false: "stopped"}[cl.nodesRunning(s)])
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", cl.Name,
+			word(etcd), word(apiServer), word(controllerManager), nodes, s.Server, cl.kubeconfigPath())
 	}
 	return w.Flush()
 }
