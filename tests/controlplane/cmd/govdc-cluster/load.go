@@ -128,7 +128,7 @@ func readTarFiles(path string, want func(string) bool, limit int64) (map[string]
 			return files, nil
 		}
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", path, err)
+			return nil, fmt.Errorf("%s is no OCI archive (a tar of an OCI layout): %w", path, err)
 		}
 		name := strings.TrimPrefix(strings.TrimPrefix(h.Name, "./"), "/")
 		if h.Typeflag != tar.TypeReg || h.Size > limit || !want(name) {
