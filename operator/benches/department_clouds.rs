@@ -1,18 +1,22 @@
 //! Benchmark: N DepartmentClouds (default 1,000, two environments each) on the local control
-//! plane, beside a floor measured in the same run — a bare client writing the same objects at the
-//! same concurrency.
+//! plane, beside a floor: a bare client writing the same objects at the same concurrency.
 //!
 //! ```sh
-//! cargo bench -p govdc-operator --bench department_clouds -- [--tenants N] [--concurrency C]
+//! cargo bench -p govdc-operator --bench department_clouds -- [--tenants N] [--concurrency C] \
+//!     [--rounds R] [--samples S]
 //! ```
 //!
-//! Prints a table: time to all Ready against the floor, writes made by a full resync of converged
-//! state (from the API server's own `apiserver_request_total`), the operator's peak RSS, the time
-//! from a spec change to the operator's first write, and the time to repair a deleted object.
-//! It runs on a cluster of its own (`bench`), started fresh and stopped at the end.
+//! The floor and the operator are measured alternately, R rounds each (default 3), each
+//! measurement on a cluster of its own (`bench-dc`, started fresh, so every round begins from the
+//! same empty etcd), and the table gives the median with its spread. Per operator round: time to
+//! all Ready, the API requests it took (from the API server's own `apiserver_request_total`),
+//! the writes and reads of a full resync of converged state by a restarted operator, its peak
+//! RSS, the time from a spec change to the operator's first write, and the time to repair a
+//! deleted object.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::mem::ManuallyDrop;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use futures::{StreamExt, TryStreamExt, stream};
@@ -20,21 +24,29 @@ use govdc_crds::DepartmentCloud;
 use govdc_operator::controllers::FIELD_MANAGER;
 use govdc_operator::controllers::department_cloud::{build, quotas};
 use govdc_test_support::{
-    OperatorProcess, TEST_LABEL, TestEnv, eventually, govdc_cluster_bin, install_crds, repo_root,
+    OperatorProcess, TEST_LABEL, TestEnv, client_for, eventually, govdc_cluster_bin, install_crds,
+    repo_root,
 };
-use k8s_openapi::api::core::v1::ResourceQuota;
+use k8s_openapi::api::core::v1::{Namespace, ResourceQuota};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
-use kube::runtime::WatchStreamExt;
-use kube::{Api, Client};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, Resource};
 use serde_json::json;
 
 const OPERATOR: &str = env!("CARGO_BIN_EXE_govdc-operator");
+
+/// The cluster the benchmark starts, uses and purges; no other work runs on it.
+const CLUSTER: &str = "bench-dc";
+
+/// The label value of the benchmark's DepartmentClouds (the operator's `--object-selector`).
+const PREFIX: &str = "dcbench";
 
 struct Options {
     tenants: usize,
     concurrency: usize,
     samples: usize,
+    rounds: usize,
 }
 
 fn options() -> Options {
@@ -50,13 +62,14 @@ fn options() -> Options {
         tenants: value("--tenants", 1000),
         concurrency: value("--concurrency", 8),
         samples: value("--samples", 100),
+        rounds: value("--rounds", 3).max(1),
     }
 }
 
-fn department_cloud(label: &str, name: &str) -> DepartmentCloud {
+fn department_cloud(name: &str) -> DepartmentCloud {
     serde_json::from_value(json!({
         "apiVersion": "govdc.io/v1alpha1", "kind": "DepartmentCloud",
-        "metadata": {"name": name, "labels": {TEST_LABEL: label}},
+        "metadata": {"name": name, "labels": {TEST_LABEL: PREFIX}},
         "spec": {
             "department": {"name": "基准测试局", "creditCode": govdc_crds::validation::credit_code::complete("11330000MB000000"),
                            "level": "provincial", "regionCode": "330000"},
@@ -69,17 +82,129 @@ fn department_cloud(label: &str, name: &str) -> DepartmentCloud {
     .expect("fixture")
 }
 
+fn tenant_name(i: usize) -> String {
+    format!("{PREFIX}-{i}")
+}
+
+/// A fresh cluster: stopped and purged if it ran, started, CRDs installed.
+async fn fresh_cluster() -> anyhow::Result<(PathBuf, Client)> {
+    let cluster = govdc_cluster_bin();
+    purge_cluster();
+    let output = std::process::Command::new(&cluster)
+        .args(["up", CLUSTER])
+        .current_dir(repo_root())
+        .output()?;
+    anyhow::ensure!(
+        output.status.success(),
+        "govdc-cluster up {CLUSTER} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let kubeconfig = PathBuf::from(
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .last()
+            .unwrap_or_default()
+            .trim(),
+    );
+    let client = client_for(&kubeconfig).await?;
+    install_crds(&client).await?;
+    Ok((kubeconfig, client))
+}
+
+fn purge_cluster() {
+    let _ = std::process::Command::new(govdc_cluster_bin())
+        .args(["down", CLUSTER, "--purge"])
+        .current_dir(repo_root())
+        .stderr(std::process::Stdio::null())
+        .status();
+}
+
+/// API requests the API server counted, by (verb, resource).
+#[derive(Clone, Default)]
+struct Requests(BTreeMap<(String, String), f64>);
+
+/// The resources the operator (or the floor) writes, and so the ones counted.
+const RESOURCES: [&str; 9] = [
+    "namespaces",
+    "resourcequotas",
+    "limitranges",
+    "networkpolicies",
+    "rolebindings",
+    "clusterroles",
+    "clusterrolebindings",
+    "departmentclouds",
+    "events",
+];
+
+impl Requests {
+    async fn scrape(client: &Client) -> anyhow::Result<Requests> {
+        let request = http::Request::get("/metrics").body(Vec::new())?;
+        let text = client.request_text(request).await?;
+        let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned())))?;
+        let mut counts = BTreeMap::new();
+        for sample in scrape
+            .samples
+            .iter()
+            .filter(|s| s.metric == "apiserver_request_total")
+        {
+            let (Some(verb), Some(resource)) =
+                (sample.labels.get("verb"), sample.labels.get("resource"))
+            else {
+                continue;
+            };
+            if !RESOURCES.contains(&resource) {
+                continue;
+            }
+            let value = match sample.value {
+                prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Untyped(v) => v,
+                _ => 0.0,
+            };
+            *counts
+                .entry((verb.to_owned(), resource.to_owned()))
+                .or_insert(0.0) += value;
+        }
+        Ok(Requests(counts))
+    }
+
+    fn since(&self, before: &Requests) -> Requests {
+        Requests(
+            self.0
+                .iter()
+                .map(|(key, value)| (key.clone(), value - before.0.get(key).unwrap_or(&0.0)))
+                .filter(|(_, value)| *value > 0.0)
+                .collect(),
+        )
+    }
+
+    fn sum(&self, verbs: &[&str]) -> f64 {
+        self.0
+            .iter()
+            .filter(|((verb, _), _)| verbs.contains(&verb.as_str()))
+            .map(|(_, value)| value)
+            .sum()
+    }
+
+    fn writes(&self) -> f64 {
+        self.sum(&["POST", "PUT", "PATCH", "APPLY", "DELETE"])
+    }
+
+    fn reads(&self) -> f64 {
+        self.sum(&["GET", "LIST"])
+    }
+}
+
 /// The floor: a bare client creating the DepartmentCloud and applying the same objects the
 /// operator makes, then writing a status, at the same concurrency.
-async fn floor(client: &Client, label: &str, options: &Options) -> anyhow::Result<Duration> {
+async fn floor(client: &Client, options: &Options) -> anyhow::Result<(Duration, Requests)> {
     let clouds: Api<DepartmentCloud> = Api::all(client.clone());
+    let before = Requests::scrape(client).await?;
     let started = Instant::now();
     stream::iter(0..options.tenants)
         .map(|i| {
             let clouds = clouds.clone();
             let client = client.clone();
             async move {
-                let cloud = department_cloud(label, &format!("floor-{label}-{i}"));
+                let cloud = department_cloud(&tenant_name(i));
                 let created = clouds.create(&PostParams::default(), &cloud).await?;
                 let desired = build::build(&created, &quotas::plan(&created.spec)?)?;
                 let params = PatchParams::apply(FIELD_MANAGER).force();
@@ -96,45 +221,9 @@ async fn floor(client: &Client, label: &str, options: &Options) -> anyhow::Resul
         .buffer_unordered(options.concurrency)
         .try_collect::<Vec<()>>()
         .await?;
-    Ok(started.elapsed())
-}
-
-/// Write requests the API server counted for the resources the operator touches.
-async fn operator_writes(client: &Client) -> anyhow::Result<f64> {
-    let request = http::Request::get("/metrics").body(Vec::new())?;
-    let text = client.request_text(request).await?;
-    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned())))?;
-    let resources = [
-        "namespaces",
-        "resourcequotas",
-        "limitranges",
-        "networkpolicies",
-        "rolebindings",
-        "clusterroles",
-        "clusterrolebindings",
-        "departmentclouds",
-        "events",
-    ];
-    Ok(scrape
-        .samples
-        .iter()
-        .filter(|s| s.metric == "apiserver_request_total")
-        .filter(|s| {
-            matches!(
-                s.labels.get("verb"),
-                Some("POST" | "PUT" | "PATCH" | "APPLY" | "DELETE")
-            )
-        })
-        .filter(|s| {
-            s.labels
-                .get("resource")
-                .is_some_and(|r| resources.contains(&r))
-        })
-        .map(|s| match s.value {
-            prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Untyped(v) => v,
-            _ => 0.0,
-        })
-        .sum())
+    let elapsed = started.elapsed();
+    let requests = Requests::scrape(client).await?.since(&before);
+    Ok((elapsed, requests))
 }
 
 fn peak_rss_mib(pid: u32) -> f64 {
@@ -149,62 +238,143 @@ fn peak_rss_mib(pid: u32) -> f64 {
         .unwrap_or(f64::NAN)
 }
 
-fn percentile(samples: &mut [Duration], p: f64) -> Duration {
+fn percentile(samples: &[Duration], p: f64) -> Duration {
+    let mut samples = samples.to_vec();
     samples.sort();
     let index = ((samples.len() as f64 - 1.0) * p).round() as usize;
     samples.get(index).copied().unwrap_or_default()
 }
 
-fn ms(d: Duration) -> String {
-    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+/// One operator round's figures.
+struct OperatorRound {
+    converge: Duration,
+    converge_requests: Requests,
+    resync: Requests,
+    rss_converged: f64,
+    rss_after: f64,
+    reactions: Vec<Duration>,
+    reaction_requests: Requests,
+    repairs: Vec<Duration>,
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let options = options();
-    // A fresh cluster of its own, so other work does not skew the figures.
-    let cluster = govdc_cluster_bin();
-    let _ = std::process::Command::new(&cluster)
-        .args(["down", "bench", "--purge"])
-        .current_dir(repo_root())
-        .status();
-    let env = TestEnv::new("bench", "bench").await;
-    install_crds(&env.client).await?;
-    let lease_namespace = env.namespace("lease").await;
-    eprintln!(
-        "bench: {} tenants x 2 environments, concurrency {}",
-        options.tenants, options.concurrency
-    );
-
-    let floor_time = floor(&env.client, &format!("{}-floor", env.prefix), &options).await?;
-    eprintln!("bench: floor {floor_time:?}");
-
-    let concurrency = options.concurrency.to_string();
-    let mut operator = OperatorProcess::start(
+fn start_operator(
+    env: &TestEnv,
+    lease_namespace: &str,
+    identity: &str,
+    concurrency: &str,
+) -> OperatorProcess {
+    OperatorProcess::start(
         Path::new(OPERATOR),
-        &env,
-        &lease_namespace,
-        "bench",
+        env,
+        lease_namespace,
+        identity,
         &[
             "--department-cloud-concurrency",
-            &concurrency,
+            concurrency,
             "--log-filter",
             "warn",
         ],
-    );
+    )
+}
+
+fn reconciles(operator: &OperatorProcess) -> Option<f64> {
+    let (_, body) = operator.get("/metrics")?;
+    body.lines()
+        .find(|l| l.starts_with("govdc_reconcile_total{controller=\"department_cloud\"}"))?
+        .rsplit(' ')
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// Waits until `object` (watched through `api`) satisfies `done`, after `change` ran; returns the
+/// time from just before `change` until then. The watch is established first, so the time does
+/// not include a poll interval, and waiting adds no load of its own.
+async fn time_until<K, C, Fut>(
+    api: Api<K>,
+    name: &str,
+    change: C,
+    done: impl Fn(&K) -> bool,
+) -> anyhow::Result<Duration>
+where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + 'static,
+    C: FnOnce() -> Fut,
+    Fut: Future<Output = anyhow::Result<()>>,
+{
+    let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
+    let mut events = std::pin::pin!(watcher(api, config).default_backoff());
+    // The initial listing ends with InitDone: from then on every change arrives as it happens.
+    loop {
+        match tokio::time::timeout(Duration::from_secs(30), events.try_next()).await?? {
+            Some(watcher::Event::InitDone) => break,
+            Some(_) => {}
+            None => anyhow::bail!("the watch of {name} ended"),
+        }
+    }
+    let t0 = Instant::now();
+    change().await?;
+    loop {
+        let event = tokio::time::timeout(Duration::from_secs(10), events.try_next())
+            .await
+            .map_err(|_| anyhow::anyhow!("no change of {name} within 10 s"))??;
+        match event {
+            Some(watcher::Event::Apply(object)) if done(&object) => return Ok(t0.elapsed()),
+            Some(_) => {}
+            None => anyhow::bail!("the watch of {name} ended"),
+        }
+    }
+}
+
+async fn operator_round(
+    kubeconfig: &Path,
+    client: &Client,
+    options: &Options,
+) -> anyhow::Result<OperatorRound> {
+    // Built by hand rather than by TestEnv::new, which remembers one kubeconfig per cluster name
+    // while this cluster is new each round; never dropped, since its cleanup would delete
+    // thousands of objects one by one from a cluster that is purged right after.
+    let env = ManuallyDrop::new(TestEnv {
+        cluster: CLUSTER.to_owned(),
+        kubeconfig: kubeconfig.to_owned(),
+        client: client.clone(),
+        prefix: PREFIX.to_owned(),
+    });
+    let lease_namespace = "dcbench-lease";
+    Api::<Namespace>::all(client.clone())
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": lease_namespace}}))?,
+        )
+        .await?;
+    let concurrency = options.concurrency.to_string();
+    let mut operator = start_operator(&env, lease_namespace, "bench", &concurrency);
     eventually(
         "the operator to be ready",
         Duration::from_secs(60),
         || async { operator.get("/readyz").filter(|(c, _)| *c == 200) },
     )
     .await?;
-    let clouds: Api<DepartmentCloud> = Api::all(env.client.clone());
-    let selector = env.selector();
+    let clouds: Api<DepartmentCloud> = Api::all(client.clone());
+    let before = Requests::scrape(client).await?;
+    // Watch rather than poll, so that measuring adds no load of its own.
+    let mut changes = std::pin::pin!(
+        watcher(
+            clouds.clone(),
+            watcher::Config::default().labels(&env.selector())
+        )
+        .default_backoff()
+        .applied_objects()
+    );
     let started = Instant::now();
-    stream::iter(0..options.tenants)
+    let create = stream::iter(0..options.tenants)
         .map(|i| {
             let clouds = clouds.clone();
-            let cloud = department_cloud(&env.prefix, &format!("{}-{i}", env.prefix));
+            let cloud = department_cloud(&tenant_name(i));
             async move {
                 clouds
                     .create(&PostParams::default(), &cloud)
@@ -213,205 +383,284 @@ async fn main() -> anyhow::Result<()> {
             }
         })
         .buffer_unordered(options.concurrency)
-        .try_collect::<Vec<()>>()
-        .await?;
-    // Watch rather than poll, so that measuring adds no load of its own.
+        .try_collect::<Vec<()>>();
     let mut ready = std::collections::HashSet::new();
-    let mut changes = std::pin::pin!(
-        kube::runtime::watcher(
-            clouds.clone(),
-            kube::runtime::watcher::Config::default().labels(&selector)
-        )
-        .default_backoff()
-        .applied_objects()
-    );
-    while ready.len() < options.tenants {
-        let cloud = tokio::time::timeout(Duration::from_secs(600), changes.try_next())
-            .await??
-            .ok_or_else(|| anyhow::anyhow!("the watch ended"))?;
-        if cloud.status.as_ref().is_some_and(|s| {
-            s.conditions
-                .iter()
-                .any(|c| c.type_ == "Ready" && c.status == "True")
-        }) {
-            ready.insert(cloud.metadata.name.clone().unwrap_or_default());
+    let wait_ready = async {
+        while ready.len() < options.tenants {
+            let cloud = tokio::time::timeout(Duration::from_secs(900), changes.try_next())
+                .await??
+                .ok_or_else(|| anyhow::anyhow!("the watch ended"))?;
+            if cloud.status.as_ref().is_some_and(|s| {
+                s.conditions
+                    .iter()
+                    .any(|c| c.type_ == "Ready" && c.status == "True")
+            }) {
+                ready.insert(cloud.metadata.name.clone().unwrap_or_default());
+            }
         }
-    }
-    let converge_time = started.elapsed();
-    eprintln!("bench: operator converged in {converge_time:?}");
-    // Let the quota controller's status updates and their reconciles settle.
+        anyhow::Ok(())
+    };
+    futures::future::try_join(
+        async { create.await.map_err(anyhow::Error::from) },
+        wait_ready,
+    )
+    .await?;
+    let converge = started.elapsed();
+    eprintln!("bench: operator converged in {converge:?}");
+    // Let the quota controller's status updates and the follow-up passes that sum them settle.
     tokio::time::sleep(Duration::from_secs(10)).await;
+    let converge_requests = Requests::scrape(client).await?.since(&before);
+    let rss_converged = peak_rss_mib(operator.pid());
 
     // A full resync of converged state: a fresh operator process lists and reconciles everything.
-    assert!(
+    anyhow::ensure!(
         operator.terminate(Duration::from_secs(30)),
         "operator did not stop"
     );
-    let before = operator_writes(&env.client).await?;
-    let mut operator = OperatorProcess::start(
-        Path::new(OPERATOR),
-        &env,
-        &lease_namespace,
-        "bench2",
-        &[
-            "--department-cloud-concurrency",
-            &concurrency,
-            "--log-filter",
-            "warn",
-        ],
-    );
+    let before = Requests::scrape(client).await?;
+    let mut operator = start_operator(&env, lease_namespace, "bench2", &concurrency);
     eventually(
         "the restarted operator to be ready",
         Duration::from_secs(120),
         || async { operator.get("/readyz").filter(|(c, _)| *c == 200) },
     )
     .await?;
-    // Every tenant reconciled once: wait until the reconcile counter reaches N and stays.
-    eventually("a full resync", Duration::from_secs(600), || async {
-        let (_, body) = operator.get("/metrics")?;
-        let count: f64 = body
-            .lines()
-            .find(|l| l.starts_with("govdc_reconcile_total{controller=\"department_cloud\"}"))?
-            .rsplit(' ')
-            .next()?
-            .parse()
-            .ok()?;
-        (count >= options.tenants as f64).then_some(())
+    // Every tenant reconciled once: wait until the reconcile counter reaches N.
+    eventually("a full resync", Duration::from_secs(900), || async {
+        reconciles(&operator).filter(|count| *count >= options.tenants as f64)
     })
     .await?;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let resync_writes = operator_writes(&env.client).await? - before;
+    let resync = Requests::scrape(client).await?.since(&before);
 
     // Spec change to first write: raise one tenant's quota, time until its ResourceQuota changes.
+    let before = Requests::scrape(client).await?;
     let mut reactions = Vec::new();
     for i in 0..options.samples.min(options.tenants) {
-        let name = format!("{}-{i}", env.prefix);
-        let quotas: Api<ResourceQuota> =
-            Api::namespaced(env.client.clone(), &format!("{name}-prod"));
-        let patch = json!({"spec": {"quota": {"requests.cpu": "6", "requests.memory": "8Gi"}}});
-        let t0 = Instant::now();
-        clouds
-            .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
-            .await?;
-        loop {
-            let hard = quotas
-                .get("govdc-quota")
-                .await?
-                .spec
-                .and_then(|s| s.hard)
-                .unwrap_or_default();
-            if hard.get("requests.cpu").is_some_and(|q| q.0 == "3") {
-                break;
-            }
-            if t0.elapsed() > Duration::from_secs(10) {
-                anyhow::bail!("no reaction to a spec change of {name} in 10 s");
-            }
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-        reactions.push(t0.elapsed());
+        let name = tenant_name(i);
+        let quotas: Api<ResourceQuota> = Api::namespaced(client.clone(), &format!("{name}-prod"));
+        let clouds = clouds.clone();
+        let reaction = time_until(
+            quotas,
+            build::QUOTA_NAME,
+            || async move {
+                let patch =
+                    json!({"spec": {"quota": {"requests.cpu": "6", "requests.memory": "8Gi"}}});
+                clouds
+                    .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                    .await?;
+                Ok(())
+            },
+            |quota: &ResourceQuota| {
+                quota
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.hard.as_ref())
+                    .and_then(|h| h.get("requests.cpu"))
+                    .is_some_and(|q| q.0 == "3")
+            },
+        )
+        .await?;
+        reactions.push(reaction);
     }
+    let reaction_requests = Requests::scrape(client).await?.since(&before);
 
     // Drift: delete a NetworkPolicy, time until it is back.
     let mut repairs = Vec::new();
     for i in 0..20.min(options.tenants) {
         let policies: Api<NetworkPolicy> =
-            Api::namespaced(env.client.clone(), &format!("{}-{i}-test", env.prefix));
-        let t0 = Instant::now();
-        policies
-            .delete("govdc-default-deny", &DeleteParams::default())
-            .await?;
-        loop {
-            if policies
-                .get_opt("govdc-default-deny")
-                .await?
-                .is_some_and(|p| p.metadata.deletion_timestamp.is_none())
-            {
-                break;
-            }
-            if t0.elapsed() > Duration::from_secs(10) {
-                anyhow::bail!("a deleted NetworkPolicy was not repaired in 10 s");
-            }
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
-        repairs.push(t0.elapsed());
+            Api::namespaced(client.clone(), &format!("{}-test", tenant_name(i)));
+        let delete = policies.clone();
+        let repair = time_until(
+            policies,
+            "govdc-default-deny",
+            || async move {
+                delete
+                    .delete("govdc-default-deny", &DeleteParams::default())
+                    .await?;
+                Ok(())
+            },
+            |policy: &NetworkPolicy| policy.metadata.deletion_timestamp.is_none(),
+        )
+        .await?;
+        repairs.push(repair);
     }
-    let rss = peak_rss_mib(operator.pid());
-    assert!(operator.terminate(Duration::from_secs(30)));
+    let rss_after = peak_rss_mib(operator.pid());
+    anyhow::ensure!(
+        operator.terminate(Duration::from_secs(30)),
+        "operator did not stop"
+    );
+    Ok(OperatorRound {
+        converge,
+        converge_requests,
+        resync,
+        rss_converged,
+        rss_after,
+        reactions,
+        reaction_requests,
+        repairs,
+    })
+}
 
-    let ratio = converge_time.as_secs_f64() / floor_time.as_secs_f64();
-    let rows: BTreeMap<usize, [String; 4]> = BTreeMap::from([
-        (
-            1,
-            [
-                format!("time to {} tenants Ready", options.tenants),
-                format!("{:.1} s", converge_time.as_secs_f64()),
-                format!("{:.1} s (bare client)", floor_time.as_secs_f64()),
-                format!("{ratio:.2}x (target <= 1.25x)"),
-            ],
-        ),
-        (
-            2,
-            [
-                "writes in a full resync of converged state".into(),
-                format!("{resync_writes}"),
-                "0".into(),
-                "target 0".into(),
-            ],
-        ),
-        (
-            3,
-            [
-                "operator peak RSS (after resync)".into(),
-                format!("{rss:.1} MiB"),
-                "-".into(),
-                "target < 64 MiB".into(),
-            ],
-        ),
-        (
-            4,
-            [
-                "spec change -> first write, p50".into(),
-                ms(percentile(&mut reactions, 0.5)),
-                "-".into(),
-                String::new(),
-            ],
-        ),
-        (
-            5,
-            [
-                "spec change -> first write, p99".into(),
-                ms(percentile(&mut reactions, 0.99)),
-                "-".into(),
-                "target < 50 ms".into(),
-            ],
-        ),
-        (
-            6,
-            [
-                "deleted object repaired, p50".into(),
-                ms(percentile(&mut repairs, 0.5)),
-                "-".into(),
-                String::new(),
-            ],
-        ),
-        (
-            7,
-            [
-                "deleted object repaired, max".into(),
-                ms(percentile(&mut repairs, 1.0)),
-                "-".into(),
-                "target < 1 s".into(),
-            ],
-        ),
-    ]);
-    println!("\n| measure | govdc | floor | verdict |\n| --- | --- | --- | --- |");
-    for [what, ours, floor, verdict] in rows.values() {
-        println!("| {what} | {ours} | {floor} | {verdict} |");
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+}
+
+fn median(values: &[f64]) -> f64 {
+    let mut values = values.to_vec();
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+/// `median (min–max)` of a figure over the rounds.
+fn spread(values: &[f64], unit: &str, decimals: usize) -> String {
+    let min = values.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    if values.len() == 1 {
+        return format!("{:.decimals$}{unit}", values[0]);
     }
-    drop(env);
-    let _ = std::process::Command::new(&cluster)
-        .args(["down", "bench", "--purge"])
-        .current_dir(repo_root())
-        .status();
+    format!(
+        "{:.decimals$}{unit} ({min:.decimals$}–{max:.decimals$})",
+        median(values)
+    )
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let options = options();
+    eprintln!(
+        "bench: {} tenants x 2 environments, concurrency {}, {} round(s) of floor and operator",
+        options.tenants, options.concurrency, options.rounds
+    );
+    let mut floors = Vec::new();
+    let mut rounds = Vec::new();
+    for round in 1..=options.rounds {
+        let (_, client) = fresh_cluster().await?;
+        let (floor_time, floor_requests) = floor(&client, &options).await?;
+        eprintln!("bench: round {round}: floor {floor_time:?}");
+        floors.push((floor_time, floor_requests));
+        let (kubeconfig, client) = fresh_cluster().await?;
+        let measured = operator_round(&kubeconfig, &client, &options).await?;
+        eprintln!(
+            "bench: round {round}: operator {:?} ({:.2}x)",
+            measured.converge,
+            measured.converge.as_secs_f64() / floor_time.as_secs_f64()
+        );
+        rounds.push(measured);
+    }
+    purge_cluster();
+
+    let seconds = |d: &Duration| d.as_secs_f64();
+    let floor_times: Vec<f64> = floors.iter().map(|(d, _)| seconds(d)).collect();
+    let converge_times: Vec<f64> = rounds.iter().map(|r| seconds(&r.converge)).collect();
+    let ratios: Vec<f64> = converge_times
+        .iter()
+        .zip(&floor_times)
+        .map(|(ours, floor)| ours / floor)
+        .collect();
+    let resync_writes: Vec<f64> = rounds.iter().map(|r| r.resync.writes()).collect();
+    let resync_reads: Vec<f64> = rounds.iter().map(|r| r.resync.reads()).collect();
+    let rss: Vec<f64> = rounds
+        .iter()
+        .map(|r| r.rss_converged.max(r.rss_after))
+        .collect();
+    let quantile = |p: f64, pick: fn(&OperatorRound) -> &Vec<Duration>| -> Vec<f64> {
+        rounds
+            .iter()
+            .map(|r| percentile(pick(r), p).as_secs_f64() * 1000.0)
+            .collect()
+    };
+    let reaction_reads: Vec<f64> = rounds.iter().map(|r| r.reaction_requests.reads()).collect();
+    let n = options.tenants;
+    println!(
+        "\n{n} tenants, concurrency {}, {} round(s); median (min–max) over the rounds\n",
+        options.concurrency, options.rounds
+    );
+    println!("| measure | govdc | floor | verdict |\n| --- | --- | --- | --- |");
+    println!(
+        "| time to {n} tenants Ready | {} | {} (bare client) | {} (target <= 1.15x) |",
+        spread(&converge_times, " s", 1),
+        spread(&floor_times, " s", 1),
+        spread(&ratios, "x", 2),
+    );
+    println!(
+        "| writes in a full resync of converged state | {} | 0 | target 0 |",
+        spread(&resync_writes, "", 0)
+    );
+    println!(
+        "| reads in a full resync of converged state | {} | - | |",
+        spread(&resync_reads, "", 0)
+    );
+    println!(
+        "| operator peak RSS | {} | - | target < 64 MiB |",
+        spread(&rss, " MiB", 1)
+    );
+    println!(
+        "| spec change -> first write, p50 | {} | - | |",
+        spread(&quantile(0.5, |r| &r.reactions), " ms", 1)
+    );
+    println!(
+        "| spec change -> first write, p99 | {} | - | target < 30 ms |",
+        spread(&quantile(0.99, |r| &r.reactions), " ms", 1)
+    );
+    println!(
+        "| API reads during {} spec changes | {} | - | target 0 |",
+        options.samples.min(n),
+        spread(&reaction_reads, "", 0)
+    );
+    println!(
+        "| deleted object repaired, p50 | {} | - | |",
+        spread(&quantile(0.5, |r| &r.repairs), " ms", 1)
+    );
+    println!(
+        "| deleted object repaired, max | {} | - | target < 1 s |",
+        spread(&quantile(1.0, |r| &r.repairs), " ms", 1)
+    );
+    for r in &rounds {
+        eprintln!(
+            "bench: RSS {:.1} MiB converged, {:.1} MiB after the resync; reactions {}",
+            r.rss_converged,
+            r.rss_after,
+            ms(percentile(&r.reactions, 0.99))
+        );
+    }
+
+    // Where the requests went, per tenant, in the last round.
+    let (Some((_, floor_requests)), Some(last)) = (floors.last(), rounds.last()) else {
+        return Ok(());
+    };
+    println!(
+        "\nAPI requests per tenant while converging (last round; includes the kube-controller-manager's)\n"
+    );
+    println!("| verb | resource | govdc | floor |\n| --- | --- | ---: | ---: |");
+    let mut keys: Vec<&(String, String)> = last.converge_requests.0.keys().collect();
+    keys.extend(floor_requests.0.keys());
+    keys.sort();
+    keys.dedup();
+    let per = |requests: &Requests, key: &(String, String)| {
+        requests.0.get(key).copied().unwrap_or(0.0) / n as f64
+    };
+    for key in keys {
+        println!(
+            "| {} | {} | {:.2} | {:.2} |",
+            key.0,
+            key.1,
+            per(&last.converge_requests, key),
+            per(floor_requests, key)
+        );
+    }
+    println!(
+        "| all writes | | {:.2} | {:.2} |",
+        last.converge_requests.writes() / n as f64,
+        floor_requests.writes() / n as f64
+    );
+    println!(
+        "| all reads (GET, LIST) | | {:.2} | {:.2} |",
+        last.converge_requests.reads() / n as f64,
+        floor_requests.reads() / n as f64
+    );
+    if !last.resync.0.is_empty() {
+        println!("\nRequests of the last round's resync: {:?}", last.resync.0);
+    }
     Ok(())
 }

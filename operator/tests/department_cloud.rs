@@ -1200,14 +1200,21 @@ async fn two_tenants_whose_namespaces_collide_never_share_one() {
             .iter()
             .find(|(_, c)| c.status != "True")
             .expect("the other tenant");
-        assert_eq!(loser.reason, "NamespaceConflict", "round {round}: {loser:?}");
+        assert_eq!(
+            loser.reason, "NamespaceConflict",
+            "round {round}: {loser:?}"
+        );
         assert!(loser.message.contains(&shared), "{}", loser.message);
 
         // The namespace is the winner's, and stays so.
         tokio::time::sleep(Duration::from_secs(2)).await;
         let namespace = namespaces.get(&shared).await.expect("the shared namespace");
         assert_eq!(
-            namespace.metadata.labels.unwrap_or_default().get("govdc.io/department"),
+            namespace
+                .metadata
+                .labels
+                .unwrap_or_default()
+                .get("govdc.io/department"),
             Some(winners[0]),
             "round {round}: the namespace changed hands"
         );
@@ -1216,6 +1223,9 @@ async fn two_tenants_whose_namespaces_collide_never_share_one() {
             .status
             .and_then(|s| s.conditions.into_iter().find(|c| c.type_ == "Ready"))
             .expect("Ready");
-        assert_eq!(ready.status, "True", "round {round}: the winner lost: {ready:?}");
+        assert_eq!(
+            ready.status, "True",
+            "round {round}: the winner lost: {ready:?}"
+        );
     }
 }

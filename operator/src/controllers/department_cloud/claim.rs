@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use govdc_crds::common::RETAINED_FROM_LABEL;
 use k8s_openapi::api::core::v1::Namespace;
-use kube::api::{ObjectMeta, PostParams};
+use kube::api::{ApiResource, DynamicObject, PostParams};
 use kube::{Api, Client, ResourceExt};
 
 use crate::error::{Error, Result};
@@ -42,49 +42,54 @@ pub fn whose(labels: &BTreeMap<String, String>, owner: &Owner) -> Whose {
     }
 }
 
-/// Creates each desired namespace that `exists` says is not there yet, carrying only the
-/// ownership labels (the apply that follows sets the rest). Returns the namespaces that turned
-/// out to be someone else's: another writer created them since they were read.
+/// What claiming came to: per namespace asked for, the namespace as created, or None when it
+/// existed and is this tenant's (the caches lagged) or retained for it, to be applied like the
+/// rest; and the namespaces that turned out to be someone else's.
+#[derive(Debug, Default)]
+pub struct Claimed {
+    /// Per namespace, in the order asked: the created namespace, or None.
+    pub outcomes: Vec<Option<DynamicObject>>,
+    /// Namespaces another writer created since they were read.
+    pub foreign: Vec<String>,
+}
+
+/// Creates each of `namespaces` (desired namespaces not known to exist), with all their desired
+/// content so that no apply has to follow (the labels of a tenant namespace are always the same
+/// keys, so the create's field ownership never has to give one up).
 pub async fn claim_new_namespaces(
     client: &Client,
     owner: &Owner,
-    desired: &[DesiredObject],
-    exists: impl Fn(&str) -> bool,
-) -> Result<Vec<String>> {
-    let api: Api<Namespace> = Api::all(client.clone());
-    let mut foreign = Vec::new();
-    for name in desired
-        .iter()
-        .filter(|d| d.resource.kind == "Namespace")
-        .map(|d| d.object.name_any())
-        .filter(|name| !exists(name))
-    {
-        let claim = Namespace {
-            metadata: ObjectMeta {
-                name: Some(name.clone()),
-                labels: Some(owner.labels()),
-                ..ObjectMeta::default()
-            },
-            ..Namespace::default()
-        };
+    field_manager: &str,
+    namespaces: &[DesiredObject],
+) -> Result<Claimed> {
+    let api: Api<DynamicObject> =
+        Api::all_with(client.clone(), &ApiResource::erase::<Namespace>(&()));
+    let params = PostParams {
+        field_manager: Some(field_manager.to_owned()),
+        ..PostParams::default()
+    };
+    let mut claimed = Claimed::default();
+    for namespace in namespaces {
+        let name = namespace.object.name_any();
         let apply_error = |source| Error::Apply {
             what: format!("Namespace {name}"),
             source,
         };
-        match api.create(&PostParams::default(), &claim).await {
-            Ok(_) => {}
+        match api.create(&params, &namespace.object).await {
+            Ok(created) => claimed.outcomes.push(Some(created)),
             Err(kube::Error::Api(status)) if status.code == 409 => {
                 // Taken since it was read: by this tenant's own earlier pass (a watch cache that
                 // lags), or by someone else.
                 let taken = api.get(&name).await.map_err(apply_error)?;
                 if whose(taken.labels(), owner) == Whose::Foreign {
-                    foreign.push(name);
+                    claimed.foreign.push(name);
                 }
+                claimed.outcomes.push(None);
             }
             Err(source) => return Err(apply_error(source)),
         }
     }
-    Ok(foreign)
+    Ok(claimed)
 }
 
 #[cfg(test)]

@@ -5,10 +5,13 @@
 //! the namespaces, quotas, limits, network policies and RBAC (pure) -> **apply** what differs ->
 //! **prune** what the spec no longer asks for (a namespace only under `deletionPolicy: Delete`)
 //! -> **report** status and events. A problem or a wait stops the pass before anything is
-//! applied. Objects it made are watched, so an edit or deletion is repaired at once; deletion
-//! of the DepartmentCloud runs [`cleanup`] behind a finalizer.
+//! applied. Objects it made are watched into [`cache`], so that a pass reads nothing from the
+//! API server and an edit or deletion is repaired at once; each tenant's periodic pass compares
+//! against the API server itself. Deletion of the DepartmentCloud runs [`cleanup`] behind a
+//! finalizer.
 
 pub mod build;
+pub mod cache;
 pub mod capacity;
 pub mod claim;
 pub mod cleanup;
@@ -17,31 +20,25 @@ pub mod read;
 pub mod report;
 pub mod resources;
 pub mod validate;
+pub mod write;
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::TryStreamExt;
 use govdc_crds::DepartmentCloud;
 use govdc_crds::department_cloud::DeletionPolicy;
-use k8s_openapi::api::core::v1::{LimitRange, Namespace, ResourceQuota};
-use k8s_openapi::api::networking::v1::NetworkPolicy;
-use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, RoleBinding};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::core::error_boundary::DeserializeGuard;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
-use kube::runtime::reflector::ObjectRef;
-use kube::runtime::{Controller, WatchStreamExt, watcher};
-use kube::{Api, Resource, ResourceExt};
-use serde::de::DeserializeOwned;
+use kube::runtime::watcher;
+use kube::{Resource, ResourceExt};
 use tokio::sync::watch;
 
 use super::{Context, Running, instrumented};
 use crate::error::Result;
-use crate::pipeline::ownership::{MANAGED_BY, MANAGER, OWNER_KIND, OWNER_NAME};
-use crate::pipeline::{apply, events, finalizer, prune};
+use crate::pipeline::{events, finalizer};
+use cache::{Caches, Kind};
 use capacity::Decision;
 use report::Outcome;
 
@@ -70,6 +67,8 @@ pub fn start(
     let scope = selector.map_or_else(watcher::Config::default, |s| {
         watcher::Config::default().labels(s)
     });
+    let caches = Caches::new();
+    let feeding = caches.clone();
     super::start(
         NAME,
         ctx,
@@ -78,6 +77,7 @@ pub fn start(
         shutdown,
         move |controller| {
             ledger.attach(controller.store());
+            feeding.attach(controller.store());
             let controller = controller.reconcile_on(ledger.rechecks());
             // A peer that appears or goes away reconciles the departments naming it at once.
             let clouds = controller.store();
@@ -85,55 +85,13 @@ pub fn start(
                 super::references::spec_changes::<DepartmentCloud>(client.clone(), scope),
                 super::references::department_cloud_peers(clouds),
             );
-            let controller = watch_owned::<Namespace>(controller, &client);
-            let controller = watch_owned::<ResourceQuota>(controller, &client);
-            let controller = watch_owned::<LimitRange>(controller, &client);
-            let controller = watch_owned::<NetworkPolicy>(controller, &client);
-            let controller = watch_owned::<RoleBinding>(controller, &client);
-            let controller = watch_owned::<ClusterRole>(controller, &client);
-            watch_owned::<ClusterRoleBinding>(controller, &client)
+            // The objects tenants made, cached; a deletion or someone else's write reconciles
+            // the owner. The operator's own writes trigger nothing: each pass already reports
+            // what it wrote, and at a thousand tenants those echoes would outnumber the work.
+            controller.reconcile_on(feeding.triggers(&client))
         },
-        reconcile,
+        move |guard, ctx| reconcile(guard, ctx, caches.clone()),
     )
-}
-
-/// Triggers the owning DepartmentCloud when an object it made is deleted, or changed by anyone
-/// but the operator. The operator's own writes trigger nothing: each pass already reports what it
-/// wrote, and at a thousand tenants those echoes would outnumber the real work.
-fn watch_owned<K>(
-    controller: Controller<DeserializeGuard<DepartmentCloud>>,
-    client: &kube::Client,
-) -> Controller<DeserializeGuard<DepartmentCloud>>
-where
-    K: Resource<DynamicType = ()>
-        + Clone
-        + DeserializeOwned
-        + std::fmt::Debug
-        + Send
-        + Sync
-        + 'static,
-{
-    let selector = format!("{MANAGED_BY}={MANAGER},{OWNER_KIND}=DepartmentCloud");
-    let changes = watcher(
-        Api::<K>::all(client.clone()),
-        watcher::Config::default().labels(&selector),
-    )
-    .default_backoff()
-    .try_filter_map(|event| async move {
-        Ok(match event {
-            watcher::Event::Delete(object) => Some(object),
-            watcher::Event::Apply(object) if !last_written_by_operator(object.meta()) => {
-                Some(object)
-            }
-            _ => None,
-        })
-    });
-    controller.watches_stream(changes, |object: K| {
-        object
-            .labels()
-            .get(OWNER_NAME)
-            .map(|name| ObjectRef::new(name))
-    })
 }
 
 /// Whether the operator's apply is the latest write to an object's content: no other manager
@@ -145,8 +103,10 @@ pub fn last_written_by_operator(meta: &ObjectMeta) -> bool {
     let ours = entries
         .iter()
         .filter(|e| {
+            // Its applies, and the create that claims a new namespace.
             e.manager.as_deref() == Some(super::FIELD_MANAGER)
-                && e.operation.as_deref() == Some("Apply")
+                && matches!(e.operation.as_deref(), Some("Apply" | "Update"))
+                && e.subresource.as_deref() != Some("status")
         })
         .filter_map(|e| e.time.as_ref().map(|t| t.0))
         .max();
@@ -163,6 +123,7 @@ pub fn last_written_by_operator(meta: &ObjectMeta) -> bool {
 async fn reconcile(
     guard: Arc<DeserializeGuard<DepartmentCloud>>,
     ctx: Arc<Context>,
+    caches: Arc<Caches>,
 ) -> Result<Action> {
     let handle = ctx.clone();
     instrumented(NAME, &ctx, &guard, |cloud| async move {
@@ -173,6 +134,7 @@ async fn reconcile(
                 cleanup::cleanup(&ctx, &cloud).await?;
                 finalizer::set(&ctx.client, cloud.as_ref(), FINALIZER, false).await?;
             }
+            caches.forget(&cloud.name_any());
             return Ok(Action::await_change());
         }
         if !finalized {
@@ -180,7 +142,7 @@ async fn reconcile(
             // would trigger nothing.
             finalizer::set(&ctx.client, cloud.as_ref(), FINALIZER, true).await?;
         }
-        provision(cloud, ctx).await
+        provision(cloud, ctx, caches).await
     })
     .await
 }
@@ -212,9 +174,39 @@ async fn refuse(
     Ok(Action::requeue(super::RESYNC_INTERVAL))
 }
 
+/// One pass: from the caches, unless the tenant's periodic comparison against the API server is
+/// due (or the caches are not listed yet); a pass from the caches that the API server refuses
+/// because an object is not as the caches saw it is made again from the API server.
 #[tracing::instrument(skip_all, fields(department_cloud = %cloud.name_any()))]
-async fn provision(cloud: Arc<DepartmentCloud>, ctx: Arc<Context>) -> Result<Action> {
+async fn provision(
+    cloud: Arc<DepartmentCloud>,
+    ctx: Arc<Context>,
+    caches: Arc<Caches>,
+) -> Result<Action> {
+    let name = cloud.name_any();
+    if caches.may_serve(&name, super::RESYNC_INTERVAL).await {
+        let inputs = read::read_cached(&caches, &cloud);
+        match provision_from(&cloud, &ctx, &caches, inputs).await {
+            Err(error) if write::is_stale(&error) => {
+                tracing::debug!(error = %error.chain(), "the caches were behind; reading from the API server");
+            }
+            result => return result,
+        }
+    }
     let inputs = read::read(&ctx.client, &cloud).await?;
+    let result = provision_from(&cloud, &ctx, &caches, inputs).await;
+    if result.is_ok() {
+        caches.compared(&name);
+    }
+    result
+}
+
+async fn provision_from(
+    cloud: &DepartmentCloud,
+    ctx: &Context,
+    caches: &Caches,
+    inputs: read::Inputs,
+) -> Result<Action> {
     // Quantities and resource names first: the quota plan is computed from them.
     let mut problems = validate::resources(&cloud.spec);
     let quota_plan = match quotas::plan(&cloud.spec) {
@@ -229,60 +221,52 @@ async fn provision(cloud: Arc<DepartmentCloud>, ctx: Arc<Context>) -> Result<Act
         }
     };
     if let Some(plan) = &quota_plan {
-        problems = validate::validate(&cloud, &inputs, plan, ctx.capacity.capacity());
+        problems = validate::validate(cloud, &inputs, plan, ctx.capacity.capacity());
     }
     let Some(quota_plan) = quota_plan.filter(|_| problems.is_empty()) else {
-        return refuse(&ctx, &cloud, &inputs, &problems).await;
+        return refuse(ctx, cloud, &inputs, &problems).await;
     };
 
     let demand = capacity::demand(&cloud.spec).unwrap_or_default();
     let decision = ctx
         .capacity
-        .decide(&cloud, &demand, inputs.standing_quotas());
+        .decide(cloud, &demand, inputs.standing_quotas());
     if let Decision::Waiting { .. } = decision {
-        report::write(&ctx, &cloud, &Outcome::Waiting(&decision)).await?;
+        report::write(ctx, cloud, &Outcome::Waiting(&decision)).await?;
         return Ok(Action::requeue(CAPACITY_RETRY));
     }
 
-    let mut desired = build::build(&cloud, &quota_plan)?;
-    desired.extend(build::operator_bindings(
-        &cloud,
-        ctx.tenant_access.as_ref(),
-    )?);
-    let exists = |name: &str| {
-        inputs.retained_namespaces.iter().any(|n| n == name)
-            || inputs
-                .owned
-                .iter()
-                .any(|o| o.resource.kind == "Namespace" && o.object.name_any() == name)
-    };
-    let taken =
-        claim::claim_new_namespaces(&ctx.client, &build::owner(&cloud), &desired, exists).await?;
-    if !taken.is_empty() {
-        let problems: Vec<_> = taken
-            .iter()
-            .map(|namespace| validate::namespace_conflict(namespace))
-            .collect();
-        return refuse(&ctx, &cloud, &inputs, &problems).await;
-    }
-    let applied = match apply::apply_changed(
+    let mut desired = build::build(cloud, &quota_plan)?;
+    desired.extend(build::operator_bindings(cloud, ctx.tenant_access.as_ref())?);
+    let owner = build::owner(cloud);
+    let applied = match write::apply(
         &ctx.client,
+        caches,
+        &owner,
         super::FIELD_MANAGER,
         &desired,
         &inputs.owned,
+        &inputs.retained_namespaces,
     )
     .await
     {
-        Ok(applied) => applied,
+        Ok(Ok(applied)) => applied,
+        Ok(Err(taken)) => {
+            let problems: Vec<_> = taken
+                .iter()
+                .map(|namespace| validate::namespace_conflict(namespace))
+                .collect();
+            return refuse(ctx, cloud, &inputs, &problems).await;
+        }
         Err(error) => {
-            report::write(&ctx, &cloud, &Outcome::Failed(error.chain())).await?;
+            report::write(ctx, cloud, &Outcome::Failed(error.chain())).await?;
             return Err(error);
         }
     };
-    let keep: BTreeSet<_> = desired.iter().map(apply::DesiredObject::key).collect();
+    let keep = write::keys(&desired);
     let may_delete_namespaces = cloud.spec.deletion_policy == DeletionPolicy::Delete;
-    let pruned = prune::prune(&ctx.client, &inputs.owned, &keep, |owned| {
-        owned.resource.kind != "Namespace" || may_delete_namespaces
+    let pruned = write::prune(&ctx.client, &inputs.owned, &keep, |owned| {
+        owned.kind != Kind::Namespace || may_delete_namespaces
     })
     .await?;
 
@@ -314,20 +298,30 @@ async fn provision(cloud: Arc<DepartmentCloud>, ctx: Arc<Context>) -> Result<Act
         )
         .await;
     }
-    report::write(
-        &ctx,
-        &cloud,
-        &Outcome::Provisioned {
-            decision: &decision,
-            objects: &applied.objects,
-        },
-    )
-    .await?;
-    // A new quota's status is filled in by the quota controller a moment later; status changes do
-    // not trigger a pass, so look again soon to sum it.
-    let quota_status_pending = applied.objects.iter().any(|(resource, object)| {
-        resource.kind == "ResourceQuota" && object.data["status"]["hard"].is_null()
-    });
+    // A quota just written is enforced once the quota controller has computed its status (until
+    // then the API server refuses what it limits), a moment later; the caches see that and
+    // reconcile the tenant, which then reports Ready with the sums. So the status is written
+    // once, when it is true, instead of Ready now and the sums a moment later. The retry is for
+    // a quota controller that is slow or absent: a pass that writes nothing reports as it is.
+    let quotas_written = applied
+        .written
+        .iter()
+        .any(|what| what.starts_with("ResourceQuota "));
+    if !quotas_written {
+        report::write(
+            ctx,
+            cloud,
+            &Outcome::Provisioned {
+                decision: &decision,
+                objects: &applied.objects,
+            },
+        )
+        .await?;
+    }
+    let quota_status_pending = quotas_written
+        || applied.objects.iter().any(|(resource, object)| {
+            resource.kind == "ResourceQuota" && object.data["status"]["hard"].is_null()
+        });
     Ok(Action::requeue(if quota_status_pending {
         QUOTA_STATUS_RETRY
     } else {

@@ -2,18 +2,16 @@
 //! labelled as its own, namespaces of its environments that exist but are not its own, and the
 //! quota already in use.
 
-use std::collections::BTreeMap;
-
 use govdc_crds::DepartmentCloud;
 use govdc_crds::common::RETAINED_FROM_LABEL;
 use k8s_openapi::api::core::v1::{LimitRange, Namespace, ResourceQuota};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, RoleBinding};
-use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::api::{ApiResource, DynamicObject, ListParams};
 use kube::{Api, Client, ResourceExt};
 
 use super::build::{self, QUOTA_NAME};
+use super::cache::{Caches, Kind, Seen};
 use crate::error::{Error, Result};
 use crate::pipeline::ownership::Owned;
 use crate::quantity::{self, Amounts};
@@ -128,13 +126,15 @@ pub struct Inputs {
     /// The peer departments that exist.
     pub peers: Vec<DepartmentCloud>,
     /// Every object labelled as made for this DepartmentCloud.
-    pub owned: Vec<Owned>,
+    pub owned: Vec<Seen>,
     /// Environment namespaces that exist but belong to someone else.
     pub foreign_namespaces: Vec<String>,
     /// Namespaces retained from an earlier DepartmentCloud of this name, to adopt.
     pub retained_namespaces: Vec<String>,
     /// Quota in use, by environment namespace.
     pub quota_used: Vec<(String, Amounts)>,
+    /// Whether this was read from the API server (not from the caches).
+    pub from_api_server: bool,
 }
 
 impl Inputs {
@@ -143,24 +143,30 @@ impl Inputs {
     pub fn standing_quotas(&self) -> Option<Amounts> {
         let mut total = Amounts::new();
         let mut any = false;
-        for quota in self
-            .owned
-            .iter()
-            .filter(|o| o.resource.kind == "ResourceQuota")
-        {
+        for quota in self.owned.iter().filter_map(|o| o.quota.as_ref()) {
             any = true;
-            let hard: BTreeMap<String, Quantity> =
-                serde_json::from_value(quota.object.data["spec"]["hard"].clone())
-                    .unwrap_or_default();
-            if let Ok(hard) = quantity::parse_all(&hard) {
+            if let Ok(hard) = quantity::parse_all(&quota.spec_hard) {
                 quantity::add(&mut total, &hard);
             }
         }
         any.then_some(total)
     }
+
+    fn with_quota_used(mut self) -> Inputs {
+        self.quota_used = self
+            .owned
+            .iter()
+            .filter(|o| o.kind == Kind::ResourceQuota && o.name == QUOTA_NAME)
+            .filter_map(|o| {
+                let used = quantity::parse_all(o.quota.as_ref()?.status_used.as_ref()?).ok()?;
+                Some((o.namespace.clone()?, used))
+            })
+            .collect();
+        self
+    }
 }
 
-/// Reads the inputs of `cloud`.
+/// Reads the inputs of `cloud` from the API server.
 pub async fn read(client: &Client, cloud: &DepartmentCloud) -> Result<Inputs> {
     let api: Api<DepartmentCloud> = Api::all(client.clone());
     let mut peers = Vec::new();
@@ -172,11 +178,15 @@ pub async fn read(client: &Client, cloud: &DepartmentCloud) -> Result<Inputs> {
         peers.extend(peer);
     }
 
-    let owned = owned_objects(client, cloud).await?;
+    let owned: Vec<Seen> = owned_objects(client, cloud)
+        .await?
+        .iter()
+        .filter_map(|o| Some(Seen::from_object(Kind::of(&o.resource)?, &o.object)))
+        .collect();
     let is_owned_namespace = |name: &str| {
         owned
             .iter()
-            .any(|o| o.resource.kind == "Namespace" && o.object.name_any() == name)
+            .any(|o| o.kind == Kind::Namespace && o.name == name)
     };
 
     let namespaces: Api<Namespace> = Api::all(client.clone());
@@ -202,22 +212,49 @@ pub async fn read(client: &Client, cloud: &DepartmentCloud) -> Result<Inputs> {
             Some(_) => foreign_namespaces.push(name),
         }
     }
-
-    let quota_used = owned
-        .iter()
-        .filter(|o| o.resource.kind == "ResourceQuota" && o.object.name_any() == QUOTA_NAME)
-        .filter_map(|o| {
-            let used: ResourceQuota =
-                serde_json::from_value(serde_json::to_value(&o.object).ok()?).ok()?;
-            let used = quantity::parse_all(&used.status?.used?).ok()?;
-            Some((o.object.namespace()?, used))
-        })
-        .collect();
     Ok(Inputs {
         peers,
         owned,
         foreign_namespaces,
         retained_namespaces,
-        quota_used,
-    })
+        quota_used: Vec::new(),
+        from_api_server: true,
+    }
+    .with_quota_used())
+}
+
+/// Reads the inputs of `cloud` from the caches: no request to the API server.
+pub fn read_cached(caches: &Caches, cloud: &DepartmentCloud) -> Inputs {
+    let peers = cloud
+        .spec
+        .peer_departments
+        .iter()
+        .filter_map(|name| caches.cloud(name))
+        .collect();
+    let name = cloud.name_any();
+    let index = caches.index();
+    let owned = index.owned_by(&name);
+    let mut foreign_namespaces = Vec::new();
+    let mut retained_namespaces = Vec::new();
+    for environment in &cloud.spec.environments {
+        let namespace = build::namespace_name(cloud, &environment.name);
+        match index.namespace(&namespace) {
+            None => {}
+            Some(mark) if mark.owner.as_ref() == Some(&name) => {}
+            Some(mark) if mark.owner.is_none() && mark.retained_from.as_ref() == Some(&name) => {
+                retained_namespaces.push(namespace)
+            }
+            Some(_) => foreign_namespaces.push(namespace),
+        }
+    }
+    drop(index);
+    Inputs {
+        peers,
+        owned,
+        foreign_namespaces,
+        retained_namespaces,
+        quota_used: Vec::new(),
+        from_api_server: false,
+    }
+    .with_quota_used()
 }
