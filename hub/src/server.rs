@@ -240,15 +240,26 @@ async fn start_portal(
     let listener = TcpListener::bind(address)
         .await
         .with_context(|| format!("listening for the portal on {address}"))?;
+    portal
+        .downloads
+        .load(&hub.store)
+        .await
+        .map_err(|s| anyhow::anyhow!("reading the portal's download counts: {}", s.message()))?;
     let app = crate::portal::http::router(hub.clone(), portal.clone());
     let mut stop = shutdown.clone();
     tracing::info!(portal = %address, "serving the open-data portal");
+    let (hub, portal, counts_stop) = (hub.clone(), portal.clone(), shutdown.clone());
     Ok(tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = stop.wait_for(|stop| *stop).await;
-            })
-            .await
+        // Download counts are written every few seconds, and once more after the last request.
+        let counts = async { portal.downloads.run(&hub.store, counts_stop).await };
+        let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+            let _ = stop.wait_for(|stop| *stop).await;
+        });
+        let (served, ()) = tokio::join!(serve.into_future(), counts);
+        if let Err(e) = portal.downloads.flush(&hub.store).await {
+            tracing::warn!(error = e.message(), "writing the portal's download counts");
+        }
+        served
     }))
 }
 

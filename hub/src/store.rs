@@ -132,6 +132,33 @@ const MIGRATIONS: &[&str] = &[
     ) STRICT;
     CREATE INDEX portal_tokens_dataset ON portal_tokens (dataset_id);
     "#,
+    // 3: the open-data website (see `crate::portal::downloads`, `crate::portal::history`).
+    r#"
+    -- Downloads counted on the server, by dataset (kept when a dataset is unpublished).
+    CREATE TABLE portal_downloads (
+        dataset_id TEXT PRIMARY KEY,
+        downloads INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+    ) STRICT;
+    -- Every publication and unpublication, for version histories, the changelog and the feed.
+    CREATE TABLE portal_history (
+        seq INTEGER PRIMARY KEY,
+        dataset_id TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        -- 'publish' or 'unpublish'.
+        change TEXT NOT NULL,
+        at INTEGER NOT NULL,
+        title TEXT NOT NULL,
+        organization_credit_code TEXT NOT NULL,
+        record_count INTEGER NOT NULL,
+        content_sha256 TEXT NOT NULL,
+        -- JSON: [{"format", "sha256", "size"}]; [] for an unpublication.
+        files TEXT NOT NULL,
+        -- JSON: the version's metadata quality, worked out when it was published.
+        quality TEXT NOT NULL
+    ) STRICT;
+    CREATE INDEX portal_history_dataset ON portal_history (dataset_id, seq);
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -1,6 +1,9 @@
 //! The served datasets, decoded once and reused while the store's portal tables have not
 //! changed, so that a page or a CKAN search over ten thousand datasets does not decode ten
-//! thousand rows each time.
+//! thousand rows each time; with them, what every request would otherwise work out again over
+//! the whole catalogue: the search [`Index`] (folded text, newest-first order), the facet
+//! counts of the whole catalogue (the home page and an unfiltered search show them) and the
+//! departments' names.
 //!
 //! Whether they changed is asked of the store on every read, not told by the writers: every
 //! write to the portal's rows (publish, unpublish) is audited in the same transaction, and an
@@ -8,11 +11,16 @@
 //! hash, one lookup by primary key) changes whenever they may have. Other audited actions (an
 //! exchange, a token) change it too and cost one decode more; never a stale answer.
 
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 use rusqlite::{Connection, OptionalExtension};
 use tonic::Status;
 
+use super::history::current_quality;
+use super::quality::{Quality, assess};
+use super::search::{Facet, Index, SHOWN_FACETS, department};
+use super::timeliness::{Timeliness, judge};
 use super::{Entry, load_all};
 use crate::store::DbResult;
 
@@ -41,26 +49,141 @@ fn stamp(conn: &Connection) -> Result<Stamp, Status> {
     }))
 }
 
+/// One state of the served catalogue and what is worked out from it once.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    /// Every served dataset, by id (what [`load_all`] answers).
+    pub entries: Vec<Entry>,
+    /// The search structures of `entries`.
+    pub index: Index,
+    /// The facet counts over every entry, in [`SHOWN_FACETS`] order.
+    pub totals: Vec<(Facet, Vec<(String, usize)>)>,
+    /// Each department's name by its CKAN organization name (the code when it has none).
+    pub names: BTreeMap<String, String>,
+    /// Each entry's metadata quality (as stored when its version was published), by position.
+    pub quality: Vec<Quality>,
+    /// The departments, by CKAN organization name.
+    pub departments: BTreeMap<String, Department>,
+}
+
+/// A department's part of the catalogue.
+#[derive(Debug, Default)]
+pub struct Department {
+    /// Its name (its code when it has none).
+    pub name: String,
+    /// Positions of its datasets, newest first.
+    pub datasets: Vec<usize>,
+    /// The mean metadata quality score of its datasets' current versions.
+    pub quality: u32,
+}
+
+impl Snapshot {
+    /// The snapshot of `entries`, with the quality stored for their versions (by id; worked out
+    /// again for a version published before the store kept it).
+    pub fn new(entries: Vec<Entry>, stored: &HashMap<String, Quality>) -> Snapshot {
+        let index = Index::new(&entries);
+        let all: Vec<usize> = (0..entries.len()).collect();
+        let totals = SHOWN_FACETS
+            .iter()
+            .map(|facet| (*facet, index.counts(&entries, &all, *facet)))
+            .collect();
+        let names: BTreeMap<String, String> = entries
+            .iter()
+            .map(|e| {
+                let code = department(e);
+                let name = &e.metadata.organization_name;
+                let label = if name.is_empty() {
+                    code.clone()
+                } else {
+                    name.clone()
+                };
+                (code, label)
+            })
+            .collect();
+        let quality: Vec<Quality> = entries
+            .iter()
+            .map(|e| {
+                stored
+                    .get(&e.metadata.id)
+                    .cloned()
+                    .unwrap_or_else(|| assess(e))
+            })
+            .collect();
+        let mut departments: BTreeMap<String, Department> = BTreeMap::new();
+        for &i in index.newest() {
+            let code = department(&entries[i]);
+            let d = departments.entry(code.clone()).or_default();
+            if d.name.is_empty() {
+                d.name = names.get(&code).cloned().unwrap_or(code);
+            }
+            d.datasets.push(i);
+        }
+        for d in departments.values_mut() {
+            let sum: u64 = d
+                .datasets
+                .iter()
+                .map(|&i| u64::from(quality[i].score))
+                .sum();
+            d.quality = u32::try_from(sum / d.datasets.len().max(1) as u64).unwrap_or(u32::MAX);
+        }
+        Snapshot {
+            entries,
+            index,
+            totals,
+            names,
+            quality,
+            departments,
+        }
+    }
+
+    /// How many of `positions` have an update schedule, and how many of those are on time at
+    /// `now` (microseconds since the epoch).
+    pub fn on_time(&self, positions: &[usize], now: i64) -> (usize, usize) {
+        positions.iter().fold((0, 0), |(scheduled, on_time), &i| {
+            let e = &self.entries[i];
+            match judge(e.published_at, e.metadata.update_interval_seconds, now) {
+                Timeliness::Irregular => (scheduled, on_time),
+                Timeliness::OnTime { .. } => (scheduled + 1, on_time + 1),
+                Timeliness::Overdue { .. } => (scheduled + 1, on_time),
+            }
+        })
+    }
+
+    /// The counts of `facet` over the whole catalogue.
+    pub fn total(&self, facet: Facet) -> &[(String, usize)] {
+        self.totals
+            .iter()
+            .find(|(f, _)| *f == facet)
+            .map(|(_, counts)| counts.as_slice())
+            .unwrap_or_default()
+    }
+
+    /// The entries at `positions`.
+    pub fn at<'a>(&'a self, positions: &'a [usize]) -> impl Iterator<Item = &'a Entry> + 'a {
+        positions.iter().map(|&i| &self.entries[i])
+    }
+}
+
 /// The decoded datasets of the last state read.
 #[derive(Debug, Default)]
 pub struct Catalogue {
-    cached: Mutex<Option<(Stamp, Arc<Vec<Entry>>)>>,
+    cached: Mutex<Option<(Stamp, Arc<Snapshot>)>>,
 }
 
 impl Catalogue {
-    /// Every served dataset, by id (what [`load_all`] answers), decoded again only when the
-    /// portal's rows changed since the last call.
-    pub fn entries(&self, conn: &Connection) -> Result<Arc<Vec<Entry>>, Status> {
+    /// The served catalogue, decoded and indexed again only when the portal's rows changed
+    /// since the last call.
+    pub fn snapshot(&self, conn: &Connection) -> Result<Arc<Snapshot>, Status> {
         // The stamp is read before the rows: rows newer than their stamp only cost one more
         // decode at the next call, never a stale answer.
         let now = stamp(conn)?;
-        if let Some((seen, entries)) = &*self.cached.lock().unwrap_or_else(|p| p.into_inner())
+        if let Some((seen, snapshot)) = &*self.cached.lock().unwrap_or_else(|p| p.into_inner())
             && seen == &now
         {
-            return Ok(entries.clone());
+            return Ok(snapshot.clone());
         }
-        let entries = Arc::new(load_all(conn)?);
-        *self.cached.lock().unwrap_or_else(|p| p.into_inner()) = Some((now, entries.clone()));
-        Ok(entries)
+        let snapshot = Arc::new(Snapshot::new(load_all(conn)?, &current_quality(conn)?));
+        *self.cached.lock().unwrap_or_else(|p| p.into_inner()) = Some((now, snapshot.clone()));
+        Ok(snapshot)
     }
 }

@@ -17,8 +17,9 @@ use axum::response::Response;
 use serde_json::{Map, Value, json};
 
 use super::Entry;
+use super::catalogue::Snapshot;
 use super::http::{PortalHttp, base_url, json_response, openness_name};
-use super::search::{Facet, Query, Sort, search};
+use super::search::{Facet, Query, Sort};
 
 /// `rows` when not given (CKAN's default).
 const DEFAULT_ROWS: usize = 10;
@@ -84,8 +85,8 @@ pub async fn action(
     let base = base_url(&state.portal, &headers);
     let help = format!("{base}/api/3/action/help_show?name={action}");
     let answer = match params(query.as_deref(), &body) {
-        Ok(params) => match state.portal.entries(&state.hub.store).await {
-            Ok(entries) => run(&action, &params, &entries, &base),
+        Ok(params) => match state.portal.snapshot(&state.hub.store).await {
+            Ok(snapshot) => run(&action, &params, &snapshot, &base),
             Err(status) => Err(failure(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "Internal Server Error",
@@ -137,11 +138,12 @@ fn params(query: Option<&str>, body: &[u8]) -> Result<Map<String, Value>, Failur
 fn run(
     action: &str,
     params: &Map<String, Value>,
-    entries: &[Entry],
+    snapshot: &Snapshot,
     base: &str,
 ) -> Result<Value, Failure> {
+    let entries = &snapshot.entries;
     match action {
-        "package_search" => package_search(params, entries, base),
+        "package_search" => package_search(params, snapshot, base),
         "package_show" => {
             let id = string(params, "id").filter(|s| !s.is_empty());
             let Some(id) = id else {
@@ -308,7 +310,7 @@ fn facet(field: &str) -> Result<Facet, Failure> {
 
 fn package_search(
     params: &Map<String, Value>,
-    entries: &[Entry],
+    snapshot: &Snapshot,
     base: &str,
 ) -> Result<Value, Failure> {
     let q = string(params, "q").unwrap_or_default();
@@ -331,9 +333,9 @@ fn package_search(
         // Newest first, then by id (what the website calls "newest").
         sort: Sort::Newest,
     };
-    let hits = search(entries, &query);
-    let results: Vec<Value> = hits
-        .iter()
+    let hits = snapshot.index.search(&snapshot.entries, &query);
+    let results: Vec<Value> = snapshot
+        .at(&hits)
         .skip(start)
         .take(rows)
         .map(|e| package(e, base))

@@ -250,10 +250,11 @@ async fn list(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let entries = match state.portal.entries(&state.hub.store).await {
-        Ok(entries) => entries,
+    let snapshot = match state.portal.snapshot(&state.hub.store).await {
+        Ok(snapshot) => snapshot,
         Err(status) => return internal(&status),
     };
+    let entries = &snapshot.entries;
     let pairs = query_pairs(query.as_deref());
     let param = |key: &str| {
         pairs
@@ -262,9 +263,17 @@ async fn list(
             .map(|(_, v)| v.as_str())
     };
     let base = base_url(&state.portal, &headers);
-    let datasets: Vec<Value> = entries
-        .iter()
-        .filter(|e| matches_query(e, param("q").unwrap_or_default()))
+    // The catalogue's index finds the text; the listing stays in id order.
+    let mut found = snapshot.index.search(
+        entries,
+        &super::search::Query {
+            text: param("q").unwrap_or_default().to_owned(),
+            ..Default::default()
+        },
+    );
+    found.sort_unstable();
+    let datasets: Vec<Value> = snapshot
+        .at(&found)
         .filter(|e| param("category").is_none_or(|c| e.metadata.category == c))
         .filter(|e| {
             param("organization").is_none_or(|o| {
@@ -312,12 +321,12 @@ async fn show(
 }
 
 async fn catalog(State(state): State<PortalHttp>, headers: HeaderMap) -> Response {
-    let entries = match state.portal.entries(&state.hub.store).await {
-        Ok(entries) => entries,
+    let snapshot = match state.portal.snapshot(&state.hub.store).await {
+        Ok(snapshot) => snapshot,
         Err(status) => return internal(&status),
     };
     let base = base_url(&state.portal, &headers);
-    let body = super::dcat::catalog(&state.hub.config.name, &base, &entries);
+    let body = super::dcat::catalog(&state.hub.config.name, &base, &snapshot.entries);
     let mut response = json_response(StatusCode::OK, &body);
     response.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -404,6 +413,7 @@ enum Wanted {
 
 async fn download(
     State(state): State<PortalHttp>,
+    method: axum::http::Method,
     headers: HeaderMap,
     Path((id, version, name)): Path<(String, String, String)>,
 ) -> Response {
@@ -486,7 +496,8 @@ async fn download(
     let Some(file) = files.into_iter().find(|f| f.format == format) else {
         return not_found();
     };
-    serve_file(&state, &id, version, file, conditional, &headers).await
+    let counted = method == axum::http::Method::GET;
+    serve_file(&state, &id, version, file, conditional, &headers, counted).await
 }
 
 async fn serve_file(
@@ -496,6 +507,7 @@ async fn serve_file(
     stored: StoredFile,
     conditional: bool,
     headers: &HeaderMap,
+    counted: bool,
 ) -> Response {
     let path = state.portal.file_path(id, version, &stored.format);
     // Opened before anything is answered: once open, the bytes are this version's even if a
@@ -603,6 +615,10 @@ async fn serve_file(
         return text(StatusCode::INTERNAL_SERVER_ERROR, "the file cannot be read");
     }
     response_headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+    // A download is one that starts at the first byte; resuming it with a range is the same one.
+    if counted && start == 0 {
+        state.portal.downloads.record(id);
+    }
     let metrics = &state.portal.metrics;
     metrics.downloads.with_label_values(&[id]).inc();
     let served = metrics.bytes_served.with_label_values(&[id]);

@@ -6,7 +6,8 @@
 //! ([`dcat`]).
 //!
 //! **Storage.** Metadata and versions are rows of the node's store (`portal_datasets`,
-//! `portal_versions`, `portal_tokens`); files live under `<dataDir>/portal/<id>/<version>/`.
+//! `portal_versions`, `portal_tokens`, with the website's `portal_history` ([`history`]) and
+//! `portal_downloads` ([`downloads`])); files live under `<dataDir>/portal/<id>/<version>/`.
 //! An upload is written to `<dataDir>/portal/.staging/`, checked (size and SHA-256), fsynced and
 //! renamed into place, and only then does one transaction make it current, with its audit
 //! record. A crash at any point leaves the previous version current; whatever an interrupted
@@ -21,9 +22,13 @@
 pub mod catalogue;
 pub mod ckan;
 pub mod dcat;
+pub mod downloads;
+pub mod history;
 pub mod http;
 pub mod publish;
+pub mod quality;
 pub mod search;
+pub mod timeliness;
 pub mod web;
 
 use std::collections::HashSet;
@@ -181,6 +186,8 @@ pub struct Portal {
     pub metrics: PortalMetrics,
     /// The served datasets, decoded once per change.
     pub catalogue: catalogue::Catalogue,
+    /// Download counts, counted on the server.
+    pub downloads: downloads::Downloads,
 }
 
 /// Marks a dataset's upload in progress until dropped.
@@ -212,16 +219,19 @@ impl Portal {
             uploads: Mutex::default(),
             metrics: PortalMetrics::new()?,
             catalogue: catalogue::Catalogue::default(),
+            downloads: downloads::Downloads::default(),
         }))
     }
 
-    /// Every served dataset, by id, from the store (decoded again only after a change).
-    pub async fn entries(
+    /// The served catalogue, from the store (decoded and indexed again only after a change).
+    pub async fn snapshot(
         self: &std::sync::Arc<Self>,
         store: &Store,
-    ) -> Result<std::sync::Arc<Vec<Entry>>, Status> {
+    ) -> Result<std::sync::Arc<catalogue::Snapshot>, Status> {
         let portal = self.clone();
-        store.read(move |conn| portal.catalogue.entries(conn)).await
+        store
+            .read(move |conn| portal.catalogue.snapshot(conn))
+            .await
     }
 
     /// `<dataDir>/portal`.

@@ -178,10 +178,13 @@ where
         files: files.clone(),
         published_at,
     };
+    // Assessed once, now, and kept with the version (history and audit record).
+    let quality = super::quality::assess(&entry);
     let algorithm = hub.algorithm();
     let actor = actor.to_owned();
     {
         let id = id.clone();
+        let entry = entry.clone();
         let files_json =
             serde_json::to_string(&files).map_err(|e| io("encoding the file list", e))?;
         let body = metadata.encode_to_vec();
@@ -196,6 +199,7 @@ where
             "declaredIdentifiers": metadata.fields.iter()
                 .filter(|f| !f.declared_identifiers.is_empty())
                 .map(super::http::field_json).collect::<Vec<_>>(),
+            "quality": { "score": quality.score, "max": quality.max, "missing": quality.missing },
         });
         hub.store
             .write(move |conn| {
@@ -234,6 +238,7 @@ where
                     params![id, version, now.unwrap_or(-1)],
                 )
                 .db()?;
+                super::history::record_publish(conn, &entry, &quality)?;
                 record(conn, algorithm, &actor, "portal.publish", &id, detail)?;
                 Ok(())
             })
@@ -384,19 +389,13 @@ pub async fn unpublish(hub: &Hub, portal: &Portal, actor: &str, id: &str) -> Res
     let removed = hub
         .store
         .write(move |conn| {
-            let version: Option<i64> = conn
-                .query_row(
-                    "SELECT version FROM portal_datasets WHERE id = ?1",
-                    [&owned],
-                    |r| r.get(0),
-                )
-                .optional()
-                .db()?;
-            let Some(version) = version else {
+            let Some(served) = load_one(conn, &owned)? else {
                 return Ok(false);
             };
+            let version = served.metadata.version;
             conn.execute("DELETE FROM portal_datasets WHERE id = ?1", [&owned])
                 .db()?;
+            super::history::record_unpublish(conn, &served, now_micros())?;
             record(
                 conn,
                 algorithm,

@@ -48,6 +48,17 @@ pub enum Sort {
     /// Most query words in the title first, then in tags, then in the description; ties newest
     /// first. Without a query, the same as [`Sort::Newest`].
     Relevance,
+    /// Most downloaded first, ties newest first. The counts are the caller's
+    /// ([`super::downloads`]): [`Index::search`] gives newest first, and [`by_downloads`]
+    /// reorders.
+    Downloads,
+}
+
+/// Reorders `hits` most downloaded first (`count` of each), keeping the order of equals.
+pub fn by_downloads(hits: &mut Vec<usize>, counts: &[u64]) {
+    let mut ranked: Vec<(usize, u64)> = hits.iter().copied().zip(counts.iter().copied()).collect();
+    ranked.sort_by_key(|(_, n)| std::cmp::Reverse(*n));
+    *hits = ranked.into_iter().map(|(i, _)| i).collect();
 }
 
 /// A search.
@@ -100,75 +111,250 @@ fn words(text: &str) -> Vec<String> {
 /// Whether `entry` matches free text `text`: every word a case-insensitive substring of its id,
 /// title, description or a tag. An empty text matches everything.
 pub fn matches_text(entry: &Entry, text: &str) -> bool {
-    matches_words(entry, &words(text))
+    let words = words(text);
+    words.is_empty() || Folded::new(entry).matches(&words)
 }
 
-fn matches_words(entry: &Entry, words: &[String]) -> bool {
-    let m = &entry.metadata;
-    let (id, title, description) = (
-        m.id.to_lowercase(),
-        m.title.to_lowercase(),
-        m.description.to_lowercase(),
-    );
-    let tags: Vec<String> = m.tags.iter().map(|t| t.to_lowercase()).collect();
-    words.iter().all(|word| {
-        id.contains(word.as_str())
-            || title.contains(word.as_str())
-            || description.contains(word.as_str())
-            || tags.iter().any(|t| t.contains(word.as_str()))
-    })
+/// An entry's searchable text, lower-cased once per state of the catalogue instead of once per
+/// request: `id \n title \n description \n tag \n tag …`. The separator is whitespace, which no
+/// query word holds, so a word never matches across two fields.
+#[derive(Clone, Debug)]
+struct Folded {
+    text: String,
+    /// Where the title, the description and the tags are in `text`.
+    title: std::ops::Range<usize>,
+    description: std::ops::Range<usize>,
+    tags: std::ops::Range<usize>,
+    /// The department's CKAN name ([`department`]).
+    department: String,
 }
 
-fn filter_holds(entry: &Entry, facet: Facet, value: &str) -> bool {
-    match facet {
-        // Credit codes are case-insensitive; so are format names.
-        Facet::Department | Facet::Format => values(entry, facet)
+impl Folded {
+    fn new(entry: &Entry) -> Folded {
+        let m = &entry.metadata;
+        let mut text = m.id.to_lowercase();
+        let field = |value: &str, text: &mut String| {
+            text.push('\n');
+            let start = text.len();
+            text.push_str(&value.to_lowercase());
+            start..text.len()
+        };
+        let title = field(&m.title, &mut text);
+        let description = field(&m.description, &mut text);
+        let tags_start = text.len();
+        for tag in &m.tags {
+            field(tag, &mut text);
+        }
+        let tags = tags_start..text.len();
+        Folded {
+            text,
+            title,
+            description,
+            tags,
+            department: department(entry),
+        }
+    }
+
+    fn matches(&self, words: &[String]) -> bool {
+        words.iter().all(|w| self.text.contains(w.as_str()))
+    }
+
+    fn relevance(&self, words: &[String]) -> u32 {
+        let part = |range: &std::ops::Range<usize>| &self.text[range.clone()];
+        words
             .iter()
-            .any(|v| v.eq_ignore_ascii_case(value)),
-        _ => values(entry, facet).iter().any(|v| v == value),
+            .map(|w| {
+                let mut score = 0;
+                if part(&self.title).contains(w.as_str()) {
+                    score += 4;
+                }
+                if part(&self.tags).contains(w.as_str()) {
+                    score += 2;
+                }
+                if part(&self.description).contains(w.as_str()) {
+                    score += 1;
+                }
+                score
+            })
+            .sum()
     }
 }
 
-fn relevance(entry: &Entry, words: &[String]) -> u32 {
+fn filter_holds(entry: &Entry, folded: &Folded, facet: Facet, value: &str) -> bool {
     let m = &entry.metadata;
-    let (title, description) = (m.title.to_lowercase(), m.description.to_lowercase());
-    words
-        .iter()
-        .map(|w| {
-            let mut score = 0;
-            if title.contains(w.as_str()) {
-                score += 4;
-            }
-            if m.tags.iter().any(|t| t.to_lowercase().contains(w.as_str())) {
-                score += 2;
-            }
-            if description.contains(w.as_str()) {
-                score += 1;
-            }
-            score
-        })
-        .sum()
+    match facet {
+        Facet::Category => m.category == value,
+        // Credit codes are case-insensitive; so are format names.
+        Facet::Department => folded.department.eq_ignore_ascii_case(value),
+        Facet::Format => entry
+            .files
+            .iter()
+            .any(|f| f.format.eq_ignore_ascii_case(value)),
+        Facet::License => m.license == value,
+        Facet::Openness => openness_name(entry) == value,
+        Facet::Tag => m.tags.iter().any(|t| t == value),
+        Facet::Id => m.id == value,
+    }
 }
 
-/// The entries `query` finds, in its order.
-pub fn search<'a>(entries: &'a [Entry], query: &Query) -> Vec<&'a Entry> {
-    let words = words(&query.text);
-    let mut hits: Vec<(&Entry, u32)> = entries
-        .iter()
-        .filter(|e| matches_words(e, &words))
-        .filter(|e| query.filters.iter().all(|(f, v)| filter_holds(e, *f, v)))
-        .map(|e| (e, relevance(e, &words)))
-        .collect();
-    let newest = |a: &Entry, b: &Entry| {
-        b.published_at
-            .cmp(&a.published_at)
-            .then_with(|| a.metadata.id.cmp(&b.metadata.id))
-    };
-    match query.sort {
-        Sort::Newest => hits.sort_by(|(a, _), (b, _)| newest(a, b)),
-        Sort::Relevance => hits.sort_by(|(a, sa), (b, sb)| sb.cmp(sa).then_with(|| newest(a, b))),
+/// The search structures of a set of entries, built once per state of the catalogue
+/// ([`super::catalogue`]): each entry's folded text, and the newest-first order. A search then
+/// costs one substring scan per word and entry, and no sort without a query.
+#[derive(Clone, Debug, Default)]
+pub struct Index {
+    folded: Vec<Folded>,
+    /// Positions of the entries, newest publication first, then by id.
+    newest: Vec<usize>,
+    /// For each shown facet and value (its [`posting_key`]), the positions that have it, newest
+    /// first: a filtered search scans only the entries of its narrowest filter.
+    postings: BTreeMap<(Facet, String), Vec<usize>>,
+}
+
+/// The key a filter value is found under: department codes and formats compare without case.
+fn posting_key(facet: Facet, value: &str) -> String {
+    match facet {
+        Facet::Department | Facet::Format => value.to_ascii_lowercase(),
+        _ => value.to_owned(),
     }
-    hits.into_iter().map(|(e, _)| e).collect()
+}
+
+impl Index {
+    /// The index of `entries`.
+    pub fn new(entries: &[Entry]) -> Index {
+        let mut newest: Vec<usize> = (0..entries.len()).collect();
+        newest.sort_by(|&a, &b| {
+            let (a, b) = (&entries[a], &entries[b]);
+            b.published_at
+                .cmp(&a.published_at)
+                .then_with(|| a.metadata.id.cmp(&b.metadata.id))
+        });
+        let folded: Vec<Folded> = entries.iter().map(Folded::new).collect();
+        let mut postings: BTreeMap<(Facet, String), Vec<usize>> = BTreeMap::new();
+        for &i in &newest {
+            let (entry, folded) = (&entries[i], &folded[i]);
+            let m = &entry.metadata;
+            let mut keys: Vec<(Facet, String)> = vec![
+                (Facet::Category, m.category.clone()),
+                (Facet::Department, folded.department.to_ascii_lowercase()),
+                (Facet::License, m.license.clone()),
+                (Facet::Openness, openness_name(entry).to_owned()),
+            ];
+            keys.extend(
+                entry
+                    .files
+                    .iter()
+                    .map(|f| (Facet::Format, f.format.to_ascii_lowercase())),
+            );
+            keys.sort();
+            keys.dedup();
+            for key in keys {
+                postings.entry(key).or_default().push(i);
+            }
+        }
+        Index {
+            folded,
+            newest,
+            postings,
+        }
+    }
+
+    /// Every position, newest publication first.
+    pub fn newest(&self) -> &[usize] {
+        &self.newest
+    }
+
+    /// The positions in `entries` (the entries this index was built from) that `query` finds,
+    /// in its order.
+    pub fn search(&self, entries: &[Entry], query: &Query) -> Vec<usize> {
+        let words = words(&query.text);
+        // The narrowest filter that has postings gives the candidates (already newest first);
+        // the other filters, then the text, are checked on them only.
+        let mut candidates: &[usize] = &self.newest;
+        for (facet, value) in &query.filters {
+            if SHOWN_FACETS.contains(facet) {
+                let list = self
+                    .postings
+                    .get(&(*facet, posting_key(*facet, value)))
+                    .map_or(&[][..], Vec::as_slice);
+                if list.len() < candidates.len() {
+                    candidates = list;
+                }
+            }
+        }
+        let mut hits: Vec<usize> = candidates
+            .iter()
+            .copied()
+            .filter(|&i| {
+                query
+                    .filters
+                    .iter()
+                    .all(|(f, v)| filter_holds(&entries[i], &self.folded[i], *f, v))
+            })
+            .filter(|&i| words.is_empty() || self.folded[i].matches(&words))
+            .collect();
+        if query.sort == Sort::Relevance && !words.is_empty() {
+            // Stable: equal scores stay newest first.
+            hits.sort_by_cached_key(|&i| std::cmp::Reverse(self.folded[i].relevance(&words)));
+        }
+        hits
+    }
+
+    /// How many of the entries at `hits` have each value of `facet`, most first, then by value.
+    pub fn counts(&self, entries: &[Entry], hits: &[usize], facet: Facet) -> Vec<(String, usize)> {
+        let mut by_value: std::collections::HashMap<&str, usize> = Default::default();
+        let mut seen: Vec<&str> = Vec::new();
+        for &i in hits {
+            let (entry, folded) = (&entries[i], &self.folded[i]);
+            let m = &entry.metadata;
+            seen.clear();
+            match facet {
+                Facet::Category => seen.push(&m.category),
+                Facet::Department => seen.push(&folded.department),
+                Facet::Format => seen.extend(entry.files.iter().map(|f| f.format.as_str())),
+                Facet::License => seen.push(&m.license),
+                Facet::Openness => seen.push(openness_name(entry)),
+                Facet::Tag => seen.extend(m.tags.iter().map(String::as_str)),
+                Facet::Id => seen.push(&m.id),
+            }
+            seen.sort_unstable();
+            seen.dedup();
+            for value in seen.iter().filter(|v| !v.is_empty()) {
+                *by_value.entry(value).or_default() += 1;
+            }
+        }
+        let mut counted: Vec<(String, usize)> = by_value
+            .into_iter()
+            .map(|(value, n)| {
+                // Formats are counted as stored and shown lower-case, as `values` gives them.
+                let value = if facet == Facet::Format {
+                    value.to_lowercase()
+                } else {
+                    value.to_owned()
+                };
+                (value, n)
+            })
+            .collect();
+        if facet == Facet::Format {
+            // Two spellings of one format (as stored) are one value.
+            let mut merged: BTreeMap<String, usize> = BTreeMap::new();
+            for (v, n) in counted {
+                *merged.entry(v).or_default() += n;
+            }
+            counted = merged.into_iter().collect();
+        }
+        counted.sort_by(|(va, a), (vb, b)| b.cmp(a).then_with(|| va.cmp(vb)));
+        counted
+    }
+}
+
+/// The entries `query` finds, in its order (building an [`Index`] for this one search; the
+/// portal's pages use the catalogue's).
+pub fn search<'a>(entries: &'a [Entry], query: &Query) -> Vec<&'a Entry> {
+    Index::new(entries)
+        .search(entries, query)
+        .into_iter()
+        .map(|i| &entries[i])
+        .collect()
 }
 
 /// How many of `hits` have each value of `facet`, most first, then by value.

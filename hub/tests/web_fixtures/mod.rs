@@ -375,6 +375,18 @@ pub async fn publish(hub: &HubProcess, metadata: DatasetMetadata, csv: &str, jso
         .unwrap();
 }
 
+/// The promised update interval of a fixture dataset: daily weather, weekly bus stops, monthly
+/// enterprises, the others irregular.
+pub fn update_interval(id: &str) -> i64 {
+    const DAY: i64 = 86_400;
+    match id {
+        "zj-weather.daily" => DAY,
+        BUS => 7 * DAY,
+        "hz-market.enterprises" => 31 * DAY,
+        _ => 0,
+    }
+}
+
 /// Publishes every fixture dataset, oldest first (the hostile one is the oldest), and returns
 /// them newest first, as the portal lists them.
 pub async fn seed(hub: &HubProcess) -> Vec<Published> {
@@ -398,6 +410,7 @@ pub async fn seed(hub: &HubProcess) -> Vec<Published> {
             fields: spec.fields,
             content_sha256: sha256(spec.csv.as_bytes()),
             risk: spec.risk,
+            update_interval_seconds: update_interval(spec.id),
         };
         publish(hub, metadata, &spec.csv, spec.json).await;
         out.push(Published {

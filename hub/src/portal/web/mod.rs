@@ -10,6 +10,8 @@
 //! - `GET /datasets/{id}`: a dataset, its files and checksums, a preview of its first rows read
 //!   from the published file, snippets, `<link rel=alternate>` and schema.org JSON-LD;
 //! - `GET /datasets/{id}/dcat.jsonld`: its DCAT-AP description ([`alternates`]);
+//! - `GET /departments`, `/departments/{code}`: the departments ranked by the metadata quality
+//!   of their datasets, each with its datasets and on-time update rate ([`departments`]);
 //! - `GET /assets/portal.css`: the style sheet.
 //!
 //! Every page takes `?lang=zh-CN|en` (else `Accept-Language`, else Chinese). The modules:
@@ -18,6 +20,7 @@
 //! rows of a gzip CSV, [`routes`] the handlers.
 
 pub mod alternates;
+pub mod departments;
 pub mod i18n;
 pub mod pages;
 pub mod preview;
@@ -35,5 +38,7 @@ pub fn routes() -> Router<PortalHttp> {
         .route("/datasets", get(routes::datasets))
         .route("/datasets/{id}", get(routes::dataset))
         .route("/datasets/{id}/dcat.jsonld", get(alternates::dcat))
+        .route("/departments", get(departments::departments))
+        .route("/departments/{code}", get(departments::department))
         .route("/assets/portal.css", get(routes::css))
 }

@@ -25,6 +25,8 @@ pub struct Layout {
     pub home_url: String,
     /// See `home_url`.
     pub datasets_url: String,
+    /// See `home_url`.
+    pub departments_url: String,
     /// `?lang=` as the URL gave it, for the search form's hidden field.
     pub lang_param: Option<&'static str>,
     /// `<link rel=alternate>`s: media type and absolute URL.
@@ -68,6 +70,8 @@ pub struct Card {
     pub updated_iso: String,
     /// Its formats, upper-case, comma-separated.
     pub formats: String,
+    /// "N downloads".
+    pub downloads: String,
 }
 
 /// An openness badge.
@@ -104,6 +108,8 @@ pub struct Home {
     pub departments: Vec<Counted>,
     /// The most recently updated datasets.
     pub recent: Vec<Card>,
+    /// The most downloaded datasets (those downloaded at all).
+    pub popular: Vec<Card>,
     /// "See all N datasets".
     pub all_label: String,
     /// The search form's text: empty on the home page.
@@ -263,6 +269,103 @@ pub struct Dataset {
     pub preview: PreviewView,
     /// The snippets: heading and code.
     pub snippets: Vec<(&'static str, String)>,
+    /// How often it was downloaded, grouped for reading.
+    pub downloads: String,
+    /// Its update frequency's name.
+    pub frequency: &'static str,
+    /// Its timeliness: CSS class (`on-time`, `overdue`, `irregular`) and text.
+    pub timeliness: (&'static str, String),
+    /// Its metadata quality.
+    pub quality: QualityView,
+    /// Its versions and withdrawals, newest first.
+    pub history: Vec<HistoryRow>,
+}
+
+/// A version's metadata quality as a page shows it.
+#[derive(Clone, Debug)]
+pub struct QualityView {
+    /// "312 of 405 points (Good)".
+    pub summary: String,
+    /// Its rating (`excellent`, `good`, `sufficient`, `bad`), for the badge's CSS class.
+    pub rating: &'static str,
+    /// Each dimension: name, "50 / 100", and the names of the checks it misses.
+    pub dimensions: Vec<(&'static str, String, Vec<&'static str>)>,
+}
+
+/// A row of a version history.
+#[derive(Clone, Debug)]
+pub struct HistoryRow {
+    /// The version.
+    pub version: i64,
+    /// "Published" or "Withdrawn".
+    pub change: &'static str,
+    /// When, for people and RFC 3339.
+    pub at: (String, String),
+    /// Its record count, grouped.
+    pub records: String,
+    /// Its content digest's first 16 hex digits (the full one in `content_full`).
+    pub content: String,
+    /// Its whole content digest.
+    pub content_full: String,
+    /// Its quality score ("312 / 405"), empty for a withdrawal.
+    pub quality: String,
+}
+
+/// A department in the ranking.
+#[derive(Clone, Debug)]
+pub struct DepartmentRow {
+    /// Its place, from 1.
+    pub rank: usize,
+    /// Its name.
+    pub name: String,
+    /// Its page.
+    pub url: String,
+    /// How many datasets it publishes.
+    pub datasets: usize,
+    /// Its mean quality score and rating.
+    pub quality: String,
+    /// Its rating, for the CSS class.
+    pub rating: &'static str,
+    /// Its on-time rate ("75 %", or "—" without scheduled datasets).
+    pub on_time: String,
+    /// Downloads of its datasets, grouped.
+    pub downloads: String,
+}
+
+/// `/departments`: every department, ranked by the metadata quality of its datasets.
+#[derive(Template)]
+#[template(path = "portal/departments.html")]
+pub struct Departments {
+    /// The frame.
+    pub layout: Layout,
+    /// The ranking.
+    pub rows: Vec<DepartmentRow>,
+}
+
+/// `/departments/{code}`.
+#[derive(Template)]
+#[template(path = "portal/department.html")]
+pub struct DepartmentPage {
+    /// The frame.
+    pub layout: Layout,
+    /// Its name.
+    pub name: String,
+    /// Its credit code.
+    pub code: String,
+    /// Its figures: label and value.
+    pub figures: Vec<(&'static str, String)>,
+    /// Its mean quality's rating, for the badge.
+    pub rating: &'static str,
+    /// Its datasets on this page, newest first.
+    pub results: Vec<Card>,
+    /// "Page 2 of 5", when there is more than one.
+    pub page_label: Option<String>,
+    /// The previous page.
+    pub prev_url: Option<String>,
+    /// The next page.
+    pub next_url: Option<String>,
+    /// The catalogue filtered by the department.
+    pub search_url: String,
 }
 
 /// A page that says what went wrong (400, 404, 503).

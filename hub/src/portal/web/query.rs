@@ -176,10 +176,12 @@ pub fn facet_param(facet: Facet) -> &'static str {
     }
 }
 
-fn sort_param(sort: Sort) -> &'static str {
+/// The URL value of a sort.
+pub fn sort_param(sort: Sort) -> &'static str {
     match sort {
         Sort::Relevance => "relevance",
         Sort::Newest => "newest",
+        Sort::Downloads => "downloads",
     }
 }
 
@@ -221,7 +223,10 @@ impl SearchState {
             None => None,
             Some("relevance") => Some(Sort::Relevance),
             Some("newest") => Some(Sort::Newest),
-            Some(other) => return Err(choice("sort", other, &["relevance", "newest"])),
+            Some("downloads") => Some(Sort::Downloads),
+            Some(other) => {
+                return Err(choice("sort", other, &["relevance", "newest", "downloads"]));
+            }
         };
         if let Some(page) = params.get("page") {
             state.page = page

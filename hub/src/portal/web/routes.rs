@@ -15,13 +15,19 @@ use serde_json::json;
 use super::i18n::{CATEGORIES, Lang};
 use super::pages::{
     Badge, Card, Counted, Dataset, Datasets, DeclaredView, ErrorPage, FacetView, FieldView,
-    FileView, Home, Layout, PreviewView, SortLink, grouped, human_size, json_ld, summary, when,
+    FileView, HistoryRow, Home, Layout, PreviewView, QualityView, SortLink, grouped, human_size,
+    json_ld, summary, when,
 };
 use super::preview;
 use super::query::{self, BadParameter, PAGE_SIZE, SearchState, link, with_lang};
+use crate::portal::catalogue::Snapshot;
+use crate::portal::history::{self, Change};
 use crate::portal::http::{PortalHttp, rfc3339};
+use crate::portal::quality::{CHECKS, DIMENSIONS, Quality, assess, rating};
 use crate::portal::search::{self, Facet, Sort};
+use crate::portal::timeliness::{Timeliness, frequency, judge};
 use crate::portal::{Entry, load_one, valid_id};
+use crate::service::now_micros;
 
 /// The style sheet, served from the hub (no third-party host, and a `style-src 'self'` policy).
 const CSS: &str = include_str!("portal.css");
@@ -30,7 +36,7 @@ const CSS: &str = include_str!("portal.css");
 const RECENT: usize = 5;
 
 /// What a page's request says about its language: `?lang=` if given, else `Accept-Language`.
-fn language(explicit: Option<Lang>, headers: &HeaderMap) -> Lang {
+pub(super) fn language(explicit: Option<Lang>, headers: &HeaderMap) -> Lang {
     explicit.unwrap_or_else(|| {
         Lang::from_accept_language(
             headers
@@ -63,16 +69,16 @@ pub fn wants_html(headers: &HeaderMap) -> bool {
 }
 
 /// The page frame of a request for `path?query`.
-struct Frame<'a> {
-    state: &'a PortalHttp,
-    lang: Lang,
-    explicit: Option<Lang>,
-    path: &'a str,
-    query: Option<&'a str>,
+pub(super) struct Frame<'a> {
+    pub(super) state: &'a PortalHttp,
+    pub(super) lang: Lang,
+    pub(super) explicit: Option<Lang>,
+    pub(super) path: &'a str,
+    pub(super) query: Option<&'a str>,
 }
 
 impl Frame<'_> {
-    fn layout(&self, title: String, current: &'static str) -> Layout {
+    pub(super) fn layout(&self, title: String, current: &'static str) -> Layout {
         let node = self.state.hub.config.name.as_str();
         Layout {
             lang: self.lang,
@@ -82,6 +88,7 @@ impl Frame<'_> {
             switch_url: with_lang(self.path, self.query, self.lang.other()),
             home_url: link("/", self.explicit),
             datasets_url: link("/datasets", self.explicit),
+            departments_url: link("/departments", self.explicit),
             lang_param: self.explicit.map(Lang::tag),
             alternates: Vec::new(),
             json_ld: None,
@@ -94,8 +101,9 @@ impl Frame<'_> {
         link(&format!("/datasets/{id}"), self.explicit)
     }
 
-    fn card(&self, entry: &Entry) -> Card {
+    pub(super) fn card(&self, entry: &Entry) -> Card {
         let m = &entry.metadata;
+        let downloads = self.state.portal.downloads.count(&m.id);
         let (updated, updated_iso) = when(entry.published_at);
         Card {
             title: m.title.clone(),
@@ -112,11 +120,15 @@ impl Frame<'_> {
                 .map(|f| f.format.to_uppercase())
                 .collect::<Vec<_>>()
                 .join(", "),
+            downloads: self.lang.fill(
+                "card.downloads",
+                &[("n", &grouped(i64::try_from(downloads).unwrap_or(i64::MAX)))],
+            ),
         }
     }
 
     /// A 400 page naming the parameter.
-    fn bad_request(&self, bad: &BadParameter) -> Response {
+    pub(super) fn bad_request(&self, bad: &BadParameter) -> Response {
         let page = ErrorPage {
             layout: self.layout(self.lang.t("error.title").to_owned(), ""),
             heading: self.lang.t("error.title"),
@@ -126,7 +138,7 @@ impl Frame<'_> {
         html(StatusCode::BAD_REQUEST, self.lang, page.render())
     }
 
-    fn unavailable(&self, status: &tonic::Status) -> Response {
+    pub(super) fn unavailable(&self, status: &tonic::Status) -> Response {
         tracing::warn!(
             error = status.message(),
             "a portal page cannot read the store"
@@ -141,7 +153,7 @@ impl Frame<'_> {
     }
 }
 
-fn badge(lang: Lang, entry: &Entry) -> Badge {
+pub(super) fn badge(lang: Lang, entry: &Entry) -> Badge {
     if entry.conditional() {
         Badge {
             label: lang.t("openness.conditional"),
@@ -156,7 +168,7 @@ fn badge(lang: Lang, entry: &Entry) -> Badge {
 }
 
 /// An HTML answer with the headers every page has.
-fn html(status: StatusCode, lang: Lang, rendered: askama::Result<String>) -> Response {
+pub(super) fn html(status: StatusCode, lang: Lang, rendered: askama::Result<String>) -> Response {
     let body = match rendered {
         Ok(body) => body,
         Err(e) => {
@@ -207,25 +219,8 @@ pub async fn css() -> Response {
         .into_response()
 }
 
-async fn entries(state: &PortalHttp) -> Result<Arc<Vec<Entry>>, tonic::Status> {
-    state.portal.entries(&state.hub.store).await
-}
-
-/// The department names of `entries`, by CKAN organization name.
-fn department_names(entries: &[Entry]) -> BTreeMap<String, String> {
-    entries
-        .iter()
-        .map(|e| {
-            let name = &e.metadata.organization_name;
-            let code = search::department(e);
-            let label = if name.is_empty() {
-                code.clone()
-            } else {
-                name.clone()
-            };
-            (code, label)
-        })
-        .collect()
+pub(super) async fn snapshot(state: &PortalHttp) -> Result<Arc<Snapshot>, tonic::Status> {
+    state.portal.snapshot(&state.hub.store).await
 }
 
 /// `GET /` for a browser.
@@ -242,19 +237,22 @@ pub async fn home(state: &PortalHttp, headers: &HeaderMap, raw: Option<&str>) ->
     if let Err(bad) = params {
         return frame.bad_request(&bad);
     }
-    let entries = match entries(state).await {
-        Ok(entries) => entries,
+    let snapshot = match snapshot(state).await {
+        Ok(snapshot) => snapshot,
         Err(status) => return frame.unavailable(&status),
     };
-    let all: Vec<&Entry> = entries.iter().collect();
     let lang = frame.lang;
     let browse = SearchState {
         lang: explicit,
         page: 1,
         ..SearchState::default()
     };
-    let category_counts: BTreeMap<String, usize> =
-        search::counts(&all, Facet::Category).into_iter().collect();
+    // Counted once per state of the catalogue, not per request.
+    let category_counts: BTreeMap<&str, usize> = snapshot
+        .total(Facet::Category)
+        .iter()
+        .map(|(c, n)| (c.as_str(), *n))
+        .collect();
     // The plan's categories in its order, then any other a dataset names.
     let mut categories: Vec<Counted> = CATEGORIES
         .iter()
@@ -262,43 +260,65 @@ pub async fn home(state: &PortalHttp, headers: &HeaderMap, raw: Option<&str>) ->
         .chain(
             category_counts
                 .keys()
-                .filter(|c| !CATEGORIES.iter().any(|(id, _, _)| id == c))
-                .cloned(),
+                .filter(|c| !CATEGORIES.iter().any(|(id, _, _)| id == *c))
+                .map(|c| (*c).to_owned()),
         )
         .map(|id| Counted {
             label: lang.category(&id),
             url: browse.with_filter(Facet::Category, &id).url(),
-            count: category_counts.get(&id).copied().unwrap_or_default(),
+            count: category_counts
+                .get(id.as_str())
+                .copied()
+                .unwrap_or_default(),
             selected: false,
         })
         .collect();
     categories.sort_by_key(|c| c.count == 0);
-    let names = department_names(&entries);
-    let departments = search::counts(&all, Facet::Department)
-        .into_iter()
+    let departments = snapshot
+        .total(Facet::Department)
+        .iter()
         .map(|(code, count)| Counted {
-            label: names.get(&code).cloned().unwrap_or_else(|| code.clone()),
-            url: browse.with_filter(Facet::Department, &code).url(),
-            count,
+            label: snapshot
+                .names
+                .get(code)
+                .cloned()
+                .unwrap_or_else(|| code.clone()),
+            url: browse.with_filter(Facet::Department, code).url(),
+            count: *count,
             selected: false,
         })
         .collect();
-    let newest = search::search(
-        &entries,
-        &search::Query {
-            sort: Sort::Newest,
-            ..search::Query::default()
-        },
-    );
+    let total = snapshot.entries.len();
+    let counts = state
+        .portal
+        .downloads
+        .counts(snapshot.entries.iter().map(|e| e.metadata.id.as_str()));
+    let mut popular: Vec<usize> = snapshot
+        .index
+        .newest()
+        .iter()
+        .copied()
+        .filter(|&i| counts[i] > 0)
+        .collect();
+    popular.sort_by_key(|&i| std::cmp::Reverse(counts[i]));
     let page = Home {
         layout: frame.layout(lang.t("nav.home").to_owned(), "home"),
         categories,
         departments,
-        recent: newest.iter().take(RECENT).map(|e| frame.card(e)).collect(),
-        all_label: lang.fill("home.all", &[("n", &entries.len().to_string())]),
+        recent: snapshot
+            .at(snapshot.index.newest())
+            .take(RECENT)
+            .map(|e| frame.card(e))
+            .collect(),
+        popular: snapshot
+            .at(&popular)
+            .take(RECENT)
+            .map(|e| frame.card(e))
+            .collect(),
+        all_label: lang.fill("home.all", &[("n", &total.to_string())]),
         text: String::new(),
         hidden: Vec::new(),
-        total: entries.len(),
+        total,
     };
     html(StatusCode::OK, lang, page.render())
 }
@@ -352,37 +372,51 @@ pub async fn datasets(
         Ok(s) => s,
         Err(bad) => return frame.bad_request(&bad),
     };
-    let entries = match entries(&state).await {
-        Ok(entries) => entries,
+    let snapshot = match snapshot(&state).await {
+        Ok(snapshot) => snapshot,
         Err(status) => return frame.unavailable(&status),
     };
     let lang = frame.lang;
-    let names = department_names(&entries);
-    let hits = search::search(&entries, &search_state.query());
+    let names = &snapshot.names;
+    let query = search_state.query();
+    let mut hits = snapshot.index.search(&snapshot.entries, &query);
+    if query.sort == Sort::Downloads {
+        let counts = state.portal.downloads.counts(
+            hits.iter()
+                .map(|&i| snapshot.entries[i].metadata.id.as_str()),
+        );
+        search::by_downloads(&mut hits, &counts);
+    }
     let pages = hits.len().div_ceil(PAGE_SIZE).max(1);
     let page = search_state.page;
-    let results = hits
-        .iter()
+    let results = snapshot
+        .at(&hits)
         .skip((page - 1) * PAGE_SIZE)
         .take(PAGE_SIZE)
         .map(|e| frame.card(e))
         .collect();
+    // Browsing everything shows the catalogue's counts, worked out once per state of it.
+    let everything = query.text.trim().is_empty() && query.filters.is_empty();
     let facets = search::SHOWN_FACETS
         .iter()
         .map(|facet| FacetView {
             title: facet_title(lang, *facet),
-            options: search::counts(&hits, *facet)
-                .into_iter()
-                .map(|(value, count)| Counted {
-                    label: facet_label(lang, *facet, &value, &names),
-                    url: search_state.with_filter(*facet, &value).url(),
-                    selected: search_state
-                        .filters
-                        .get(facet)
-                        .is_some_and(|v| v.eq_ignore_ascii_case(&value)),
-                    count,
-                })
-                .collect(),
+            options: if everything {
+                snapshot.total(*facet).to_vec()
+            } else {
+                snapshot.index.counts(&snapshot.entries, &hits, *facet)
+            }
+            .into_iter()
+            .map(|(value, count)| Counted {
+                label: facet_label(lang, *facet, &value, names),
+                url: search_state.with_filter(*facet, &value).url(),
+                selected: search_state
+                    .filters
+                    .get(facet)
+                    .is_some_and(|v| v.eq_ignore_ascii_case(&value)),
+                count,
+            })
+            .collect(),
         })
         .collect();
     let active = search_state
@@ -393,7 +427,7 @@ pub async fn datasets(
                 format!(
                     "{}: {}",
                     facet_title(lang, *facet),
-                    facet_label(lang, *facet, value, &names)
+                    facet_label(lang, *facet, value, names)
                 ),
                 search_state.without_filter(*facet).url(),
             )
@@ -409,6 +443,7 @@ pub async fn datasets(
     let sorts = [
         (Sort::Relevance, "sort.relevance"),
         (Sort::Newest, "sort.newest"),
+        (Sort::Downloads, "sort.downloads"),
     ]
     .into_iter()
     .map(|(sort, key)| SortLink {
@@ -423,14 +458,7 @@ pub async fn datasets(
         .map(|(f, v)| (query::facet_param(*f), v.clone()))
         .collect();
     if let Some(sort) = search_state.sort {
-        hidden.push((
-            "sort",
-            match sort {
-                Sort::Relevance => "relevance",
-                Sort::Newest => "newest",
-            }
-            .to_owned(),
-        ));
+        hidden.push(("sort", query::sort_param(sort).to_owned()));
     }
     let title = if search_state.text.is_empty() {
         lang.t("datasets.title").to_owned()
@@ -571,6 +599,45 @@ fn snippets(entry: &Entry, base: &str, lang: Lang) -> Vec<(&'static str, String)
     ]
 }
 
+/// Rows of version history a dataset page shows (the newest).
+const HISTORY_ROWS: usize = 20;
+
+/// A quality as a page shows it, in `lang`.
+pub(super) fn quality_view(lang: Lang, quality: &Quality) -> QualityView {
+    QualityView {
+        summary: quality_summary(lang, quality.score, quality.max),
+        rating: quality.rating(),
+        dimensions: DIMENSIONS
+            .iter()
+            .map(|d| {
+                let (met, max) = quality.dimension(d);
+                let missing = CHECKS
+                    .iter()
+                    .filter(|c| c.dimension == *d && quality.missing.iter().any(|m| m == c.key))
+                    .map(|c| lang.t(&format!("quality.check.{}", c.key)))
+                    .collect();
+                (
+                    lang.t(&format!("quality.{d}")),
+                    format!("{met} / {max}"),
+                    missing,
+                )
+            })
+            .collect(),
+    }
+}
+
+/// "312 of 405 points (Good)".
+pub(super) fn quality_summary(lang: Lang, score: u32, max: u32) -> String {
+    lang.fill(
+        "quality.score",
+        &[
+            ("score", &score.to_string()),
+            ("max", &max.to_string()),
+            ("rating", lang.t(&format!("rating.{}", rating(score)))),
+        ],
+    )
+}
+
 /// `GET /datasets/{id}`.
 pub async fn dataset(
     State(state): State<PortalHttp>,
@@ -601,13 +668,19 @@ pub async fn dataset(
         state
             .hub
             .store
-            .read(move |conn| load_one(conn, &lookup))
+            .read(move |conn| {
+                let Some(entry) = load_one(conn, &lookup)? else {
+                    return Ok(None);
+                };
+                let history = history::of_dataset(conn, &lookup, HISTORY_ROWS)?;
+                Ok(Some((entry, history)))
+            })
             .await
     } else {
         Ok(None)
     };
-    let entry = match found {
-        Ok(Some(entry)) => entry,
+    let (entry, events) = match found {
+        Ok(Some(found)) => found,
         Ok(None) => {
             let page = ErrorPage {
                 layout: frame.layout(lang.t("notfound.title").to_owned(), "datasets"),
@@ -659,7 +732,53 @@ pub async fn dataset(
         })
         .unwrap_or_default();
     let preview = preview_of(&state, &entry, lang).await;
+    // The quality stored with this version; worked out again for one published before the
+    // store kept it.
+    let quality = events
+        .iter()
+        .find(|e| e.change == Change::Publish && e.version == m.version)
+        .and_then(|e| e.quality.clone())
+        .unwrap_or_else(|| assess(&entry));
+    let timeliness = match judge(entry.published_at, m.update_interval_seconds, now_micros()) {
+        Timeliness::Irregular => ("irregular", lang.t("timeliness.irregular").to_owned()),
+        Timeliness::OnTime { due } => (
+            "on-time",
+            lang.fill("timeliness.on_time", &[("due", &when(due).0)]),
+        ),
+        Timeliness::Overdue { due } => (
+            "overdue",
+            lang.fill("timeliness.overdue", &[("due", &when(due).0)]),
+        ),
+    };
+    let history_rows = events
+        .iter()
+        .map(|e| HistoryRow {
+            version: e.version,
+            change: lang.t(match e.change {
+                Change::Publish => "change.publish",
+                Change::Unpublish => "change.unpublish",
+            }),
+            at: when(e.at),
+            records: grouped(e.record_count),
+            content: e.content_sha256.chars().take(16).collect(),
+            content_full: e.content_sha256.clone(),
+            quality: e
+                .quality
+                .as_ref()
+                .map(|q| format!("{} / {}", q.score, q.max))
+                .unwrap_or_default(),
+        })
+        .collect();
+    let downloads = state.portal.downloads.count(&m.id);
     let page = Dataset {
+        downloads: grouped(i64::try_from(downloads).unwrap_or(i64::MAX)),
+        frequency: lang.t(&format!(
+            "frequency.{}",
+            frequency(m.update_interval_seconds)
+        )),
+        timeliness,
+        quality: quality_view(lang, &quality),
+        history: history_rows,
         id: m.id.clone(),
         title: m.title.clone(),
         paragraphs: m

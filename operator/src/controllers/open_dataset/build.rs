@@ -175,7 +175,37 @@ pub fn metadata(
             threshold_percent: r.threshold_percent,
             records_at_risk: i64::try_from(r.records_at_risk).unwrap_or(i64::MAX),
         }),
+        update_interval_seconds: refresh_interval_seconds(spec.refresh_schedule.as_deref()),
     }
+}
+
+/// The longest gap, in seconds, between two firings of a refresh schedule (five-field cron,
+/// UTC) over a year of firings from a fixed start, so the same schedule always gives the same
+/// figure; 0 without a schedule (the portal then shows the dataset as updated irregularly).
+pub fn refresh_interval_seconds(schedule: Option<&str>) -> i64 {
+    let Some(cron) = schedule.and_then(|s| s.parse::<croner::Cron>().ok()) else {
+        return 0;
+    };
+    let Ok(start) = jiff::Timestamp::from_second(1_767_225_600) else {
+        return 0;
+    };
+    let mut at = start.to_zoned(jiff::tz::TimeZone::UTC);
+    let mut longest = 0;
+    // A year of firings, at most 400 steps (a daily schedule takes 366 of them).
+    for _ in 0..400 {
+        let Ok(next) = cron.find_next_occurrence(&at, false) else {
+            break;
+        };
+        let gap = next.timestamp().as_second() - at.timestamp().as_second();
+        if at.timestamp() != start {
+            longest = longest.max(gap);
+        }
+        if next.timestamp().as_second() - start.as_second() > 366 * 86_400 {
+            break;
+        }
+        at = next;
+    }
+    longest
 }
 
 /// A serde enum's name as the CRD spells it (`dateShift`, `mobilePhone`).
@@ -184,4 +214,21 @@ fn camel_case(value: impl serde::Serialize) -> String {
         .ok()
         .and_then(|v| v.as_str().map(str::to_owned))
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::refresh_interval_seconds;
+
+    #[test]
+    fn a_refresh_schedule_gives_its_longest_gap() {
+        const DAY: i64 = 86_400;
+        assert_eq!(refresh_interval_seconds(None), 0);
+        assert_eq!(refresh_interval_seconds(Some("not cron")), 0);
+        assert_eq!(refresh_interval_seconds(Some("0 3 * * *")), DAY);
+        assert_eq!(refresh_interval_seconds(Some("0 3 * * 1")), 7 * DAY);
+        assert_eq!(refresh_interval_seconds(Some("0 3 1 * *")), 31 * DAY);
+        assert_eq!(refresh_interval_seconds(Some("*/15 * * * *")), 900);
+        assert_eq!(refresh_interval_seconds(Some("0 0 1 1 *")), 365 * DAY);
+    }
 }
