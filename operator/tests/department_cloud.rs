@@ -1229,3 +1229,191 @@ async fn two_tenants_whose_namespaces_collide_never_share_one() {
         );
     }
 }
+
+/// The quota's `pods` limit in a namespace, as the API server holds it.
+async fn quota_pods(env: &TestEnv, namespace: &str) -> Option<String> {
+    let quotas = Api::<ResourceQuota>::namespaced(env.client.clone(), namespace);
+    let hard = quotas.get_opt("govdc-quota").await.ok()??.spec?.hard?;
+    Some(hard.get("pods")?.0.clone())
+}
+
+#[tokio::test]
+async fn what_changed_while_the_operator_was_down_is_repaired_from_its_fresh_caches() {
+    let (env, mut operator) = setup("dcdown", &[]).await;
+    let name = format!("{}-a", env.prefix);
+    let prod = format!("{name}-prod");
+    create(
+        &env,
+        &department_cloud(&env, &name, json!({"quota": {"pods": "10"}})),
+    )
+    .await;
+    condition(&env, &operator, &name, "Ready", "True").await;
+    let pods = quota_pods(&env, &prod).await.expect("the quota");
+    assert!(
+        operator.terminate(Duration::from_secs(30)),
+        "operator stops"
+    );
+
+    // Behind its back: one object deleted, one edited by someone else.
+    let policies = Api::<NetworkPolicy>::namespaced(env.client.clone(), &prod);
+    policies
+        .delete("govdc-default-deny", &DeleteParams::default())
+        .await
+        .expect("delete policy");
+    Api::<ResourceQuota>::namespaced(env.client.clone(), &prod)
+        .patch(
+            "govdc-quota",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"hard": {"pods": "1000"}}})),
+        )
+        .await
+        .expect("edit quota");
+
+    let lease = format!("{}-lease", env.prefix);
+    let operator = OperatorProcess::start(Path::new(OPERATOR), &env, &lease, "operator2", &[]);
+    eventually("both repaired by the restarted operator", WAIT, || {
+        let (env, prod, pods, policies) = (&env, &prod, &pods, &policies);
+        async move {
+            let policy = policies.get_opt("govdc-default-deny").await.ok()??;
+            (policy.metadata.deletion_timestamp.is_none()
+                && quota_pods(env, prod).await.as_ref() == Some(pods))
+            .then_some(())
+        }
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", operator.logs()));
+}
+
+#[tokio::test]
+async fn quick_spec_changes_end_in_the_last_spec_even_when_one_returns_to_an_earlier_value() {
+    let (env, operator) = setup("dcaba", &[]).await;
+    let name = format!("{}-a", env.prefix);
+    let prod = format!("{name}-prod");
+    create(
+        &env,
+        &department_cloud(&env, &name, json!({"quota": {"pods": "10"}})),
+    )
+    .await;
+    condition(&env, &operator, &name, "Ready", "True").await;
+    let ten = quota_pods(&env, &prod).await.expect("the quota");
+    let clouds: Api<DepartmentCloud> = Api::all(env.client.clone());
+    // 10 -> 20 -> 10 within the watches' lag: the caches may still show the first write of 10
+    // when the last pass runs, while the object holds 20.
+    for round in 0..5 {
+        for pods in ["20", "10"] {
+            clouds
+                .patch(
+                    &name,
+                    &PatchParams::default(),
+                    &Patch::Merge(json!({"spec": {"quota": {"pods": pods}}})),
+                )
+                .await
+                .expect("spec change");
+            if round % 2 == 1 {
+                tokio::time::sleep(Duration::from_millis(30)).await;
+            }
+        }
+    }
+    let generation = clouds
+        .get(&name)
+        .await
+        .expect("the tenant")
+        .metadata
+        .generation;
+    eventually("the tenant to report its last generation", WAIT, || {
+        let clouds = clouds.clone();
+        let name = name.clone();
+        async move {
+            let cloud = clouds.get(&name).await.ok()?;
+            (cloud.status?.observed_generation == generation).then_some(())
+        }
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", operator.logs()));
+    // And it stays so: no pass left behind with an older view.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        quota_pods(&env, &prod).await.as_ref(),
+        Some(&ten),
+        "{}",
+        operator.logs()
+    );
+}
+
+#[tokio::test]
+async fn a_prune_from_a_stale_view_deletes_nothing_and_asks_for_a_fresh_read() {
+    use govdc_operator::controllers::department_cloud::cache::{Kind, Seen};
+    use govdc_operator::controllers::department_cloud::write;
+    use kube::api::{ApiResource, DynamicObject};
+
+    let env = TestEnv::new("primary", "dcstale").await;
+    let namespace = env.namespace("stale").await;
+    let policies = Api::<NetworkPolicy>::namespaced(env.client.clone(), &namespace);
+    let dynamic: Api<DynamicObject> = Api::namespaced_with(
+        env.client.clone(),
+        &namespace,
+        &ApiResource::erase::<NetworkPolicy>(&()),
+    );
+    let policy = |owner: &str| -> NetworkPolicy {
+        serde_json::from_value(json!({
+            "metadata": {"name": "x", "labels": {"owner": owner}},
+            "spec": {"podSelector": {}, "policyTypes": ["Ingress"]},
+        }))
+        .expect("fixture")
+    };
+    let view = |object: &DynamicObject| vec![Seen::from_object(Kind::NetworkPolicy, object)];
+    let keep = Default::default();
+    policies
+        .create(&PostParams::default(), &policy("ours"))
+        .await
+        .expect("create");
+
+    // Changed since the view was taken (another resourceVersion).
+    let seen = view(&dynamic.get("x").await.expect("read"));
+    policies
+        .patch(
+            "x",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"edited": "yes"}}})),
+        )
+        .await
+        .expect("edit");
+    let error = write::prune(&env.client, &seen, &keep, |_| true)
+        .await
+        .expect_err("a changed object is not deleted");
+    assert!(write::is_stale(&error), "{error}");
+    assert!(exists(&policies, "x").await);
+
+    // Replaced since the view was taken (another uid): someone else's object of the same name.
+    let seen = view(&dynamic.get("x").await.expect("read"));
+    policies
+        .delete("x", &DeleteParams::default())
+        .await
+        .expect("delete");
+    policies
+        .create(&PostParams::default(), &policy("theirs"))
+        .await
+        .expect("recreate");
+    let error = write::prune(&env.client, &seen, &keep, |_| true)
+        .await
+        .expect_err("a replaced object is not deleted");
+    assert!(write::is_stale(&error), "{error}");
+    let theirs = policies.get("x").await.expect("theirs survives");
+    assert_eq!(
+        theirs
+            .metadata
+            .labels
+            .unwrap_or_default()
+            .get("owner")
+            .map(String::as_str),
+        Some("theirs")
+    );
+
+    // A current view deletes.
+    let seen = view(&dynamic.get("x").await.expect("read"));
+    let deleted = write::prune(&env.client, &seen, &keep, |_| true)
+        .await
+        .expect("prune");
+    assert_eq!(deleted.len(), 1);
+    assert!(!exists(&policies, "x").await);
+}

@@ -126,7 +126,7 @@ pub struct Seen {
     /// It is being deleted.
     pub deleting: bool,
     /// A ResourceQuota's amounts.
-    pub quota: Option<QuotaAmounts>,
+    pub quota: Option<Box<QuotaAmounts>>,
     /// The content as the API server holds it, when this was read from the API server rather
     /// than from the caches.
     pub content: Option<Value>,
@@ -138,6 +138,7 @@ pub type Key = (Kind, Option<String>, String);
 impl Seen {
     /// From an object's metadata (and, for a quota, its amounts).
     pub fn from_meta(kind: Kind, meta: &ObjectMeta, quota: Option<QuotaAmounts>) -> Seen {
+        let quota = quota.map(Box::new);
         Seen {
             kind,
             namespace: meta.namespace.clone(),
@@ -267,10 +268,70 @@ pub struct Entry {
     pub seen: Seen,
 }
 
+/// One tenant's objects: a dozen or two, so a list (its keys are in its entries) rather than a
+/// map that would keep every name twice.
+#[derive(Debug, Default)]
+struct Objects(Vec<Seen>);
+
+impl Objects {
+    fn position(&self, key: &Key) -> Option<usize> {
+        self.0.iter().position(|seen| {
+            seen.kind == key.0 && seen.namespace == key.1 && seen.name == key.2
+        })
+    }
+
+    fn get(&self, key: &Key) -> Option<&Seen> {
+        self.position(key).map(|index| &self.0[index])
+    }
+
+    fn get_mut(&mut self, key: &Key) -> Option<&mut Seen> {
+        self.position(key).map(|index| &mut self.0[index])
+    }
+
+    fn insert(&mut self, key: Key, seen: Seen) {
+        match self.position(&key) {
+            Some(index) => self.0[index] = seen,
+            None => self.0.push(seen),
+        }
+    }
+
+    fn remove(&mut self, key: &Key) {
+        if let Some(index) = self.position(key) {
+            self.0.swap_remove(index);
+        }
+    }
+
+    fn values(&self) -> impl Iterator<Item = &Seen> {
+        self.0.iter()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl IntoIterator for Objects {
+    type Item = (Key, Seen);
+    type IntoIter = std::iter::Map<std::vec::IntoIter<Seen>, fn(Seen) -> (Key, Seen)>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter().map(|seen| (seen.key(), seen))
+    }
+}
+
+impl Extend<(Key, Seen)> for Objects {
+    fn extend<T: IntoIterator<Item = (Key, Seen)>>(&mut self, items: T) {
+        self.0.extend(items.into_iter().map(|(_, seen)| seen));
+    }
+}
+
 /// What the watches have seen of every DepartmentCloud's objects, by owner (pure).
 #[derive(Debug, Default)]
 pub struct OwnedIndex {
-    owners: HashMap<String, BTreeMap<Key, Seen>>,
+    owners: HashMap<String, Objects>,
+    /// The digest of the operator's last write of an object whose watch event has not arrived
+    /// yet: until it does, the cache shows an older state, which may even carry the digest a
+    /// pass wants (written, changed, and changed back).
+    in_flight: HashMap<Key, String>,
     namespaces: HashMap<String, NamespaceMark>,
     relisting: HashMap<Kind, Vec<Entry>>,
     ready: BTreeSet<Kind>,
@@ -293,6 +354,21 @@ impl OwnedIndex {
     /// Whose the namespace `name` is, if it exists.
     pub fn namespace(&self, name: &str) -> Option<&NamespaceMark> {
         self.namespaces.get(name)
+    }
+
+    /// Records that the operator wrote `digest` into the object `key` (unless the cache has seen
+    /// that already).
+    pub fn wrote(&mut self, owner: &str, key: Key, digest: &str) {
+        let seen = self.owners.get(owner).and_then(|o| o.get(&key));
+        if seen.is_some_and(|s| s.digest.as_deref() == Some(digest) && s.ours_last) {
+            return;
+        }
+        self.in_flight.insert(key, digest.to_owned());
+    }
+
+    /// The digest of the operator's last write of `key`, while the cache has not seen it.
+    pub fn in_flight(&self, key: &Key) -> Option<&str> {
+        self.in_flight.get(key).map(String::as_str)
     }
 
     /// Records that the content of an object was read back and holds `digest` at
@@ -322,6 +398,7 @@ impl OwnedIndex {
                 trigger.into_iter().collect()
             }
             Change::Delete(entry) => {
+                self.in_flight.remove(&entry.seen.key());
                 if entry.seen.kind == Kind::Namespace {
                     self.namespaces.remove(&entry.seen.name);
                 }
@@ -343,6 +420,9 @@ impl OwnedIndex {
     /// it, or a quota got (new) status.
     fn insert(&mut self, entry: Entry) -> Option<String> {
         let key = entry.seen.key();
+        if self.in_flight.get(&key) == entry.seen.digest.as_ref() {
+            self.in_flight.remove(&key);
+        }
         if let Some(mark) = &entry.mark {
             // A namespace that changed hands (released by cleanup, relabelled by hand) leaves
             // its former owner's objects.
@@ -395,7 +475,7 @@ impl OwnedIndex {
         let first = self.ready.insert(kind);
         let mut previous: BTreeMap<(String, Key), Seen> = BTreeMap::new();
         for (owner, objects) in &mut self.owners {
-            let (gone, kept): (BTreeMap<Key, Seen>, BTreeMap<Key, Seen>) = std::mem::take(objects)
+            let (gone, kept): (Objects, Objects) = std::mem::take(objects)
                 .into_iter()
                 .partition(|(key, _)| key.0 == kind);
             *objects = kept;
@@ -859,6 +939,24 @@ mod tests {
                 .apply(Kind::ResourceQuota, Change::Apply(again))
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn an_own_write_not_seen_yet_is_remembered_until_its_event_arrives() {
+        let mut index = listed(&Kind::ALL);
+        let mut first = entry(Kind::NetworkPolicy, "a", "deny", "1", OPERATOR);
+        first.seen.digest = Some("d1".into());
+        let key = first.seen.key();
+        index.apply(Kind::NetworkPolicy, Change::Apply(first));
+        // Seen already: nothing to remember.
+        index.wrote("a", key.clone(), "d1");
+        assert_eq!(index.in_flight(&key), None);
+        index.wrote("a", key.clone(), "d2");
+        assert_eq!(index.in_flight(&key), Some("d2"));
+        let mut second = entry(Kind::NetworkPolicy, "a", "deny", "2", OPERATOR);
+        second.seen.digest = Some("d2".into());
+        index.apply(Kind::NetworkPolicy, Change::Apply(second));
+        assert_eq!(index.in_flight(&key), None);
     }
 
     #[test]

@@ -84,9 +84,17 @@ fn key_of(planned: &Planned) -> Option<Key> {
 /// Whether `seen` provably holds `planned` without reading it: from its content when the pass
 /// read it from the API server, else by its digest when only the operator wrote it since (or
 /// its content was read back and found to hold at this resourceVersion).
-fn holds_already(seen: &Seen, planned: &Planned) -> Option<bool> {
+fn holds_already(seen: &Seen, planned: &Planned, in_flight: Option<&str>) -> Option<bool> {
     if let Some(content) = &seen.content {
         return Some(holds(content, &planned.wanted));
+    }
+    // The operator's last write, which the cache has not caught up with, is what the object
+    // holds (unless someone else wrote since, which the cache will show and reconcile).
+    if let Some(last) = in_flight {
+        if last != planned.digest {
+            return Some(false);
+        }
+        return if seen.ours_last { Some(true) } else { None };
     }
     if seen.digest.as_deref() != Some(planned.digest.as_str()) {
         return Some(false);
@@ -125,7 +133,9 @@ pub async fn apply(
             }
             continue;
         };
-        match holds_already(current, planned) {
+        let in_flight =
+            key_of(planned).and_then(|key| caches.index().in_flight(&key).map(str::to_owned));
+        match holds_already(current, planned, in_flight.as_deref()) {
             Some(true) => {
                 if current.content.is_some()
                     && let Some(key) = key_of(planned)
@@ -154,7 +164,7 @@ pub async fn apply(
                         source,
                     })?;
                 let fresh = Seen::from_object(current.kind, &read);
-                if holds_already(&fresh, planned) == Some(true) {
+                if holds_already(&fresh, planned, None) == Some(true) {
                     if let Some(key) = key_of(planned) {
                         caches.index().verify(
                             &owner.name,
@@ -230,6 +240,14 @@ pub async fn apply(
         }
     }
     written.sort_unstable();
+    {
+        let mut index = caches.index();
+        for &index_of in &written {
+            if let Some(key) = key_of(&planned[index_of]) {
+                index.wrote(&owner.name, key, &planned[index_of].digest);
+            }
+        }
+    }
     let mut applied = Applied {
         written: written
             .iter()
@@ -368,17 +386,35 @@ mod tests {
     fn a_cached_object_holds_only_with_the_desired_digest_and_no_later_writer() {
         let planned = plan(&config_map("1"));
         let d = planned.digest.clone();
-        assert_eq!(holds_already(&seen(Some(&d), true), &planned), Some(true));
         assert_eq!(
-            holds_already(&seen(Some("other"), true), &planned),
+            holds_already(&seen(Some(&d), true), &planned, None),
+            Some(true)
+        );
+        assert_eq!(
+            holds_already(&seen(Some("other"), true), &planned, None),
             Some(false)
         );
-        assert_eq!(holds_already(&seen(None, true), &planned), Some(false));
+        assert_eq!(
+            holds_already(&seen(None, true), &planned, None),
+            Some(false)
+        );
         // Someone else wrote it since: unknown until read back.
-        assert_eq!(holds_already(&seen(Some(&d), false), &planned), None);
+        assert_eq!(holds_already(&seen(Some(&d), false), &planned, None), None);
         let mut verified = seen(Some(&d), false);
         verified.verified = Some(d.clone());
-        assert_eq!(holds_already(&verified, &planned), Some(true));
+        assert_eq!(holds_already(&verified, &planned, None), Some(true));
+    }
+
+    #[test]
+    fn a_cache_behind_the_operators_own_last_write_is_not_trusted() {
+        // Written with 1, then 2, and now 1 is wanted again while the cache still shows the
+        // first write: the object holds 2.
+        let planned = plan(&config_map("1"));
+        let one = planned.digest.clone();
+        let two = plan(&config_map("2")).digest;
+        let stale = seen(Some(&one), true);
+        assert_eq!(holds_already(&stale, &planned, Some(&two)), Some(false));
+        assert_eq!(holds_already(&stale, &planned, Some(&one)), Some(true));
     }
 
     #[test]
@@ -388,10 +424,10 @@ mod tests {
         read.content = Some(
             serde_json::json!({"metadata": {"name": "a", "namespace": "ns"}, "data": {"k": "1"}}),
         );
-        assert_eq!(holds_already(&read, &planned), Some(true));
+        assert_eq!(holds_already(&read, &planned, None), Some(true));
         read.content = Some(
             serde_json::json!({"metadata": {"name": "a", "namespace": "ns"}, "data": {"k": "2"}}),
         );
-        assert_eq!(holds_already(&read, &planned), Some(false));
+        assert_eq!(holds_already(&read, &planned, None), Some(false));
     }
 }
