@@ -3,6 +3,7 @@
 # umoci from the release binary and the few shared libraries it links (glibc, libgcc), running as
 # a non-root user. `kind load image-archive` and `k3s ctr images import` accept the result.
 #   deploy/image/build-oci.sh [operator|hub] [TAG]   -> target/images/govdc-COMPONENT-TAG.oci.tar
+# GOVDC_OCI_BINARY=PATH packs that binary instead of building the release one.
 # Needs umoci (and skopeo to check the result): apt-get install umoci skopeo
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -20,8 +21,13 @@ work=$root/target/images/work-$component
 out=$root/target/images/$binary_name-$tag.oci.tar
 command -v umoci >/dev/null || { echo "build-oci.sh: umoci is missing (apt-get install umoci)" >&2; exit 1; }
 
-cargo build --release --locked -p "$binary_name" --bin "$binary_name" --manifest-path "$root/Cargo.toml"
-binary=$root/target/release/$binary_name
+if [[ -n ${GOVDC_OCI_BINARY:-} ]]; then
+  # A binary built already (the tests pack their debug build instead of building a release).
+  binary=$GOVDC_OCI_BINARY
+else
+  cargo build --release --locked -p "$binary_name" --bin "$binary_name" --manifest-path "$root/Cargo.toml"
+  binary=$root/target/release/$binary_name
+fi
 
 rm -rf "$work" && mkdir -p "$work"
 umoci init --layout "$work/layout"
