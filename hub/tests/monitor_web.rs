@@ -295,6 +295,14 @@ async fn the_monitor_shows_the_tree_as_get_sharing_stats_answers_and_escapes_wha
             trend.last().unwrap()[0],
             jiff::Timestamp::now().strftime("%Y-%m-%d").to_string()
         );
+        // Today's point is the figures now: every node's resources summed.
+        let resources: i64 = stats
+            .nodes
+            .iter()
+            .flat_map(|n| &n.departments)
+            .map(|d| d.resources)
+            .sum();
+        assert_eq!(trend.last().unwrap()[1], resources.to_string());
 
         // The overview's figures.
         let (_, overview) = get(&format!("{m}/?lang=en")).await;
@@ -442,14 +450,22 @@ async fn a_tampered_store_turns_the_audit_badge_red() {
             ))
             .unwrap();
         }
-        let (status, page) = get(&format!("{m}/audit?lang=en")).await;
-        assert_eq!(status, 200);
-        assert!(
-            page.contains("Verification failed at record 3"),
-            "{}",
-            text(&page)
+        // A verification is shown for up to 5 s (each one recomputes the whole chain).
+        let tampered = std::time::Instant::now();
+        let page = eventually(Duration::from_secs(10), "the red badge", || async {
+            let (status, page) = get(&format!("{m}/audit?lang=en")).await;
+            assert_eq!(status, 200);
+            page.contains("Verification failed at record 3")
+                .then_some(page)
+        })
+        .await;
+        println!(
+            "red {:?} after the record was rewritten",
+            tampered.elapsed()
         );
-        assert!(page.contains("audit-status badge-alert"));
+        assert!(tampered.elapsed() < Duration::from_secs(6));
+        assert!(page.contains("audit-status badge-alert"), "{}", text(&page));
+        assert!(page.contains("ALTERED"), "{}", text(&page));
         let (_, overview) = get(&format!("{m}/?lang=en")).await;
         assert!(
             overview.contains("badge audit-badge badge-alert"),

@@ -503,9 +503,26 @@ mod tests {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
         let known = keys(ZH);
         let mut used = 0;
-        for dir in ["templates/monitor", "src/monitor"] {
-            for file in std::fs::read_dir(root.join(dir)).unwrap_or_else(|e| panic!("{dir}: {e}")) {
-                let path = file.map(|f| f.path()).unwrap_or_default();
+        let mut files = Vec::new();
+        let mut dirs = vec![root.join("templates/monitor"), root.join("src/monitor")];
+        while let Some(dir) = dirs.pop() {
+            for entry in
+                std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+            {
+                let path = entry.map(|f| f.path()).unwrap_or_default();
+                if path.is_dir() {
+                    dirs.push(path);
+                } else {
+                    files.push(path);
+                }
+            }
+        }
+        assert!(
+            files.iter().any(|f| f.ends_with("routes/sharing.rs")),
+            "{files:?}"
+        );
+        for path in files {
+            {
                 if path.file_name().is_some_and(|n| n == "i18n.rs") {
                     continue;
                 }

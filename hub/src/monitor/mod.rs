@@ -43,13 +43,21 @@ pub struct MonitorHttp {
     pub hub: Arc<Hub>,
     /// Signed-in departments.
     pub sessions: Arc<session::Sessions>,
+    /// The last verification of the audit chain and when it ran (see [`AUDIT_FRESH`]).
+    pub audit: Arc<std::sync::Mutex<Option<(std::time::Instant, routes::AuditStatus)>>>,
 }
+
+/// How long a verification of the audit chain is shown before the chain is verified again: it
+/// recomputes every record's digest, which a page polled by many departments should not do on
+/// every request; an alteration shows within this time.
+pub const AUDIT_FRESH: Duration = Duration::from_secs(5);
 
 /// The website's routes.
 pub fn router(hub: Arc<Hub>) -> Router {
     let state = MonitorHttp {
         hub,
         sessions: Arc::new(session::Sessions::default()),
+        audit: Arc::default(),
     };
     Router::new()
         .route("/", get(routes::overview))

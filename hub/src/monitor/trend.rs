@@ -4,6 +4,7 @@
 
 use std::fmt::Write as _;
 
+use govdc_hub_api::v1::SharingStats;
 use serde::{Deserialize, Serialize};
 use tonic::Status;
 
@@ -41,6 +42,38 @@ impl Point {
     }
 }
 
+/// Today's date, `YYYY-MM-DD` (UTC).
+pub fn today() -> String {
+    jiff::Timestamp::now().strftime("%Y-%m-%d").to_string()
+}
+
+/// The point of `day` from the tree's statistics (every node's departments summed).
+pub fn point_of(day: &str, stats: &SharingStats) -> Point {
+    let mut point = Point {
+        day: day.to_owned(),
+        ..Point::default()
+    };
+    for node in &stats.nodes {
+        for d in &node.departments {
+            point.resources += d.resources;
+            point.shared += d.shared_resources;
+            point.grants += d.grants_approved;
+            point.served += d.records_served;
+        }
+    }
+    point
+}
+
+/// `points` with today's replaced by `current` (the figures now, which a page shows rather
+/// than those of the last snapshot, up to a minute old).
+pub fn with_current(mut points: Vec<Point>, current: Point) -> Vec<Point> {
+    match points.last_mut() {
+        Some(last) if last.day == current.day => *last = current,
+        _ => points.push(current),
+    }
+    points
+}
+
 /// Writes today's point from the tree's statistics now, and forgets points past [`KEEP_DAYS`].
 pub async fn snapshot(hub: &std::sync::Arc<Hub>) -> Result<(), Status> {
     let now = jiff::Timestamp::now();
@@ -54,18 +87,7 @@ pub async fn snapshot(hub: &std::sync::Arc<Hub>) -> Result<(), Status> {
         .store
         .read(move |conn| tree_sharing_stats(&reader, conn))
         .await?;
-    let mut point = Point {
-        day: day.clone(),
-        ..Point::default()
-    };
-    for node in &stats.nodes {
-        for d in &node.departments {
-            point.resources += d.resources;
-            point.shared += d.shared_resources;
-            point.grants += d.grants_approved;
-            point.served += d.records_served;
-        }
-    }
+    let point = point_of(&day, &stats);
     let text = serde_json::to_string(&point)
         .map_err(|e| Status::internal(format!("encoding the trend: {e}")))?;
     hub.store
@@ -223,5 +245,19 @@ mod tests {
         assert!(!svg.contains("<script"));
         assert!(svg.contains("<polyline"));
         assert_eq!(chart(&points[..1], "t", "d").matches("<circle").count(), 1);
+    }
+
+    #[test]
+    fn today_is_replaced_by_the_current_figures_or_added() {
+        let day = |d: &str, resources| Point {
+            day: d.to_owned(),
+            resources,
+            ..Point::default()
+        };
+        let kept = vec![day("2026-12-01", 1), day("2026-12-02", 2)];
+        let replaced = with_current(kept.clone(), day("2026-12-02", 5));
+        assert_eq!(replaced, vec![day("2026-12-01", 1), day("2026-12-02", 5)]);
+        let added = with_current(kept, day("2026-12-03", 7));
+        assert_eq!(added.len(), 3);
     }
 }

@@ -10,7 +10,6 @@ use govdc_hub_api::v1::{
     DecideAccessRequest, OpenType, RegisterResourceRequest, RequestAccessRequest, SetParentRequest,
     ShareType,
 };
-use govdc_test_support::free_port;
 use govdc_test_support::hub::{HubOptions, HubProcess};
 
 use crate::common::*;
@@ -41,15 +40,15 @@ pub struct Tree {
 
 /// A hub of `level` called `name` with its monitor on a free port.
 pub fn start_with_monitor(name: &str, level: &str, extra: &[(&str, &str)]) -> (HubProcess, String) {
-    let port = free_port();
     let mut options = HubOptions::new(name, level, "extranet")
         .env("GOVDC_HUB_FEDERATION_INTERVAL", "1s")
-        .env("GOVDC_HUB_MONITOR_LISTEN", &format!("127.0.0.1:{port}"));
+        .monitor();
     for (k, v) in extra {
         options = options.env(k, v);
     }
     let hub = HubProcess::start(&bin(), options).unwrap();
-    (hub, format!("http://127.0.0.1:{port}"))
+    let url = hub.monitor_url().unwrap();
+    (hub, url)
 }
 
 async fn register_full(

@@ -81,6 +81,10 @@ pub struct HubOptions {
     pub grpc_port: Option<u16>,
     /// Whether the node serves the open-data portal (`GOVDC_HUB_PORTAL_LISTEN` on a free port).
     pub portal: bool,
+    /// Whether the node serves the sharing-monitor website (`GOVDC_HUB_MONITOR_LISTEN` on a free
+    /// port). A configuration file that names `monitorListen` (the operator's) gets one too, so
+    /// that two such hubs on one machine never both bind its port.
+    pub monitor: bool,
 }
 
 impl HubOptions {
@@ -95,6 +99,7 @@ impl HubOptions {
             key_file: None,
             grpc_port: None,
             portal: false,
+            monitor: false,
         }
     }
 
@@ -122,6 +127,12 @@ impl HubOptions {
         self
     }
 
+    /// Serves the sharing-monitor website on a free port ([`HubProcess::monitor_url`]).
+    pub fn monitor(mut self) -> HubOptions {
+        self.monitor = true;
+        self
+    }
+
     /// Listens for gRPC on `port`.
     pub fn grpc_port(mut self, port: u16) -> HubOptions {
         self.grpc_port = Some(port);
@@ -144,6 +155,7 @@ pub struct HubProcess {
     grpc_port: u16,
     metrics_port: u16,
     portal_port: Option<u16>,
+    monitor_port: Option<u16>,
     /// The log file (each start appends to it).
     pub log: PathBuf,
     child: Option<Child>,
@@ -192,6 +204,7 @@ impl HubProcess {
             grpc_port: 0,
             metrics_port: 0,
             portal_port: None,
+            monitor_port: None,
             child: None,
         };
         // Free ports are found by binding and closing, so another process may take one first:
@@ -200,6 +213,9 @@ impl HubProcess {
             hub.grpc_port = hub.options.grpc_port.unwrap_or_else(free_port);
             hub.metrics_port = free_port();
             hub.portal_port = hub.options.portal.then(free_port);
+            let configured = (hub.options.config_yaml.as_deref())
+                .is_some_and(|yaml| yaml.contains("monitorListen"));
+            hub.monitor_port = (hub.options.monitor || configured).then(free_port);
             match hub.launch() {
                 Ok(()) => return Ok(hub),
                 Err(e) if attempt < 3 && hub.logs().contains("listening for") => {
@@ -228,6 +244,9 @@ impl HubProcess {
             .stdin(Stdio::null());
         if let Some(port) = self.portal_port {
             command.env("GOVDC_HUB_PORTAL_LISTEN", format!("127.0.0.1:{port}"));
+        }
+        if let Some(port) = self.monitor_port {
+            command.env("GOVDC_HUB_MONITOR_LISTEN", format!("127.0.0.1:{port}"));
         }
         command
     }
@@ -298,6 +317,11 @@ impl HubProcess {
     /// `http://127.0.0.1:<port>`, the open-data portal, when it serves one.
     pub fn portal_url(&self) -> Option<String> {
         self.portal_port.map(|p| format!("http://127.0.0.1:{p}"))
+    }
+
+    /// The sharing-monitor website's base URL, when it serves one.
+    pub fn monitor_url(&self) -> Option<String> {
+        self.monitor_port.map(|p| format!("http://127.0.0.1:{p}"))
     }
 
     /// A token for this node, issued by `govdc-hub token issue` with its key, valid for an hour.
