@@ -620,3 +620,325 @@ async fn pages_and_ckan_follow_every_publish_and_unpublish_at_once() {
     })
     .await;
 }
+
+/// The count a dataset page shows.
+fn downloads_shown(html: &str) -> String {
+    between(html, "<dd class=\"downloads\">", "</dd>")
+        .first()
+        .map(|s| (*s).to_owned())
+        .unwrap_or_else(|| panic!("no download count in {html}"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn downloads_are_counted_on_the_server_and_outlive_a_restart_and_a_crash() {
+    bounded(Duration::from_secs(120), async {
+        let mut hub = portal_hub("web-downloads");
+        let url = hub.portal_url().unwrap();
+        seed(&hub).await;
+        let api = json(&format!("{url}/api/datasets/{BUS}")).await;
+        let file = api["files"][0]["url"].as_str().unwrap().to_owned();
+        let other =
+            json(&format!("{url}/api/datasets/hz-market.enterprises")).await["files"][0]["url"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+        assert_eq!(
+            downloads_shown(&page(&format!("{url}/datasets/{BUS}"), &[]).await.body),
+            "0"
+        );
+        let home = page(&format!("{url}/?lang=en"), &[]).await;
+        assert!(home.body.contains("Nothing has been downloaded yet."));
+
+        let get = |target: String, range: Option<&'static str>| async move {
+            let mut request = http().get(&target);
+            if let Some(range) = range {
+                request = request.header("Range", range);
+            }
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            response.bytes().await.unwrap();
+            status
+        };
+        // Three whole downloads and one that starts with a range from byte 0: four.
+        for _ in 0..3 {
+            assert_eq!(get(file.clone(), None).await, 200);
+        }
+        assert_eq!(get(file.clone(), Some("bytes=0-9")).await, 206);
+        // Not downloads: resuming, a HEAD, a 304, a missing file.
+        assert_eq!(get(file.clone(), Some("bytes=10-")).await, 206);
+        assert_eq!(http().head(&file).send().await.unwrap().status(), 200);
+        let etag = format!("\"{}\"", api["files"][0]["sha256"].as_str().unwrap());
+        let unchanged = http()
+            .get(&file)
+            .header("If-None-Match", etag)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(unchanged.status(), 304);
+        assert_eq!(
+            get(format!("{url}/download/{BUS}/99/data.csv.gz"), None).await,
+            404
+        );
+        assert_eq!(get(other.clone(), None).await, 200);
+
+        assert_eq!(
+            downloads_shown(&page(&format!("{url}/datasets/{BUS}"), &[]).await.body),
+            "4"
+        );
+        // Most downloaded: on the home page and as the search's order.
+        let home = page(&format!("{url}/?lang=en"), &[]).await;
+        let popular = between(&home.body, "<h2 id=\"popular\">", "</section>")[0];
+        assert_eq!(listed(popular), [BUS, "hz-market.enterprises"], "{popular}");
+        assert!(popular.contains("4 downloads"), "{popular}");
+        let sorted = page(&format!("{url}/datasets?sort=downloads&lang=en"), &[]).await;
+        assert_eq!(sorted.status, 200);
+        let ids = listed(&sorted.body);
+        assert_eq!(&ids[..2], [BUS, "hz-market.enterprises"]);
+        assert!(
+            sorted
+                .body
+                .contains("<strong aria-current=\"true\">Most downloaded</strong>")
+        );
+        // Ties keep the newest-first order: the rest are as sort=newest lists them.
+        let newest = listed(
+            &page(&format!("{url}/datasets?sort=newest&lang=en"), &[])
+                .await
+                .body,
+        );
+        let rest: Vec<&String> = newest
+            .iter()
+            .filter(|id| !ids[..2].contains(id))
+            .take(8)
+            .collect();
+        assert_eq!(ids[2..].iter().collect::<Vec<_>>(), rest);
+
+        // A graceful stop writes the counts; they are read back at start.
+        hub.stop().unwrap();
+        hub.restart().unwrap();
+        assert_eq!(
+            downloads_shown(&page(&format!("{url}/datasets/{BUS}"), &[]).await.body),
+            "4"
+        );
+        // A crash loses at most the last interval: counts written every two seconds.
+        assert_eq!(get(file.clone(), None).await, 200);
+        tokio::time::sleep(Duration::from_millis(3500)).await;
+        hub.kill();
+        hub.restart().unwrap();
+        assert_eq!(
+            downloads_shown(&page(&format!("{url}/datasets/{BUS}"), &[]).await.body),
+            "5"
+        );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dataset_page_shows_timeliness_version_history_and_metadata_quality() {
+    bounded(Duration::from_secs(120), async {
+        let hub = portal_hub("web-timely");
+        let url = hub.portal_url().unwrap();
+        seed(&hub).await;
+        let weather = page(&format!("{url}/datasets/zj-weather.daily?lang=en"), &[]).await;
+        assert!(
+            weather
+                .body
+                .contains("<dt>Update frequency</dt><dd>Daily</dd>"),
+            "{}",
+            weather.body
+        );
+        assert!(
+            weather
+                .body
+                .contains("timeliness-on-time\">On time: the next version is due by")
+        );
+        let bus = page(&format!("{url}/datasets/{BUS}"), &[]).await;
+        assert!(
+            bus.body.contains("<dt>更新频率</dt><dd>每周</dd>"),
+            "{}",
+            bus.body
+        );
+        let irregular = page(&format!("{url}/datasets/{CLINICS}?lang=en"), &[]).await;
+        assert!(
+            irregular
+                .body
+                .contains("Updated irregularly: no schedule to keep")
+        );
+
+        // A dataset promised every second is overdue two seconds after its version.
+        let metadata = |version: i64, tags: Vec<String>| DatasetMetadata {
+            id: "t.late".to_owned(),
+            title: "Late dataset".to_owned(),
+            description: "A dataset whose publisher promised a new version every second."
+                .to_owned(),
+            category: "statistics".to_owned(),
+            openness: Openness::Unconditional as i32,
+            license: "my-own-terms".to_owned(),
+            tags,
+            organization_credit_code: common::credit_code(1),
+            organization_name: "统计局".to_owned(),
+            version,
+            record_count: version * 10,
+            content_sha256: format!("{version:064x}"),
+            update_interval_seconds: 1,
+            ..Default::default()
+        };
+        web_fixtures::publish(&hub, metadata(1, Vec::new()), "a\n1\n", false).await;
+        web_fixtures::publish(
+            &hub,
+            metadata(2, vec!["统计".to_owned()]),
+            "a\n1\n2\n",
+            false,
+        )
+        .await;
+        tokio::time::sleep(Duration::from_millis(2000)).await;
+        let late = page(&format!("{url}/datasets/t.late?lang=en"), &[]).await;
+        assert!(
+            late.body
+                .contains("timeliness-overdue\">Overdue: a new version was due by"),
+            "{}",
+            late.body
+        );
+
+        // Both versions, newest first, with their digests and quality scores.
+        let history = between(&late.body, "<table class=\"table history\">", "</table>")[0];
+        let rows = between(history, "<tr><td>", "</tr>");
+        assert_eq!(rows.len(), 2, "{history}");
+        assert!(rows[0].starts_with("2</td><td>Published"), "{}", rows[0]);
+        assert!(rows[0].contains(&format!("title=\"{:064x}\"", 2)));
+        assert!(rows[0].contains("<td>20</td>"));
+        assert!(rows[1].starts_with("1</td><td>Published"));
+        // Version 1 had no tags; version 2 has one, and scores 30 points more.
+        // Missing in v2: an SPDX licence (10), field documentation (20): 375, excellent.
+        assert!(rows[0].contains("<td>375 / 405</td>"), "{}", rows[0]);
+        assert!(rows[1].contains("<td>345 / 405</td>"), "{}", rows[1]);
+        let quality = between(&late.body, "<table class=\"table quality\">", "</table>")[0];
+        assert!(late.body.contains("375 of 405 points (Excellent)"));
+        assert!(
+            quality.contains("<th scope=\"row\">Reusability</th><td>45 / 75</td>"),
+            "{quality}"
+        );
+        assert!(quality.contains("<li>Licence from the SPDX vocabulary</li>"));
+        assert!(quality.contains("<li>Every field documented</li>"));
+        assert!(quality.contains(
+            "<th scope=\"row\">Findability</th><td>100 / 100</td><td>Nothing missing</td>"
+        ));
+        // The same quality is in the version's audit record, written when it was published.
+        let token = hub.token("admin", "operator").unwrap();
+        let mut audit = govdc_hub_api::v1::audit_client::AuditClient::with_interceptor(
+            common::channel(&hub),
+            govdc_hub_api::auth::BearerToken::new(&token).unwrap(),
+        );
+        let records = audit
+            .list_audit_records(govdc_hub_api::v1::ListAuditRecordsRequest {
+                after_seq: 0,
+                limit: 1000,
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .records;
+        let published: Vec<serde_json::Value> = records
+            .iter()
+            .filter(|r| r.action == "portal.publish" && r.subject == "t.late")
+            .map(|r| serde_json::from_str(&r.detail).unwrap())
+            .collect();
+        assert_eq!(published.len(), 2);
+        assert_eq!(published[0]["quality"]["score"], 345);
+        assert_eq!(published[1]["quality"]["score"], 375);
+        assert_eq!(
+            published[1]["quality"]["missing"],
+            serde_json::json!(["license_vocabulary", "field_documentation"])
+        );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn departments_are_ranked_by_metadata_quality_with_their_on_time_rate() {
+    bounded(Duration::from_secs(120), async {
+        let hub = portal_hub("web-departments");
+        let url = hub.portal_url().unwrap();
+        seed(&hub).await;
+        let ranking = page(&format!("{url}/departments?lang=en"), &[]).await;
+        assert_eq!(ranking.status, 200);
+        let table = between(&ranking.body, "<table class=\"table ranking\">", "</table>")[0];
+        let rows = between(table, "<tr><td>", "</tr>");
+        let organizations = json(&format!("{url}/api/3/action/organization_list")).await;
+        assert_eq!(
+            rows.len(),
+            organizations["result"].as_array().unwrap().len(),
+            "{table}"
+        );
+        // The quality column never rises down the ranking.
+        let scores: Vec<u32> = rows
+            .iter()
+            .map(|r| {
+                let cell = between(r, "<span class=\"rating rating-", " of 405")[0];
+                cell.rsplit('>').next().unwrap().parse().unwrap()
+            })
+            .collect();
+        assert!(scores.windows(2).all(|w| w[0] >= w[1]), "{scores:?}");
+        for (i, row) in rows.iter().enumerate() {
+            assert!(row.starts_with(&format!("{}</td>", i + 1)), "{row}");
+        }
+        // What departments wrote is text.
+        assert!(!ranking.body.contains("<i>测试部门</i>"));
+        assert!(ranking.body.contains("&#60;i&#62;测试部门&#60;/i&#62;"));
+
+        // The market regulator: two datasets, one scheduled (monthly, on time).
+        let code = common::credit_code(3).to_lowercase();
+        let market = page(&format!("{url}/departments/{code}?lang=en"), &[]).await;
+        assert_eq!(market.status, 200);
+        assert!(market.body.contains("<h1>杭州市市场监督管理局</h1>"));
+        assert!(market.body.contains("<dt>Datasets</dt><dd>2</dd>"));
+        assert!(
+            market.body.contains(
+                "<dt>On-time update rate</dt><dd>100 % (1 of 1 scheduled datasets on time)</dd>"
+            ),
+            "{}",
+            market.body
+        );
+        let mut listed_here = listed(&market.body);
+        listed_here.sort();
+        assert_eq!(
+            listed_here,
+            ["hz-credit.penalties", "hz-market.enterprises"]
+        );
+        assert!(
+            market
+                .body
+                .contains(&format!("href=\"/datasets?lang=en&#38;department={code}\""))
+        );
+        // It is linked from the ranking, and its datasets equal the search's department filter.
+        assert!(table.contains(&format!("href=\"/departments/{code}?lang=en\"")));
+        let filtered = page(
+            &format!("{url}/datasets?department={code}&sort=newest"),
+            &[],
+        )
+        .await;
+        assert_eq!(listed(&filtered.body), listed(&market.body));
+
+        // Unknown departments are 404 pages; bad parameters 400 pages naming them.
+        assert_eq!(
+            page(&format!("{url}/departments/91330000000000000x"), &[])
+                .await
+                .status,
+            404
+        );
+        for (target, parameter) in [
+            ("/departments?page=2", "page"),
+            (&format!("/departments/{code}?page=0") as &str, "page"),
+            (&format!("/departments/{code}?sort=x"), "sort"),
+        ] {
+            let shown = page(&format!("{url}{target}"), &[]).await;
+            assert_eq!(shown.status, 400, "{target}");
+            assert!(
+                shown
+                    .body
+                    .contains(&format!("<code class=\"parameter\">{parameter}</code>")),
+                "{target}"
+            );
+        }
+    })
+    .await;
+}

@@ -700,6 +700,44 @@ mod tests {
         assert!(used > 50, "only {used} keys found: the scan is broken");
     }
 
+    /// Keys the handlers build from names (`quality.check.{key}`, `frequency.{name}`, ...).
+    #[test]
+    fn every_key_built_from_a_name_is_in_the_tables() {
+        use crate::portal::quality::{CHECKS, DIMENSIONS};
+        let mut built: Vec<String> = CHECKS
+            .iter()
+            .map(|c| format!("quality.check.{}", c.key))
+            .collect();
+        built.extend(DIMENSIONS.iter().map(|d| format!("quality.{d}")));
+        built.extend(
+            ["excellent", "good", "sufficient", "bad"]
+                .iter()
+                .map(|r| format!("rating.{r}")),
+        );
+        built.extend(
+            [
+                0,
+                60,
+                86_400,
+                7 * 86_400,
+                31 * 86_400,
+                92 * 86_400,
+                184 * 86_400,
+                365 * 86_400,
+                999 * 86_400,
+            ]
+            .iter()
+            .map(|s| format!("frequency.{}", crate::portal::timeliness::frequency(*s))),
+        );
+        let known = keys(ZH);
+        for key in &built {
+            assert!(
+                known.contains(key.as_str()),
+                "{key} is built but in no table"
+            );
+        }
+    }
+
     #[test]
     fn language_negotiation() {
         assert_eq!(Lang::from_accept_language(""), Lang::Zh);
