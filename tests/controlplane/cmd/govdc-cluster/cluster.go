@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io/fs"
 	"net"
 	"net/http"
@@ -119,6 +120,14 @@ func (c *cluster) running() map[string]bool {
 	return up
 }
 
+// The ports clusters listen on: below Linux's ephemeral range (32768-60999), from which the
+// kernel picks the local port of every outgoing connection, and below the range the Rust test
+// support hands to test servers (20000-32000). A component killed on an ephemeral port can have
+// its port taken at once by some client's connection (its own clients reconnecting), and the
+// restarted cluster would move to another port under the feet of every client holding the
+// old kubeconfig.
+const clusterPortsFrom, clusterPortsTo = 10000, 20000
+
 // allocatePorts keeps the ports in prev that are still free and replaces the others with free
 // ports that no other cluster under root has recorded. Hold the root lock while calling it and
 // until the result is saved in cluster.json, so clusters started in parallel never collide.
@@ -144,25 +153,34 @@ func allocatePorts(root, self string, prev ports) (ports, error) {
 	}()
 	pick := func(want int) (int, error) {
 		if want > 0 && !taken[want] {
-			if l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(want))); err == nil {
-				held = append(held, l)
-				taken[want] = true
-				return want, nil
+			// The cluster's own port of its previous run: a component killed a moment ago may
+			// still be releasing it, so wait a little before moving (which would strand every
+			// client holding the old kubeconfig).
+			for attempt := 0; attempt < 50; attempt++ {
+				if l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(want))); err == nil {
+					held = append(held, l)
+					taken[want] = true
+					return want, nil
+				}
+				time.Sleep(100 * time.Millisecond)
 			}
 		}
-		for range 100 {
-			l, err := net.Listen("tcp", "127.0.0.1:0")
+		span := clusterPortsTo - clusterPortsFrom
+		start := int(crc32.ChecksumIEEE([]byte(self))) % span
+		for i := range span {
+			p := clusterPortsFrom + (start+i)%span
+			if taken[p] {
+				continue
+			}
+			l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
 			if err != nil {
-				return 0, err
+				continue
 			}
 			held = append(held, l)
-			p := l.Addr().(*net.TCPAddr).Port
-			if !taken[p] {
-				taken[p] = true
-				return p, nil
-			}
+			taken[p] = true
+			return p, nil
 		}
-		return 0, errors.New("no free port on 127.0.0.1")
+		return 0, fmt.Errorf("no free port on 127.0.0.1 in %d-%d", clusterPortsFrom, clusterPortsTo-1)
 	}
 	var next ports
 	var err error
