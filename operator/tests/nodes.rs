@@ -195,7 +195,19 @@ async fn wait_running(pods: &Api<Pod>, name: &str) -> Pod {
 /// An HTTP GET of http://addr/ from inside a pod, with busybox nc (its wget crashes in Debian's
 /// static build); returns what came back, errors included.
 fn http_from(env: &TestEnv, namespace: &str, pod: &str, addr: &str, port: u16) -> String {
-    let script = format!("printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 {addr} {port} 2>&1");
+    http_get_from(env, namespace, pod, addr, port, "/")
+}
+
+/// As [`http_from`], for `path`.
+fn http_get_from(
+    env: &TestEnv,
+    namespace: &str,
+    pod: &str,
+    addr: &str,
+    port: u16,
+    path: &str,
+) -> String {
+    let script = format!("printf 'GET {path} HTTP/1.0\\r\\n\\r\\n' | nc -w 3 {addr} {port} 2>&1");
     text(&env.kubectl(&["exec", "-n", namespace, pod, "--", "sh", "-c", &script]))
 }
 
@@ -396,9 +408,13 @@ async fn a_cluster_with_a_node_runs_pods_services_dns_and_policies_and_down_leav
     .await
     .unwrap_or_else(|e| panic!("{e}"));
 
+    // The project's hub image, as deploy/image/build-oci.sh packs it, loaded with `load` and run
+    // as a restricted pod to Ready (its gRPC readiness probe), its health reached from a pod.
+    let hub_seconds = run_hub_pod(&env, &a).await;
+
     let rss = cluster_rss_mib();
     eprintln!(
-        "figures: up --nodes 1 from nothing to a Ready node and DNS {up_seconds:.1}s; three pods Running in {pods_seconds:.1}s; cluster memory (daemons and pods, RSS) {rss:.0} MiB"
+        "figures: up --nodes 1 from nothing to a Ready node and DNS {up_seconds:.1}s; three pods Running in {pods_seconds:.1}s; hub pod from apply to Ready {hub_seconds:.1}s; cluster memory (daemons and pods, RSS) {rss:.0} MiB"
     );
 
     // down leaves nothing behind.
@@ -471,6 +487,88 @@ async fn a_cluster_with_a_node_runs_pods_services_dns_and_policies_and_down_leav
     );
     let output = govdc_cluster(&["down", CLUSTER, "--purge"]);
     assert!(output.status.success(), "down --purge: {}", text(&output));
+}
+
+/// Packs the hub's debug build with build-oci.sh, loads it, runs it as a pod in `namespace` and
+/// returns the seconds from apply to Ready.
+async fn run_hub_pod(env: &TestEnv, namespace: &str) -> f64 {
+    let tag = "nodes-test";
+    let script = repo_root().join("deploy/image/build-oci.sh");
+    let built = Command::new("bash")
+        .arg(&script)
+        .args(["hub", tag])
+        .env("GOVDC_OCI_BINARY", govdc_test_support::hub::hub_bin())
+        .output()
+        .expect("running build-oci.sh");
+    assert!(built.status.success(), "build-oci.sh hub: {}", text(&built));
+    let archive = repo_root().join(format!("target/images/govdc-hub-{tag}.oci.tar"));
+    let loaded = govdc_cluster(&["load", CLUSTER, &archive.to_string_lossy()]);
+    assert!(loaded.status.success(), "load: {}", text(&loaded));
+
+    let config = "name: national\nlevel: national\nnetwork: extranet\nregionCode: \"100000\"\n\
+        listen: 0.0.0.0:50051\nmetricsListen: 0.0.0.0:9090\ndataDir: /var/lib/govdc-hub\n\
+        authKeyFile: /var/run/govdc-hub/key/key\nauditAlgorithm: sm3\nmonitorListen: 0.0.0.0:8081\n";
+    let objects = json!({"apiVersion": "v1", "kind": "List", "items": [
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "hub", "namespace": namespace},
+         "data": {"config.yaml": config}},
+        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "hub-key", "namespace": namespace},
+         "stringData": {"key": "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"}},
+        {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "hub", "namespace": namespace, "labels": {"app": "hub"}},
+         "spec": {
+            "automountServiceAccountToken": false,
+            "securityContext": {"runAsNonRoot": true, "runAsUser": 65532, "runAsGroup": 65532,
+                "fsGroup": 65532, "seccompProfile": {"type": "RuntimeDefault"}},
+            "containers": [{
+                "name": "hub", "image": format!("govdc/govdc-hub:{tag}"), "imagePullPolicy": "IfNotPresent",
+                "args": ["serve", "--config", "/etc/govdc-hub/config.yaml"],
+                "ports": [{"name": "grpc", "containerPort": 50051}, {"name": "metrics", "containerPort": 9090}],
+                "readinessProbe": {"grpc": {"port": 50051}, "periodSeconds": 2},
+                "securityContext": {"allowPrivilegeEscalation": false, "readOnlyRootFilesystem": true,
+                    "capabilities": {"drop": ["ALL"]}},
+                "volumeMounts": [
+                    {"name": "config", "mountPath": "/etc/govdc-hub", "readOnly": true},
+                    {"name": "key", "mountPath": "/var/run/govdc-hub/key", "readOnly": true},
+                    {"name": "data", "mountPath": "/var/lib/govdc-hub"},
+                    {"name": "tmp", "mountPath": "/tmp"}]
+            }],
+            "volumes": [
+                {"name": "config", "configMap": {"name": "hub"}},
+                {"name": "key", "secret": {"secretName": "hub-key", "defaultMode": 0o400}},
+                {"name": "data", "emptyDir": {}}, {"name": "tmp", "emptyDir": {}}]
+         }}
+    ]});
+    let started = Instant::now();
+    let applied = env.kubectl_with_input(&["apply", "-f", "-"], &objects.to_string());
+    assert!(
+        applied.status.success(),
+        "applying the hub: {}",
+        text(&applied)
+    );
+    let pods: Api<Pod> = Api::namespaced(env.client.clone(), namespace);
+    let hub = eventually("the hub pod Ready", WAIT, || async {
+        let pod = pods.get("hub").await.ok()?;
+        let ready = pod
+            .status
+            .as_ref()?
+            .conditions
+            .as_ref()?
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "True");
+        ready.then_some(pod)
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    let seconds = started.elapsed().as_secs_f64();
+    let hub_ip = hub
+        .status
+        .and_then(|s| s.pod_ip)
+        .expect("the hub has a pod IP");
+    let health = http_get_from(env, namespace, "client", &hub_ip, 9090, "/healthz");
+    assert!(
+        health.contains("200 OK"),
+        "the hub's /healthz from a pod: {health}"
+    );
+    seconds
 }
 
 #[test]

@@ -103,10 +103,9 @@ func pidsInNetns(inodes map[uint64]bool) []int {
 }
 
 // forward serves listener by copying every connection to addr inside the network namespace at
-// nsPath. It returns when the listener fails (it is closed when the process is told to stop).
+// nsPath. It returns when the listener fails or is closed (when the process is told to stop),
+// without waiting for open connections: clients' keep-alive connections would hold it for good.
 func forward(listener net.Listener, nsPath, addr string) error {
-	var wg sync.WaitGroup
-	defer wg.Wait()
 	for {
 		client, err := listener.Accept()
 		if err != nil {
@@ -115,9 +114,7 @@ func forward(listener net.Listener, nsPath, addr string) error {
 			}
 			return err
 		}
-		wg.Add(1)
 		go func() {
-			defer wg.Done()
 			defer client.Close()
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			server, err := dialInNetns(ctx, nsPath, "tcp", addr)

@@ -696,7 +696,7 @@ func (c *cluster) removeNodeLeftovers() []error {
 	// The kubelet's device-plugin socket has a fixed path; it goes with the last node.
 	if others, _ := filepath.Glob(netnsPath("govdc-*-n*")); len(others) == 0 {
 		_ = os.Remove("/var/lib/kubelet/device-plugins/kubelet.sock")
-		for _, d := range []string{"/var/lib/kubelet/device-plugins", "/var/lib/kubelet/pki", "/var/lib/kubelet"} {
+		for _, d := range []string{"/var/lib/kubelet/device-plugins", "/var/lib/kubelet/pki", "/var/lib/kubelet", "/run/govdc"} {
 			_ = syscall.Rmdir(d) // only when empty
 		}
 	}
