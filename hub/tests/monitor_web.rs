@@ -644,6 +644,24 @@ async fn a_department_signs_in_with_its_member_token_and_sees_its_own_requests()
         assert_eq!(grants.len(), 3);
         assert!(grants.iter().all(|r| r[2] == tree.consumer));
 
+        // Each sign-in is in the audit log.
+        let records = Clients::admin(&tree.national)
+            .audit
+            .list_audit_records(govdc_hub_api::v1::ListAuditRecordsRequest {
+                after_seq: 0,
+                limit: 1000,
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .records;
+        let signins: Vec<&str> = records
+            .iter()
+            .filter(|r| r.action == "monitor.signin")
+            .map(|r| r.actor.as_str())
+            .collect();
+        assert_eq!(signins, [tree.consumer.as_str(), tree.provider.as_str()]);
+
         // Signing out takes the session's CSRF token; then /mine sends to the sign-in page.
         let refused = post(&format!("{m}/signout"), &session, &[("csrf", "forged")]).await;
         assert_eq!(refused.status().as_u16(), 403);

@@ -107,6 +107,27 @@ pub async fn signin(
             );
         }
     };
+    // Who looked at the node's sharing records is itself a record (行为留痕).
+    let algorithm = state.hub.algorithm();
+    let actor = department.clone();
+    let recorded = state
+        .hub
+        .store
+        .write(move |conn| {
+            crate::service::record(
+                conn,
+                algorithm,
+                &actor,
+                "monitor.signin",
+                &actor,
+                serde_json::json!({}),
+            )
+            .map(|_| ())
+        })
+        .await;
+    if let Err(e) = recorded {
+        return frame.unavailable(&e);
+    }
     let (id, session) = match state.sessions.start(&department, expires) {
         Ok(started) => started,
         Err(e) => return frame.unavailable(&tonic::Status::internal(e.to_string())),
