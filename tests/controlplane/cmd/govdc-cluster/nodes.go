@@ -49,7 +49,6 @@ var nodeImages = []string{"pause", "coredns", "busybox"}
 // prerequisite is something `up --nodes` needs from the machine.
 type prerequisite struct {
 	what    string // a command on PATH, or a file
-	file    bool
 	pkg     string // the Debian package, or how to get it
 	present func() bool
 }
@@ -74,7 +73,7 @@ func machinePrerequisites(binDir string) []prerequisite {
 		}}
 	}
 	file := func(path, pkg string) prerequisite {
-		return prerequisite{what: path, file: true, pkg: pkg, present: func() bool { return fileExists(path) }}
+		return prerequisite{what: path, pkg: pkg, present: func() bool { return fileExists(path) }}
 	}
 	ps := []prerequisite{
 		command("ip", "iproute2"),
@@ -253,14 +252,14 @@ func (c *cluster) setupNetwork() error {
 	return nil
 }
 
-// nodeCerts issues the node-side identities and writes their kubeconfigs.
+// writeNodeKubeconfigs issues the node-side identities and writes their kubeconfigs.
 func (c *cluster) writeNodeKubeconfigs(s state) error {
 	p := c.pki()
 	ca, err := p.CA()
 	if err != nil {
 		return err
 	}
-	server := "https://" + net.JoinHostPort(controlPlaneIP, strconv.Itoa(s.Ports.APIServer))
+	server := c.node(0, s).APIServer
 	write := func(path, user string, groups ...string) error {
 		client, err := ca.clientCert(user, groups...)
 		if err != nil {
