@@ -374,6 +374,41 @@ mod tests {
     }
 
     #[test]
+    fn the_monitor_needs_a_port_of_its_own() {
+        let base = [
+            ("GOVDC_HUB_NAME", "x"),
+            ("GOVDC_HUB_LEVEL", "national"),
+            ("GOVDC_HUB_NETWORK", "extranet"),
+            ("GOVDC_HUB_DATA_DIR", "/d"),
+            ("GOVDC_HUB_AUTH_KEY_FILE", "/k"),
+            ("GOVDC_HUB_PORTAL_LISTEN", "127.0.0.1:8080"),
+        ];
+        let (config, _) = Config::load(
+            None,
+            env(&[
+                &base[..],
+                &[
+                    ("GOVDC_HUB_MONITOR_LISTEN", "127.0.0.1:8081"),
+                    ("GOVDC_HUB_MONITOR_REQUEST_DEADLINE", "48h"),
+                ],
+            ]
+            .concat()),
+        )
+        .expect("loads");
+        assert_eq!(config.monitor_listen, "127.0.0.1:8081".parse().ok());
+        assert_eq!(
+            config.monitor_request_deadline,
+            Duration::from_secs(48 * 3600)
+        );
+        let err = Config::load(
+            None,
+            env(&[&base[..], &[("GOVDC_HUB_MONITOR_LISTEN", "127.0.0.1:8080")]].concat()),
+        )
+        .expect_err("the portal's port is taken");
+        assert!(format!("{err:#}").contains("monitorListen"), "{err:#}");
+    }
+
+    #[test]
     fn bad_values_are_named() {
         let err = Config::load(
             None,
