@@ -411,6 +411,11 @@ async fn operator_round(
     tokio::time::sleep(Duration::from_secs(10)).await;
     let converge_requests = Requests::scrape(client).await?.since(&before);
     let rss_converged = peak_rss_mib(operator.pid());
+    eprintln!(
+        "bench: operator peak RSS {rss_converged:.1} MiB converged; requests per tenant: {:.2} writes, {:.2} reads",
+        converge_requests.writes() / options.tenants as f64,
+        converge_requests.reads() / options.tenants as f64
+    );
 
     // A full resync of converged state: a fresh operator process lists and reconciles everything.
     anyhow::ensure!(
