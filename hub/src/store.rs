@@ -8,6 +8,10 @@
 //! - **Group commit.** The writer thread takes every write waiting in its queue and commits them
 //!   in one transaction, each in its own savepoint (a failing write rolls back alone). Concurrent
 //!   publishers and fetchers thus share one `fsync` instead of paying one each.
+//! - **Checkpoints** (copying the WAL into the database file) run on a thread of their own with
+//!   its own connection, so a commit does not wait for the copy of the commits before it; the
+//!   writer checkpoints itself only when the WAL passes [`WRITER_CHECKPOINT_PAGES`], which lets
+//!   the WAL start over from its beginning under continuous load.
 //! - **Readers** use their own connections (WAL lets them read while the writer writes), on the
 //!   blocking thread pool, never on the async runtime's threads.
 //! - **Migrations** are numbered by `PRAGMA user_version`; a store written by a newer hub is
@@ -20,7 +24,7 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, bail};
 use rusqlite::{Connection, OpenFlags};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tonic::Status;
 
 /// The database file inside the data directory.
@@ -250,11 +254,21 @@ enum Job {
 /// Most writes committed in one transaction.
 const GROUP_LIMIT: usize = 512;
 
+/// WAL pages (4 KiB) past which the writer checkpoints after a commit itself (SQLite's
+/// `wal_autocheckpoint`; its default is 1,000). The checkpoint thread has copied most of them by
+/// then, so this copies little; what it buys is a WAL fully copied, which the next transaction
+/// then writes from its beginning again, so the WAL stays this size however long the load lasts.
+pub const WRITER_CHECKPOINT_PAGES: i64 = 8192;
+/// Least time between two background checkpoints: under a stream of small commits, one
+/// checkpoint covers many.
+const CHECKPOINT_PAUSE: std::time::Duration = std::time::Duration::from_millis(20);
+
 /// The node's store.
 pub struct Store {
     dir: PathBuf,
     jobs: mpsc::Sender<Job>,
     readers: Arc<Mutex<Vec<Connection>>>,
+    generation: Arc<watch::Sender<u64>>,
     // Held for the life of the store: the advisory lock is released when the file is closed.
     _lock: File,
 }
@@ -298,16 +312,22 @@ impl Store {
             .with_context(|| format!("opening the database {}", path.display()))?;
         configure(&conn).with_context(|| format!("configuring {}", path.display()))?;
         migrate(&conn)?;
+        conn.pragma_update(None, "wal_autocheckpoint", WRITER_CHECKPOINT_PAGES)
+            .with_context(|| format!("configuring {}", path.display()))?;
+        let checkpoints = Checkpoints::start(&path)?;
 
         let (jobs, queue) = mpsc::channel(4096);
+        let generation = Arc::new(watch::channel(0).0);
+        let replaced = generation.clone();
         std::thread::Builder::new()
             .name("govdc-hub-writer".into())
-            .spawn(move || writer(conn, queue))
+            .spawn(move || writer(conn, queue, &replaced, checkpoints))
             .context("starting the writer thread")?;
         Ok(Store {
             dir: dir.to_owned(),
             jobs,
             readers: Arc::default(),
+            generation,
             _lock: lock,
         })
     }
@@ -323,17 +343,49 @@ impl Store {
         &self,
         f: impl FnOnce(&Connection) -> Result<T, Status> + Send + 'static,
     ) -> Result<T, Status> {
+        self.queue(f, |_| {}).await?.await
+    }
+
+    /// Queues `f` for the writer's transaction like [`Store::write`], and returns once it is
+    /// queued, with a future of its committed result: a caller can queue its next write while
+    /// this one commits.
+    ///
+    /// `settle` runs on the writer thread once the transaction committed (with `f`'s result) or
+    /// failed (with the error), before the result is reported and before any later transaction
+    /// starts; so settle hooks run in commit order, and what they make visible in memory is
+    /// exactly what is on disk.
+    pub async fn queue<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, Status> + Send + 'static,
+        settle: impl FnOnce(Result<&T, &Status>) + Send + 'static,
+    ) -> Result<impl Future<Output = Result<T, Status>> + Send + 'static, Status> {
         let (tx, rx) = oneshot::channel();
         let job = Job::Tx(Box::new(move |conn| {
             let result = f(conn);
             let ok = result.is_ok();
             let done: Box<dyn FnOnce(Result<(), Status>) + Send> = Box::new(move |committed| {
-                let _ = tx.send(committed.and(result));
+                let result = committed.and(result);
+                settle(result.as_ref());
+                let _ = tx.send(result);
             });
             (ok, done)
         }));
         self.jobs.send(job).await.map_err(|_| closed())?;
-        rx.await.map_err(|_| closed())?
+        Ok(async move { rx.await.map_err(|_| closed())? })
+    }
+
+    /// How many exclusive jobs (state imports, which replace the content wholesale) ran since
+    /// the store was opened, a failed one included (it may have replaced part). It changes on
+    /// the writer thread right after the job, so a write job or a settle hook reads the value of
+    /// the content it sees.
+    pub fn generation(&self) -> u64 {
+        *self.generation.borrow()
+    }
+
+    /// A receiver that changes each time the store's content is replaced (see
+    /// [`Store::generation`]): whatever mirrors the content in memory is then stale.
+    pub fn replaced(&self) -> watch::Receiver<u64> {
+        self.generation.subscribe()
     }
 
     /// Runs `f` alone on the writing connection, outside any transaction.
@@ -404,7 +456,60 @@ pub fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
     Ok(conn)
 }
 
-fn writer(mut conn: Connection, mut queue: mpsc::Receiver<Job>) {
+/// The checkpoint thread: woken after commits, it copies the WAL into the database file
+/// (`PASSIVE`: it never blocks the writer or the readers).
+struct Checkpoints {
+    wake: std::sync::mpsc::SyncSender<()>,
+    thread: std::thread::JoinHandle<()>,
+    /// Held by a checkpoint and by an exclusive job, which replaces the database under it.
+    gate: Arc<Mutex<()>>,
+}
+
+impl Checkpoints {
+    fn start(path: &Path) -> anyhow::Result<Checkpoints> {
+        let conn = Connection::open(path)
+            .with_context(|| format!("opening the database {}", path.display()))?;
+        configure(&conn).with_context(|| format!("configuring {}", path.display()))?;
+        let (wake, woken) = std::sync::mpsc::sync_channel::<()>(1);
+        let gate = Arc::new(Mutex::new(()));
+        let held = gate.clone();
+        let thread = std::thread::Builder::new()
+            .name("govdc-hub-checkpoint".into())
+            .spawn(move || {
+                while woken.recv().is_ok() {
+                    {
+                        let _gate = held.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                        if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(PASSIVE)") {
+                            tracing::warn!(error = %e, "checkpointing the WAL");
+                        }
+                    }
+                    std::thread::sleep(CHECKPOINT_PAUSE);
+                }
+            })
+            .context("starting the checkpoint thread")?;
+        Ok(Checkpoints { wake, thread, gate })
+    }
+
+    /// After a commit: a checkpoint soon (one pending wake-up covers any number of commits).
+    fn wake(&self) {
+        let _ = self.wake.try_send(());
+    }
+
+    /// Stops the thread, its last checkpoint finished.
+    fn stop(self) {
+        drop(self.wake);
+        if self.thread.join().is_err() {
+            tracing::warn!("the checkpoint thread panicked");
+        }
+    }
+}
+
+fn writer(
+    mut conn: Connection,
+    mut queue: mpsc::Receiver<Job>,
+    generation: &watch::Sender<u64>,
+    checkpoints: Checkpoints,
+) {
     let mut pending: Option<Job> = None;
     loop {
         let job = match pending.take() {
@@ -416,12 +521,18 @@ fn writer(mut conn: Connection, mut queue: mpsc::Receiver<Job>) {
         };
         match job {
             Job::Close(done) => {
+                checkpoints.stop();
                 checkpoint(&conn);
                 drop(conn);
                 let _ = done.send(());
                 return;
             }
-            Job::Exclusive(f) => f(&mut conn),
+            Job::Exclusive(f) => {
+                let gate = checkpoints.gate.clone();
+                let _gate = gate.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                f(&mut conn);
+                generation.send_modify(|g| *g += 1);
+            }
             Job::Tx(first) => {
                 let mut group = vec![first];
                 while group.len() < GROUP_LIMIT {
@@ -435,9 +546,11 @@ fn writer(mut conn: Connection, mut queue: mpsc::Receiver<Job>) {
                     }
                 }
                 commit_group(&conn, group);
+                checkpoints.wake();
             }
         }
     }
+    checkpoints.stop();
     checkpoint(&conn);
 }
 

@@ -2,37 +2,39 @@
 //!
 //! Delivery is at least once: a consumer's cursor moves only when it acknowledges, so records
 //! fetched and not acknowledged (the consumer crashed, the node restarted) are delivered again.
+//!
+//! - [`publish`]: appending batches in commit groups, acknowledged once on disk.
+//! - [`fetch`]: streams sending what is recorded as delivered to them.
+//! - [`lanes`]: the in-memory tail of followed resources and their streams.
 
-use std::collections::HashMap;
+mod fetch;
+mod lanes;
+mod publish;
+
+pub(crate) use lanes::Lanes;
+
 use std::pin::Pin;
+use std::sync::Arc;
 
-use futures::{FutureExt, Stream, StreamExt};
+use futures::Stream;
 use govdc_hub_api::auth::Role;
 use govdc_hub_api::v1::exchange_server::Exchange;
 use govdc_hub_api::v1::{
     AccessGrant, AckRequest, AckResponse, DecideAccessRequest, FetchRequest, FetchResponse,
     GrantState, ListGrantsRequest, ListGrantsResponse, OpenType, Openness, PublishRequest,
-    PublishResponse, Record, RequestAccessRequest, ShareType,
+    PublishResponse, RequestAccessRequest, ShareType,
 };
-use prost::Message;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::json;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::{HubService, now_micros, record, timestamp};
-use crate::audit::Algorithm;
-use crate::store::{DbResult, cached_exec, cached_row};
+use fetch::{DEFAULT_FETCH_BATCH, MAX_FETCH_BATCH};
+use lanes::Follower;
 
-/// Records per fetch response when the consumer does not say.
-const DEFAULT_FETCH_BATCH: i64 = 100;
-/// Most records per fetch response.
-const MAX_FETCH_BATCH: i64 = 10_000;
-/// A fetch response stops growing past this many bytes (gRPC's default limit is 4 MiB).
-const MAX_FETCH_BYTES: usize = 2 << 20;
-/// Publish batches already waiting on a stream are committed together up to this many records.
-const MAX_GROUP_RECORDS: usize = 20_000;
+use super::{HubService, now_micros, record, timestamp};
+use crate::store::{DbResult, cached_exec, cached_row};
 
 const GRANT_COLUMNS: &str =
     "id, resource_code, consumer, provider, purpose, state, reason, requested_at, decided_at";
@@ -169,178 +171,6 @@ fn local_resource_facts(conn: &Connection, code: &str) -> Result<(String, i32, i
         )),
         None => Status::not_found(format!("no resource {code} on this node")),
     })
-}
-
-/// What [`append_batches`] did.
-struct Appended {
-    /// One acknowledgement per batch appended.
-    acks: Vec<PublishResponse>,
-    /// Per resource, its new last offset.
-    last_offsets: HashMap<String, i64>,
-    /// Why the batch after the appended ones was refused, if one was.
-    refusal: Option<Status>,
-}
-
-/// Consecutive batches of one resource appended in one commit: stored as one row and
-/// recorded as one audit record (with the batch count and the offsets they cover), so that many
-/// small batches cost one row each, not one row and one audit record each.
-struct Run {
-    code: String,
-    first: i64,
-    last: i64,
-    batches: usize,
-    bytes: usize,
-    records: Vec<Vec<u8>>,
-}
-
-fn flush(conn: &Connection, algorithm: Algorithm, provider: &str, run: Run) -> Result<(), Status> {
-    let stored = PublishRequest {
-        resource_code: String::new(),
-        records: run.records,
-    };
-    cached_exec(
-        conn,
-        "INSERT INTO batches (resource_code, first_offset, last_offset, records) VALUES (?1, ?2, ?3, ?4)",
-        params![run.code, run.first, run.last, stored.encode_to_vec()],
-    )
-    .db()?;
-    cached_exec(
-        conn,
-        "UPDATE resources SET record_count = ?2 WHERE code = ?1 AND origin = ''",
-        params![run.code, run.last],
-    )
-    .db()?;
-    record(
-        conn,
-        algorithm,
-        provider,
-        "records.publish",
-        &run.code,
-        json!({
-            "first": run.first,
-            "last": run.last,
-            "count": run.last - run.first + 1,
-            "batches": run.batches,
-            "bytes": run.bytes,
-        }),
-    )?;
-    Ok(())
-}
-
-/// Appends publish batches in order; stops at the first invalid one and returns what was
-/// appended, the resources' new last offsets, and the refusal.
-fn append_batches(
-    conn: &Connection,
-    algorithm: Algorithm,
-    provider: &str,
-    batches: Vec<PublishRequest>,
-) -> Result<Appended, Status> {
-    let mut acks = Vec::with_capacity(batches.len());
-    let mut last_offsets: HashMap<String, i64> = HashMap::new();
-    let mut run: Option<Run> = None;
-    let mut refusal = None;
-    for batch in batches {
-        let code = batch.resource_code;
-        let count = match last_offsets.get(&code) {
-            Some(last) => *last,
-            None => match local_resource_facts(conn, &code) {
-                Ok((owner, _, _)) if owner != provider => {
-                    refusal = Some(Status::permission_denied(format!(
-                        "{provider} may not publish to {code}: its provider is {owner}"
-                    )));
-                    break;
-                }
-                Ok((_, _, count)) => count,
-                Err(status) => {
-                    refusal = Some(status);
-                    break;
-                }
-            },
-        };
-        if batch.records.is_empty() {
-            refusal = Some(Status::invalid_argument(format!(
-                "a batch for {code} has no records"
-            )));
-            break;
-        }
-        let first = count + 1;
-        let last = count + batch.records.len() as i64;
-        let bytes: usize = batch.records.iter().map(Vec::len).sum();
-        match &mut run {
-            Some(current) if current.code == code => {
-                current.last = last;
-                current.batches += 1;
-                current.bytes += bytes;
-                current.records.extend(batch.records);
-            }
-            _ => {
-                if let Some(done) = run.take() {
-                    flush(conn, algorithm, provider, done)?;
-                }
-                run = Some(Run {
-                    code: code.clone(),
-                    first,
-                    last,
-                    batches: 1,
-                    bytes,
-                    records: batch.records,
-                });
-            }
-        }
-        last_offsets.insert(code, last);
-        acks.push(PublishResponse {
-            first_offset: first,
-            last_offset: last,
-        });
-    }
-    if let Some(done) = run {
-        flush(conn, algorithm, provider, done)?;
-    }
-    Ok(Appended {
-        acks,
-        last_offsets,
-        refusal,
-    })
-}
-
-/// Up to `want` records of `code` after offset `position` (fewer past [`MAX_FETCH_BYTES`]).
-fn read_records(
-    conn: &Connection,
-    code: &str,
-    position: i64,
-    want: i64,
-) -> Result<Vec<Record>, Status> {
-    let mut stmt = conn
-        .prepare_cached(
-            "SELECT first_offset, records FROM batches
-             WHERE resource_code = ?1 AND last_offset > ?2 ORDER BY last_offset",
-        )
-        .db()?;
-    let mut rows = stmt.query(params![code, position]).db()?;
-    let mut records = Vec::new();
-    let mut bytes = 0;
-    while let Some(row) = rows.next().db()? {
-        let first: i64 = row.get(0).db()?;
-        let blob = row
-            .get_ref(1)
-            .db()?
-            .as_blob()
-            .map_err(|e| Status::internal(format!("a stored batch: {e}")))?;
-        let batch = PublishRequest::decode(blob)
-            .map_err(|e| Status::internal(format!("a stored batch does not decode: {e}")))?;
-        for (i, data) in batch.records.into_iter().enumerate() {
-            let offset = first + i as i64;
-            if offset <= position {
-                continue;
-            }
-            bytes += data.len();
-            records.push(Record { offset, data });
-            if records.len() as i64 >= want || bytes >= MAX_FETCH_BYTES {
-                return Ok(records);
-            }
-        }
-    }
-    Ok(records)
 }
 
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
@@ -512,78 +342,9 @@ impl Exchange for HubService {
         let caller = self
             .auth
             .caller(&request, "Exchange.Publish", &[Role::Member])?;
-        let mut inbound = request.into_inner();
+        let inbound = request.into_inner();
         let (tx, rx) = mpsc::channel(256);
-        let hub = self.clone();
-        tokio::spawn(async move {
-            let mut ended = false;
-            while !ended {
-                let first = match inbound.next().await {
-                    Some(Ok(batch)) => batch,
-                    Some(Err(status)) => {
-                        tracing::debug!(%status, "publish stream broke");
-                        break;
-                    }
-                    None => break,
-                };
-                // Batches the client already sent are committed with this one: one fsync for
-                // all, each still acknowledged on its own.
-                let mut records = first.records.len();
-                let mut group = vec![first];
-                while records < MAX_GROUP_RECORDS {
-                    match inbound.next().now_or_never() {
-                        Some(Some(Ok(batch))) => {
-                            records += batch.records.len();
-                            group.push(batch);
-                        }
-                        Some(_) => {
-                            ended = true;
-                            break;
-                        }
-                        None => break,
-                    }
-                }
-                if !hub.auth.is_member(&caller.subject) {
-                    let _ = tx
-                        .send(Err(Status::permission_denied(format!(
-                            "{} is no longer a member of node {}",
-                            caller.subject, hub.config.name
-                        ))))
-                        .await;
-                    break;
-                }
-                let algorithm = hub.algorithm();
-                let provider = caller.subject.clone();
-                let result = hub
-                    .store
-                    .write(move |conn| append_batches(conn, algorithm, &provider, group))
-                    .await;
-                match result {
-                    Ok(Appended {
-                        acks,
-                        last_offsets,
-                        refusal,
-                    }) => {
-                        for (code, last) in &last_offsets {
-                            hub.notify_published(code, *last);
-                        }
-                        for ack in acks {
-                            if tx.send(Ok(ack)).await.is_err() {
-                                return;
-                            }
-                        }
-                        if let Some(status) = refusal {
-                            let _ = tx.send(Err(status)).await;
-                            return;
-                        }
-                    }
-                    Err(status) => {
-                        let _ = tx.send(Err(status)).await;
-                        return;
-                    }
-                }
-            }
-        });
+        tokio::spawn(publish::serve(self.clone(), caller.subject, inbound, tx));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 
@@ -638,116 +399,20 @@ impl Exchange for HubService {
                 .map(Option::unwrap_or_default)
             })
             .await?;
-        // Subscribe before the first read, so that a publish between the read and the wait is
-        // not missed.
-        let mut published = self.subscribe(&resource_code);
-        let mut shutdown = self.shutdown.clone();
+        let reading = fetch::Reading {
+            follower: Arc::new(Follower::new(
+                caller.subject,
+                publication,
+                acked,
+                limit,
+                fetch::window(batch),
+            )),
+            code: resource_code,
+            batch,
+            follow,
+        };
         let (tx, rx) = mpsc::channel(4);
-        let hub = self.clone();
-        tokio::spawn(async move {
-            let mut position = acked;
-            let mut sent = 0i64;
-            while sent < limit {
-                published.borrow_and_update();
-                let want = batch.min(limit - sent);
-                let code = resource_code.clone();
-                let read = hub
-                    .store
-                    .read(move |conn| read_records(conn, &code, position, want))
-                    .await;
-                let records = match read {
-                    Ok(records) => records,
-                    Err(status) => {
-                        let _ = tx.send(Err(status)).await;
-                        return;
-                    }
-                };
-                if records.is_empty() {
-                    if !follow {
-                        return;
-                    }
-                    // A following stream ends with UNAVAILABLE on shutdown, not a clean end: the
-                    // consumer is to fetch again (from its acknowledged offset) once the node is
-                    // back.
-                    let stopping = || {
-                        Status::unavailable(
-                            "the node is shutting down; fetch again from the acknowledged offset",
-                        )
-                    };
-                    if *shutdown.borrow() {
-                        let _ = tx.send(Err(stopping())).await;
-                        return;
-                    }
-                    tokio::select! {
-                        changed = published.changed() => if changed.is_err() { return },
-                        _ = shutdown.changed() => {
-                            let _ = tx.send(Err(stopping())).await;
-                            return;
-                        }
-                        _ = tx.closed() => return,
-                    }
-                    continue;
-                }
-                if !hub.auth.is_member(&caller.subject) {
-                    let _ = tx
-                        .send(Err(Status::permission_denied(format!(
-                            "{} is no longer a member of node {}",
-                            caller.subject, hub.config.name
-                        ))))
-                        .await;
-                    return;
-                }
-                // The delivery is recorded (and the grant checked again: it may have been
-                // revoked while the stream was open) before the records leave the node.
-                let first = records.first().map(|r| r.offset).unwrap_or_default();
-                let last = records.last().map(|r| r.offset).unwrap_or_default();
-                let count = records.len() as i64;
-                let algorithm = hub.algorithm();
-                let consumer = caller.subject.clone();
-                let code = resource_code.clone();
-                let recorded = hub
-                    .store
-                    .write(move |conn| {
-                        require_approved(conn, &consumer, &code)?;
-                        require_openable(conn, &consumer, &code, publication)?;
-                        cached_exec(conn,
-                            "INSERT INTO cursors (consumer, resource_code, served) VALUES (?1, ?2, ?3)
-                             ON CONFLICT (consumer, resource_code) DO UPDATE SET served = served + excluded.served",
-                            params![consumer, code, count],
-                        )
-                        .db()?;
-                        cached_exec(conn,
-                            "UPDATE resources SET records_served = records_served + ?2 WHERE code = ?1 AND origin = ''",
-                            params![code, count],
-                        )
-                        .db()?;
-                        record(
-                            conn,
-                            algorithm,
-                            &consumer,
-                            "records.fetch",
-                            &code,
-                            json!({
-                                "first": first,
-                                "last": last,
-                                "count": count,
-                                "publication": (publication != Openness::Unspecified)
-                                    .then(|| publication.as_str_name()),
-                            }),
-                        )
-                    })
-                    .await;
-                if let Err(status) = recorded {
-                    let _ = tx.send(Err(status)).await;
-                    return;
-                }
-                if tx.send(Ok(FetchResponse { records })).await.is_err() {
-                    return;
-                }
-                position = last;
-                sent += count;
-            }
-        });
+        tokio::spawn(fetch::serve(self.clone(), reading, tx));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 

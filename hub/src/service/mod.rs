@@ -41,6 +41,8 @@ pub struct Hub {
     pub parent: Parent,
     /// Per resource, the last published offset, for fetches that follow new records.
     published: Mutex<HashMap<String, watch::Sender<i64>>>,
+    /// Followed resources: their tails of committed records and their fetch streams.
+    pub(crate) lanes: exchange::Lanes,
     /// Turns true when the node starts shutting down; long-lived streams end on it.
     pub shutdown: watch::Receiver<bool>,
     /// The open-data portal, when the node serves one (`portalListen`).
@@ -63,6 +65,7 @@ impl Hub {
             auth,
             parent: Parent::default(),
             published: Mutex::default(),
+            lanes: exchange::Lanes::default(),
             shutdown,
         };
         hub.reload().await?;
