@@ -54,21 +54,21 @@ fn env_number(name: &str, default: u64) -> u64 {
 /// environment quotas, container defaults, both deletion policies).
 fn tenant(env: &TestEnv, i: usize) -> DepartmentCloud {
     let code = govdc_crds::validation::credit_code::complete(&format!("11330000MB{i:06}"));
-    let environments = if i % 2 == 0 {
+    let environments = if i.is_multiple_of(2) {
         json!([{"name": "prod", "quota": {"requests.cpu": "2"}}, {"name": "test"}])
     } else {
         json!([{"name": "prod"}])
     };
     let mut spec = json!({
         "department": {"name": "浙江省大数据发展管理局", "creditCode": code, "level": "provincial", "regionCode": "330000"},
-        "networkZone": if i % 3 == 0 { "intranet" } else { "extranet" },
+        "networkZone": if i.is_multiple_of(3) { "intranet" } else { "extranet" },
         "protectionLevel": 2 + (i % 3),
         "environments": environments,
         "quota": {"requests.cpu": "4", "pods": "20"},
         "admins": [{"kind": "User", "name": format!("admin-{i}")}],
-        "deletionPolicy": if (i / DELETED_EVERY) % 2 == 0 { "Delete" } else { "Retain" },
+        "deletionPolicy": if (i / DELETED_EVERY).is_multiple_of(2) { "Delete" } else { "Retain" },
     });
-    if i % 4 == 0 {
+    if i.is_multiple_of(4) {
         spec["containerDefaults"] =
             json!({"defaultRequest": {"cpu": "100m"}, "defaultLimit": {"cpu": "500m"}});
     }

@@ -6,6 +6,12 @@ use kube_lease_manager::{LeaseManagerBuilder, LeaseManagerError};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+/// How long before the lease expires its holder renews it: a third of the lease, as client-go's
+/// defaults do, at least a second.
+pub fn grace(duration: std::time::Duration) -> std::time::Duration {
+    std::time::Duration::from_secs((duration.as_secs().max(2) / 3).max(1))
+}
+
 /// A campaign for the lease: tells whether this replica leads, and releases the lease when
 /// dropped through [`Campaign::resign`].
 pub struct Campaign {
@@ -28,8 +34,7 @@ impl Campaign {
             .with_namespace(namespace)
             .with_identity(identity)
             .with_duration(seconds)
-            // Renew well before expiry: a third of the lease, as client-go's defaults do.
-            .with_grace((seconds / 3).max(1))
+            .with_grace(grace(duration).as_secs())
             .with_field_manager("govdc-operator/leader-election")
             .build()
             .await?;

@@ -8,6 +8,7 @@
 //! leader.
 
 pub mod crds;
+pub mod fence;
 pub mod http;
 pub mod leader;
 pub mod metrics;
@@ -30,6 +31,11 @@ use metrics::Metrics;
 
 /// Builds the Kubernetes client from `--kubeconfig`, or infers it.
 pub async fn client(args: &RunArgs) -> anyhow::Result<Client> {
+    Ok(Client::try_from(config(args).await?)?)
+}
+
+
+async fn config(args: &RunArgs) -> anyhow::Result<Config> {
     let config = match &args.kubeconfig {
         Some(path) => {
             let kubeconfig = Kubeconfig::read_from(path)
@@ -40,7 +46,7 @@ pub async fn client(args: &RunArgs) -> anyhow::Result<Client> {
             .await
             .context("no kubeconfig given and none could be inferred")?,
     };
-    Ok(Client::try_from(config)?)
+    Ok(config)
 }
 
 /// Resolves on SIGTERM or SIGINT.
@@ -66,7 +72,25 @@ async fn termination_signal() {
 /// Runs the operator until it is told to stop.
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let identity = args.identity();
-    let client = client(&args).await?;
+    // The lease is campaigned for, and watched, with a client of its own: the fence on the
+    // controllers' writes must not stand in the way of the renewals that keep it open.
+    let lease_client = client(&args).await?;
+    let fence = if args.leader_elect {
+        let fence = fence::Fence::new();
+        tokio::spawn(fence::keep(
+            lease_client.clone(),
+            args.lease_namespace.clone(),
+            args.lease_name.clone(),
+            identity.clone(),
+            fence::open_for(args.lease_duration(), leader::grace(args.lease_duration())),
+            fence.clone(),
+        ));
+        fence
+    } else {
+        fence::Fence::always_open()
+    };
+    fence::install(fence);
+    let client = fence::client(config(&args).await?)?;
     let metrics = Metrics::new()?;
     let readiness = Readiness::new(Phase::WaitingForCrds(crds::required_crd_names()));
 
@@ -101,7 +125,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
 
     let mut campaign = if args.leader_elect {
         let mut campaign = leader::Campaign::start(
-            client.clone(),
+            lease_client.clone(),
             &args.lease_namespace,
             &args.lease_name,
             &identity,

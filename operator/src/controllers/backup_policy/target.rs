@@ -246,7 +246,8 @@ pub fn describe(secret: &govdc_crds::common::SecretKeyReference, yaml: &str) -> 
 }
 
 /// A client for the cluster a kubeconfig (YAML) points at, with timeouts so that a dead target
-/// fails a write in seconds instead of hanging the replicator.
+/// fails a write in seconds instead of hanging the replicator, its writes behind the process's
+/// leader fence.
 pub async fn client_from_kubeconfig(yaml: &str) -> Result<Client, String> {
     let kubeconfig = Kubeconfig::from_yaml(yaml).map_err(|e| format!("parsing kubeconfig: {e}"))?;
     let mut config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
@@ -255,7 +256,9 @@ pub async fn client_from_kubeconfig(yaml: &str) -> Result<Client, String> {
     config.connect_timeout = Some(Duration::from_secs(3));
     config.read_timeout = Some(Duration::from_secs(15));
     config.write_timeout = Some(Duration::from_secs(15));
-    Client::try_from(config).map_err(|e| format!("building a client: {e}"))
+    // Behind the leader's fence: a leader frozen past its lease writes nothing to a target
+    // either once it resumes.
+    crate::runtime::fence::client(config).map_err(|e| format!("building a client: {e}"))
 }
 
 /// The API through which a copy is written.

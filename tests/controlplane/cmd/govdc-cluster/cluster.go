@@ -63,6 +63,29 @@ func (c *cluster) statePath() string               { return c.path("cluster.json
 func (c *cluster) pidFile(component string) string { return c.path(component + ".pid") }
 func (c *cluster) logFile(component string) string { return c.path("logs", component+".log") }
 
+// auditLog is where the API server records every write: who made it, when, to what (the
+// Metadata level: never a request's body, so no Secret's data). Tests read it to tell which
+// client wrote.
+func (c *cluster) auditLog() string    { return c.path("logs", "audit.log") }
+func (c *cluster) auditPolicy() string { return c.path("audit-policy.yaml") }
+
+// auditPolicy records writes at the Metadata level and nothing else.
+const auditPolicy = `apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+  - level: Metadata
+    verbs: [create, update, patch, delete, deletecollection]
+  - level: None
+`
+
+func (c *cluster) writeAuditPolicy() error {
+	if err := os.MkdirAll(c.path("logs"), 0o755); err != nil {
+		return err
+	}
+	return writeFileAtomic(c.auditPolicy(), []byte(auditPolicy), 0o644)
+}
+
 // ports are the loopback TCP ports a cluster listens on. They are kept across restarts, so
 // kubeconfigs stay valid, unless another process has taken one meanwhile.
 type ports struct {

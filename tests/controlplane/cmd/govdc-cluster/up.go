@@ -116,6 +116,9 @@ func up(root, kubeBin string, c *cluster) (string, error) {
 	if err := c.writeKubeconfigs(s.Server); err != nil {
 		return "", err
 	}
+	if err := c.writeAuditPolicy(); err != nil {
+		return "", err
+	}
 	if err := c.saveState(s); err != nil {
 		return "", err
 	}
@@ -309,6 +312,10 @@ func (c *cluster) apiServerArgs(pts ports) []string {
 		// The Service itself is created either way.
 		"--endpoint-reconciler-type=none",
 		"--profiling=false",
+		"--audit-policy-file=" + c.auditPolicy(),
+		"--audit-log-path=" + c.auditLog(),
+		"--audit-log-maxsize=100",
+		"--audit-log-maxbackup=1",
 	}
 	if c.Nodes > 0 {
 		return withNodesAPIServerArgs(args, p)
