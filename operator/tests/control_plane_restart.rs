@@ -69,7 +69,10 @@ fn kill_and_restart(component: &str) {
     let said = output_text(&output);
     eprintln!("control plane back after {:?}: {said}", started.elapsed());
     // Moved ports would strand every client that read the kubeconfig before.
-    assert!(!said.contains("moved"), "the restarted control plane moved: {said}");
+    assert!(
+        !said.contains("moved"),
+        "the restarted control plane moved: {said}"
+    );
 }
 
 /// Creates a tenant through outages: a refused connection is tried again, an existing object is

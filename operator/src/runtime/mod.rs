@@ -34,7 +34,7 @@ pub async fn client(args: &RunArgs) -> anyhow::Result<Client> {
     Ok(Client::try_from(config(args).await?)?)
 }
 
-
+/// The client configuration from `--kubeconfig`, or inferred (in a pod, its ServiceAccount).
 async fn config(args: &RunArgs) -> anyhow::Result<Config> {
     let config = match &args.kubeconfig {
         Some(path) => {
