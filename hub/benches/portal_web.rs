@@ -11,6 +11,8 @@
 //! | --- | --- |
 //! | `GET /` (HTML, five newest) | `package_search?rows=5` |
 //! | `GET /datasets?q=…&category=…` | `package_search?q=…&fq=groups:…&rows=10` |
+//! | `GET /datasets?category=…&sort=downloads` | `package_search?fq=groups:…&rows=10` |
+//! | `GET /departments` (ranking) | `organization_list?all_fields=true` |
 //! | `GET /datasets/{id}` (with its preview) | `package_show?id=…` |
 //!
 //! Each client loops over a fixed list of URLs for the given time; latency is per request.
@@ -247,6 +249,30 @@ async fn main() {
                     )
                 })
                 .collect(),
+        ),
+        (
+            "search, most downloaded",
+            searches
+                .iter()
+                .map(|(_, c)| (format!("{base}/datasets?category={c}&sort=downloads"), true))
+                .collect(),
+            searches
+                .iter()
+                .map(|(_, c)| {
+                    (
+                        format!("{base}/api/3/action/package_search?fq=groups:{c}&rows=10"),
+                        false,
+                    )
+                })
+                .collect(),
+        ),
+        (
+            "departments",
+            vec![(format!("{base}/departments"), true)],
+            vec![(
+                format!("{base}/api/3/action/organization_list?all_fields=true"),
+                false,
+            )],
         ),
         (
             "dataset",

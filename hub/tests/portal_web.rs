@@ -942,3 +942,288 @@ async fn departments_are_ranked_by_metadata_quality_with_their_on_time_rate() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_changelog_and_the_atom_feed_list_every_publication_newest_first() {
+    bounded(Duration::from_secs(120), async {
+        let hub = portal_hub("web-changes");
+        let url = hub.portal_url().unwrap();
+        let published = seed(&hub).await;
+        // A withdrawal, and more publications than a page holds.
+        let token = hub.token("admin", "operator").unwrap();
+        let mut client = govdc_hub_api::v1::portal_client::PortalClient::with_interceptor(
+            common::channel(&hub),
+            govdc_hub_api::auth::BearerToken::new(&token).unwrap(),
+        );
+        client
+            .unpublish_dataset(govdc_hub_api::v1::UnpublishDatasetRequest {
+                id: "zj-nr.parcels".to_owned(),
+            })
+            .await
+            .unwrap();
+        for i in 0..25 {
+            let metadata = DatasetMetadata {
+                id: format!("t.series-{i}"),
+                title: format!("Series {i} & <b>more</b>"),
+                category: "statistics".to_owned(),
+                openness: Openness::Unconditional as i32,
+                license: "CC-BY-4.0".to_owned(),
+                organization_credit_code: common::credit_code(1),
+                organization_name: "统计局".to_owned(),
+                version: 1,
+                record_count: 1,
+                content_sha256: format!("s{i}"),
+                ..Default::default()
+            };
+            web_fixtures::publish(&hub, metadata, "a\n1\n", false).await;
+        }
+        let first = page(&format!("{url}/changes?lang=en"), &[]).await;
+        assert_eq!(first.status, 200);
+        let table = between(&first.body, "<tbody>", "</tbody>")[0];
+        let rows = between(table, "<tr", "</tr>");
+        assert_eq!(rows.len(), 30);
+        assert!(
+            rows[0].contains("Series 24 &#38; &#60;b&#62;more&#60;/b&#62;"),
+            "{}",
+            rows[0]
+        );
+        assert!(rows[0].contains("href=\"/datasets/t.series-24?lang=en\""));
+        // The withdrawal, after the series, and without a link: the dataset is gone.
+        let withdrawn = rows[25];
+        assert!(withdrawn.starts_with(" class=\"withdrawn\""), "{withdrawn}");
+        assert!(withdrawn.contains("Withdrawn") && withdrawn.contains("浙江省自然资源地块公示"));
+        assert!(!withdrawn.contains("href="));
+        // The older page holds the rest: 12 fixtures + 1 withdrawal + 25 = 38 rows in all.
+        let older = between(&first.body, "rel=\"next\" href=\"", "\"")[0].replace("&#38;", "&");
+        let second = page(&format!("{url}{older}"), &[]).await;
+        assert_eq!(second.status, 200, "{older}");
+        let rest = between(
+            between(&second.body, "<tbody>", "</tbody>")[0],
+            "<tr",
+            "</tr>",
+        );
+        assert_eq!(rest.len(), 12 + 1 + 25 - 30);
+        assert!(!second.body.contains("rel=\"next\""));
+        assert!(
+            rest.last().unwrap().contains(&published.last().unwrap().id),
+            "the oldest is the first fixture"
+        );
+        for (target, parameter) in [
+            ("/changes?before=abc", "before"),
+            ("/changes?before=0", "before"),
+            ("/changes?page=2", "page"),
+        ] {
+            let shown = page(&format!("{url}{target}"), &[]).await;
+            assert_eq!(shown.status, 400, "{target}");
+            assert!(
+                shown
+                    .body
+                    .contains(&format!("<code class=\"parameter\">{parameter}</code>"))
+            );
+        }
+
+        // The feed: Atom, read by Python's XML parser (not ours).
+        let response = http().get(format!("{url}/feed.atom")).send().await.unwrap();
+        assert_eq!(
+            response.headers()["content-type"],
+            "application/atom+xml; charset=utf-8"
+        );
+        let feed = response.text().await.unwrap();
+        let script = r#"
+import sys, xml.etree.ElementTree as ET
+A = '{http://www.w3.org/2005/Atom}'
+root = ET.fromstring(sys.stdin.buffer.read())
+assert root.tag == A + 'feed', root.tag
+for required in ('id', 'title', 'updated', 'author'):
+    assert root.find(A + required) is not None, required
+entries = root.findall(A + 'entry')
+for e in entries:
+    for required in ('id', 'title', 'updated', 'link'):
+        assert e.find(A + required) is not None, required
+print(len(entries))
+for e in entries[:2]:
+    print(e.find(A + 'title').text)
+    print(e.find(A + 'link').get('href'))
+ids = [e.find(A + 'id').text for e in entries]
+assert len(set(ids)) == len(ids), ids
+print(sum(1 for e in entries if e.find(A + 'link[@rel="enclosure"]') is not None))
+"#;
+        let mut python = std::process::Command::new("python3")
+            .args(["-c", script])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        python
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(feed.as_bytes())
+            .unwrap();
+        let out = python.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}\n{feed}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let lines: Vec<String> = String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        // Publications only (the withdrawal is not one): 12 + 25 = 37.
+        assert_eq!(lines[0], "37");
+        assert_eq!(lines[1], "Series 24 & <b>more</b> (v1)");
+        assert_eq!(lines[2], format!("{url}/datasets/t.series-24"));
+        assert_eq!(lines[3], "Series 23 & <b>more</b> (v1)");
+        assert_eq!(lines[5], "37", "every publication links its files");
+        // Browsers find it from any page.
+        assert!(
+            first.body.contains(
+                "<link rel=\"alternate\" type=\"application/atom+xml\" href=\"/feed.atom\""
+            )
+        );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_bulk_dumps_equal_the_api_and_wget_fetches_the_manifest_with_its_checksums() {
+    bounded(Duration::from_secs(180), async {
+        let hub = portal_hub("web-bulk");
+        let url = hub.portal_url().unwrap();
+        seed(&hub).await;
+        let api = json(&format!("{url}/api/datasets")).await;
+        let datasets = api["datasets"].as_array().unwrap();
+
+        // JSON: every dataset, its files' URLs and checksums the API's.
+        let dump = json(&format!("{url}/catalogue.json")).await;
+        assert_eq!(dump["count"], datasets.len());
+        for (dumped, listed) in dump["datasets"].as_array().unwrap().iter().zip(datasets) {
+            assert_eq!(dumped["id"], listed["id"]);
+            assert_eq!(dumped["title"], listed["title"]);
+            assert_eq!(dumped["version"], listed["version"]);
+            let urls = |d: &serde_json::Value| {
+                d["files"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|f| (f["url"].clone(), f["sha256"].clone()))
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(urls(dumped), urls(listed), "{}", listed["id"]);
+            assert_eq!(dumped["checksums"], listed["checksums"]);
+            assert!(dumped["quality"]["score"].as_u64().unwrap() > 200);
+        }
+
+        // CSV: a BOM, a header and a row per dataset, read by the csv crate.
+        let response = http()
+            .get(format!("{url}/catalogue.csv"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            response.headers()["content-type"],
+            "text/csv; charset=utf-8"
+        );
+        assert!(
+            response.headers()["content-disposition"]
+                .to_str()
+                .unwrap()
+                .contains("catalogue.csv")
+        );
+        let bytes = response.bytes().await.unwrap();
+        assert!(bytes.starts_with("\u{feff}".as_bytes()));
+        let mut reader = csv::Reader::from_reader(&bytes[3..]);
+        let header: Vec<String> = reader
+            .headers()
+            .unwrap()
+            .iter()
+            .map(str::to_owned)
+            .collect();
+        assert_eq!(header[0], "id");
+        let column = |name: &str| header.iter().position(|h| h == name).unwrap();
+        let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+        assert_eq!(rows.len(), datasets.len());
+        for (row, listed) in rows.iter().zip(datasets) {
+            assert_eq!(row[column("id")], listed["id"]);
+            assert_eq!(
+                row[column("title")],
+                listed["title"],
+                "titles with HTML and quotes survive"
+            );
+            assert_eq!(row[column("department")], listed["organization"]["name"]);
+            let csv_file = listed["files"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|f| f["format"] == "csv")
+                .unwrap();
+            assert_eq!(row[column("csv_url")], csv_file["url"]);
+            assert_eq!(row[column("csv_sha256")], csv_file["sha256"]);
+        }
+
+        // The manifest: wget fetches every open file, and each version's SHA256SUMS checks them.
+        let manifest = http()
+            .get(format!("{url}/downloads.txt"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            !manifest.contains(CLINICS),
+            "conditional files need a token: not in the manifest"
+        );
+        let open: Vec<&serde_json::Value> = datasets
+            .iter()
+            .filter(|d| d["openness"] == "unconditional")
+            .collect();
+        let files: usize = open
+            .iter()
+            .map(|d| d["files"].as_array().unwrap().len())
+            .sum();
+        assert_eq!(manifest.lines().count(), files + open.len());
+        let dir = std::env::temp_dir().join(format!("govdc-wget-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("downloads.txt"), &manifest).unwrap();
+        let wget = tokio::process::Command::new("wget")
+            .args(["-q", "-x", "-nH", "-i", "downloads.txt"])
+            .current_dir(&dir)
+            .status()
+            .await
+            .unwrap_or_else(|e| panic!("running wget: {e} (apt-get install wget)"));
+        assert!(wget.success(), "wget -i failed");
+        for d in &open {
+            let version_dir = dir.join(format!(
+                "download/{}/{}",
+                d["id"].as_str().unwrap(),
+                d["version"]
+            ));
+            let check = std::process::Command::new("sha256sum")
+                .args(["-c", "--strict", "SHA256SUMS"])
+                .current_dir(&version_dir)
+                .output()
+                .unwrap();
+            assert!(
+                check.status.success(),
+                "{}: {}",
+                version_dir.display(),
+                String::from_utf8_lossy(&check.stdout)
+            );
+        }
+        // The downloads were counted, as any other: one per file.
+        let bus = page(&format!("{url}/datasets/{BUS}"), &[]).await;
+        let bus_files = datasets.iter().find(|d| d["id"] == BUS).unwrap()["files"]
+            .as_array()
+            .unwrap()
+            .len();
+        assert_eq!(downloads_shown(&bus.body), bus_files.to_string());
+        let _ = std::fs::remove_dir_all(&dir);
+    })
+    .await;
+}

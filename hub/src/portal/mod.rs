@@ -19,6 +19,7 @@
 //! deleted at the flip; downloads of them already under way still finish, because an open file
 //! outlives its unlink.
 
+pub mod bulk;
 pub mod catalogue;
 pub mod ckan;
 pub mod dcat;

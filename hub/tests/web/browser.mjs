@@ -27,6 +27,7 @@ const PENALTIES = 'hz-credit.penalties';
 const CLINICS = 'zj-health.clinics';
 const HOSTILE = 'test-web.hostile';
 const HOSTILE_TITLE = "<script>window.__xss = 1</script><b>Bold</b> & \"quoted\" 'single' 测试";
+const HOSTILE_DEPARTMENT = '<i>测试部门</i>';
 
 const profile = mkdtempSync(join(tmpdir(), 'govdc-chromium-'));
 const started = Date.now();
@@ -86,9 +87,41 @@ try {
       '/datasets?category=statistics&openness=unconditional&sort=newest',
       `/datasets/${BUS}`, `/datasets/${BUS}?lang=en`, `/datasets/${PENALTIES}`,
       `/datasets/${CLINICS}?lang=en`, `/datasets/${HOSTILE}`, '/datasets?page=0', '/datasets/no.such',
+      '/datasets?sort=downloads&lang=en', '/departments', '/departments?lang=en',
+      '/departments/no-such', '/departments?page=2',
     ]) {
       await axe(base + path);
     }
+    // Every department's page, in both languages.
+    await page.goto(`${base}/departments`);
+    const departments = await page.$$eval('table.ranking tbody th a', (links) => links.map((a) => a.getAttribute('href')));
+    assert.ok(departments.length >= 5, `departments: ${departments}`);
+    for (const path of departments) {
+      await axe(base + path);
+      await axe(`${base}${path}?lang=en`);
+    }
+  });
+
+  await check('the department ranking leads to a department and its datasets', async () => {
+    await page.goto(`${base}/?lang=en`);
+    await Promise.all([page.waitForURL(/\/departments\?lang=en$/), page.click('nav a:has-text("Departments")')]);
+    const rows = await page.$$eval('table.ranking tbody tr', (r) => r.map((row) => row.querySelector('th a').textContent));
+    assert.ok(rows.includes('杭州市市场监督管理局'), `${rows}`);
+    assert.ok(rows.includes(HOSTILE_DEPARTMENT), `the hostile name as text: ${rows}`);
+    await Promise.all([page.waitForURL(/\/departments\/[0-9a-z]+\?lang=en$/), page.click('table.ranking a:has-text("杭州市市场监督管理局")')]);
+    assert.equal(await page.textContent('h1'), '杭州市市场监督管理局');
+    const listed = (await results()).sort();
+    assert.deepEqual(listed, ['杭州市企业登记信息', '杭州市行政处罚信息'].sort());
+    await Promise.all([page.waitForURL(/\/datasets\?lang=en&department=/), page.click('a:has-text("Filter the catalogue by this department")')]);
+    assert.deepEqual((await results()).sort(), listed);
+  });
+
+  await check('a dataset page shows its timeliness, quality and history', async () => {
+    await page.goto(`${base}/datasets/zj-weather.daily?lang=en`);
+    assert.match(await page.textContent('.timeliness'), /^On time: the next version is due by \d{4}-\d\d-\d\d/);
+    assert.equal(await page.$$eval('table.quality tbody tr', (r) => r.length), 5);
+    assert.equal(await page.$$eval('table.history tbody tr', (r) => r.length), 1);
+    assert.match(await page.textContent('table.history tbody tr'), /Published/);
   });
 
   await check('the skip link is the first stop of the keyboard and leads to main', async () => {
@@ -166,7 +199,7 @@ try {
     mkdirSync(shots, { recursive: true });
     for (const [width, height] of [[375, 812], [1280, 900]]) {
       await page.setViewportSize({ width, height });
-      for (const [name, path] of [['home', '/'], ['dataset', `/datasets/${PENALTIES}`], ['search', '/datasets?q=%E6%9D%AD%E5%B7%9E']]) {
+      for (const [name, path] of [['home', '/'], ['dataset', `/datasets/${PENALTIES}`], ['search', '/datasets?q=%E6%9D%AD%E5%B7%9E'], ['departments', '/departments']]) {
         await page.goto(base + path);
         if (name !== 'search') await page.screenshot({ path: join(shots, `portal-${name}-${width}.png`) });
         // Nothing wider than the screen: a phone scrolls down, not sideways.

@@ -374,6 +374,22 @@ const ZH: &[(&str, &str)] = &[
         "department.notfound.body",
         "本网站没有统一社会信用代码为 {code} 的部门发布的数据集。",
     ),
+    ("nav.changes", "更新动态"),
+    ("changes.title", "更新动态"),
+    (
+        "changes.intro",
+        "各部门发布和撤回数据集的记录，最新的在前。",
+    ),
+    ("changes.feed", "订阅 Atom 源"),
+    ("changes.none", "尚无发布记录。"),
+    ("changes.caption", "数据集的发布和撤回"),
+    ("changes.dataset", "数据集"),
+    ("changes.older", "更早的记录"),
+    ("changes.newest", "最新记录"),
+    ("footer.feed", "发布动态（Atom）"),
+    ("footer.catalogue_csv", "全部目录（CSV）"),
+    ("footer.catalogue_json", "全部目录（JSON）"),
+    ("footer.manifest", "批量下载清单（wget -i）"),
 ];
 
 /// English.
@@ -646,6 +662,25 @@ const EN: &[(&str, &str)] = &[
         "department.notfound.body",
         "No department with the credit code {code} publishes datasets on this portal.",
     ),
+    ("nav.changes", "Changes"),
+    ("changes.title", "Changes"),
+    (
+        "changes.intro",
+        "Every publication and withdrawal of a dataset, newest first.",
+    ),
+    ("changes.feed", "Subscribe to the Atom feed"),
+    ("changes.none", "Nothing has been published yet."),
+    (
+        "changes.caption",
+        "Publications and withdrawals of datasets",
+    ),
+    ("changes.dataset", "Dataset"),
+    ("changes.older", "Older changes"),
+    ("changes.newest", "Newest changes"),
+    ("footer.feed", "Publications (Atom)"),
+    ("footer.catalogue_csv", "Whole catalogue (CSV)"),
+    ("footer.catalogue_json", "Whole catalogue (JSON)"),
+    ("footer.manifest", "Bulk download list (wget -i)"),
 ];
 
 #[cfg(test)]

@@ -12,6 +12,8 @@
 //! - `GET /datasets/{id}/dcat.jsonld`: its DCAT-AP description ([`alternates`]);
 //! - `GET /departments`, `/departments/{code}`: the departments ranked by the metadata quality
 //!   of their datasets, each with its datasets and on-time update rate ([`departments`]);
+//! - `GET /changes`: the changelog ([`changes`]); `/feed.atom`, `/catalogue.csv`,
+//!   `/catalogue.json`, `/downloads.txt`: the feed, dumps and manifest ([`crate::portal::bulk`]);
 //! - `GET /assets/portal.css`: the style sheet.
 //!
 //! Every page takes `?lang=zh-CN|en` (else `Accept-Language`, else Chinese). The modules:
@@ -20,6 +22,7 @@
 //! rows of a gzip CSV, [`routes`] the handlers.
 
 pub mod alternates;
+pub mod changes;
 pub mod departments;
 pub mod i18n;
 pub mod pages;
@@ -39,6 +42,11 @@ pub fn routes() -> Router<PortalHttp> {
         .route("/datasets/{id}", get(routes::dataset))
         .route("/datasets/{id}/dcat.jsonld", get(alternates::dcat))
         .route("/departments", get(departments::departments))
+        .route("/changes", get(changes::changes))
+        .route("/feed.atom", get(crate::portal::bulk::feed))
+        .route("/catalogue.csv", get(crate::portal::bulk::catalogue_csv))
+        .route("/catalogue.json", get(crate::portal::bulk::catalogue_json))
+        .route("/downloads.txt", get(crate::portal::bulk::manifest))
         .route("/departments/{code}", get(departments::department))
         .route("/assets/portal.css", get(routes::css))
 }

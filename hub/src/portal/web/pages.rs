@@ -27,6 +27,8 @@ pub struct Layout {
     pub datasets_url: String,
     /// See `home_url`.
     pub departments_url: String,
+    /// See `home_url`.
+    pub changes_url: String,
     /// `?lang=` as the URL gave it, for the search form's hidden field.
     pub lang_param: Option<&'static str>,
     /// `<link rel=alternate>`s: media type and absolute URL.
@@ -309,6 +311,41 @@ pub struct HistoryRow {
     pub content_full: String,
     /// Its quality score ("312 / 405"), empty for a withdrawal.
     pub quality: String,
+}
+
+/// A row of the changelog.
+#[derive(Clone, Debug)]
+pub struct ChangeRow {
+    /// When, for people and RFC 3339.
+    pub at: (String, String),
+    /// "Published" or "Withdrawn".
+    pub change: &'static str,
+    /// Whether it is a withdrawal.
+    pub withdrawn: bool,
+    /// The dataset's title then.
+    pub title: String,
+    /// Its page, while it is served.
+    pub url: Option<String>,
+    /// The version.
+    pub version: i64,
+    /// The publishing department.
+    pub department: String,
+    /// Its record count then, grouped.
+    pub records: String,
+}
+
+/// `/changes`.
+#[derive(Template)]
+#[template(path = "portal/changes.html")]
+pub struct Changes {
+    /// The frame.
+    pub layout: Layout,
+    /// The rows, newest first.
+    pub rows: Vec<ChangeRow>,
+    /// The page of older changes, if any.
+    pub older_url: Option<String>,
+    /// The newest changes, on an older page.
+    pub newest_url: Option<String>,
 }
 
 /// A department in the ranking.

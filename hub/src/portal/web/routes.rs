@@ -89,6 +89,7 @@ impl Frame<'_> {
             home_url: link("/", self.explicit),
             datasets_url: link("/datasets", self.explicit),
             departments_url: link("/departments", self.explicit),
+            changes_url: link("/changes", self.explicit),
             lang_param: self.explicit.map(Lang::tag),
             alternates: Vec::new(),
             json_ld: None,
@@ -97,7 +98,7 @@ impl Frame<'_> {
         }
     }
 
-    fn dataset_url(&self, id: &str) -> String {
+    pub(super) fn dataset_url(&self, id: &str) -> String {
         link(&format!("/datasets/{id}"), self.explicit)
     }
 
