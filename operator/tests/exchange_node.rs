@@ -847,7 +847,10 @@ async fn an_unmarked_object_where_the_hub_would_go_is_a_conflict_not_a_takeover(
     let service = services.get("national-hub").await.expect("their Service");
     let labels = service.metadata.labels.clone().unwrap_or_default();
     assert_eq!(labels.get("app").map(String::as_str), Some("theirs"));
-    assert!(!labels.contains_key("app.kubernetes.io/managed-by"), "{labels:?}");
+    assert!(
+        !labels.contains_key("app.kubernetes.io/managed-by"),
+        "{labels:?}"
+    );
     let ports: Vec<i32> = service
         .spec
         .and_then(|s| s.ports)
