@@ -94,9 +94,10 @@ pub struct SecretKeyReference {
     /// Namespace of the Secret. Required for cluster-scoped resources; namespaced resources
     /// default to their own namespace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 63), regex(pattern = DNS_LABEL_PATTERN))]
     pub namespace: Option<String>,
     /// Name of the Secret.
-    #[schemars(length(min = 1, max = 253))]
+    #[schemars(length(min = 1, max = 253), regex(pattern = DNS_SUBDOMAIN_PATTERN))]
     pub name: String,
     /// Key inside the Secret's data.
     #[schemars(length(min = 1))]
@@ -108,10 +109,11 @@ pub struct SecretKeyReference {
 #[serde(rename_all = "camelCase")]
 pub struct ObjectReference {
     /// Name of the object.
-    #[schemars(length(min = 1, max = 253))]
+    #[schemars(length(min = 1, max = 253), regex(pattern = DNS_SUBDOMAIN_PATTERN))]
     pub name: String,
     /// Namespace of the object; defaults to the referring object's namespace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 63), regex(pattern = DNS_LABEL_PATTERN))]
     pub namespace: Option<String>,
 }
 
@@ -190,6 +192,12 @@ pub(crate) fn positive_quantity_schema(_: &mut schemars::SchemaGenerator) -> sch
 
 /// Pattern of an RFC 1123 DNS label (namespace names, environment names).
 pub(crate) const DNS_LABEL_PATTERN: &str = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
+
+/// Pattern of an RFC 1123 DNS subdomain (the names of most objects). A name outside it can
+/// never exist, and a reference to one would only fail later, as a request the API server
+/// cannot even route.
+pub(crate) const DNS_SUBDOMAIN_PATTERN: &str =
+    r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
 
 /// Pattern of a six-digit administrative division code (GB/T 2260).
 pub(crate) const REGION_CODE_PATTERN: &str = r"^[1-8][0-9]{5}$";

@@ -78,6 +78,7 @@ pub struct DepartmentCloudSpec {
     /// Names of other DepartmentClouds whose workloads may reach this tenant, for
     /// cross-department collaboration (业务协同). Must be in the same network zone.
     #[serde(default)]
+    #[schemars(length(max = 100), inner(length(max = 52), regex(pattern = DNS_LABEL_PATTERN)))]
     pub peer_departments: Vec<String>,
 
     /// What happens to the namespaces when this DepartmentCloud is deleted: `Retain` (the

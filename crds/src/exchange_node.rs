@@ -5,7 +5,9 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::common::{NetworkZone, ObjectReference, REGION_CODE_PATTERN, SecretKeyReference};
+use crate::common::{
+    DNS_LABEL_PATTERN, NetworkZone, ObjectReference, REGION_CODE_PATTERN, SecretKeyReference,
+};
 
 /// A hosted node of the data sharing and exchange hub, federated with its parent node.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -97,7 +99,7 @@ pub struct ExchangeNodeSpec {
     /// Names of the DepartmentClouds allowed to join this node; empty admits none (deny by
     /// default). Only departments on the node's network zone join.
     #[serde(default)]
-    #[schemars(length(max = 1000))]
+    #[schemars(length(max = 1000), inner(length(max = 52), regex(pattern = DNS_LABEL_PATTERN)))]
     pub allowed_departments: Vec<String>,
 
     /// Digest that chains the node's audit log: `sha256` (default) or `sm3` (GB/T 32905).
