@@ -123,12 +123,14 @@ pub fn replicable(kind: &Kind, object: &Value) -> bool {
 /// The copy of `object` (an object of `kind` as the primary's API server returns it) for the
 /// target, with [`SOURCE_HASH_ANNOTATION`] set.
 pub fn clean(kind: &Kind, object: &Value, options: &CleanOptions) -> Value {
-    let source = object.as_object().cloned().unwrap_or_default();
+    // Borrowed, not cloned: only what the copy keeps is copied (the source's managed fields
+    // alone are often most of it).
+    let empty = Map::new();
+    let source = object.as_object().unwrap_or(&empty);
     let meta = source
         .get("metadata")
         .and_then(Value::as_object)
-        .cloned()
-        .unwrap_or_default();
+        .unwrap_or(&empty);
     let mut labels = meta
         .get("labels")
         .and_then(Value::as_object)
@@ -185,7 +187,7 @@ pub fn clean(kind: &Kind, object: &Value, options: &CleanOptions) -> Value {
     let mut copy = Map::new();
     copy.insert("apiVersion".into(), json!(kind.api_resource().api_version));
     copy.insert("kind".into(), json!(kind.kind));
-    for (key, value) in &source {
+    for (key, value) in source {
         if !matches!(key.as_str(), "apiVersion" | "kind" | "metadata" | "status") {
             copy.insert(key.clone(), value.clone());
         }
@@ -199,17 +201,15 @@ pub fn clean(kind: &Kind, object: &Value, options: &CleanOptions) -> Value {
     }
 
     metadata.insert("labels".into(), Value::Object(labels));
-    let hash = {
-        let mut for_hash = copy.clone();
-        let mut meta_for_hash = metadata.clone();
-        meta_for_hash.insert("annotations".into(), Value::Object(annotations.clone()));
-        for_hash.insert("metadata".into(), Value::Object(meta_for_hash));
-        content_hash(&Value::Object(for_hash))
-    };
-    annotations.insert(SOURCE_HASH_ANNOTATION.to_owned(), json!(hash));
     metadata.insert("annotations".into(), Value::Object(annotations));
     copy.insert("metadata".into(), Value::Object(metadata));
-    Value::Object(copy)
+    // The hash is of the copy as it is without the hash annotation, which it then gets.
+    let mut copy = Value::Object(copy);
+    let hash = content_hash(&copy);
+    if let Some(annotations) = copy["metadata"]["annotations"].as_object_mut() {
+        annotations.insert(SOURCE_HASH_ANNOTATION.to_owned(), json!(hash));
+    }
+    copy
 }
 
 /// What each kind's spec holds that belongs to the primary alone.
@@ -471,5 +471,21 @@ mod tests {
         };
         assert_eq!(hash(&a), hash(&b));
         assert_ne!(hash(&a), hash(&c));
+    }
+
+    #[test]
+    fn the_hash_is_of_the_copy_without_its_hash_as_copies_already_on_a_standby_carry_it() {
+        let source = json!({"metadata": {"name": "c", "namespace": "t", "labels": {"app": "a"},
+                            "annotations": {"note": "n"}, "managedFields": [{"manager": "kubectl"}]},
+                            "data": {"k": "v"}});
+        let copy = clean(&kind("ConfigMap"), &source, &options(true));
+        let mut without = copy.clone();
+        without["metadata"]["annotations"]
+            .as_object_mut()
+            .expect("annotations")
+            .remove(SOURCE_HASH_ANNOTATION);
+        assert_eq!(source_hash(&copy), Some(content_hash(&without).as_str()));
+        assert_eq!(copy["metadata"]["annotations"]["note"], "n");
+        assert!(copy["metadata"]["managedFields"].is_null());
     }
 }

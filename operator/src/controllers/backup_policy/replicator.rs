@@ -47,6 +47,8 @@ use crate::pipeline::events;
 
 mod checks;
 mod namespace_watches;
+mod phases;
+mod probes;
 mod status;
 
 /// Condition type: whether the target answers.
@@ -126,10 +128,11 @@ pub struct Settings {
     pub target: String,
 }
 
-/// One protected object, as the standby should hold it.
+/// One protected object, as the standby should hold it. The copy is shared with the writes
+/// planned from it, so that planning ten thousand writes copies no object.
 #[derive(Clone, Debug)]
 struct Desired {
-    copy: Value,
+    copy: Arc<Value>,
     hash: String,
 }
 
@@ -158,6 +161,10 @@ enum Change {
     InNamespace(usize, String, watcher::Event<DynamicObject>),
     /// The watch of a kind in a namespace stayed refused past its grace, with the API's message.
     Refused(usize, String, String),
+    /// Whether the target was promoted by failover (see [`probes`]).
+    Fence(Result<bool, Failure>),
+    /// A read of the policy, for the status report (see [`probes`]).
+    Policy(Box<probes::PolicyRead>),
 }
 
 /// The replicator's whole state; owned by its task alone.
@@ -218,6 +225,12 @@ struct Engine {
     /// Copied namespaces due for deletion that hold objects the policy did not make, and when
     /// they are looked at again.
     kept_namespaces: BTreeMap<Key, Instant>,
+    /// How long each step took, for the debug log.
+    phases: phases::Phases,
+    /// The fence and policy reads in flight.
+    probes: probes::Probes,
+    /// A read of the policy the status report has not used yet.
+    policy_read: Option<probes::PolicyRead>,
 }
 
 /// Sentinel kind indices of the department and namespace listings in `initialised`.
@@ -240,6 +253,7 @@ pub async fn run(
         .filter(|&index| read_per_namespace(&kinds[index]))
         .collect();
     let primary = ctx.client.clone();
+    let settings_policy = settings.policy.clone();
     let mut engine = Engine {
         settings,
         kinds,
@@ -275,6 +289,9 @@ pub async fn run(
         foreign: BTreeSet::new(),
         listed_at: None,
         kept_namespaces: BTreeMap::new(),
+        phases: phases::Phases::start(&settings_policy),
+        probes: probes::Probes::default(),
+        policy_read: None,
     };
     let (tx, mut rx) = mpsc::channel::<Change>(4096);
     let mut watches = JoinSet::new();
@@ -304,6 +321,18 @@ pub async fn run(
                 }
             }
             _ = tick.tick() => {}
+        }
+        if let Some((read_at, read)) = engine.policy_read.take() {
+            let keep_running = if read_at.elapsed() <= probes::FRESH_POLICY {
+                engine.report_with(read).await
+            } else {
+                // The engine was busy writing since the read: a status written from it could
+                // undo what was written to the policy meanwhile (a failover's record).
+                engine.report().await
+            };
+            if !keep_running {
+                break;
+            }
         }
         if engine.refused_for_good() {
             // The target is the source: nothing will ever be written by this replicator, and
@@ -337,9 +366,9 @@ pub async fn run(
             engine.watch_namespaces(&tx, &mut watches);
         }
         let now = Instant::now();
-        if now >= next_fence {
+        if !engine.failed_over && (now >= next_fence || !engine.probes.fence_read) {
             next_fence = now + FENCE_INTERVAL;
-            engine.check_fence().await;
+            engine.probes.read_fence(&engine.target, &policy, &tx);
         }
         if engine.failed_over {
             if now >= next_status {
@@ -368,9 +397,17 @@ pub async fn run(
             engine.preflighted = false;
         }
         if engine.reachable && !engine.preflighted && now >= engine.next_preflight {
+            let began = Instant::now();
             engine.preflight().await;
+            engine.phases.step("preflight", engine.kinds.len(), began);
         }
-        let writable = engine.reachable && engine.preflighted && engine.refusal.is_none();
+        let writable = engine.reachable
+            && engine.preflighted
+            && engine.refusal.is_none()
+            && engine.probes.fence_read;
+        if engine.initial_listing_done() {
+            engine.phases.sources_listed(engine.desired.len());
+        }
         if writable && engine.initial_listing_done() {
             if !engine.target_listed {
                 engine.list_target().await;
@@ -402,9 +439,7 @@ pub async fn run(
         engine.update_gauges();
         if now >= next_status {
             next_status = now + STATUS_INTERVAL;
-            if !engine.report().await {
-                break;
-            }
+            engine.probes.read_policy(&engine.primary, &policy, &tx);
         }
     }
     watches.abort_all();
@@ -550,6 +585,14 @@ impl Engine {
                 watcher::Event::InitDone => self.namespace_watches.listed(kind, &namespace),
                 event => self.handle_object(kind, event),
             },
+            Change::Fence(answer) => {
+                self.probes.fence_answered(&answer);
+                self.absorb_fence(answer);
+            }
+            Change::Policy(read) => {
+                self.probes.policy_answered();
+                self.policy_read = Some(*read);
+            }
             Change::Refused(kind, namespace, message) => {
                 tracing::warn!(policy = %self.settings.policy, %namespace, kind = %self.kinds[kind].kind,
                     error = %message, "the operator may not read this namespace's objects; they are not replicated");
@@ -677,7 +720,13 @@ impl Engine {
         let hash = source_hash(&copy).unwrap_or_default().to_owned();
         let unchanged = self.desired.get(&key).is_some_and(|d| d.hash == hash);
         if !unchanged {
-            self.desired.insert(key.clone(), Desired { copy, hash });
+            self.desired.insert(
+                key.clone(),
+                Desired {
+                    copy: Arc::new(copy),
+                    hash,
+                },
+            );
             self.touch(key);
         }
     }
@@ -716,7 +765,10 @@ impl Engine {
                             namespace: name.clone(),
                             name,
                         },
-                        Desired { copy, hash },
+                        Desired {
+                            copy: Arc::new(copy),
+                            hash,
+                        },
                     );
                 }
                 for (kind, object) in &set.objects {
@@ -739,7 +791,10 @@ impl Engine {
                                 .unwrap_or_default()
                                 .to_owned(),
                         },
-                        Desired { copy, hash },
+                        Desired {
+                            copy: Arc::new(copy),
+                            hash,
+                        },
                     );
                 }
                 self.desired = desired;
@@ -784,11 +839,12 @@ impl Engine {
         }
     }
 
-    async fn check_fence(&mut self) {
+    /// Takes the answer of a read of the failover fence.
+    fn absorb_fence(&mut self, answer: Result<bool, Failure>) {
         if self.failed_over {
             return;
         }
-        match target::failed_over(&self.target, &self.settings.policy).await {
+        match answer {
             Ok(true) => {
                 tracing::warn!(policy = %self.settings.policy, "the target was promoted by failover; replication stops");
                 self.failed_over = true;
@@ -918,6 +974,11 @@ impl Engine {
         }
         self.held = held;
         self.foreign = foreign;
+        self.phases.step(
+            "target listed",
+            self.held.len() + self.foreign.len(),
+            listed_at,
+        );
         self.listed_at = Some(listed_at);
         self.target_listed = true;
         let keys: Vec<Key> = self
@@ -954,7 +1015,9 @@ impl Engine {
                 d.hash.clone(),
                 held.is_some_and(|h| h.marked.is_some()),
             )),
-            (None, Some(h)) if h.marked.is_none() => Some(Action::Mark(self.reference(key))),
+            (None, Some(h)) if h.marked.is_none() => {
+                Some(Action::Mark(Arc::new(self.reference(key))))
+            }
             _ => None,
         }
     }
@@ -978,9 +1041,11 @@ impl Engine {
         if self.dirty.is_empty() {
             return;
         }
+        let began = Instant::now();
         let now = Timestamp::now().to_string();
         let mut waves: BTreeMap<u8, Vec<(Key, Instant, Action)>> = BTreeMap::new();
         let dirty = std::mem::take(&mut self.dirty);
+        let looked_at = dirty.len();
         for (index, (key, seen)) in dirty.into_iter().enumerate() {
             if index % 512 == 511 {
                 tokio::task::yield_now().await;
@@ -992,6 +1057,7 @@ impl Engine {
                     .push((key, seen, action));
             }
         }
+        self.phases.step("planned", looked_at, began);
         if !self.check_first_writes(&mut waves).await {
             return;
         }
@@ -999,6 +1065,8 @@ impl Engine {
         let mut unreachable: Option<String> = None;
         let mut waves = waves.into_values();
         for wave in waves.by_ref() {
+            let began = Instant::now();
+            let writes = wave.len();
             let target = self.target.clone();
             let jobs: Vec<(Key, Instant, Action, kube::api::ApiResource)> = wave
                 .into_iter()
@@ -1036,6 +1104,7 @@ impl Engine {
                 .buffer_unordered(self.settings.apply_concurrency.max(1))
                 .collect()
                 .await;
+            self.phases.step("write wave", writes, began);
             for (key, seen, action, result) in results {
                 match result {
                     Ok(()) => {
@@ -1085,6 +1154,7 @@ impl Engine {
             let now = Timestamp::now();
             self.in_sync_at = Some((Instant::now(), now));
             self.last_sync_time = Some(now);
+            self.phases.in_sync(self.held.len());
         }
     }
 
@@ -1274,11 +1344,11 @@ type Listing = Result<Vec<PartialObjectMeta<DynamicObject>>, Failure>;
 /// One write to the target.
 enum Action {
     /// Apply the copy (with its hash), clearing a deletion mark it carries when the flag is set.
-    Apply(Value, String, bool),
+    Apply(Arc<Value>, String, bool),
     /// Clear the deletion mark of a copy whose source is back unchanged.
-    Unmark(Value),
-    /// Mark the copy: its source is gone.
-    Mark(Value),
+    Unmark(Arc<Value>),
+    /// Mark the copy (named by its reference): its source is gone.
+    Mark(Arc<Value>),
 }
 
 /// Sets apiVersion and kind on watched objects, which the cleaners need.

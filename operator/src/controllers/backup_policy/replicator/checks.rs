@@ -4,6 +4,7 @@
 //! copy would go.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::time::Instant;
 
 use futures::{StreamExt, stream};
@@ -199,7 +200,7 @@ impl Engine {
             return true;
         }
         let policy = self.settings.policy.clone();
-        let checks: Vec<(Key, kube::api::ApiResource, Value)> = waves
+        let checks: Vec<(Key, kube::api::ApiResource, Arc<Value>)> = waves
             .values()
             .flatten()
             .filter(|(key, _, action)| {
@@ -217,6 +218,8 @@ impl Engine {
         if checks.is_empty() {
             return true;
         }
+        let began = Instant::now();
+        let count = checks.len();
         let target = self.target.clone();
         let results: Vec<(Key, Result<Holder, Failure>)> = stream::iter(checks)
             .map(|(key, resource, copy)| {
@@ -230,6 +233,7 @@ impl Engine {
             .buffer_unordered(self.settings.apply_concurrency.max(1))
             .collect()
             .await;
+        self.phases.step("first-write checks", count, began);
         let mut skipped = BTreeSet::new();
         let mut unreachable = None;
         for (key, result) in results {

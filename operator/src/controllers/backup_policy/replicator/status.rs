@@ -241,7 +241,16 @@ impl Engine {
     /// should stop.
     pub(super) async fn report(&mut self) -> bool {
         let api: Api<BackupPolicy> = Api::all(self.primary.clone());
-        let policy = match api.get_opt(&self.settings.policy).await {
+        let read = api.get_opt(&self.settings.policy).await;
+        self.report_with(read).await
+    }
+
+    /// [`Engine::report`] from a read of the policy made a moment ago.
+    pub(super) async fn report_with(
+        &mut self,
+        read: Result<Option<BackupPolicy>, kube::Error>,
+    ) -> bool {
+        let policy = match read {
             Ok(Some(policy)) if policy.uid().as_deref() == Some(&self.settings.uid) => policy,
             Ok(_) => return false,
             Err(error) => {
