@@ -208,6 +208,50 @@ pub struct Index {
     /// For each shown facet and value (its [`posting_key`]), the positions that have it, newest
     /// first: a filtered search scans only the entries of its narrowest filter.
     postings: BTreeMap<(Facet, String), Vec<usize>>,
+    /// For each shown facet, its values numbered, and each entry's value numbers: counting a
+    /// facet over the hits is then adding up array cells, not hashing strings.
+    interned: BTreeMap<Facet, Interned>,
+}
+
+/// A facet's values, numbered, and the numbers each entry has.
+#[derive(Clone, Debug, Default)]
+struct Interned {
+    values: Vec<String>,
+    of: Vec<Vec<u32>>,
+}
+
+impl Interned {
+    fn new(entries: &[Entry], folded: &[Folded], facet: Facet) -> Interned {
+        let mut numbers: std::collections::HashMap<String, u32> = Default::default();
+        let mut interned = Interned::default();
+        for (entry, folded) in entries.iter().zip(folded) {
+            let mut mine: Vec<u32> = Vec::new();
+            for value in facet_values(entry, folded, facet) {
+                if value.is_empty() {
+                    continue;
+                }
+                let next = u32::try_from(interned.values.len()).unwrap_or(u32::MAX);
+                let number = *numbers.entry(value.clone()).or_insert_with(|| {
+                    interned.values.push(value);
+                    next
+                });
+                if !mine.contains(&number) {
+                    mine.push(number);
+                }
+            }
+            interned.of.push(mine);
+        }
+        interned
+    }
+}
+
+/// The values an entry has for `facet`, as facet counts name them (formats lower-case,
+/// departments by [`department`]).
+fn facet_values(entry: &Entry, folded: &Folded, facet: Facet) -> Vec<String> {
+    match facet {
+        Facet::Department => vec![folded.department.clone()],
+        _ => values(entry, facet),
+    }
 }
 
 /// The key a filter value is found under: department codes and formats compare without case.
@@ -251,10 +295,15 @@ impl Index {
                 postings.entry(key).or_default().push(i);
             }
         }
+        let interned = SHOWN_FACETS
+            .iter()
+            .map(|facet| (*facet, Interned::new(entries, &folded, *facet)))
+            .collect();
         Index {
             folded,
             newest,
             postings,
+            interned,
         }
     }
 
@@ -301,6 +350,22 @@ impl Index {
 
     /// How many of the entries at `hits` have each value of `facet`, most first, then by value.
     pub fn counts(&self, entries: &[Entry], hits: &[usize], facet: Facet) -> Vec<(String, usize)> {
+        if let Some(interned) = self.interned.get(&facet) {
+            let mut cells = vec![0usize; interned.values.len()];
+            for &i in hits {
+                for &v in &interned.of[i] {
+                    cells[v as usize] += 1;
+                }
+            }
+            let mut counted: Vec<(String, usize)> = cells
+                .into_iter()
+                .enumerate()
+                .filter(|(_, n)| *n > 0)
+                .map(|(v, n)| (interned.values[v].clone(), n))
+                .collect();
+            counted.sort_by(|(va, a), (vb, b)| b.cmp(a).then_with(|| va.cmp(vb)));
+            return counted;
+        }
         let mut by_value: std::collections::HashMap<&str, usize> = Default::default();
         let mut seen: Vec<&str> = Vec::new();
         for &i in hits {
@@ -435,6 +500,34 @@ mod tests {
             ..query("", Sort::Newest)
         };
         assert_eq!(search(&entries, &filtered).len(), 3);
+    }
+
+    #[test]
+    fn the_index_counts_as_the_plain_count_does() {
+        let mut entries = vec![
+            entry("a", "x", &["bus", "city"], 1),
+            entry("b", "x", &["bus"], 2),
+            entry("c", "x", &[], 3),
+        ];
+        entries[1].metadata.category = "health".to_owned();
+        entries[1].files.push(StoredFile {
+            format: "JSON".to_owned(),
+            sha256: String::new(),
+            size: 1,
+        });
+        entries[2].metadata.license = String::new();
+        entries[2].metadata.organization_credit_code = "91330000MA2ABCDE0X".to_owned();
+        let index = Index::new(&entries);
+        for hits in [vec![0, 1, 2], vec![1], vec![2, 0], vec![]] {
+            let plain: Vec<&Entry> = hits.iter().map(|&i| &entries[i]).collect();
+            for facet in SHOWN_FACETS.iter().chain([Facet::Tag, Facet::Id].iter()) {
+                assert_eq!(
+                    index.counts(&entries, &hits, *facet),
+                    counts(&plain, *facet),
+                    "{facet:?} over {hits:?}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -88,7 +88,7 @@ try {
       `/datasets/${BUS}`, `/datasets/${BUS}?lang=en`, `/datasets/${PENALTIES}`,
       `/datasets/${CLINICS}?lang=en`, `/datasets/${HOSTILE}`, '/datasets?page=0', '/datasets/no.such',
       '/datasets?sort=downloads&lang=en', '/departments', '/departments?lang=en',
-      '/departments/no-such', '/departments?page=2',
+      '/departments/no-such', '/departments?page=2', '/changes', '/changes?lang=en', '/changes?before=x',
     ]) {
       await axe(base + path);
     }

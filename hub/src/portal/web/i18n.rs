@@ -390,6 +390,7 @@ const ZH: &[(&str, &str)] = &[
     ("footer.catalogue_csv", "全部目录（CSV）"),
     ("footer.catalogue_json", "全部目录（JSON）"),
     ("footer.manifest", "批量下载清单（wget -i）"),
+    ("departments.caption", "各部门按平均元数据质量排名"),
 ];
 
 /// English.
@@ -681,6 +682,7 @@ const EN: &[(&str, &str)] = &[
     ("footer.catalogue_csv", "Whole catalogue (CSV)"),
     ("footer.catalogue_json", "Whole catalogue (JSON)"),
     ("footer.manifest", "Bulk download list (wget -i)"),
+    ("departments.caption", "Departments ranked by the mean metadata quality of their datasets"),
 ];
 
 #[cfg(test)]
