@@ -3,12 +3,12 @@
 //!
 //! ```sh
 //! cargo bench -p govdc-operator --bench department_clouds -- [--tenants N] [--concurrency C] \
-//!     [--rounds R] [--samples S]
+//!     [--rounds R] [--samples S] [--cluster NAME]
 //! ```
 //!
 //! The floor and the operator are measured alternately, R rounds each (default 3), each
-//! measurement on a cluster of its own (`bench-dc`, started fresh, so every round begins from the
-//! same empty etcd), and the table gives the median with its spread. Per operator round: time to
+//! measurement on a cluster of its own (`bench-dc`, or `--cluster`'s, started fresh, so every
+//! round begins from the same empty etcd), and the table gives the median with its spread. Per operator round: time to
 //! all Ready, the API requests it took (from the API server's own `apiserver_request_total`),
 //! the writes and reads of a full resync of converged state by a restarted operator, its peak
 //! RSS, the time from a spec change to the operator's first write, and the time to repair a
@@ -36,8 +36,16 @@ use serde_json::json;
 
 const OPERATOR: &str = env!("CARGO_BIN_EXE_govdc-operator");
 
-/// The cluster the benchmark starts, uses and purges; no other work runs on it.
-const CLUSTER: &str = "bench-dc";
+/// The cluster the benchmark starts, uses and purges (`--cluster`, default `bench-dc`); no other
+/// work runs on it.
+fn cluster_name() -> String {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == "--cluster")
+        .and_then(|i| args.get(i + 1))
+        .cloned()
+        .unwrap_or_else(|| "bench-dc".to_owned())
+}
 
 /// The label value of the benchmark's DepartmentClouds (the operator's `--object-selector`).
 const PREFIX: &str = "dcbench";
@@ -91,12 +99,13 @@ async fn fresh_cluster() -> anyhow::Result<(PathBuf, Client)> {
     let cluster = govdc_cluster_bin();
     purge_cluster();
     let output = std::process::Command::new(&cluster)
-        .args(["up", CLUSTER])
+        .args(["up", &cluster_name()])
         .current_dir(repo_root())
         .output()?;
     anyhow::ensure!(
         output.status.success(),
-        "govdc-cluster up {CLUSTER} failed: {}",
+        "govdc-cluster up {} failed: {}",
+        cluster_name(),
         String::from_utf8_lossy(&output.stderr)
     );
     let kubeconfig = PathBuf::from(
@@ -113,7 +122,7 @@ async fn fresh_cluster() -> anyhow::Result<(PathBuf, Client)> {
 
 fn purge_cluster() {
     let _ = std::process::Command::new(govdc_cluster_bin())
-        .args(["down", CLUSTER, "--purge"])
+        .args(["down", &cluster_name(), "--purge"])
         .current_dir(repo_root())
         .stderr(std::process::Stdio::null())
         .status();
@@ -181,7 +190,9 @@ impl Requests {
             .iter()
             .filter(|((verb, _), _)| verbs.contains(&verb.as_str()))
             .map(|(_, value)| value)
-            .sum()
+            .sum::<f64>()
+            // An empty sum is -0.0.
+            + 0.0
     }
 
     fn writes(&self) -> f64 {
@@ -339,7 +350,7 @@ async fn operator_round(
     // while this cluster is new each round; never dropped, since its cleanup would delete
     // thousands of objects one by one from a cluster that is purged right after.
     let env = ManuallyDrop::new(TestEnv {
-        cluster: CLUSTER.to_owned(),
+        cluster: cluster_name(),
         kubeconfig: kubeconfig.to_owned(),
         client: client.clone(),
         prefix: PREFIX.to_owned(),
