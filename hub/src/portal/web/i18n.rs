@@ -682,7 +682,10 @@ const EN: &[(&str, &str)] = &[
     ("footer.catalogue_csv", "Whole catalogue (CSV)"),
     ("footer.catalogue_json", "Whole catalogue (JSON)"),
     ("footer.manifest", "Bulk download list (wget -i)"),
-    ("departments.caption", "Departments ranked by the mean metadata quality of their datasets"),
+    (
+        "departments.caption",
+        "Departments ranked by the mean metadata quality of their datasets",
+    ),
 ];
 
 #[cfg(test)]
