@@ -275,9 +275,9 @@ struct Objects(Vec<Seen>);
 
 impl Objects {
     fn position(&self, key: &Key) -> Option<usize> {
-        self.0.iter().position(|seen| {
-            seen.kind == key.0 && seen.namespace == key.1 && seen.name == key.2
-        })
+        self.0
+            .iter()
+            .position(|seen| seen.kind == key.0 && seen.namespace == key.1 && seen.name == key.2)
     }
 
     fn get(&self, key: &Key) -> Option<&Seen> {
