@@ -13,6 +13,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use govdc_crds::DepartmentCloud;
+use govdc_test_support::seeded::{self, Seeded};
 use govdc_test_support::{OperatorProcess, TEST_LABEL, TestEnv, eventually, install_crds};
 use k8s_openapi::api::core::v1::{LimitRange, Namespace, ResourceQuota};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
@@ -26,29 +27,6 @@ const TENANTS: usize = 200;
 /// Tenants deleted while the kills go on: every fifth, alternately retained and deleted.
 const DELETED_EVERY: usize = 5;
 const SETTLE: Duration = Duration::from_secs(300);
-
-/// A small seeded generator (xorshift64*): the kill moments must repeat from a printed seed.
-struct Seeded(u64);
-
-impl Seeded {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn millis(&mut self, range: std::ops::Range<u64>) -> Duration {
-        Duration::from_millis(range.start + self.next() % (range.end - range.start))
-    }
-}
-
-fn env_number(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 /// Tenant `i`'s DepartmentCloud: a spread of shapes (one or two environments, tenant or
 /// environment quotas, container defaults, both deletion policies).
@@ -277,7 +255,7 @@ fn strip(value: &mut Value) {
 /// SIGKILLs the operator `kills` times at seeded moments, starting it again each time, while
 /// the workload runs; returns the operator left running.
 async fn crashing(env: &TestEnv, lease: &str, seed: u64, kills: u64) -> OperatorProcess {
-    let mut random = Seeded(seed | 1);
+    let mut random = Seeded::new(seed);
     let mut running = operator(env, lease);
     let work = workload(env);
     tokio::pin!(work);
@@ -305,15 +283,9 @@ async fn crashing(env: &TestEnv, lease: &str, seed: u64, kills: u64) -> Operator
 
 #[tokio::test]
 async fn the_state_after_random_kills_equals_an_undisturbed_run() {
-    let runs = env_number("GOVDC_CRASH_RUNS", 1);
-    let kills = env_number("GOVDC_CRASH_KILLS", 3);
-    let first_seed = env_number(
-        "GOVDC_CRASH_SEED",
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(1),
-    );
+    let runs = seeded::env_number("GOVDC_CRASH_RUNS", 1);
+    let kills = seeded::env_number("GOVDC_CRASH_KILLS", 3);
+    let first_seed = seeded::seed("GOVDC_CRASH_SEED");
 
     let calm = TestEnv::new("primary", "crashcalm").await;
     install_crds(&calm.client).await.expect("install CRDs");

@@ -10,6 +10,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use govdc_crds::{DepartmentCloud, ExchangeNode};
+use govdc_test_support::seeded::{self, Seeded};
 use govdc_test_support::{OperatorProcess, TEST_LABEL, TestEnv, eventually, install_crds};
 use kube::api::{ApiResource, DynamicObject, PostParams};
 use kube::{Api, CustomResourceExt};
@@ -17,30 +18,6 @@ use serde_json::{Map, Value, json};
 
 const OPERATOR: &str = env!("CARGO_BIN_EXE_govdc-operator");
 const WAIT: Duration = Duration::from_secs(90);
-
-/// xorshift64*: the specs must repeat from a printed seed.
-struct Random(u64);
-
-impl Random {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-
-    fn chance(&mut self, percent: u64) -> bool {
-        self.next() % 100 < percent
-    }
-
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len())]
-    }
-}
 
 /// Values people get wrong in a quantity.
 const QUANTITIES: &[&str] = &[
@@ -64,7 +41,7 @@ const QUANTITIES: &[&str] = &[
 ];
 
 /// Strings that break naive assumptions: empty, long, unicode, markup, separators.
-fn odd_string(random: &mut Random) -> Value {
+fn odd_string(random: &mut Seeded) -> Value {
     let long = "x".repeat(300);
     let strings = [
         "",
@@ -86,7 +63,7 @@ fn odd_string(random: &mut Random) -> Value {
 
 /// A value for `schema` near `base` (the valid spec's value at the same place, when there is
 /// one): usually `base` itself, sometimes a neighbour the schema allows or forbids.
-fn mutate(schema: &Value, base: Option<&Value>, random: &mut Random, depth: usize) -> Value {
+fn mutate(schema: &Value, base: Option<&Value>, random: &mut Seeded, depth: usize) -> Value {
     let mutate_here = random.chance(5) || base.is_none();
     let types = schema["type"].as_str().unwrap_or("");
     if schema["x-kubernetes-int-or-string"] == true && mutate_here {
@@ -247,21 +224,9 @@ async fn apply_and_wait(
 
 #[tokio::test]
 async fn every_generated_spec_is_refused_naming_a_field_or_decided_with_a_reason() {
-    let count = std::env::var("GOVDC_SPECS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(40usize);
-    let seed = std::env::var("GOVDC_SPECS_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos() as u64)
-                .unwrap_or(7)
-        });
-    eprintln!("seed {seed} (GOVDC_SPECS_SEED={seed})");
-    let mut random = Random(seed | 1);
+    let count = seeded::env_number("GOVDC_SPECS", 40) as usize;
+    let seed = seeded::seed("GOVDC_SPECS_SEED");
+    let mut random = Seeded::new(seed);
 
     let env = TestEnv::new("primary", "randspec").await;
     install_crds(&env.client).await.expect("install CRDs");

@@ -9,6 +9,7 @@
 //!   skipping.
 
 pub mod hub;
+pub mod seeded;
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
