@@ -102,7 +102,8 @@ run_hub() {
   # A portal node's public port, on this machine 8081 and up.
   local portal=()
   if grep -q '^portalListen:' "$dir/config.yaml"; then portal=(GOVDC_HUB_PORTAL_LISTEN=127.0.0.1:$((8081 + index))); fi
-  env "${portal[@]}" GOVDC_HUB_LISTEN=127.0.0.1:$((50051 + index)) GOVDC_HUB_METRICS_LISTEN=127.0.0.1:$((9091 + index)) \
+  # Every node's internal sharing-monitor website (port 8081 in its pod), here 8091 and up.
+  env "${portal[@]}" GOVDC_HUB_MONITOR_LISTEN=127.0.0.1:$((8091 + index)) GOVDC_HUB_LISTEN=127.0.0.1:$((50051 + index)) GOVDC_HUB_METRICS_LISTEN=127.0.0.1:$((9091 + index)) \
   GOVDC_HUB_DATA_DIR=$dir/data GOVDC_HUB_AUTH_KEY_FILE=$dir/key GOVDC_HUB_LOG_FORMAT=text \
     target/debug/govdc-hub serve --config "$dir/config.yaml" >"$dir/hub.log" 2>&1 &
   pids+=($!)
@@ -124,7 +125,8 @@ govdc demo data center is up.
   kubectl:               target/controlplane/kube kubectl get govdc -A
   operator:              http://127.0.0.1:8080/metrics  /livez  /readyz   (log: target/demo/operator.log)
   hub nodes (gRPC):      national 127.0.0.1:50051, zhejiang :50052, guangdong :50053
-  open-data portal:      http://127.0.0.1:8081/api/3/action/package_search  /catalog.jsonld
+  open-data portal:      http://127.0.0.1:8081/  (website; API: /api/3/action/package_search, /catalog.jsonld)
+  sharing monitor:       http://127.0.0.1:8091/ (national), :8092 (zhejiang), :8093 (guangdong)
   hub metrics:           http://127.0.0.1:9091/metrics (national), :9092, :9093
   tear down:             Ctrl-C, then deploy/demo.sh down
 
