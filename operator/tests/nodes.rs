@@ -563,10 +563,22 @@ async fn run_hub_pod(env: &TestEnv, namespace: &str) -> f64 {
         .status
         .and_then(|s| s.pod_ip)
         .expect("the hub has a pod IP");
-    let health = http_get_from(env, namespace, "client", &hub_ip, 9090, "/healthz");
+    // Ready is the kubelet's probe from the node; a pod's first request can still race the
+    // network policy controller adding the new pod to its sets, so it is tried for a while.
+    let mut health = String::new();
+    let answered = eventually(
+        "the hub's /healthz from a pod",
+        Duration::from_secs(30),
+        || {
+            health = http_get_from(env, namespace, "client", &hub_ip, 9090, "/healthz");
+            let ok = health.contains("200 OK");
+            async move { ok.then_some(()) }
+        },
+    )
+    .await;
     assert!(
-        health.contains("200 OK"),
-        "the hub's /healthz from a pod: {health}"
+        answered.is_ok(),
+        "the hub's /healthz from a pod: {health:?}"
     );
     seconds
 }
