@@ -43,25 +43,28 @@ pub fn controlplane_bin_dir() -> PathBuf {
 /// did not change). Panics with the build's output when it fails.
 pub fn ensure_controlplane_built() {
     static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
-    let result = BUILT.get_or_init(|| {
-        let script = repo_root().join("tests/controlplane/build.sh");
-        let output = Command::new("bash")
-            .arg(&script)
-            .output()
-            .map_err(|e| format!("running {}: {e}", script.display()))?;
-        if output.status.success() {
-            Ok(())
-        } else {
-            Err(format!(
-                "{} failed:\n{}\n{}",
-                script.display(),
-                String::from_utf8_lossy(&output.stdout),
-                String::from_utf8_lossy(&output.stderr)
-            ))
-        }
-    });
-    if let Err(message) = result {
+    if let Err(message) = BUILT.get_or_init(|| run_build(&[])) {
         panic!("the local control plane could not be built: {message}");
+    }
+}
+
+/// Runs `tests/controlplane/build.sh` with `args`; its output when it fails.
+fn run_build(args: &[&str]) -> Result<(), String> {
+    let script = repo_root().join("tests/controlplane/build.sh");
+    let what = format!("{} {}", script.display(), args.join(" "));
+    let output = Command::new("bash")
+        .arg(&script)
+        .args(args)
+        .output()
+        .map_err(|e| format!("running {what}: {e}"))?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{what} failed:\n{}\n{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        ))
     }
 }
 
@@ -120,25 +123,7 @@ pub fn cluster_kubeconfig(name: &str) -> PathBuf {
 pub fn ensure_nodes_built() {
     static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
     ensure_controlplane_built();
-    let result = BUILT.get_or_init(|| {
-        let script = repo_root().join("tests/controlplane/build.sh");
-        let output = Command::new("bash")
-            .arg(&script)
-            .arg("nodes")
-            .output()
-            .map_err(|e| format!("running {} nodes: {e}", script.display()))?;
-        if output.status.success() {
-            Ok(())
-        } else {
-            Err(format!(
-                "{} nodes failed:\n{}\n{}",
-                script.display(),
-                String::from_utf8_lossy(&output.stdout),
-                String::from_utf8_lossy(&output.stderr)
-            ))
-        }
-    });
-    if let Err(message) = result {
+    if let Err(message) = BUILT.get_or_init(|| run_build(&["nodes"])) {
         panic!("the node parts could not be built: {message}");
     }
 }
