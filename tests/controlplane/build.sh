@@ -10,7 +10,9 @@
 #   runc           runc (tests/nodes/runc; cgo, libseccomp)
 #   govdc-netpol   kube-router's NetworkPolicy controller alone (tests/nodes/netpol)
 #   coredns        CoreDNS with the few plugins a cluster needs (tests/nodes/coredns)
-#   images/{pause,busybox,coredns}.oci.tar   OCI archives packed with umoci
+#   local-path-provisioner   rancher's dynamic provisioner of node-local volumes, the default
+#                  StorageClass (tests/nodes/localpath)
+#   images/{pause,busybox,coredns,local-path-provisioner}.oci.tar   OCI archives packed with umoci
 # The node target installs the Debian packages it and the nodes need when missing (apt-get).
 # Each binary is rebuilt only when the sha256 of its inputs (go.mod, go.sum, the package's
 # non-test *.go files, the ldflags, tags, cgo and `go version`) differs from
@@ -171,6 +173,7 @@ busybox_rootfs() {
   printf 'root:x:0:\nnonroot:x:65532:\n' >"$1/etc/group"
 }
 coredns_rootfs() { install -D -m 0755 "$out/coredns" "$1/coredns"; }
+local_path_rootfs() { install -D -m 0755 "$out/local-path-provisioner" "$1/local-path-provisioner"; }
 
 build_nodes() {
   ensure_packages nftables iptables ipset conntrack containernetworking-plugins \
@@ -191,6 +194,7 @@ build_nodes() {
   tags="" cgo=0
   build govdc-netpol "$nodes/netpol" "$nodes/netpol/cmd/govdc-netpol" ./cmd/govdc-netpol "-s -w"
   build coredns "$nodes/coredns" "$nodes/coredns/cmd/coredns" ./cmd/coredns "-s -w"
+  build local-path-provisioner "$nodes/localpath" "$nodes/localpath" github.com/rancher/local-path-provisioner "-s -w"
 
   # The sandbox image: kubernetes' own pause.c from the pinned module, static.
   local src
@@ -206,6 +210,9 @@ build_nodes() {
   build_image busybox "$(/bin/busybox | sed -n '1s/^BusyBox v\([0-9.]*\).*/\1/p')" busybox_rootfs /bin/busybox
   image_config=(--config.entrypoint /coredns --config.exposedports 53/udp --config.exposedports 53/tcp)
   build_image coredns "$(modversion "$nodes/coredns/go.mod" github.com/coredns/coredns)" coredns_rootfs "$out/coredns"
+  image_config=(--config.entrypoint /local-path-provisioner)
+  build_image local-path-provisioner "$(modversion "$nodes/localpath/go.mod" github.com/rancher/local-path-provisioner)" \
+    local_path_rootfs "$out/local-path-provisioner"
 }
 
 mkdir -p "$out"

@@ -44,7 +44,7 @@ const (
 var nodeBinaries = []string{"kube-node", "containerd", "containerd-shim-runc-v2", "ctr", "runc", "govdc-netpol"}
 
 // nodeImages are the OCI archives build.sh makes (images/<name>.oci.tar) and every node imports.
-var nodeImages = []string{"pause", "coredns", "busybox"}
+var nodeImages = []string{"pause", "coredns", "busybox", "local-path-provisioner"}
 
 // prerequisite is something `up --nodes` needs from the machine.
 type prerequisite struct {
@@ -382,6 +382,13 @@ func (c *cluster) startNodes(s *state, start time.Time) error {
 		return err
 	}
 	if err := c.applyManifest(addonsManifest()); err != nil {
+		return err
+	}
+	var specs []nodeSpec
+	for i := range c.Nodes {
+		specs = append(specs, c.node(i, *s))
+	}
+	if err := c.applyManifest(storageManifest(specs)); err != nil {
 		return err
 	}
 
