@@ -163,6 +163,32 @@ const MIGRATIONS: &[&str] = &[
     ) STRICT;
     CREATE INDEX portal_history_dataset ON portal_history (dataset_id, seq);
     "#,
+    // 4: applications for conditional datasets (see `crate::portal::applications`).
+    r#"
+    CREATE TABLE portal_applications (
+        id TEXT PRIMARY KEY,
+        -- SHA-256 of the secret in the applicant's status link (never the secret).
+        secret_sha256 TEXT NOT NULL,
+        -- Not a foreign key: an application outlives its dataset's unpublication.
+        dataset_id TEXT NOT NULL,
+        applicant TEXT NOT NULL,
+        organisation TEXT NOT NULL,
+        purpose TEXT NOT NULL,
+        contact TEXT NOT NULL,
+        -- 'pending', 'approved' or 'rejected'.
+        state TEXT NOT NULL,
+        submitted_at INTEGER NOT NULL,
+        decided_at INTEGER,
+        decided_by TEXT NOT NULL DEFAULT '',
+        reason TEXT NOT NULL DEFAULT '',
+        -- When an approval's download token expires.
+        expires_at INTEGER,
+        -- When the applicant collected the token, and its digest (a portal_tokens row).
+        collected_at INTEGER,
+        token_sha256 TEXT
+    ) STRICT;
+    CREATE INDEX portal_applications_state ON portal_applications (state, submitted_at);
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -555,6 +555,36 @@ async fn every_rpc_answers_every_caller_role_as_the_table_says() {
                 }),
                 [UA, PD, PD, PD, NF],
             ),
+            (
+                "Portal.ListApplications",
+                Box::new(|mut k: Caller| {
+                    Box::pin(async move {
+                        code_of(
+                            k.portal
+                                .list_applications(ListApplicationsRequest::default())
+                                .await,
+                        )
+                    })
+                }),
+                [UA, PD, PD, PD, OK],
+            ),
+            (
+                "Portal.DecideApplication",
+                Box::new(|mut k: Caller| {
+                    Box::pin(async move {
+                        code_of(
+                            k.portal
+                                .decide_application(DecideApplicationRequest {
+                                    application_id: "app-0000000000000000".into(),
+                                    approve: true,
+                                    ..Default::default()
+                                })
+                                .await,
+                        )
+                    })
+                }),
+                [UA, PD, PD, PD, NF],
+            ),
         ];
 
         let mut wrong = Vec::new();

@@ -469,20 +469,7 @@ async fn download(
         Wanted::File(format) => format,
     };
     match token_ok {
-        None => {
-            let mut response = text(
-                StatusCode::UNAUTHORIZED,
-                format!(
-                    "dataset {id} is open on conditions (有条件开放): download it with \
-                     `Authorization: Bearer <token>` from an approved application"
-                ),
-            );
-            response.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer realm=\"govdc-portal\""),
-            );
-            return response;
-        }
+        None => return anonymous_conditional(&state, &headers, &id),
         Some(false) => {
             return text(
                 StatusCode::FORBIDDEN,
@@ -498,6 +485,46 @@ async fn download(
     };
     let counted = method == axum::http::Method::GET;
     serve_file(&state, &id, version, file, conditional, &headers, counted).await
+}
+
+/// What an anonymous download of a conditional file gets: a browser is sent to the dataset's
+/// application form; a program asking for JSON gets a JSON 401, any other a text 401; both
+/// name the form, and carry `WWW-Authenticate` as the API always did.
+fn anonymous_conditional(state: &PortalHttp, headers: &HeaderMap, id: &str) -> Response {
+    let apply = super::web::apply::apply_path(id, None);
+    if super::web::routes::wants_html(headers) {
+        let mut response = StatusCode::SEE_OTHER.into_response();
+        if let Ok(location) = HeaderValue::from_str(&apply) {
+            response.headers_mut().insert(header::LOCATION, location);
+        }
+        response
+            .headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        return response;
+    }
+    let apply_url = format!("{}{apply}", state.portal.public_url);
+    let message = format!(
+        "dataset {id} is open on conditions (有条件开放): download it with \
+         `Authorization: Bearer <token>` from an approved application ({apply_url})"
+    );
+    let wants_json = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("application/json"));
+    let mut response = if wants_json {
+        json_response(
+            StatusCode::UNAUTHORIZED,
+            &json!({ "error": message, "dataset": id, "apply": apply_url }),
+        )
+    } else {
+        text(StatusCode::UNAUTHORIZED, message)
+    };
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer realm=\"govdc-portal\""),
+    );
+    response
 }
 
 async fn serve_file(

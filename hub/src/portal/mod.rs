@@ -6,9 +6,9 @@
 //! ([`dcat`]).
 //!
 //! **Storage.** Metadata and versions are rows of the node's store (`portal_datasets`,
-//! `portal_versions`, `portal_tokens`, with the website's `portal_history` ([`history`]) and
-//! `portal_downloads` ([`downloads`])); files live under `<dataDir>/portal/<id>/<version>/`.
-//! An upload is written to `<dataDir>/portal/.staging/`, checked (size and SHA-256), fsynced and
+//! `portal_versions`, `portal_tokens`, with the website's `portal_history` ([`history`]),
+//! `portal_downloads` ([`downloads`]) and `portal_applications` ([`applications`])); files
+//! live under `<dataDir>/portal/<id>/<version>/`. An upload is written to `<dataDir>/portal/.staging/`, checked (size and SHA-256), fsynced and
 //! renamed into place, and only then does one transaction make it current, with its audit
 //! record. A crash at any point leaves the previous version current; whatever an interrupted
 //! upload left on disk is swept at the next start ([`Portal::sweep`]).
@@ -19,6 +19,7 @@
 //! deleted at the flip; downloads of them already under way still finish, because an open file
 //! outlives its unlink.
 
+pub mod applications;
 pub mod bulk;
 pub mod catalogue;
 pub mod ckan;

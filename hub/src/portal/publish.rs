@@ -435,13 +435,12 @@ pub async fn issue_token(
         t if t < 0 => return Err(invalid("ttl_seconds must not be negative")),
         t => t.min(366 * DAY),
     };
-    let token = super::new_token()?;
-    let digest = super::token_digest(&token);
     let now = now_micros();
     let expires_at = now.saturating_add(ttl.saturating_mul(1_000_000));
     let algorithm = hub.algorithm();
     let (actor, id, applicant) = (actor.to_owned(), id.to_owned(), applicant.to_owned());
-    hub.store
+    let token = hub
+        .store
         .write(move |conn| {
             let openness: Option<i32> = conn
                 .query_row(
@@ -465,27 +464,41 @@ pub async fn issue_token(
                 }
                 Some(_) => {}
             }
-            conn.execute(
-                "INSERT INTO portal_tokens (token_sha256, dataset_id, applicant, issued_at,
-                     expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![digest, id, applicant, now, expires_at],
-            )
-            .db()?;
-            // The token itself is never stored or logged; its digest identifies it.
-            record(
-                conn,
-                algorithm,
-                &actor,
-                "portal.token.issue",
-                &id,
-                json!({
-                    "applicant": applicant,
-                    "tokenSha256": digest,
-                    "expiresAt": expires_at,
-                }),
-            )?;
-            Ok(())
+            grant_token(conn, algorithm, &actor, &id, &applicant, expires_at, None)
         })
         .await?;
     Ok((token, expires_at))
+}
+
+/// Issues a download token of conditional dataset `id` (checked by the caller) to `applicant`,
+/// valid until `expires_at`, inside the caller's write: its digest goes into `portal_tokens`
+/// and the audit log (`portal.token.issue`, with the website's application when it came from
+/// one); the token itself is never stored or logged.
+pub(crate) fn grant_token(
+    conn: &rusqlite::Connection,
+    algorithm: crate::audit::Algorithm,
+    actor: &str,
+    id: &str,
+    applicant: &str,
+    expires_at: i64,
+    application: Option<&str>,
+) -> Result<String, Status> {
+    let token = super::new_token()?;
+    let digest = super::token_digest(&token);
+    conn.execute(
+        "INSERT INTO portal_tokens (token_sha256, dataset_id, applicant, issued_at,
+             expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![digest, id, applicant, now_micros(), expires_at],
+    )
+    .db()?;
+    let mut detail = json!({
+        "applicant": applicant,
+        "tokenSha256": digest,
+        "expiresAt": expires_at,
+    });
+    if let Some(application) = application {
+        detail["application"] = json!(application);
+    }
+    record(conn, algorithm, actor, "portal.token.issue", id, detail)?;
+    Ok(token)
 }

@@ -5,13 +5,14 @@
 use govdc_hub_api::auth::Role;
 use govdc_hub_api::v1::portal_server::Portal as PortalApi;
 use govdc_hub_api::v1::{
-    DownloadToken, IssueDownloadTokenRequest, ListDatasetsRequest, ListDatasetsResponse,
+    Application, DecideApplicationRequest, DownloadToken, IssueDownloadTokenRequest,
+    ListApplicationsRequest, ListApplicationsResponse, ListDatasetsRequest, ListDatasetsResponse,
     PublishDatasetRequest, PublishedDataset, UnpublishDatasetRequest, UnpublishDatasetResponse,
 };
 use tonic::{Request, Response, Status, Streaming};
 
 use super::{HubService, timestamp};
-use crate::portal::{Portal, load_all, publish};
+use crate::portal::{Portal, applications, load_all, publish};
 
 impl HubService {
     fn portal(&self) -> Result<&Portal, Status> {
@@ -109,5 +110,49 @@ impl PortalApi for HubService {
             token,
             expires_at: Some(timestamp(expires_at)),
         }))
+    }
+
+    async fn list_applications(
+        &self,
+        request: Request<ListApplicationsRequest>,
+    ) -> Result<Response<ListApplicationsResponse>, Status> {
+        self.auth
+            .caller(&request, "Portal.ListApplications", &[Role::Admin])?;
+        self.portal()?;
+        let (dataset, state) = applications::list_filters(request.get_ref())?;
+        let applications = self
+            .store
+            .read(move |conn| applications::list(conn, dataset.as_deref(), state))
+            .await?
+            .iter()
+            .map(applications::Application::to_api)
+            .collect();
+        Ok(Response::new(ListApplicationsResponse { applications }))
+    }
+
+    async fn decide_application(
+        &self,
+        request: Request<DecideApplicationRequest>,
+    ) -> Result<Response<Application>, Status> {
+        let caller = self
+            .auth
+            .caller(&request, "Portal.DecideApplication", &[Role::Admin])?;
+        self.portal()?;
+        let DecideApplicationRequest {
+            application_id,
+            approve,
+            reason,
+            ttl_seconds,
+        } = request.into_inner();
+        let decided = applications::decide(
+            self,
+            &caller.subject,
+            &application_id,
+            approve,
+            &reason,
+            ttl_seconds,
+        )
+        .await?;
+        Ok(Response::new(decided.to_api()))
     }
 }

@@ -391,6 +391,98 @@ const ZH: &[(&str, &str)] = &[
     ("footer.catalogue_json", "全部目录（JSON）"),
     ("footer.manifest", "批量下载清单（wget -i）"),
     ("departments.caption", "各部门按平均元数据质量排名"),
+    // Applications for conditional datasets (`super::apply`).
+    ("dataset.apply", "申请使用此数据集"),
+    ("apply.title", "数据使用申请"),
+    ("apply.heading", "申请使用：{title}"),
+    (
+        "apply.intro",
+        "本数据集为有条件开放。提交申请后由平台运营方审核；获批后，您可在申请状态页领取下载令牌，令牌只显示一次。",
+    ),
+    ("apply.field.applicant", "申请人姓名"),
+    ("apply.field.organisation", "所在单位"),
+    ("apply.field.purpose", "数据用途"),
+    ("apply.field.contact", "联系方式"),
+    ("apply.hint.applicant", "填写申请人的真实姓名。"),
+    (
+        "apply.hint.organisation",
+        "填写申请人所在的单位或机构全称。",
+    ),
+    (
+        "apply.hint.purpose",
+        "说明数据的用途、使用范围和期限（至少 10 个字）。",
+    ),
+    (
+        "apply.hint.contact",
+        "电子邮件地址或电话号码，用于审核时联系您。",
+    ),
+    ("apply.submit", "提交申请"),
+    ("apply.problems", "请更正以下问题"),
+    ("apply.problem.missing", "请填写“{field}”。"),
+    ("apply.problem.too_long", "“{field}”不能超过 {max} 个字符。"),
+    (
+        "apply.problem.too_short",
+        "“{field}”至少需要 {min} 个字符。",
+    ),
+    ("apply.problem.control", "“{field}”含有不允许的控制字符。"),
+    ("apply.problem.contact", "请填写电子邮件地址或电话号码。"),
+    (
+        "apply.unconditional",
+        "该数据集为无条件开放，任何人都可以直接下载，无需申请。",
+    ),
+    ("apply.full", "目前待审核的申请过多，请稍后再试。"),
+    ("csrf.title", "表单已失效"),
+    (
+        "csrf.body",
+        "为保护您的申请，本次提交未被接受。请返回表单页面，刷新后重新提交。",
+    ),
+    ("application.title", "申请状态"),
+    (
+        "application.keep",
+        "请保存本页链接：这是查看申请进度和领取下载令牌的唯一途径。",
+    ),
+    ("application.number", "申请编号"),
+    ("application.dataset", "申请的数据集"),
+    ("application.applicant", "申请人"),
+    ("application.submitted", "提交时间"),
+    ("application.state", "状态"),
+    ("application.state.pending", "待审核"),
+    ("application.state.approved", "已批准"),
+    ("application.state.rejected", "未批准"),
+    ("application.state.collected", "令牌已领取"),
+    ("application.state.expired", "已过期"),
+    (
+        "application.pending",
+        "平台运营方审核后，本页会显示结果。请稍后再访问本页。",
+    ),
+    (
+        "application.approved",
+        "您的申请已获批准，下载令牌有效期至 {expires}。令牌只显示一次，领取后请立即妥善保存。",
+    ),
+    ("application.collect", "领取下载令牌"),
+    ("application.rejected", "您的申请未获批准，原因如下："),
+    (
+        "application.collected",
+        "下载令牌已于 {at} 领取，本页不再显示令牌。如令牌遗失，请重新申请。",
+    ),
+    (
+        "application.expired",
+        "批准已于 {at} 过期，令牌未被领取。如仍需要数据，请重新申请。",
+    ),
+    ("application.gone", "该数据集已不再提供，无法领取下载令牌。"),
+    ("application.notfound.title", "找不到该申请"),
+    (
+        "application.notfound.body",
+        "链接不正确或不完整。请检查您保存的申请状态页链接。",
+    ),
+    ("token.title", "您的下载令牌"),
+    (
+        "token.once",
+        "这是令牌唯一一次显示：请立即复制并妥善保存。再次访问本页只会显示令牌已被领取。",
+    ),
+    ("token.label", "下载令牌"),
+    ("token.expires", "有效期至 {expires}。"),
+    ("token.use", "使用方法"),
 ];
 
 /// English.
@@ -686,6 +778,116 @@ const EN: &[(&str, &str)] = &[
         "departments.caption",
         "Departments ranked by the mean metadata quality of their datasets",
     ),
+    // Applications for conditional datasets (`super::apply`).
+    ("dataset.apply", "Apply for access to this dataset"),
+    ("apply.title", "Application for data"),
+    ("apply.heading", "Apply for: {title}"),
+    (
+        "apply.intro",
+        "This dataset is open on conditions. The platform operator decides on your application; once it is approved, you collect a download token from the application's status page. The token is shown only once.",
+    ),
+    ("apply.field.applicant", "Name"),
+    ("apply.field.organisation", "Organisation"),
+    ("apply.field.purpose", "Purpose"),
+    ("apply.field.contact", "Contact"),
+    ("apply.hint.applicant", "The applicant's full name."),
+    (
+        "apply.hint.organisation",
+        "The full name of the applicant's organisation.",
+    ),
+    (
+        "apply.hint.purpose",
+        "What the data is for, how widely it will be used and for how long (at least 10 characters).",
+    ),
+    (
+        "apply.hint.contact",
+        "An e-mail address or a telephone number where the operator can reach you.",
+    ),
+    ("apply.submit", "Send the application"),
+    ("apply.problems", "There is a problem"),
+    ("apply.problem.missing", "Enter the {field}."),
+    (
+        "apply.problem.too_long",
+        "The {field} must be {max} characters or fewer.",
+    ),
+    (
+        "apply.problem.too_short",
+        "The {field} must be at least {min} characters.",
+    ),
+    (
+        "apply.problem.control",
+        "The {field} contains control characters.",
+    ),
+    (
+        "apply.problem.contact",
+        "Enter an e-mail address or a telephone number.",
+    ),
+    (
+        "apply.unconditional",
+        "This dataset is open to all: anyone may download it without applying.",
+    ),
+    (
+        "apply.full",
+        "Too many applications are waiting for a decision. Try again later.",
+    ),
+    ("csrf.title", "The form has expired"),
+    (
+        "csrf.body",
+        "To protect your application, this submission was not accepted. Go back to the form, reload it and send it again.",
+    ),
+    ("application.title", "Application status"),
+    (
+        "application.keep",
+        "Keep the link to this page: it is the only way back to your application and its download token.",
+    ),
+    ("application.number", "Application number"),
+    ("application.dataset", "Dataset"),
+    ("application.applicant", "Applicant"),
+    ("application.submitted", "Submitted"),
+    ("application.state", "Status"),
+    ("application.state.pending", "Waiting for a decision"),
+    ("application.state.approved", "Approved"),
+    ("application.state.rejected", "Rejected"),
+    ("application.state.collected", "Token collected"),
+    ("application.state.expired", "Expired"),
+    (
+        "application.pending",
+        "This page shows the decision once the platform operator has made it. Come back later.",
+    ),
+    (
+        "application.approved",
+        "Your application was approved; the download token is valid until {expires}. It is shown only once: keep it safe as soon as you collect it.",
+    ),
+    ("application.collect", "Collect the download token"),
+    (
+        "application.rejected",
+        "Your application was rejected, for this reason:",
+    ),
+    (
+        "application.collected",
+        "The download token was collected on {at}; this page no longer shows it. If it is lost, apply again.",
+    ),
+    (
+        "application.expired",
+        "The approval expired on {at} before the token was collected. Apply again if you still need the data.",
+    ),
+    (
+        "application.gone",
+        "The dataset is no longer served: there is no token to collect.",
+    ),
+    ("application.notfound.title", "No such application"),
+    (
+        "application.notfound.body",
+        "The link is wrong or incomplete. Check the link to the status page you kept.",
+    ),
+    ("token.title", "Your download token"),
+    (
+        "token.once",
+        "This is the only time the token is shown: copy it now and keep it safe. Visiting this page again only shows that it was collected.",
+    ),
+    ("token.label", "Download token"),
+    ("token.expires", "Valid until {expires}."),
+    ("token.use", "How to use it"),
 ];
 
 #[cfg(test)]

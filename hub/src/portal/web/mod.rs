@@ -10,6 +10,8 @@
 //! - `GET /datasets/{id}`: a dataset, its files and checksums, a preview of its first rows read
 //!   from the published file, snippets, `<link rel=alternate>` and schema.org JSON-LD;
 //! - `GET /datasets/{id}/dcat.jsonld`: its DCAT-AP description ([`alternates`]);
+//! - `/datasets/{id}/apply`, `/applications/{number}/{secret}`: applying for a conditional
+//!   dataset, the application's status and its download token, collected once ([`apply`]);
 //! - `GET /departments`, `/departments/{code}`: the departments ranked by the metadata quality
 //!   of their datasets, each with its datasets and on-time update rate ([`departments`]);
 //! - `GET /changes`: the changelog ([`changes`]); `/feed.atom`, `/catalogue.csv`,
@@ -22,6 +24,7 @@
 //! rows of a gzip CSV, [`routes`] the handlers.
 
 pub mod alternates;
+pub mod apply;
 pub mod changes;
 pub mod departments;
 pub mod i18n;
@@ -41,6 +44,12 @@ pub fn routes() -> Router<PortalHttp> {
         .route("/datasets", get(routes::datasets))
         .route("/datasets/{id}", get(routes::dataset))
         .route("/datasets/{id}/dcat.jsonld", get(alternates::dcat))
+        .route("/datasets/{id}/apply", get(apply::form).post(apply::submit))
+        .route("/applications/{number}/{secret}", get(apply::status))
+        .route(
+            "/applications/{number}/{secret}/collect",
+            axum::routing::post(apply::collect),
+        )
         .route("/departments", get(departments::departments))
         .route("/changes", get(changes::changes))
         .route("/feed.atom", get(crate::portal::bulk::feed))

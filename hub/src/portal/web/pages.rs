@@ -251,6 +251,8 @@ pub struct Dataset {
     pub openness: Badge,
     /// How to obtain it.
     pub how: &'static str,
+    /// Its application form, when it is conditional.
+    pub apply_url: Option<String>,
     /// Its version.
     pub version: i64,
     /// Its record count, grouped for reading.

@@ -811,6 +811,9 @@ pub async fn dataset(
         } else {
             "openness.unconditional.how"
         }),
+        apply_url: entry
+            .conditional()
+            .then(|| super::apply::apply_path(&m.id, explicit)),
         version: m.version,
         records: grouped(m.record_count),
         updated: when(entry.published_at),
