@@ -79,15 +79,52 @@ fn dir_entries(dir: &str) -> BTreeSet<String> {
         .unwrap_or_default()
 }
 
+/// The shim socket directory of the cluster's node 0, named as the launcher names it (the first
+/// 6 bytes of the sha256 of the node's directory, hex).
+fn shim_socket_dir() -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(cluster_dir().join("nodes/n0").to_string_lossy().as_bytes());
+    digest[..6].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The pod sandboxes of this cluster in libcni's cache (`govdc-CLUSTER-n0-<sandbox>-eth0`).
+fn cached_sandboxes() -> BTreeSet<String> {
+    let prefix = format!("govdc-{CLUSTER}-n0-");
+    dir_entries("/var/lib/cni/results")
+        .into_iter()
+        .filter_map(|e| Some(e.strip_prefix(&prefix)?.strip_suffix("-eth0")?.to_owned()))
+        .collect()
+}
+
 impl MachineState {
-    fn capture() -> MachineState {
+    /// The machine's firewall (only clusters' own namespaces hold rules), and of the shared
+    /// directories what this cluster could leave: its network namespaces, libcni's cache entries of
+    /// its network and of the loopback of `sandboxes`, its shim socket directory. Other clusters
+    /// with nodes (other engineers' tests) may come and go meanwhile, so theirs are left out.
+    fn capture(sandboxes: &BTreeSet<String>) -> MachineState {
+        let ours = format!("govdc-{CLUSTER}");
+        let shim = shim_socket_dir();
         MachineState {
             nft_ruleset: command_output("nft", &["list", "ruleset"]),
             iptables_rules: command_output("iptables", &["-S"]),
             ipsets: command_output("ipset", &["list", "-n"]),
-            netns: dir_entries("/run/netns"),
-            cni_cache: dir_entries("/var/lib/cni/results"),
-            shim_socket_dirs: dir_entries("/run/govdc"),
+            netns: dir_entries("/run/netns")
+                .into_iter()
+                .filter(|n| n == &ours || n.starts_with(&format!("{ours}-n")))
+                .collect(),
+            cni_cache: dir_entries("/var/lib/cni/results")
+                .into_iter()
+                .filter(|e| {
+                    e.starts_with(&format!("{ours}-n"))
+                        || sandboxes
+                            .iter()
+                            .any(|s| *e == format!("cni-loopback-{s}-lo"))
+                })
+                .collect(),
+            shim_socket_dirs: dir_entries("/run/govdc")
+                .into_iter()
+                .filter(|d| *d == shim)
+                .collect(),
         }
     }
 }
@@ -219,7 +256,7 @@ async fn a_cluster_with_a_node_runs_pods_services_dns_and_policies_and_down_leav
         assert!(output.status.success(), "down --purge: {}", text(&output));
     }
     govdc_test_support::ensure_nodes_built();
-    let before = MachineState::capture();
+    let before = MachineState::capture(&BTreeSet::new());
 
     let started = Instant::now();
     let env = TestEnv::with_nodes(CLUSTER, 1, "nodes").await;
@@ -431,6 +468,16 @@ async fn a_cluster_with_a_node_runs_pods_services_dns_and_policies_and_down_leav
         daemons.len() >= 8,
         "the cluster's daemons and shims name its directory: {daemons:?}"
     );
+    // What the check after down looks for is there while the cluster runs.
+    let sandboxes = cached_sandboxes();
+    assert!(!sandboxes.is_empty(), "libcni caches the pods' attachments");
+    let running_state = MachineState::capture(&sandboxes);
+    assert!(
+        running_state.netns.len() == 2
+            && running_state.shim_socket_dirs.len() == 1
+            && running_state.cni_cache.len() >= 2 * sandboxes.len(),
+        "the cluster's namespaces, shim directory and CNI cache while it runs: {running_state:?}"
+    );
     drop(env);
     let down_start = Instant::now();
     let output = govdc_cluster(&["down", CLUSTER]);
@@ -468,7 +515,7 @@ async fn a_cluster_with_a_node_runs_pods_services_dns_and_policies_and_down_leav
         .map(|p| p.display().to_string())
         .collect();
     assert!(cgroups.is_empty(), "cgroups survive down: {cgroups:?}");
-    let after = MachineState::capture();
+    let after = MachineState::capture(&sandboxes);
     assert_eq!(
         after, before,
         "down left the machine's namespaces, firewall or caches changed"
