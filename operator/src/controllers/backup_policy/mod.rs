@@ -329,6 +329,15 @@ async fn launch(
         selector: plan.selector,
         apply_concurrency: replicators.settings.apply_concurrency,
         target: target::describe(&policy.spec.target.kubeconfig_secret_ref, &plan.kubeconfig),
+        last_synced: policy
+            .status
+            .as_ref()
+            .and_then(|s| {
+                s.last_successful_sync_time
+                    .as_ref()
+                    .or(s.last_sync_time.as_ref())
+            })
+            .map(|t| t.0),
     };
     tracing::info!(policy = %name, "starting replication");
     let task = tokio::spawn(replicator::run(

@@ -45,6 +45,7 @@ use super::target::{self, Failure};
 use crate::controllers::Context;
 use crate::pipeline::events;
 
+mod bounded;
 mod checks;
 mod namespace_watches;
 mod phases;
@@ -126,6 +127,8 @@ pub struct Settings {
     pub apply_concurrency: usize,
     /// The target as a person names it (kubeconfig Secret, cluster and server), for messages.
     pub target: String,
+    /// When the target last held everything, as the policy's status says (a previous run's).
+    pub last_synced: Option<Timestamp>,
 }
 
 /// One protected object, as the standby should hold it. The copy is shared with the writes
@@ -162,7 +165,9 @@ enum Change {
     /// The watch of a kind in a namespace stayed refused past its grace, with the API's message.
     Refused(usize, String, String),
     /// Whether the target was promoted by failover (see [`probes`]).
-    Fence(Result<bool, Failure>),
+    Fence(probes::TargetAnswer<bool>),
+    /// Whether an unreachable target answers again (see [`probes`]).
+    TargetProbe(probes::TargetAnswer<()>),
     /// A read of the policy, for the status report (see [`probes`]).
     Policy(Box<probes::PolicyRead>),
 }
@@ -191,10 +196,17 @@ struct Engine {
     /// Whether the target's copies were listed since it last became reachable.
     target_listed: bool,
     reachable: bool,
+    /// When the target was last found answering again (or the replicator started): a request
+    /// made before that which found it silent is out of date.
+    reachable_since: Instant,
     unreachable_reason: String,
     failed_over: bool,
     /// When the target last held everything (nothing dirty, target answering).
     in_sync_at: Option<(Instant, Timestamp)>,
+    /// When the target last held everything as a previous replicator of the policy recorded it
+    /// (the status's last successful sync): until this one is in sync, what would be lost is
+    /// counted from there, so that an operator restart does not make the RPO look small.
+    previous_sync: Option<Timestamp>,
     last_sync_time: Option<Timestamp>,
     errors: BTreeMap<&'static str, (i64, String)>,
     shelf: Option<RestorePointShelf>,
@@ -231,6 +243,8 @@ struct Engine {
     probes: probes::Probes,
     /// A read of the policy the status report has not used yet.
     policy_read: Option<probes::PolicyRead>,
+    /// An answer of the probe of an unreachable target not taken yet.
+    probe_answer: Option<probes::TargetAnswer<()>>,
 }
 
 /// Sentinel kind indices of the department and namespace listings in `initialised`.
@@ -254,6 +268,7 @@ pub async fn run(
         .collect();
     let primary = ctx.client.clone();
     let settings_policy = settings.policy.clone();
+    let previous_sync = settings.last_synced;
     let mut engine = Engine {
         settings,
         kinds,
@@ -270,9 +285,11 @@ pub async fn run(
         initialised: BTreeSet::new(),
         target_listed: false,
         reachable: true,
+        reachable_since: Instant::now(),
         unreachable_reason: String::new(),
         failed_over: false,
         in_sync_at: None,
+        previous_sync,
         last_sync_time: None,
         errors: BTreeMap::new(),
         shelf,
@@ -292,6 +309,7 @@ pub async fn run(
         phases: phases::Phases::start(&settings_policy),
         probes: probes::Probes::default(),
         policy_read: None,
+        probe_answer: None,
     };
     let (tx, mut rx) = mpsc::channel::<Change>(4096);
     let mut watches = JoinSet::new();
@@ -389,8 +407,11 @@ pub async fn run(
                 Instant::now() + wait
             });
         }
+        if let Some(answer) = engine.probe_answer.take() {
+            engine.absorb_probe(answer).await;
+        }
         if !engine.reachable && now >= next_housekeeping {
-            engine.probe().await;
+            engine.probes.probe_target(&engine.target, &tx);
         }
         if engine.preflighted && !engine.unserved.is_empty() && now >= engine.next_preflight {
             // Kinds were missing: look again, with back-off, whether someone installed them.
@@ -585,9 +606,13 @@ impl Engine {
                 watcher::Event::InitDone => self.namespace_watches.listed(kind, &namespace),
                 event => self.handle_object(kind, event),
             },
-            Change::Fence(answer) => {
+            Change::Fence((asked, answer)) => {
                 self.probes.fence_answered(&answer);
-                self.absorb_fence(answer);
+                self.absorb_fence(asked, answer);
+            }
+            Change::TargetProbe(answer) => {
+                self.probes.target_answered();
+                self.probe_answer = Some(answer);
             }
             Change::Policy(read) => {
                 self.probes.policy_answered();
@@ -819,11 +844,16 @@ impl Engine {
         }
     }
 
-    async fn probe(&mut self) {
-        match self.target.apiserver_version().await {
-            Ok(_) => {
+    /// Takes the answer of a probe of the unreachable target.
+    async fn absorb_probe(&mut self, (asked, answer): probes::TargetAnswer<()>) {
+        if self.reachable {
+            return;
+        }
+        match answer {
+            Ok(()) => {
                 tracing::info!(policy = %self.settings.policy, "the target answers again; catching up");
                 self.reachable = true;
+                self.reachable_since = asked;
                 self.target_listed = false;
                 // The address may now reach another cluster: tell it again before writing.
                 self.preflighted = false;
@@ -835,12 +865,12 @@ impl Engine {
                 )
                 .await;
             }
-            Err(error) => self.unreachable_reason = error.to_string(),
+            Err(failure) => self.unreachable_reason = failure.message().to_owned(),
         }
     }
 
-    /// Takes the answer of a read of the failover fence.
-    fn absorb_fence(&mut self, answer: Result<bool, Failure>) {
+    /// Takes the answer of a read of the failover fence made at `asked`.
+    fn absorb_fence(&mut self, asked: Instant, answer: Result<bool, Failure>) {
         if self.failed_over {
             return;
         }
@@ -859,7 +889,10 @@ impl Engine {
                     self.in_sync_at = Some((Instant::now(), Timestamp::now()));
                 }
             }
-            Err(Failure::Unreachable(message)) => self.mark_unreachable(message),
+            // A read made before the target last came back tells nothing of it now.
+            Err(Failure::Unreachable(message)) if asked >= self.reachable_since => {
+                self.mark_unreachable(message)
+            }
             Err(_) => {}
         }
     }
@@ -1075,39 +1108,41 @@ impl Engine {
                     (key, seen, action, resource)
                 })
                 .collect();
-            let results: Vec<(Key, Instant, Action, Result<(), Failure>)> = stream::iter(jobs)
-                .map(|(key, seen, action, resource)| {
+            let pass =
+                bounded::until_unreachable(jobs.len(), self.settings.apply_concurrency, |index| {
+                    let (_, _, action, resource) = &jobs[index];
                     let target = target.clone();
                     let now = now.clone();
                     async move {
-                        let result = match &action {
+                        match action {
                             Action::Apply(copy, _, unmark) => {
-                                let applied = target::apply(&target, &resource, copy).await;
+                                let applied = target::apply(&target, resource, copy).await;
                                 match applied {
                                     Ok(()) if *unmark => {
-                                        target::mark_deleted(&target, &resource, copy, None).await
+                                        target::mark_deleted(&target, resource, copy, None).await
                                     }
                                     other => other,
                                 }
                             }
                             Action::Unmark(copy) => {
-                                target::mark_deleted(&target, &resource, copy, None).await
+                                target::mark_deleted(&target, resource, copy, None).await
                             }
                             Action::Mark(reference) => {
-                                target::mark_deleted(&target, &resource, reference, Some(&now))
-                                    .await
+                                target::mark_deleted(&target, resource, reference, Some(&now)).await
                             }
-                        };
-                        (key, seen, action, result)
+                        }
                     }
                 })
-                .buffer_unordered(self.settings.apply_concurrency.max(1))
-                .collect()
                 .await;
             self.phases.step("write wave", writes, began);
-            for (key, seen, action, result) in results {
+            let mut results: Vec<Option<Result<(), Failure>>> = vec![None; jobs.len()];
+            for (index, result) in pass.answered {
+                results[index] = Some(result);
+            }
+            unreachable = pass.unreachable;
+            for ((key, seen, action, _), result) in jobs.into_iter().zip(results) {
                 match result {
-                    Ok(()) => {
+                    Some(Ok(())) => {
                         max_lag = max_lag.max(seen.elapsed());
                         self.rejected.remove(&key);
                         let held = self.held.entry(key).or_default();
@@ -1120,11 +1155,12 @@ impl Engine {
                             Action::Mark(_) => held.marked = now.parse().ok(),
                         }
                     }
-                    Err(Failure::Unreachable(message)) => {
-                        unreachable = Some(message);
+                    // Not answered (the target went silent during the wave): written once it
+                    // answers again.
+                    None | Some(Err(Failure::Unreachable(_))) => {
                         self.dirty.entry(key).or_insert(seen);
                     }
-                    Err(failure) => {
+                    Some(Err(failure)) => {
                         tracing::warn!(policy = %self.settings.policy, kind = %self.kinds[key.kind].kind,
                             namespace = %key.namespace, name = %key.name, error = %failure.message(), "the target refused a copy");
                         self.record_error(failure.reason(), failure.message().to_owned());
@@ -1185,18 +1221,24 @@ impl Engine {
                 (key, resource, reference)
             })
             .collect();
-        let results: Vec<(Key, Result<(), Failure>)> = stream::iter(jobs)
-            .map(|(key, resource, reference)| {
+        let pass =
+            bounded::until_unreachable(jobs.len(), self.settings.apply_concurrency, |index| {
+                let (_, resource, reference) = &jobs[index];
                 let target = target.clone();
-                async move {
-                    let result = target::delete(&target, &resource, &reference).await;
-                    (key, result)
-                }
+                async move { target::delete(&target, resource, reference).await }
             })
-            .buffer_unordered(self.settings.apply_concurrency.max(1))
-            .collect()
             .await;
+        let results = pass
+            .answered
+            .into_iter()
+            .map(|(index, result)| (jobs[index].0.clone(), result))
+            .collect();
         self.absorb_deletions(results);
+        if let Some(message) = pass.unreachable {
+            // What was not deleted is still due, and is deleted once the target answers.
+            self.mark_unreachable(message);
+            return;
+        }
         for key in namespaces {
             let still_kept = self
                 .held
@@ -1275,24 +1317,33 @@ impl Engine {
     /// otherwise, zero when the target holds everything. (The lag of each write is in the
     /// `govdc_backup_sync_lag_seconds` histogram.)
     fn current_rpo(&self) -> Option<Duration> {
+        // Before this replicator was first in sync, the target holds at best what a previous
+        // one (before an operator restart) left there.
+        let since_previous = match self.in_sync_at {
+            None => self
+                .previous_sync
+                .map(|at| Timestamp::now().duration_since(at).unsigned_abs()),
+            Some(_) => None,
+        };
+        let oldest_change = self.dirty.values().min().map(Instant::elapsed);
         if !self.reachable {
             return Some(match self.in_sync_at {
                 Some((at, _)) => at.elapsed(),
-                None => self
-                    .dirty
-                    .values()
-                    .min()
-                    .map(Instant::elapsed)
-                    .unwrap_or_default(),
+                None => oldest_change
+                    .unwrap_or_default()
+                    .max(since_previous.unwrap_or_default()),
             });
         }
         if let Mode::Scheduled(_) = self.settings.mode {
-            return self.in_sync_at.map(|(at, _)| at.elapsed());
+            return self
+                .in_sync_at
+                .map(|(at, _)| at.elapsed())
+                .or(since_previous);
         }
-        match self.dirty.values().min().map(Instant::elapsed) {
-            Some(oldest) => Some(oldest),
-            None if self.in_sync_at.is_some() => Some(Duration::ZERO),
-            None => None,
+        match (oldest_change, since_previous) {
+            (Some(oldest), previous) => Some(oldest.max(previous.unwrap_or_default())),
+            (None, _) if self.in_sync_at.is_some() => Some(Duration::ZERO),
+            (None, previous) => previous,
         }
     }
 
@@ -1301,7 +1352,7 @@ impl Engine {
         if let Some(rpo) = self.current_rpo() {
             self.metrics.rpo(policy, rpo.as_secs_f64());
         }
-        if let Some((_, at)) = self.in_sync_at {
+        if let Some(at) = self.in_sync_at.map(|(_, at)| at).or(self.previous_sync) {
             self.metrics
                 .last_sync(policy, at.as_millisecond() as f64 / 1000.0);
         }

@@ -85,7 +85,35 @@ pub fn classify(error: &kube::Error) -> Failure {
                 message: status.message.clone(),
             }
         }
-        other => Failure::Unreachable(other.to_string()),
+        other => Failure::Unreachable(unreachable_message(other)),
+    }
+}
+
+/// What a person reads when the target gave no answer: the client's error with its causes (a
+/// timeout says it timed out, a refusal that it was refused), without the client's type names.
+fn unreachable_message(error: &kube::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut timed_out = false;
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(current) = cause {
+        if let Some(io) = current.downcast_ref::<std::io::Error>() {
+            timed_out |= io.kind() == std::io::ErrorKind::TimedOut;
+        }
+        let text = current.to_string();
+        let text = text
+            .strip_prefix("ServiceError: ")
+            .unwrap_or(&text)
+            .to_owned();
+        if !parts.iter().any(|part| part.contains(&text)) {
+            parts.push(text);
+        }
+        cause = current.source();
+    }
+    let chain = parts.join(": ");
+    if timed_out {
+        format!("no answer in time: {chain}")
+    } else {
+        chain
     }
 }
 

@@ -7,7 +7,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Instant;
 
-use futures::{StreamExt, stream};
 use govdc_crds::backup_policy::TargetConflict;
 use kube::runtime::events::EventType;
 use serde_json::Value;
@@ -16,7 +15,7 @@ use super::super::clean::map_namespace;
 use super::super::kinds::Kind;
 use super::super::preflight;
 use super::super::target::{self, Failure, Holder};
-use super::{Action, Engine, FRESH_LISTING, Key, PREFLIGHT_BACKOFF};
+use super::{Action, Engine, FRESH_LISTING, Key, PREFLIGHT_BACKOFF, bounded};
 
 impl Engine {
     /// Whether the target was found to be the source: no later check can change that.
@@ -221,21 +220,22 @@ impl Engine {
         let began = Instant::now();
         let count = checks.len();
         let target = self.target.clone();
-        let results: Vec<(Key, Result<Holder, Failure>)> = stream::iter(checks)
-            .map(|(key, resource, copy)| {
+        let pass =
+            bounded::until_unreachable(checks.len(), self.settings.apply_concurrency, |index| {
+                let (_, resource, copy) = &checks[index];
                 let target = target.clone();
                 let policy = policy.clone();
-                async move {
-                    let holder = target::holder_of(&target, &resource, &copy, &policy).await;
-                    (key, holder)
-                }
+                async move { target::holder_of(&target, resource, copy, &policy).await }
             })
-            .buffer_unordered(self.settings.apply_concurrency.max(1))
-            .collect()
             .await;
         self.phases.step("first-write checks", count, began);
         let mut skipped = BTreeSet::new();
-        let mut unreachable = None;
+        // A silent target stops the pass: every key goes back to dirty below.
+        let mut unreachable = pass.unreachable;
+        let results = pass
+            .answered
+            .into_iter()
+            .map(|(index, result)| (checks[index].0.clone(), result));
         for (key, result) in results {
             match result {
                 Ok(Holder::Nobody | Holder::ThisPolicy) => {}

@@ -54,8 +54,8 @@ impl Engine {
         }
         if !self.reachable {
             let message = format!(
-                "the target cluster does not answer ({}); changes wait and are written once it does",
-                self.unreachable_reason
+                "{} does not answer ({}); changes wait and are written once it does",
+                self.settings.target, self.unreachable_reason
             );
             observed.extend([
                 Observed::no(READY, "TargetUnreachable", message.clone()),
@@ -279,9 +279,12 @@ impl Engine {
             },
             ..BackupPolicyStatus::default()
         };
+        // A replicator not yet in sync keeps what a previous one recorded: the target still
+        // holds that.
         next.last_sync_time = self
             .last_sync_time
             .or(self.in_sync_at.map(|(_, t)| t))
+            .or(self.previous_sync)
             .map(|t| Time(jiff::Timestamp::from_second(t.as_second()).unwrap_or(t)));
         // Keep a recent enough stored time rather than writing the status for every sync.
         if let (Some(stored), Some(new)) = (&current.last_sync_time, &next.last_sync_time)
