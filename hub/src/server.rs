@@ -26,7 +26,7 @@ use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::service::{Hub, HubService, set_setting, setting};
-use crate::store::Store;
+use crate::store::{DbResult, Store};
 
 /// How long in-flight calls get to finish after a shutdown signal before the node closes anyway.
 pub const DRAIN: Duration = Duration::from_secs(10);
@@ -233,6 +233,7 @@ async fn start_portal(
         .sweep(&hub.store)
         .await
         .context("sweeping the portal's files")?;
+    check_published_files(&hub.store, portal).await?;
     portal
         .metrics
         .register(metrics.registry())
@@ -261,6 +262,71 @@ async fn start_portal(
         }
         served
     }))
+}
+
+/// Refuses to serve a portal whose files do not match the store: every file of every
+/// downloadable version must be there with the size the store records.
+///
+/// A size is one `stat` per file, so this costs nothing at start whatever the datasets weigh;
+/// the SHA-256 of every file would read every published byte (minutes for a portal of large
+/// datasets) and is not checked here: a crash cannot change a file's bytes (an upload is
+/// fsynced and renamed into place before the transaction that makes it current), and each
+/// download carries the recorded SHA-256 for the client to check.
+async fn check_published_files(
+    store: &Store,
+    portal: &Arc<crate::portal::Portal>,
+) -> anyhow::Result<()> {
+    let versions = store
+        .read(|conn| {
+            let mut stmt = conn
+                .prepare("SELECT dataset_id, version, files FROM portal_versions")
+                .db()?;
+            let rows = stmt
+                .query_map([], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, String>(2)?,
+                    ))
+                })
+                .db()?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .db()?;
+            Ok(rows)
+        })
+        .await
+        .map_err(|s| anyhow::anyhow!("reading the portal's versions: {}", s.message()))?;
+    let portal = portal.clone();
+    tokio::task::spawn_blocking(move || {
+        for (id, version, files) in versions {
+            let files: Vec<crate::portal::StoredFile> = serde_json::from_str(&files)
+                .with_context(|| format!("the store's file list of dataset {id} version {version}"))?;
+            for file in files {
+                let path = portal.file_path(&id, version, &file.format);
+                let found = match std::fs::metadata(&path) {
+                    Ok(meta) => format!("{} bytes", meta.len()),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => "no file".to_owned(),
+                    Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+                };
+                if found != format!("{} bytes", file.size) {
+                    bail!(
+                        "the portal's file {} (dataset {id} version {version}, {}) does not match \
+                         the store: the store records {} bytes with SHA-256 {}, the disk has {found}. \
+                         govdc-hub will not serve a catalogue whose files are damaged. Put the \
+                         file back from a backup (its SHA-256 above names the right bytes), or \
+                         restore the whole data directory",
+                        path.display(),
+                        file.format,
+                        file.size,
+                        file.sha256,
+                    );
+                }
+            }
+        }
+        Ok(())
+    })
+    .await
+    .context("checking the portal's files")?
 }
 
 /// Serves the sharing-monitor website on `monitorListen` until shutdown, and keeps its daily

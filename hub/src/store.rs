@@ -249,28 +249,114 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
-/// Maps storage errors to an INTERNAL status, logging the detail.
+/// What went wrong in the node's storage (its database or its files), by what a caller can do
+/// about it. Converted to a gRPC status in one place ([`From<StorageError> for Status`]).
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// The data directory's file system is full (SQLITE_FULL, ENOSPC, EDQUOT): nothing was
+    /// written; the same call succeeds once space is freed.
+    #[error(
+        "{what}: the data directory's disk is full ({source}); nothing was written, try again once space is freed"
+    )]
+    Full {
+        /// What was being done.
+        what: String,
+        /// The database's or the file system's own message.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// Any other failure of the database or the file system.
+    #[error("{what}: {source}")]
+    Failed {
+        /// What was being done.
+        what: String,
+        /// The database's or the file system's own message.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+impl StorageError {
+    /// Classifies a database error met while doing `what`.
+    pub fn sqlite(what: impl Into<String>, e: rusqlite::Error) -> StorageError {
+        let what = what.into();
+        if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull) {
+            StorageError::Full {
+                what,
+                source: Box::new(e),
+            }
+        } else {
+            StorageError::Failed {
+                what,
+                source: Box::new(e),
+            }
+        }
+    }
+
+    /// Classifies a file-system error met while doing `what`.
+    pub fn io(what: impl Into<String>, e: std::io::Error) -> StorageError {
+        let what = what.into();
+        if matches!(
+            e.kind(),
+            std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+        ) {
+            StorageError::Full {
+                what,
+                source: Box::new(e),
+            }
+        } else {
+            StorageError::Failed {
+                what,
+                source: Box::new(e),
+            }
+        }
+    }
+}
+
+impl From<StorageError> for Status {
+    fn from(e: StorageError) -> Status {
+        match &e {
+            StorageError::Full { .. } => {
+                tracing::warn!(error = %e, "the data directory is full");
+                Status::resource_exhausted(e.to_string())
+            }
+            StorageError::Failed { .. } => {
+                tracing::error!(error = %e, "storage error");
+                Status::internal(e.to_string())
+            }
+        }
+    }
+}
+
+/// Maps storage errors to a status (RESOURCE_EXHAUSTED when the disk is full, else INTERNAL),
+/// logging the detail.
 pub trait DbResult<T> {
-    /// The value, or INTERNAL.
+    /// The value, or the status of its error.
     fn db(self) -> Result<T, Status>;
 }
 
 impl<T> DbResult<T> for rusqlite::Result<T> {
     fn db(self) -> Result<T, Status> {
-        self.map_err(|e| {
-            tracing::error!(error = %e, "storage error");
-            Status::internal(format!("storage error: {e}"))
-        })
+        self.map_err(|e| StorageError::sqlite("storage error", e).into())
     }
 }
 
-/// What a queued write reports back: whether it succeeded (else its savepoint is rolled back),
-/// and a callback told whether the transaction then committed.
-type Completion = (bool, Box<dyn FnOnce(Result<(), Status>) + Send>);
+/// A file-system error met while doing `what`, as a status (RESOURCE_EXHAUSTED when the disk
+/// is full, else INTERNAL).
+pub fn io_status(what: &str, e: std::io::Error) -> Status {
+    StorageError::io(what, e).into()
+}
+
+/// What a queued write reports back: whether it succeeded (else its savepoint is rolled back,
+/// and the error is what it failed with), and a callback told whether the transaction then
+/// committed.
+type Completion = (
+    Result<(), Status>,
+    Box<dyn FnOnce(Result<(), Status>) + Send>,
+);
 
 enum Job {
-    /// Runs inside the shared transaction.
-    Tx(Box<dyn FnOnce(&Connection) -> Completion + Send>),
+    /// Runs inside the shared transaction; given an error instead of the connection when the
+    /// transaction could not start or was lost before its turn (it then reports that error).
+    Tx(TxJob),
     /// Runs alone, outside any transaction, with the connection to itself (state import).
     Exclusive(Box<dyn FnOnce(&mut Connection) + Send>),
     /// Checkpoints the WAL and closes.
@@ -333,9 +419,13 @@ impl Store {
         lock.set_len(0)?;
         writeln!(lock, "{}", std::process::id())?;
 
+        // Only now, with the lock held: no other process can be writing them.
+        sweep_scratch(dir)?;
+
         let path = dir.join(DB_FILE);
         let conn = Connection::open(&path)
             .with_context(|| format!("opening the database {}", path.display()))?;
+        check_intact(&conn, &path)?;
         configure(&conn).with_context(|| format!("configuring {}", path.display()))?;
         migrate(&conn)?;
         conn.pragma_update(None, "wal_autocheckpoint", WRITER_CHECKPOINT_PAGES)
@@ -386,11 +476,12 @@ impl Store {
         settle: impl FnOnce(Result<&T, &Status>) + Send + 'static,
     ) -> Result<impl Future<Output = Result<T, Status>> + Send + 'static, Status> {
         let (tx, rx) = oneshot::channel();
-        let job = Job::Tx(Box::new(move |conn| {
-            let result = f(conn);
-            let ok = result.is_ok();
+        let job = Job::Tx(Box::new(move |conn: Result<&Connection, Status>| {
+            let result = conn.and_then(f);
+            let ok = result.as_ref().map(|_| ()).map_err(Clone::clone);
             let done: Box<dyn FnOnce(Result<(), Status>) + Send> = Box::new(move |committed| {
-                let result = committed.and(result);
+                // A job's own error first: it says why that job wrote nothing.
+                let result = result.and_then(|value| committed.map(|()| value));
                 settle(result.as_ref());
                 let _ = tx.send(result);
             });
@@ -464,6 +555,64 @@ impl Store {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .clear();
+    }
+}
+
+/// The files an interrupted state export or import leaves in the data directory (copies of a
+/// database with their journals: `<what>-<nanos>.db.tmp`, see `service::node`), and the scratch
+/// file of the anchor copy.
+fn is_scratch(name: &str) -> bool {
+    name.contains(".db.tmp") || name == format!("{}.tmp", crate::anchor::LOCAL_FILE)
+}
+
+/// Removes what a process killed mid-export or mid-import left beside the store.
+fn sweep_scratch(dir: &Path) -> anyhow::Result<()> {
+    let entries = std::fs::read_dir(dir)
+        .with_context(|| format!("listing the data directory {}", dir.display()))?;
+    for entry in entries {
+        let entry =
+            entry.with_context(|| format!("listing the data directory {}", dir.display()))?;
+        let name = entry.file_name();
+        if name.to_str().is_some_and(is_scratch) {
+            tracing::info!(path = %entry.path().display(), "removing a scratch file an interrupted export or import left");
+            std::fs::remove_file(entry.path())
+                .with_context(|| format!("removing the scratch file {}", entry.path().display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// Refuses a damaged database before anything reads or writes it.
+///
+/// `PRAGMA quick_check` reads every page once and checks the b-tree structure (page types, cell
+/// pointers, free lists, record headers, `NOT NULL` and `STRICT` types): linear in the store's
+/// size, about a second per gigabyte, which a start can afford. `integrity_check` also checks
+/// every index against its table (`N log N`, minutes on a large store) and is left to an
+/// operator who suspects the store. Neither sees a changed byte inside a value (a record's
+/// payload, an audit record's text); the audit chain's hashes find those
+/// (`govdc-hub audit verify`, safe while the node runs).
+fn check_intact(conn: &Connection, path: &Path) -> anyhow::Result<()> {
+    let advice = "govdc-hub will not serve from a damaged store. Keep this data directory for \
+                  inspection, then restore it from a backup, or start the node on an empty data \
+                  directory and import a good copy with ImportState (an ExportState of a healthy \
+                  replica or a BackupPolicy restore point)";
+    let findings: rusqlite::Result<Vec<String>> =
+        conn.prepare("PRAGMA quick_check(5)").and_then(|mut stmt| {
+            stmt.query_map([], |row| row.get::<_, String>(0))?
+                .collect::<rusqlite::Result<Vec<_>>>()
+        });
+    match findings {
+        Ok(findings) if findings.iter().all(|f| f == "ok") => Ok(()),
+        Ok(findings) => bail!(
+            "the store {} is damaged: SQLite's quick_check found: {}. {advice}",
+            path.display(),
+            // Its findings come as lines; the message stays one line for logs.
+            findings.join("; ").replace('\n', "; ")
+        ),
+        Err(e) => bail!(
+            "the store {} is damaged: SQLite's quick_check could not read it: {e}. {advice}",
+            path.display()
+        ),
     }
 }
 
@@ -586,23 +735,50 @@ fn checkpoint(conn: &Connection) {
     }
 }
 
-type TxJob = Box<dyn FnOnce(&Connection) -> Completion + Send>;
+type TxJob = Box<dyn FnOnce(Result<&Connection, Status>) -> Completion + Send>;
 
 fn commit_group(conn: &Connection, group: Vec<TxJob>) {
     if let Err(e) = cached_exec(conn, "BEGIN IMMEDIATE", []) {
-        // Dropping the jobs unrun fails their callers (their reply channels close).
-        tracing::error!(error = %e, "starting a transaction");
-        drop(group);
+        let status: Status = StorageError::sqlite("starting a transaction", e).into();
+        for f in group {
+            let (_, callback) = f(Err(status.clone()));
+            callback(Err(status.clone()));
+        }
         return;
     }
     let mut done = Vec::with_capacity(group.len());
+    // Set when the transaction is gone before the group ends: SQLite may roll a whole
+    // transaction back on SQLITE_FULL or an I/O error. The jobs after that must not run (they
+    // would run in autocommit mode, each committing on its own while its caller is told the
+    // group failed), and none of the group's jobs committed.
+    let mut lost: Option<Status> = None;
     for f in group {
-        if let Err(e) = cached_exec(conn, "SAVEPOINT job", []) {
-            tracing::error!(error = %e, "opening a savepoint");
+        if let Some(status) = &lost {
+            let (_, callback) = f(Err(status.clone()));
+            done.push(callback);
             continue;
         }
-        let (ok, callback) = f(conn);
-        let end = if ok {
+        if let Err(e) = cached_exec(conn, "SAVEPOINT job", []) {
+            let status: Status = StorageError::sqlite("opening a savepoint", e).into();
+            let (_, callback) = f(Err(status.clone()));
+            done.push(callback);
+            continue;
+        }
+        let (ok, callback) = f(Ok(conn));
+        if conn.is_autocommit() {
+            lost = Some(match ok {
+                Err(status) => status,
+                Ok(()) => StorageError::Failed {
+                    what: "the transaction".to_owned(),
+                    source: "SQLite rolled it back after an error; nothing of it was written"
+                        .into(),
+                }
+                .into(),
+            });
+            done.push(callback);
+            continue;
+        }
+        let end = if ok.is_ok() {
             cached_exec(conn, "RELEASE job", [])
         } else {
             cached_exec(conn, "ROLLBACK TO job", [])
@@ -613,11 +789,16 @@ fn commit_group(conn: &Connection, group: Vec<TxJob>) {
         }
         done.push(callback);
     }
-    let committed = cached_exec(conn, "COMMIT", []).map(|_| ()).map_err(|e| {
-        tracing::error!(error = %e, "committing");
-        let _ = conn.execute_batch("ROLLBACK");
-        Status::internal(format!("storage error: the commit failed: {e}"))
-    });
+    let committed = match lost {
+        Some(status) => Err(status),
+        None => cached_exec(conn, "COMMIT", []).map(|_| ()).map_err(|e| {
+            let status: Status = StorageError::sqlite("committing", e).into();
+            if !conn.is_autocommit() {
+                let _ = conn.execute_batch("ROLLBACK");
+            }
+            status
+        }),
+    };
     for callback in done {
         callback(committed.clone());
     }

@@ -45,6 +45,11 @@ fn invalid(message: impl Into<String>) -> Status {
     Status::invalid_argument(message.into())
 }
 
+/// A file-system error of an upload: RESOURCE_EXHAUSTED when the disk is full.
+fn disk(what: &str, e: std::io::Error) -> Status {
+    crate::store::io_status(what, e)
+}
+
 fn io(what: &str, e: impl std::fmt::Display) -> Status {
     tracing::error!(error = %e, "{what}");
     Status::internal(format!("{what}: {e}"))
@@ -155,7 +160,7 @@ where
     let staging = portal
         .staging()
         .join(format!("{id}.{version}.{}", &super::new_token()?[4..16]));
-    std::fs::create_dir_all(&staging).map_err(|e| io("creating the staging directory", e))?;
+    std::fs::create_dir_all(&staging).map_err(|e| disk("creating the staging directory", e))?;
     let mut cleanup = Cleanup(Some(staging.clone()));
     let files = receive(&staging, &mut parts).await?;
 
@@ -167,7 +172,7 @@ where
         tokio::task::spawn_blocking(move || move_into_place(&staging, &target))
             .await
             .map_err(|e| io("moving the upload into place", e))?
-            .map_err(|e| io("moving the upload into place", e))?;
+            .map_err(|e| disk("moving the upload into place", e))?;
     }
     cleanup.disarm();
     let mut cleanup = Cleanup(Some(target));
@@ -283,7 +288,7 @@ where
                 })
                 .await
                 .map_err(|e| io("writing an upload", e))?
-                .map_err(|e| io("writing an upload", e))?;
+                .map_err(|e| disk("writing an upload", e))?;
                 open.insert(format.to_owned(), receiving);
             }
             Some(Part::End(end)) => {
@@ -298,7 +303,7 @@ where
                 let stored = tokio::task::spawn_blocking(move || finish(receiving, format))
                     .await
                     .map_err(|e| io("finishing an upload", e))?
-                    .map_err(|e| io("finishing an upload", e))?;
+                    .map_err(|e| disk("finishing an upload", e))?;
                 let expected = end.sha256.to_ascii_lowercase();
                 if stored.size != end.size || stored.sha256 != expected {
                     return Err(invalid(format!(
@@ -337,7 +342,7 @@ fn known_format(format: &str) -> Result<&'static str, Status> {
 
 fn start_file(dir: &Path, format: &str) -> Result<Receiving, Status> {
     let path = dir.join(file_name(format));
-    let file = std::fs::File::create(&path).map_err(|e| io("creating an upload file", e))?;
+    let file = std::fs::File::create(&path).map_err(|e| disk("creating an upload file", e))?;
     Ok(Receiving {
         file,
         hasher: sha2::Sha256::new(),

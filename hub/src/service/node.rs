@@ -80,6 +80,11 @@ impl Scratch {
 impl Drop for Scratch {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.0);
+        for journal in ["-journal", "-wal", "-shm"] {
+            let mut path = self.0.clone().into_os_string();
+            path.push(journal);
+            let _ = std::fs::remove_file(path);
+        }
     }
 }
 
@@ -118,6 +123,26 @@ fn check_copy(path: &Path, node: &str) -> Result<i64, Status> {
         )));
     }
     Ok(verification.records_checked)
+}
+
+/// Brings a checked copy up to this build's schema and appends the import's audit record to its
+/// chain, in one transaction of the copy; the number of audit records it then holds.
+fn complete_copy(
+    path: &Path,
+    algorithm: audit::Algorithm,
+    actor: &str,
+    detail: serde_json::Value,
+) -> Result<i64, Status> {
+    let mut conn = Connection::open(path).db()?;
+    // A rollback journal: nothing of the copy's is left beside it once it is closed.
+    conn.pragma_update(None, "journal_mode", "DELETE").db()?;
+    store::migrate(&conn).map_err(|e| Status::internal(format!("migrating the copy: {e:#}")))?;
+    let tx = conn.transaction().db()?;
+    record(&tx, algorithm, actor, "state.import", "", detail)?;
+    tx.commit().db()?;
+    let count = audit::count(&conn).db()?;
+    drop(conn);
+    Ok(count)
 }
 
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
@@ -284,7 +309,7 @@ impl Node for HubService {
             .caller(&request, "Node.ImportState", &[Role::Admin])?;
         let mut chunks = request.into_inner();
         let scratch = Scratch::new(self.store.dir(), "import");
-        let io = |e: std::io::Error| Status::internal(format!("writing the imported copy: {e}"));
+        let io = |e: std::io::Error| store::io_status("writing the imported copy", e);
         let mut file = tokio::fs::File::create(&scratch.0).await.map_err(io)?;
         let mut hasher = sha2::Sha256::new();
         let mut bytes = 0i64;
@@ -325,16 +350,34 @@ impl Node for HubService {
         let checked = tokio::task::spawn_blocking(move || check_copy(&path, &node))
             .await
             .map_err(|e| Status::internal(format!("checking the copy: {e}")))??;
+        // The copy is made complete before it replaces anything: migrated to this build's
+        // schema and with its `state.import` record appended to its own chain. The copy then
+        // replaces the store in one SQLite transaction (the backup), so a crash at any moment
+        // leaves either the old state or the new one with its import record, never a mix.
         let path = scratch.0.clone();
         let algorithm = self.algorithm();
-        let audit_records = self
-            .store
+        let subject = caller.subject.clone();
+        let detail =
+            json!({"bytes": bytes, "sha256": actual, "records": checked, "replace": replace});
+        let audit_records =
+            tokio::task::spawn_blocking(move || complete_copy(&path, algorithm, &subject, detail))
+                .await
+                .map_err(|e| Status::internal(format!("preparing the copy: {e}")))??;
+        let path = scratch.0.clone();
+        let dir = self.store.dir().to_owned();
+        self.store
             .exclusive(move |conn: &mut Connection| {
                 if !replace && audit::count(conn).db()? > 0 {
                     return Err(Status::failed_precondition(
                         "this node has state (its audit log is not empty); set replace on the first chunk to overwrite it",
                     ));
                 }
+                // The local copy of the parent's last anchor describes the history about to be
+                // replaced; the copy brings its own knowledge of how far it was anchored.
+                // Removed first: a crash after the replacement must not leave it to contradict
+                // the new history (it is only a copy of what the parent holds).
+                crate::anchor::remove_local(&dir)
+                    .map_err(|e| store::io_status("removing the local anchor copy", e))?;
                 let source = store::open_reader(&path).db()?;
                 rusqlite::backup::Backup::new(&source, conn)
                     .db()?
@@ -343,25 +386,9 @@ impl Node for HubService {
                 drop(source);
                 // The copy's header carries its own journal mode; the store stays in WAL.
                 conn.pragma_update(None, "journal_mode", "WAL").db()?;
-                store::migrate(conn).map_err(|e| Status::internal(format!("{e:#}")))?;
-                let tx = conn.transaction().db()?;
-                record(
-                    &tx,
-                    algorithm,
-                    &caller.subject,
-                    "state.import",
-                    "",
-                    json!({"bytes": bytes, "sha256": actual, "records": checked, "replace": replace}),
-                )?;
-                tx.commit().db()?;
-                audit::count(conn).db()
+                Ok(())
             })
             .await?;
-        // The local copy of the parent's last anchor described the replaced history; the copy
-        // brings its own knowledge of how far it was anchored.
-        if let Err(e) = crate::anchor::remove_local(self.store.dir()) {
-            tracing::warn!(error = %e, "removing the local anchor copy after an import");
-        }
         self.reload().await?;
         self.parent.catalog_changed();
         tracing::info!(bytes, audit_records, "state imported");
