@@ -17,7 +17,8 @@ case $component in
 esac
 binary_name=govdc-$component
 name=govdc/$binary_name
-work=$root/target/images/work-$component
+# A work directory per component and tag: tests build their own tags side by side.
+work=$root/target/images/work-$component-$tag
 out=$root/target/images/$binary_name-$tag.oci.tar
 command -v umoci >/dev/null || { echo "build-oci.sh: umoci is missing (apt-get install umoci)" >&2; exit 1; }
 

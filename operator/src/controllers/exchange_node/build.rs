@@ -262,8 +262,8 @@ fn stateful_set_spec(
     spec
 }
 
-/// Who may reach the hub: member departments' namespaces and child hubs of the same network
-/// zone on the gRPC port, the operator on every port, monitoring namespaces on the metrics
+/// Who may reach the hub: allowed departments' namespaces of the node's network zone and hubs of
+/// the same zone on the gRPC port, the operator on every port, monitoring namespaces on the metrics
 /// port, member departments' namespaces (those of the zone, or the allowed ones) on the
 /// sharing-monitor port. The hub reaches DNS and its parent only.
 fn network_policy_spec(
@@ -294,12 +294,18 @@ fn network_policy_spec(
         ingress.push(json!({"ports": [{"port": PORTAL_PORT, "protocol": "TCP"}]}));
     }
     if !node.spec.allowed_departments.is_empty() {
+        // Only the allowed departments' namespaces of the node's own network: an intranet
+        // department named on an extranet node (which never joins it) must not reach its port,
+        // and an intranet tenant's egress policy lets it reach any pod in the cluster.
         ingress.insert(
             0,
             json!({
-                "from": [{"namespaceSelector": {"matchExpressions": [{
-                    "key": DEPARTMENT_LABEL, "operator": "In", "values": node.spec.allowed_departments,
-                }]}}],
+                "from": [{"namespaceSelector": {
+                    "matchLabels": {NETWORK_ZONE_LABEL: zone},
+                    "matchExpressions": [{
+                        "key": DEPARTMENT_LABEL, "operator": "In", "values": node.spec.allowed_departments,
+                    }],
+                }}],
                 "ports": grpc,
             }),
         );
@@ -652,6 +658,11 @@ mod tests {
         assert_eq!(
             departments["values"],
             json!(["health", "secret-police", "gone"])
+        );
+        // Of the node's zone only: an intranet department named here never reaches the port.
+        assert_eq!(
+            policy["ingress"][0]["from"][0]["namespaceSelector"]["matchLabels"],
+            json!({NETWORK_ZONE_LABEL: "extranet"})
         );
         let hubs = &policy["ingress"][1]["from"][0]["podSelector"]["matchLabels"];
         assert_eq!(hubs[NETWORK_ZONE_LABEL], "extranet");
