@@ -5,7 +5,8 @@
 //! outside the cluster; a hub pod's gRPC and sharing-monitor ports answer only the namespaces its
 //! ExchangeNode's NetworkPolicy allows; and Pod Security admission refuses what a tenant's
 //! protection level forbids. Then a BackupPolicy failover onto a second cluster with a node
-//! (`isolation-dr`): the standby workloads scale up and their pods run there.
+//! (`isolation-dr`): the standby workloads scale up and their pods run there, under the tenant's
+//! Pod Security level and NetworkPolicies as on the primary.
 //!
 //! Every refusal is checked beside an allowed request of the same kind to the same server, so a
 //! deny never passes because nothing works.
@@ -663,8 +664,11 @@ async fn pod_security(env: &TestEnv, level3: &str, level2: &str) {
     pod_running(&env.client, level2, "root").await;
 }
 
-/// A workload of the tenant, restricted, running busybox.
+/// A workload of the tenant, restricted, serving `hello-from-<name>` on [`WEB_PORT`] (busybox).
 fn workload(kind: &str, name: &str, replicas: i32) -> Value {
+    let serve = format!(
+        "mkdir -p /tmp/www && echo hello-from-{name} > /tmp/www/index.html && exec httpd -f -p {WEB_PORT} -h /tmp/www"
+    );
     let mut spec = json!({
         "replicas": replicas,
         "selector": {"matchLabels": {"app": name}},
@@ -676,12 +680,14 @@ fn workload(kind: &str, name: &str, replicas: i32) -> Value {
                 "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
                 "containers": [{
                     "name": "main", "image": BUSYBOX, "imagePullPolicy": "Never",
-                    "command": ["sleep", "3600"],
+                    "command": ["sh", "-c", serve],
                     "securityContext": {
                         "runAsNonRoot": true, "runAsUser": 65532, "allowPrivilegeEscalation": false,
                         "readOnlyRootFilesystem": true, "capabilities": {"drop": ["ALL"]},
                     },
+                    "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
                 }],
+                "volumes": [{"name": "tmp", "emptyDir": {}}],
             },
         },
     });
@@ -901,6 +907,72 @@ async fn failover_scales_the_standby_workloads_up_and_their_pods_run_on_the_dr_c
         running.iter().any(|(name, _)| name == "db-0"),
         "the StatefulSet's pod: {running:?}"
     );
+
+    // The tenant keeps its protection on the DR cluster: the namespace's Pod Security level
+    // and its NetworkPolicies came along, and the standby's own admission and enforcer apply them.
+    let namespace_labels = Api::<Namespace>::all(standby.client.clone())
+        .get(&mapped)
+        .await
+        .expect("the mapped namespace")
+        .metadata
+        .labels
+        .unwrap_or_default();
+    assert_eq!(
+        namespace_labels
+            .get("pod-security.kubernetes.io/enforce")
+            .map(String::as_str),
+        Some("restricted"),
+        "{namespace_labels:?}"
+    );
+    let privileged: Pod = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "privileged"},
+        "spec": {"containers": [{"name": "main", "image": BUSYBOX, "imagePullPolicy": "Never",
+                                 "command": ["sleep", "3600"], "securityContext": {"privileged": true}}]},
+    }))
+    .expect("pod fixture");
+    let refused = Api::<Pod>::namespaced(standby.client.clone(), &mapped)
+        .create(&PostParams::default(), &privileged)
+        .await
+        .expect_err("a privileged pod is refused on the standby");
+    assert!(
+        refused
+            .to_string()
+            .contains("violates PodSecurity \"restricted:latest\""),
+        "{refused}"
+    );
+    let other = standby.namespace("other").await;
+    Api::<Pod>::namespaced(standby.client.clone(), &other)
+        .create(&PostParams::default(), &web_pod(&other))
+        .await
+        .expect("create the web pod in a plain namespace of the standby");
+    pod_running(&standby.client, &other, "web").await;
+    let api_pod = running
+        .iter()
+        .find(|(name, _)| name.starts_with("api-"))
+        .map(|(name, _)| name.clone())
+        .expect("an api pod");
+    let api_ip = pod_ip(&pod_running(&standby.client, &mapped, &api_pod).await);
+    let routes = vec![
+        Route {
+            what: "db-0 -> api on the standby (same department)".to_owned(),
+            from: (mapped.clone(), "db-0".to_owned()),
+            address: api_ip.clone(),
+            port: WEB_PORT,
+            protocol: Protocol::Http,
+            allowed: true,
+            answer: Some("hello-from-api".to_owned()),
+        },
+        route(
+            "a plain namespace -> api on the standby",
+            &other,
+            &api_ip,
+            WEB_PORT,
+            Protocol::Http,
+            false,
+            None,
+        ),
+    ];
+    tokio::task::block_in_place(|| expect_matrix(&standby, &routes, Duration::from_secs(90)));
     drop(operator);
     let _ = std::fs::remove_dir_all(&restore_points);
 }
