@@ -1,31 +1,50 @@
 #!/usr/bin/env bash
-# A local demo data center, from scratch: builds the control plane, the operator and the hub,
-# brings up the primary cluster and a DR cluster, installs govdc with its Helm chart, applies the
-# samples, then runs the operator against primary with the chart's own ServiceAccount. There is
-# no kubelet here, so the script plays its part: the chart's Deployment is scaled to zero and the
-# operator runs as a local process, and each sample ExchangeNode's hub runs as a local process
-# from the ConfigMap and key Secret the operator made for its StatefulSet (the operator finds
-# them through --hub-endpoint). Ctrl-C stops the operator and the hubs; `deploy/demo.sh down`
-# stops the clusters. The demo's clusters are `demo` and `demo-dr`, never the tests' own
-# (`primary`, `dr`, `spare`, `samples`), so `cargo test --workspace` after a demo starts clean.
-# Running it again re-applies the samples, taking back the fields a user's edits took over.
-#   usage: deploy/demo.sh [up|down]
+# A local demo data center, from scratch, in one of two modes:
+#
+#   deploy/demo.sh pods    everything as pods: the clusters get a real node each (kubelet,
+#                          containerd; see docs/controlplane.md), the operator and hub images are
+#                          packed by deploy/image/build-oci.sh and loaded, govdc is installed with
+#                          its Helm chart and runs as the chart's Deployment (two replicas, one
+#                          leading), and each sample ExchangeNode's hub runs as its StatefulSet's
+#                          pod on a volume of the cluster's default StorageClass, reached by its
+#                          Service's DNS name. The script forwards the portal and the operator's
+#                          metrics to 127.0.0.1 (kubectl port-forward) until Ctrl-C.
+#   deploy/demo.sh local   (or no argument) the quick local-process mode: clusters without nodes,
+#                          where the script plays the kubelet's part. The chart's Deployment is
+#                          scaled to zero and the operator runs as a local process with the chart's
+#                          ServiceAccount, and each sample ExchangeNode's hub runs as a local
+#                          process from the ConfigMap and key Secret the operator made for its
+#                          StatefulSet (the operator finds them through --hub-endpoint).
+#   deploy/demo.sh down    stops the demo's clusters (either mode's).
+#
+# Ctrl-C stops what the script runs (the local processes, or the port-forwards). The demo's
+# clusters are `demo` and `demo-dr`, never the tests' own (`primary`, `dr`, `spare`, `samples`,
+# `nodes-test`, `incluster`), so `cargo test --workspace` after a demo starts clean; a cluster runs
+# in one mode at a time (switching: deploy/demo.sh down first). Running it again re-applies the
+# samples, taking back the fields a user's edits took over. GOVDC_DEMO_CLUSTER and
+# GOVDC_DEMO_DR_CLUSTER name other clusters for the demo.
+#   usage: deploy/demo.sh [local|pods|down]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 cluster=target/controlplane/govdc-cluster
 helm=target/controlplane/helm
-primary=demo
-standby=demo-dr
+primary=${GOVDC_DEMO_CLUSTER:-demo}
+standby=${GOVDC_DEMO_DR_CLUSTER:-demo-dr}
 admin=target/clusters/$primary/kubeconfig
 operator_kubeconfig=target/clusters/$primary/govdc-operator.kubeconfig
 capacity="requests.cpu=64,requests.memory=256Gi"
 kubectl() { target/controlplane/kube kubectl --kubeconfig "$admin" "$@"; }
 
-if [[ ${1:-up} == down ]]; then
-  for name in "$primary" "$standby"; do "$cluster" down "$name" || true; done
-  exit 0
-fi
+mode=${1:-local}
+case $mode in
+  down)
+    for name in "$primary" "$standby"; do "$cluster" down "$name" || true; done
+    exit 0 ;;
+  local | up) ;;
+  pods) exec bash "$root/deploy/demo-pods.sh" "$primary" "$standby" ;;
+  *) echo "usage: deploy/demo.sh [local|pods|down]" >&2; exit 2 ;;
+esac
 
 echo "== building the local control plane (the first build takes several minutes)"
 bash tests/controlplane/build.sh

@@ -7,6 +7,7 @@
 //
 //	govdc-cluster up NAME [--nodes N]      start (or reuse) a cluster, print its kubeconfig path
 //	govdc-cluster load NAME ARCHIVE...     import OCI image archives into every node
+//	govdc-cluster link FROM TO [--out FILE] let FROM's pods reach TO's API server (link.go)
 //	govdc-cluster down NAME [--purge]      stop it; --purge also deletes its data
 //	govdc-cluster status                   list clusters and their components
 //	govdc-cluster kubeconfig NAME          print the admin kubeconfig path
@@ -31,6 +32,7 @@ import (
 const usage = `usage:
   govdc-cluster up NAME [--nodes N] [--root DIR] [--kube PATH]
   govdc-cluster load NAME ARCHIVE... [--root DIR]
+  govdc-cluster link FROM TO [--out FILE] [--root DIR]
   govdc-cluster down NAME [--purge] [--root DIR]
   govdc-cluster status [--root DIR]
   govdc-cluster kubeconfig NAME [--root DIR]
@@ -51,6 +53,8 @@ func main() {
 		err = cmdDown(args)
 	case "load":
 		err = cmdLoad(args)
+	case "link":
+		err = cmdLink(args)
 	case forwarder: // started by up for a cluster with nodes
 		err = cmdForward(args)
 	case "status":

@@ -45,3 +45,18 @@ func TestStorageManifestIsTheDefaultClassWithTheProjectsImages(t *testing.T) {
 		}
 	}
 }
+
+func TestLinkKubeconfigNamesTheLinkAsServer(t *testing.T) {
+	k := kubeconfig{Cluster: "dr", User: "admin", Server: "https://127.0.0.1:12345", CAPEM: []byte("ca"),
+		Client: &keyPair{CertPEM: []byte("c"), KeyPEM: []byte("k")}}
+	got, err := linkKubeconfig(string(k.render()), k.Server, "https://10.89.0.1:12345")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(got, `server: "https://10.89.0.1:12345"`) || strings.Contains(got, "127.0.0.1") {
+		t.Errorf("link kubeconfig:\n%s", got)
+	}
+	if _, err := linkKubeconfig(string(k.render()), "https://127.0.0.1:1", "x"); err == nil {
+		t.Error("a kubeconfig of another server was rewritten")
+	}
+}
