@@ -16,7 +16,10 @@ mod web_fixtures;
 use std::time::Duration;
 
 use browser_support::{ensure_chromium, run_script, screenshots_dir};
-use common::{bin, bounded};
+use common::{bin, bounded, channel};
+use govdc_hub_api::auth::BearerToken;
+use govdc_hub_api::v1::DecideApplicationRequest;
+use govdc_hub_api::v1::portal_client::PortalClient;
 use govdc_test_support::hub::{HubOptions, HubProcess};
 
 #[tokio::test(flavor = "multi_thread")]
@@ -30,15 +33,49 @@ async fn the_website_works_in_a_browser_and_has_no_wcag_violation() {
         .unwrap();
         web_fixtures::seed(&hub).await;
         let shots = screenshots_dir();
+        // The platform operator's part of the application flow: the script writes the number
+        // of the application it sent to this file, and this side approves it over gRPC, as
+        // `govdc-operator dataset approve` does.
+        let approvals = hub.dir.join("approve");
+        let operator = {
+            let approvals = approvals.clone();
+            let token = hub.token("admin", "operator").unwrap();
+            let mut portal =
+                PortalClient::with_interceptor(channel(&hub), BearerToken::new(&token).unwrap());
+            tokio::spawn(async move {
+                loop {
+                    if let Ok(number) = std::fs::read_to_string(&approvals)
+                        && !number.trim().is_empty()
+                    {
+                        return portal
+                            .decide_application(DecideApplicationRequest {
+                                application_id: number.trim().to_owned(),
+                                approve: true,
+                                reason: String::new(),
+                                ttl_seconds: 3600,
+                            })
+                            .await
+                            .map(|_| ());
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            })
+        };
         let (success, out, err) = run_script(
             "browser.mjs",
             &[
                 ("PORTAL_URL", hub.portal_url().unwrap()),
                 ("SCREENSHOTS_DIR", shots.to_string_lossy().into_owned()),
+                ("APPROVAL_FILE", approvals.to_string_lossy().into_owned()),
             ],
             Duration::from_secs(180),
         )
         .await;
+        if operator.is_finished() {
+            operator.await.unwrap().expect("the approval");
+        } else {
+            operator.abort();
+        }
         println!("{out}");
         eprintln!("{err}");
         assert!(success, "the browser test failed:\n{out}\n{err}");

@@ -3,7 +3,8 @@
 //! - `GET /api/datasets[?q=&category=&organization=&tag=]`, `GET /api/datasets/{id}`: JSON;
 //! - `GET /download/{id}/{version}/data.{csv,json}.gz`: the files, with `Content-Length`,
 //!   `ETag` (the SHA-256), `Digest: sha-256=<base64>`, `X-Checksum-Sha256`, `Accept-Ranges` and
-//!   single-range requests; conditional datasets need `Authorization: Bearer <token>`;
+//!   single-range requests; conditional datasets need `Authorization: Bearer <token>` (a browser
+//!   without one is sent to the dataset's application form, [`super::web::apply`]);
 //! - `GET /download/{id}/{version}/SHA256SUMS`: the files' checksums, `sha256sum -c` format;
 //! - `/api/3/action/...` and `/api/action/...`: the CKAN subset ([`super::ckan`]);
 //! - `GET /catalog.jsonld`: the DCAT-AP catalog ([`super::dcat`]);

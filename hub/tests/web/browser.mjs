@@ -2,17 +2,22 @@
 // it started and seeded. Debian's chromium (never a downloaded browser) driven by playwright-core;
 // axe-core checks WCAG 2.1 A/AA on every page; screenshots for the README.
 //
-// Environment: PORTAL_URL (the hub's portal), SCREENSHOTS_DIR (where PNGs go), CHROMIUM (the
-// browser, /usr/bin/chromium by default). Exits non-zero on the first failure.
+// Environment: PORTAL_URL (the hub's portal), SCREENSHOTS_DIR (where PNGs go), APPROVAL_FILE
+// (where the application flow asks the test to approve, as the operator), CHROMIUM (the browser,
+// /usr/bin/chromium by default). Exits non-zero when a check failed.
 import { chromium } from 'playwright-core';
 import { createRequire } from 'node:module';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import assert from 'node:assert/strict';
 
 const base = process.env.PORTAL_URL;
 const shots = process.env.SCREENSHOTS_DIR;
+// Where the script asks the Rust side to approve an application, as the platform operator would
+// (it writes the application's number to this file; the test approves it over gRPC).
+const approvals = process.env.APPROVAL_FILE;
 const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
 assert.ok(base, 'PORTAL_URL is not set');
 assert.ok(shots, 'SCREENSHOTS_DIR is not set');
@@ -68,6 +73,12 @@ try {
 
   async function axe(url) {
     const response = await page.goto(url);
+    await axeHere(url);
+    return response;
+  }
+
+  // axe-core on the page as it is now (a form's answer, say), without loading it again.
+  async function axeHere(url) {
     await page.evaluate(axeSource);
     const result = await page.evaluate(() =>
       // eslint-disable-next-line no-undef
@@ -76,7 +87,6 @@ try {
       `${v.id} (${v.impact}): ${v.help}\n    ${v.nodes.map((n) => n.target.join(' ')).slice(0, 5).join('\n    ')}`);
     assert.deepEqual(found, [], `axe-core on ${url}`);
     assert.ok(result.passes.length > 10, `axe-core ran few rules on ${url}`);
-    return response;
   }
 
   const results = () => page.$$eval('.card-title a', (links) => links.map((a) => a.textContent));
@@ -89,6 +99,8 @@ try {
       `/datasets/${CLINICS}?lang=en`, `/datasets/${HOSTILE}`, '/datasets?page=0', '/datasets/no.such',
       '/datasets?sort=downloads&lang=en', '/departments', '/departments?lang=en',
       '/departments/no-such', '/departments?page=2', '/changes', '/changes?lang=en', '/changes?before=x',
+      `/datasets/${CLINICS}/apply`, `/datasets/${CLINICS}/apply?lang=en`, `/datasets/${BUS}/apply`,
+      '/applications/app-0000000000000000/0000',
     ]) {
       await axe(base + path);
     }
@@ -184,6 +196,70 @@ try {
     assert.equal(await page.textContent('table.preview tbody tr td'), '00000');
   });
 
+  await check('a conditional application from the form to the token to the download', async () => {
+    assert.ok(approvals, 'APPROVAL_FILE is not set');
+    const api = await (await fetch(`${base}/api/datasets/${CLINICS}`)).json();
+    const file = api.files.find((f) => f.format === 'csv');
+    // An anonymous download of the conditional file lands on the application form.
+    await page.goto(file.url);
+    assert.equal(new URL(page.url()).pathname, `/datasets/${CLINICS}/apply`);
+    // The dataset page leads there too.
+    await page.goto(`${base}/datasets/${CLINICS}?lang=en`);
+    await Promise.all([page.waitForURL(/\/apply\?lang=en$/), page.click('a.apply-button')]);
+    assert.match(await page.textContent('h1'), /^Apply for: /);
+    // A purpose too short comes back with the problem named, linked to its field, and what was
+    // written kept.
+    await page.fill('#applicant', '王五 <b>测试</b>');
+    await page.fill('#organisation', '杭州市疾病预防控制中心');
+    await page.fill('#purpose', 'short');
+    await page.fill('#contact', 'wangwu@example.cn');
+    await Promise.all([page.waitForLoadState('load'), page.click('form.application-form button[type=submit]')]);
+    assert.match(await page.textContent('.error-summary'), /The Purpose must be at least 10 characters/);
+    assert.equal(await page.getAttribute('#purpose', 'aria-invalid'), 'true');
+    assert.equal(await page.inputValue('#applicant'), '王五 <b>测试</b>');
+    await axeHere('the form with a problem');
+    await page.fill('#purpose', '研究杭州市医疗机构分布与就诊可及性，仅用于学术论文。');
+    await Promise.all([page.waitForURL(/\/applications\/app-[0-9a-f]{16}\/[0-9a-f]{64}\?lang=en$/), page.click('form.application-form button[type=submit]')]);
+    const status = page.url();
+    assert.match(await page.textContent('.application-state'), /Waiting for a decision/);
+    assert.ok((await page.textContent('dl.application')).includes('王五 <b>测试</b>'), 'the applicant as text');
+    assert.equal(await page.$('form.collect'), null, 'nothing to collect before the decision');
+    await axeHere(status);
+    // The operator approves (the Rust side, over gRPC); the applicant comes back later.
+    const number = (await page.textContent('.application-number')).trim();
+    writeFileSync(approvals, number);
+    const until = Date.now() + 30_000;
+    for (;;) {
+      await page.goto(status);
+      if (await page.$('form.collect')) break;
+      assert.ok(Date.now() < until, 'the application was not approved within 30 s');
+      await page.waitForTimeout(250);
+    }
+    assert.match(await page.textContent('.application-state'), /Approved/);
+    await axeHere(status);
+    await page.click('form.collect button');
+    await page.waitForSelector('#token');
+    const token = await page.inputValue('#token');
+    assert.match(token, /^gdt_[0-9a-f]{64}$/);
+    assert.ok((await page.textContent('pre.snippet')).includes(token));
+    await axeHere('the collected token');
+    // Exactly once: the next visit says it was collected, and shows no token.
+    await page.goto(status);
+    assert.match(await page.textContent('.application-state'), /Token collected/);
+    assert.equal(await page.$('#token'), null);
+    assert.ok(!(await page.content()).includes(token));
+    await axeHere(status);
+    // The token downloads the file, whose SHA-256 is the one the page lists.
+    const download = await page.request.get(file.url, { headers: { Authorization: `Bearer ${token}` } });
+    assert.equal(download.status(), 200);
+    const digest = createHash('sha256').update(await download.body()).digest('hex');
+    assert.equal(digest, file.sha256);
+    const refused = await page.request.get(file.url, { headers: { Authorization: 'Bearer gdt_0', Accept: 'application/json' } });
+    assert.equal(refused.status(), 403);
+    assert.deepEqual(dialogs, []);
+    assert.deepEqual(errors, []);
+  });
+
   await check('a hostile title and description are text, and nothing runs', async () => {
     await page.goto(`${base}/datasets/${HOSTILE}`);
     assert.equal(await page.textContent('h1'), HOSTILE_TITLE);
@@ -199,9 +275,9 @@ try {
     mkdirSync(shots, { recursive: true });
     for (const [width, height] of [[375, 812], [1280, 900]]) {
       await page.setViewportSize({ width, height });
-      for (const [name, path] of [['home', '/'], ['dataset', `/datasets/${PENALTIES}`], ['search', '/datasets?q=%E6%9D%AD%E5%B7%9E'], ['departments', '/departments']]) {
+      for (const [name, path] of [['home', '/'], ['dataset', `/datasets/${PENALTIES}`], ['search', '/datasets?q=%E6%9D%AD%E5%B7%9E'], ['departments', '/departments'], ['apply', `/datasets/${CLINICS}/apply`]]) {
         await page.goto(base + path);
-        if (name !== 'search') await page.screenshot({ path: join(shots, `portal-${name}-${width}.png`) });
+        if (name !== 'search' && name !== 'apply') await page.screenshot({ path: join(shots, `portal-${name}-${width}.png`) });
         // Nothing wider than the screen: a phone scrolls down, not sideways.
         const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
         assert.ok(overflow <= 0, `${path} is ${overflow} px wider than ${width} px`);
