@@ -803,3 +803,143 @@ fn commit_group(conn: &Connection, group: Vec<TxJob>) {
         callback(committed.clone());
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scratch_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "govdc-store-{name}-{}-{}",
+            std::process::id(),
+            jiff::Timestamp::now().as_nanosecond()
+        ));
+        std::fs::create_dir_all(&dir).expect("a scratch directory");
+        dir
+    }
+
+    #[tokio::test]
+    async fn a_full_store_is_resource_exhausted_and_its_group_reports_exactly_what_committed() {
+        let dir = scratch_dir("full");
+        let store = Arc::new(Store::open(&dir).expect("opens"));
+        // SQLite's own bound on the file's pages stands in for a full disk: SQLITE_FULL.
+        store
+            .write(|conn| {
+                let pages: i64 = conn.query_row("PRAGMA page_count", [], |r| r.get(0)).db()?;
+                conn.execute_batch(&format!("PRAGMA max_page_count = {}", pages + 4))
+                    .db()
+            })
+            .await
+            .expect("bounded");
+        // The writer busy for a moment, so the three writes queue up and commit as one group.
+        let busy = {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .exclusive(|_| {
+                        std::thread::sleep(std::time::Duration::from_millis(200));
+                        Ok(())
+                    })
+                    .await
+            })
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let insert = |key: &'static str, len: usize| {
+            store.queue(
+                move |conn| {
+                    conn.execute(
+                        "INSERT INTO settings (key, value) VALUES (?1, ?2)",
+                        [key.to_owned(), "x".repeat(len)],
+                    )
+                    .db()
+                },
+                |_| {},
+            )
+        };
+        let before = insert("before", 10).await.expect("queued");
+        let big = insert("big", 1 << 20).await.expect("queued");
+        let after = insert("after", 10).await.expect("queued");
+        busy.await.expect("joins").expect("runs");
+        let (before, big, after) = (before.await, big.await, after.await);
+        let refused = big.expect_err("a megabyte does not fit in four pages");
+        assert_eq!(
+            refused.code(),
+            tonic::Code::ResourceExhausted,
+            "{refused:?}"
+        );
+        assert!(refused.message().contains("disk is full"), "{refused:?}");
+        // SQLite may roll the whole transaction back on SQLITE_FULL: either way a write is
+        // reported committed exactly when it is, and none runs outside the group's transaction.
+        for (key, result) in [("before", before), ("after", after)] {
+            let stored = store
+                .read(move |conn| crate::service::setting(conn, key))
+                .await
+                .expect("reads");
+            assert_eq!(
+                result.is_ok(),
+                stored.is_some(),
+                "{key}: {result:?}, stored {stored:?}"
+            );
+            if let Err(status) = result {
+                assert_eq!(
+                    status.code(),
+                    tonic::Code::ResourceExhausted,
+                    "{key}: {status:?}"
+                );
+            }
+        }
+        // What fits is written again at once.
+        insert("later", 10)
+            .await
+            .expect("queued")
+            .await
+            .expect("a small write after the full one commits");
+        store.close().await;
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn scratch_files_are_swept_and_a_damaged_store_is_refused_at_open() {
+        let dir = scratch_dir("damaged");
+        let store = Store::open(&dir).expect("opens");
+        store
+            .write(|conn| {
+                for n in 0..200 {
+                    crate::service::set_setting(conn, &format!("k{n}"), Some(&"v".repeat(100)))?;
+                }
+                Ok(())
+            })
+            .await
+            .expect("writes");
+        store.close().await;
+        drop(store);
+        std::fs::write(dir.join("import-1.db.tmp"), b"half a copy").expect("scratch");
+        std::fs::write(dir.join("import-1.db.tmp-journal"), b"its journal").expect("scratch");
+        let store = Store::open(&dir).expect("opens again");
+        let mut left: Vec<String> = std::fs::read_dir(&dir)
+            .expect("lists")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .filter(|n| n.contains(".tmp"))
+            .collect();
+        left.sort();
+        assert!(left.is_empty(), "{left:?}");
+        store.close().await;
+        drop(store);
+
+        // The settings table's root page (page 2) gets a cell count it does not have.
+        let path = dir.join(DB_FILE);
+        let mut bytes = std::fs::read(&path).expect("reads");
+        let page = 4096;
+        assert!(bytes.len() > 2 * page);
+        bytes[page + 3] ^= 0x40;
+        std::fs::write(&path, &bytes).expect("writes");
+        let error = format!(
+            "{:#}",
+            Store::open(&dir).expect_err("a damaged store is refused")
+        );
+        assert!(error.contains("hub.db is damaged"), "{error}");
+        assert!(error.contains("quick_check"), "{error}");
+        assert!(!error.contains('\n'), "one line: {error}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
