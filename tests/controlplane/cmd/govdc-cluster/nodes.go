@@ -240,7 +240,14 @@ func (c *cluster) setupNetwork() error {
 			[]string{"ip", "link", "set", "lo", "up"},
 			[]string{"ip", "addr", "add", nodeIP(i) + "/" + strconv.Itoa(lanPrefix), "dev", "eth0"},
 			[]string{"ip", "link", "set", "eth0", "up"},
-			[]string{"ip", "route", "add", "default", "via", controlPlaneIP},
+			// The cluster's own networks go to the cluster namespace; everything else is
+			// unreachable at once. There is nothing beyond the cluster's namespaces, and with a
+			// default route via the cluster namespace a lookup of a registry (a pull of an image
+			// no node has) waited for DNS timeouts, the pod "ContainerCreating" for about 50 s,
+			// before ErrImagePull.
+			[]string{"ip", "route", "add", serviceCIDR, "via", controlPlaneIP},
+			[]string{"ip", "route", "add", podCIDR, "via", controlPlaneIP},
+			[]string{"ip", "route", "add", "unreachable", "default"},
 			[]string{"sysctl", "-qw", "net.ipv4.ip_forward=1"},
 			// Pod traffic crossing the node's bridge must pass the policy enforcer's iptables
 			// rules and kube-proxy's nftables rules.
