@@ -286,6 +286,16 @@ fn expect_matrix(env: &TestEnv, routes: &[Route], timeout: Duration) {
             "the traffic matrix did not settle within {timeout:?}:\n{}",
             table(&outcomes)
         );
+        let pending: Vec<&str> = routes
+            .iter()
+            .zip(&outcomes)
+            .filter(|(p, o)| !p.met(o))
+            .map(|(p, _)| p.what.as_str())
+            .collect();
+        eprintln!(
+            "after {:.1}s, not yet: {pending:?}",
+            started.elapsed().as_secs_f64()
+        );
         std::thread::sleep(Duration::from_secs(2));
     }
     let again = run();
