@@ -16,6 +16,13 @@
 //!   blocking thread pool, never on the async runtime's threads.
 //! - **Migrations** are numbered by `PRAGMA user_version`; a store written by a newer hub is
 //!   refused rather than misread.
+//! - **A damaged store** is refused at open (`PRAGMA quick_check`, see [`Store::open`]), before
+//!   anything reads or writes it, with the file, the check's findings and what to do.
+//! - **A full disk** (SQLITE_FULL, ENOSPC) is [`StorageError::Full`], RESOURCE_EXHAUSTED to the
+//!   caller: nothing of the failed transaction was written, and the same call succeeds once
+//!   space is freed.
+//! - **Scratch files** that a process killed mid-export or mid-import left beside the store are
+//!   removed at open, once the lock is held.
 
 use std::fs::{File, TryLockError};
 use std::io::Write;
@@ -392,7 +399,9 @@ impl std::fmt::Debug for Store {
 }
 
 impl Store {
-    /// Opens (creating if needed) the store in `dir`, takes its lock and migrates it.
+    /// Opens (creating if needed) the store in `dir`, takes its lock, removes scratch files
+    /// interrupted exports and imports left, refuses it if SQLite's `quick_check` finds it
+    /// damaged, and migrates it.
     pub fn open(dir: &Path) -> anyhow::Result<Store> {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("creating the data directory {}", dir.display()))?;
@@ -585,10 +594,11 @@ fn sweep_scratch(dir: &Path) -> anyhow::Result<()> {
 /// Refuses a damaged database before anything reads or writes it.
 ///
 /// `PRAGMA quick_check` reads every page once and checks the b-tree structure (page types, cell
-/// pointers, free lists, record headers, `NOT NULL` and `STRICT` types): linear in the store's
-/// size, about a second per gigabyte, which a start can afford. `integrity_check` also checks
-/// every index against its table (`N log N`, minutes on a large store) and is left to an
-/// operator who suspects the store. Neither sees a changed byte inside a value (a record's
+/// pointers, free lists, record headers, `NOT NULL` and `STRICT` types): one read of every page,
+/// linear in the store's size (a 270 MB store of record batches: 0.5-0.7 s from the page cache,
+/// 3.3 s cold, on a 2-core machine at load 18), which a start can afford. `integrity_check`
+/// also checks every index against its table (`N log N`) and is left to an operator who
+/// suspects the store. Neither sees a changed byte inside a value (a record's
 /// payload, an audit record's text); the audit chain's hashes find those
 /// (`govdc-hub audit verify`, safe while the node runs).
 fn check_intact(conn: &Connection, path: &Path) -> anyhow::Result<()> {
