@@ -440,6 +440,41 @@ async fn the_chart_runs_the_operator_in_the_cluster_and_its_hubs_as_pods() {
         "the audit chain after the restart ({after:?}) does not begin with the one before ({before:?})"
     );
 
+    // A node whose claim no volume can bind (a StorageClass that does not exist) says why its hub
+    // does not answer: its pod is not scheduled.
+    let manifest = exchange_node(
+        &hubs,
+        "nostorage",
+        json!({"level": "national", "regionCode": "100000", "networkZone": "extranet",
+               "storage": {"size": "1Gi", "storageClassName": "no-such-class"}}),
+        &env,
+    );
+    let out = env.kubectl_with_input(&["apply", "-f", "-"], &manifest);
+    assert!(
+        out.status.success(),
+        "applying an ExchangeNode: {}",
+        output_text(&out)
+    );
+    let unbound = eventually(
+        "nostorage saying its pod is not scheduled",
+        WAIT,
+        || async {
+            let node = nodes.get("nostorage").await.ok()?;
+            node.status?
+                .conditions
+                .into_iter()
+                .find(|c| c.type_ == "Ready" && c.message.contains("not scheduled"))
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(unbound.status, "False");
+    assert!(
+        unbound.message.contains("nostorage-hub-0")
+            && unbound.message.contains("PersistentVolumeClaims"),
+        "{unbound:?}"
+    );
+
     // Deleting the leader pod: it releases the lease on SIGTERM, the other replica takes over.
     let other = |leader: &str| {
         let leader = leader.to_owned();

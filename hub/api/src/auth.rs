@@ -138,13 +138,15 @@ impl TokenKey {
     }
 }
 
-/// The bearer token in `metadata`, if any.
+/// The bearer token in `metadata`, if any: what follows the scheme `Bearer`, which is
+/// case-insensitive (RFC 9110 §11.1), trimmed. The portal's HTTP side reads `Authorization` the
+/// same way (before, `bearer <token>` and extra spaces were refused here only: the difference
+/// the `bearer` fuzz target's comparison of the two checks for).
 pub fn bearer_token(metadata: &MetadataMap) -> Option<&str> {
-    metadata
-        .get(AUTHORIZATION)?
-        .to_str()
-        .ok()?
-        .strip_prefix("Bearer ")
+    let value = metadata.get(AUTHORIZATION)?.to_str().ok()?.trim();
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
 /// A client interceptor that adds `authorization: Bearer <token>` to every call.
@@ -263,5 +265,24 @@ mod tests {
         let mut interceptor = BearerToken::new("abc").expect("ascii");
         let request = interceptor.call(Request::new(())).expect("intercepts");
         assert_eq!(bearer_token(request.metadata()), Some("abc"));
+    }
+
+    /// The scheme is case-insensitive (RFC 9110 §11.1) and the token is read as the portal's
+    /// HTTP side reads it; the `bearer` fuzz target checks the two agree.
+    #[test]
+    fn the_scheme_is_case_insensitive_and_the_token_trimmed() {
+        let token = |value: &'static str| {
+            let mut request = Request::new(());
+            request
+                .metadata_mut()
+                .insert(AUTHORIZATION, AsciiMetadataValue::from_static(value));
+            bearer_token(request.metadata()).map(str::to_owned)
+        };
+        assert_eq!(token("bearer abc"), Some("abc".to_owned()));
+        assert_eq!(token("BEARER abc"), Some("abc".to_owned()));
+        assert_eq!(token("Bearer  abc "), Some("abc".to_owned()));
+        assert_eq!(token("Bearer "), None);
+        assert_eq!(token("Basic abc"), None);
+        assert_eq!(token("Bearerabc"), None);
     }
 }

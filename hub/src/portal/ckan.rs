@@ -107,6 +107,33 @@ pub async fn action(
     }
 }
 
+/// What `action` answers for a query string and a body over `snapshot`, as [`action`] does but
+/// without HTTP: the status and CKAN's envelope without `help`. Public for the fuzz targets
+/// (`fuzz/`), which call it with untrusted bytes.
+pub fn answer(
+    action: &str,
+    query: Option<&str>,
+    body: &[u8],
+    snapshot: &Snapshot,
+    base: &str,
+) -> (StatusCode, Value) {
+    match params(query, body).and_then(|params| run(action, &params, snapshot, base)) {
+        Ok(result) => (StatusCode::OK, json!({ "success": true, "result": result })),
+        Err(Failure { status, error }) => (status, json!({ "success": false, "error": error })),
+    }
+}
+
+/// The filters of a `package_search` `fq` as the search applies them, each a facet and the value
+/// it must have, or the Search Query Error's message. Public for the fuzz targets (`fuzz/`).
+pub fn filter_query(fq: &str) -> Result<Vec<(Facet, String)>, String> {
+    let message = |f: Failure| f.error["message"].as_str().unwrap_or_default().to_owned();
+    filters(fq)
+        .map_err(message)?
+        .into_iter()
+        .map(|f| Ok((facet(&f.field).map_err(message)?, f.value)))
+        .collect()
+}
+
 fn params(query: Option<&str>, body: &[u8]) -> Result<Map<String, Value>, Failure> {
     let mut params: Map<String, Value> =
         form_urlencoded::parse(query.unwrap_or_default().as_bytes())

@@ -336,8 +336,8 @@ async fn catalog(State(state): State<PortalHttp>, headers: HeaderMap) -> Respons
     response
 }
 
-/// The token of `Authorization: Bearer <token>`, if any.
-fn bearer(headers: &HeaderMap) -> Option<String> {
+/// The token of `Authorization: Bearer <token>`, if any (public for the fuzz targets, `fuzz/`).
+pub fn bearer(headers: &HeaderMap) -> Option<String> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
     let (scheme, token) = value.split_once(' ')?;
     scheme
@@ -374,7 +374,7 @@ pub fn parse_range(value: &str, size: u64) -> Ranged {
     let (first, last) = (first.trim(), last.trim());
     if first.is_empty() {
         // A suffix: the last n bytes.
-        let Ok(n) = last.parse::<u64>() else {
+        let Some(n) = position(last) else {
             return Ranged::Unsatisfiable;
         };
         if n == 0 || size == 0 {
@@ -382,14 +382,14 @@ pub fn parse_range(value: &str, size: u64) -> Ranged {
         }
         return Ranged::Part(size.saturating_sub(n), size - 1);
     }
-    let Ok(start) = first.parse::<u64>() else {
+    let Some(start) = position(first) else {
         return Ranged::Unsatisfiable;
     };
     let end = if last.is_empty() {
         u64::MAX
     } else {
-        match last.parse::<u64>() {
-            Ok(end) if end >= start => end,
+        match position(last) {
+            Some(end) if end >= start => end,
             _ => return Ranged::Unsatisfiable,
         }
     };
@@ -397,6 +397,18 @@ pub fn parse_range(value: &str, size: u64) -> Ranged {
         return Ranged::Unsatisfiable;
     }
     Ranged::Part(start, end.min(size - 1))
+}
+
+/// A byte position or length of a range, RFC 9110's `1*DIGIT`: digits only (`u64::from_str`
+/// also takes a `+`), and one too large for a u64 saturates, since it is past the end of any
+/// file all the same (a last position or suffix past the end means the end, not a 416; found by
+/// the `range` fuzz target).
+fn position(text: &str) -> Option<u64> {
+    (!text.is_empty() && text.bytes().all(|b| b.is_ascii_digit())).then(|| {
+        text.bytes().fold(0u64, |n, b| {
+            n.saturating_mul(10).saturating_add(u64::from(b - b'0'))
+        })
+    })
 }
 
 /// The bytes of a hex digest, for the base64 of `Digest`.
@@ -681,6 +693,25 @@ mod tests {
             parse_range("bytes=99999999999999999999-", 100),
             Ranged::Unsatisfiable
         );
+    }
+
+    /// What the `range` fuzz target found (`fuzz/artifacts/range/`): a last position or suffix
+    /// too large for a u64 was answered 416 instead of to the end of the file, and a `+` sign,
+    /// which RFC 9110's `1*DIGIT` does not allow, was taken.
+    #[test]
+    fn ranges_past_a_u64_mean_the_end_and_signs_are_refused() {
+        let huge = "99999999999999999999999";
+        assert_eq!(
+            parse_range(&format!("bytes=80-{huge}"), 100),
+            Ranged::Part(80, 99)
+        );
+        assert_eq!(
+            parse_range(&format!("bytes=-{huge}"), 100),
+            Ranged::Part(0, 99)
+        );
+        assert_eq!(parse_range("bytes=+5-9", 100), Ranged::Unsatisfiable);
+        assert_eq!(parse_range("bytes=5-+9", 100), Ranged::Unsatisfiable);
+        assert_eq!(parse_range("bytes=-+9", 100), Ranged::Unsatisfiable);
     }
 
     #[test]

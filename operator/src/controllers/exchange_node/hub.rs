@@ -39,6 +39,18 @@ pub enum HubError {
         #[source]
         source: tonic::transport::Error,
     },
+    /// The hub did not answer and its pod says why (not scheduled, an image no node has, a
+    /// container that keeps crashing).
+    #[error("{source}; its pod {pod} is not running: {state}")]
+    PodNotRunning {
+        /// The hub's pod.
+        pod: String,
+        /// What the pod's status says.
+        state: String,
+        /// Why the hub did not answer.
+        #[source]
+        source: Box<HubError>,
+    },
     /// A call was refused or failed.
     #[error("{call} failed: {} ({:?})", .status.message(), .status.code())]
     Call {

@@ -173,7 +173,24 @@ async fn reconcile_valid(node: Arc<ExchangeNode>, ctx: Arc<Context>) -> Result<A
         // A stopped node has no hub to talk to; the status says so.
         Err(hub::HubError::Stopped)
     } else {
-        hub::sync(&plan).await
+        match hub::sync(&plan).await {
+            // A hub that does not answer is often a pod that cannot run: say why.
+            Err(error) => {
+                let pod = format!("{}-0", build::base_name(&node));
+                let namespace = node.namespace().unwrap_or_default();
+                Err(
+                    match read::hub_pod_problem(&ctx.client, &namespace, &pod).await {
+                        Some(state) => hub::HubError::PodNotRunning {
+                            pod,
+                            state,
+                            source: Box::new(error),
+                        },
+                        None => error,
+                    },
+                )
+            }
+            synced => synced,
+        }
     };
     if let Some(error) = observed
         .as_ref()

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use govdc_crds::common::SecretKeyReference;
 use govdc_crds::{DepartmentCloud, ExchangeNode};
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service, ServiceAccount};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{ApiResource, DynamicObject, ListParams};
@@ -109,6 +109,54 @@ pub async fn read(client: &Client, node: &ExchangeNode) -> Result<Inputs> {
     Ok(inputs)
 }
 
+/// Why the hub's pod `namespace/name` does not run, as its status says, when it says so; `None`
+/// when the pod runs, is only starting, is missing or cannot be read (this only explains a hub
+/// that did not answer, so a read error is no reason to fail the pass).
+pub async fn hub_pod_problem(client: &Client, namespace: &str, name: &str) -> Option<String> {
+    let pod = Api::<Pod>::namespaced(client.clone(), namespace)
+        .get_opt(name)
+        .await
+        .ok()??;
+    pod_problem(&pod)
+}
+
+/// What keeps `pod` from running: a container waiting for a reason other than starting (an
+/// image no node has, a crash loop), or the scheduler's refusal (no node fits, a claim no volume
+/// binds).
+pub fn pod_problem(pod: &Pod) -> Option<String> {
+    let status = pod.status.as_ref()?;
+    let waiting = status
+        .container_statuses
+        .iter()
+        .flatten()
+        .filter_map(|c| Some((c.name.as_str(), c.state.as_ref()?.waiting.as_ref()?)))
+        .find(|(_, w)| {
+            !matches!(
+                w.reason.as_deref(),
+                None | Some("ContainerCreating" | "PodInitializing")
+            )
+        });
+    if let Some((container, waiting)) = waiting {
+        let reason = waiting.reason.as_deref().unwrap_or_default();
+        return Some(match waiting.message.as_deref() {
+            Some(message) if !message.is_empty() => {
+                format!("container {container} waiting: {reason}: {message}")
+            }
+            _ => format!("container {container} waiting: {reason}"),
+        });
+    }
+    let unscheduled = status
+        .conditions
+        .iter()
+        .flatten()
+        .find(|c| c.type_ == "PodScheduled" && c.status == "False")?;
+    Some(format!(
+        "not scheduled: {}: {}",
+        unscheduled.reason.as_deref().unwrap_or("Unschedulable"),
+        unscheduled.message.as_deref().unwrap_or_default()
+    ))
+}
+
 /// Follows `parent.nodeRef` upwards; returns the chain when it meets a node twice.
 async fn find_cycle(client: &Client, node: &ExchangeNode) -> Result<Option<Vec<String>>> {
     let mut chain = vec![key_of(node)];
@@ -199,4 +247,52 @@ async fn secret_text(
         .and_then(|s| s.data)
         .and_then(|data| data.get(&reference.key).cloned())
         .and_then(|bytes| String::from_utf8(bytes.0).ok()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod(status: serde_json::Value) -> Pod {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "n-hub-0"}, "status": status,
+        }))
+        .expect("pod")
+    }
+
+    #[test]
+    fn a_pod_that_cannot_run_says_why_and_a_starting_one_does_not() {
+        let absent = pod(
+            serde_json::json!({"phase": "Pending", "containerStatuses": [{
+                "name": "hub", "image": "govdc/govdc-hub:x", "imageID": "", "ready": false, "restartCount": 0,
+                "state": {"waiting": {"reason": "ErrImageNeverPull", "message": "Container image \"govdc/govdc-hub:x\" is not present with pull policy of Never"}},
+            }]}),
+        );
+        assert_eq!(
+            pod_problem(&absent).as_deref(),
+            Some(
+                "container hub waiting: ErrImageNeverPull: Container image \"govdc/govdc-hub:x\" is not present with pull policy of Never"
+            )
+        );
+        let unscheduled = pod(serde_json::json!({"phase": "Pending", "conditions": [{
+            "type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+            "message": "0/1 nodes are available: pod has unbound immediate PersistentVolumeClaims.",
+        }]}));
+        assert_eq!(
+            pod_problem(&unscheduled).as_deref(),
+            Some(
+                "not scheduled: Unschedulable: 0/1 nodes are available: pod has unbound immediate PersistentVolumeClaims."
+            )
+        );
+        let starting = pod(serde_json::json!({"phase": "Pending",
+            "conditions": [{"type": "PodScheduled", "status": "True"}],
+            "containerStatuses": [{"name": "hub", "image": "i", "imageID": "", "ready": false,
+                "restartCount": 0, "state": {"waiting": {"reason": "ContainerCreating"}}}]}));
+        assert_eq!(pod_problem(&starting), None);
+        // A cluster without a scheduler leaves the pod without conditions: nothing to tell.
+        assert_eq!(
+            pod_problem(&pod(serde_json::json!({"phase": "Pending"}))),
+            None
+        );
+    }
 }

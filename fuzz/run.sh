@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Builds the fuzz targets and runs each for SECONDS_PER_TARGET (default 60) on its corpus:
+#   fuzz/run.sh [SECONDS_PER_TARGET] [TARGET...]
+# New inputs libFuzzer finds go to a scratch directory (the committed corpus stays small); a
+# crash is written to fuzz/artifacts/<target>/ and ends the script with an error. A summary
+# line per target (time, executions, coverage, corpus) is printed at the end.
+#
+# Stable Rust only: cargo-fuzz passes the compiler nightly-only flags (-Zsanitizer... is not
+# used: `-s none`; the coverage passes and `--cfg fuzzing` are), which RUSTC_BOOTSTRAP=1 lets
+# the stable compiler take. cargo-fuzz is installed from crates.io when missing; libFuzzer is
+# built from C++ by libfuzzer-sys, so a C++ compiler is needed (Debian: g++).
+set -euo pipefail
+cd "$(dirname "$0")"
+seconds=${1:-60}
+shift || true
+export RUSTC_BOOTSTRAP=1 CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
+
+if ! command -v c++ >/dev/null 2>&1; then
+  echo "fuzz/run.sh: installing a C++ compiler for libFuzzer (g++)"
+  apt-get update -qq && apt-get install -y -qq g++ >/dev/null
+fi
+if ! cargo fuzz --version >/dev/null 2>&1; then
+  echo "fuzz/run.sh: installing cargo-fuzz"
+  cargo install cargo-fuzz --locked --version 0.13.2
+fi
+# cargo-fuzz has no --locked: check here that Cargo.lock needs no change.
+cargo metadata --locked --format-version 1 >/dev/null
+
+cargo fuzz build -s none
+targets=("$@")
+if [[ ${#targets[@]} -eq 0 ]]; then
+  mapfile -t targets < <(cargo fuzz list)
+fi
+
+summary=()
+status=0
+for target in "${targets[@]}"; do
+  scratch=$(mktemp -d)
+  log="$scratch/log"
+  mkdir -p "artifacts/$target"
+  echo "== fuzz $target for ${seconds}s ($(date -u +%H:%M:%S))"
+  # -timeout: an input that takes longer is a hang, reported like a crash.
+  rc=0
+  cargo fuzz run -s none "$target" "$scratch/corpus" "corpus/$target" -- \
+    -max_total_time="$seconds" -timeout=60 -print_final_stats=1 >"$log" 2>&1 || rc=$?
+  grep -E '^#[0-9]+ *(INITED|DONE)' "$log" || true
+  if [[ $rc -ne 0 ]]; then
+    echo "fuzz $target: FAILED (exit $rc); the reproducer is in fuzz/artifacts/$target/"
+    grep -E 'panicked|ERROR|SUMMARY|Test unit written|error' "$log" | head -20 || tail -n 30 "$log"
+    status=1
+  fi
+  runs=$(grep -oE 'stat::number_of_executed_units: *[0-9]+' "$log" | grep -oE '[0-9]+$' || echo '?')
+  cov=$(grep -oE '^#[0-9]+ *DONE +cov: [0-9]+' "$log" | grep -oE '[0-9]+$' || echo '?')
+  inited=$(grep -oE '^#[0-9]+ *INITED +cov: [0-9]+' "$log" | grep -oE '[0-9]+$' | head -1 || echo '?')
+  summary+=("$target: ${seconds}s, $runs executions, coverage $inited at start -> $cov")
+  rm -rf "$scratch"
+done
+printf '\n== fuzz summary\n'
+printf '%s\n' "${summary[@]}"
+exit "$status"
