@@ -2,8 +2,9 @@
 //! cluster with a real node (`isolation`, this file's own): the NetworkPolicies the operator
 //! makes let a department's pods reach its other environment, its peers in and the exchange hub's
 //! namespace in, and refuse every other department; an intranet tenant's pods reach nothing
-//! outside the cluster; a hub pod's gRPC and sharing-monitor ports answer only the namespaces its
-//! ExchangeNode's NetworkPolicy allows; and Pod Security admission refuses what a tenant's
+//! outside the cluster; a hub pod's gRPC, sharing-monitor and metrics ports answer only the
+//! namespaces its ExchangeNode's NetworkPolicy allows (allowed departments of its zone, the
+//! operator's namespace, monitoring namespaces); and Pod Security admission refuses what a tenant's
 //! protection level forbids. Then a BackupPolicy failover onto a second cluster with a node
 //! (`isolation-dr`): the standby workloads scale up and their pods run there, under the tenant's
 //! Pod Security level and NetworkPolicies as on the primary.
@@ -40,6 +41,7 @@ const WAIT: Duration = Duration::from_secs(120);
 const WEB_PORT: u16 = 8080;
 const GRPC_PORT: u16 = 50051;
 const MONITOR_PORT: u16 = 8081;
+const METRICS_PORT: u16 = 9090;
 /// The cluster network namespace's address on its LAN (docs/controlplane.md, "Clusters with
 /// nodes"): where the control plane lives, outside the pod network. Pods route to it (their
 /// node's default route), so it stands for "an address outside the cluster".
@@ -167,9 +169,9 @@ enum Outcome {
 enum Protocol {
     /// HTTP/1.0 GET /; answered when a status line comes back.
     Http,
-    /// As [`Protocol::Http`], keeping the sending side open for 3 s: the hub's HTTP server
-    /// (hyper) drops a request whose client shut its sending side before the answer was ready,
-    /// as nc does at the end of its input, and the monitor's pages take a moment.
+    /// As [`Protocol::Http`], keeping the sending side open for 3 s: the hub's HTTP servers
+    /// (hyper) drop a request whose client shut its sending side before the answer was ready, as
+    /// nc does at the end of its input (the monitor's pages take a moment to render).
     HttpHeld,
     /// The HTTP/2 client preface; answered when the server's first frame is a SETTINGS frame
     /// (what a gRPC server sends first).
@@ -256,10 +258,30 @@ impl Route {
 /// Panics with the whole matrix when it does not.
 fn expect_matrix(env: &TestEnv, routes: &[Route], timeout: Duration) {
     let started = Instant::now();
+    // Six probes at a time: most of a probe is waiting (kubectl exec, a held request).
     let run = || -> Vec<Outcome> {
         routes
-            .iter()
-            .map(|p| probe(env, &p.from.0, &p.from.1, &p.address, p.port, p.protocol))
+            .chunks(6)
+            .flat_map(|chunk| {
+                std::thread::scope(|scope| {
+                    let probes: Vec<_> = chunk
+                        .iter()
+                        .map(|p| {
+                            scope.spawn(|| {
+                                probe(env, &p.from.0, &p.from.1, &p.address, p.port, p.protocol)
+                            })
+                        })
+                        .collect();
+                    probes
+                        .into_iter()
+                        .map(|probe| {
+                            probe
+                                .join()
+                                .unwrap_or_else(|_| Outcome::Broken("the probe panicked".into()))
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
             .collect()
     };
     let table = |outcomes: &[Outcome]| {
@@ -286,11 +308,14 @@ fn expect_matrix(env: &TestEnv, routes: &[Route], timeout: Duration) {
             "the traffic matrix did not settle within {timeout:?}:\n{}",
             table(&outcomes)
         );
-        let pending: Vec<&str> = routes
+        let pending: Vec<String> = routes
             .iter()
             .zip(&outcomes)
             .filter(|(p, o)| !p.met(o))
-            .map(|(p, _)| p.what.as_str())
+            .map(|(p, o)| {
+                let seen: String = format!("{o:?}").chars().take(120).collect();
+                format!("{}: {seen}", p.what)
+            })
             .collect();
         eprintln!(
             "after {:.1}s, not yet: {pending:?}",
@@ -498,6 +523,13 @@ async fn department_policies_and_the_hubs_policy_hold_for_real_traffic_and_pod_s
         .patch(&hub_ns, &PatchParams::default(), &Patch::Merge(&label))
         .await
         .expect("label the hub's namespace");
+    // A namespace of the monitoring system (the hub lets it reach its metrics port only).
+    let monitoring = env.namespace("monitoring").await;
+    let label = json!({"metadata": {"labels": {"govdc.io/monitoring": "true"}}});
+    Api::<Namespace>::all(env.client.clone())
+        .patch(&monitoring, &PatchParams::default(), &Patch::Merge(&label))
+        .await
+        .expect("label the monitoring namespace");
 
     // The hub: an extranet national node that a and i may join (i cannot: another network).
     let class = format!("{p}-local");
@@ -522,7 +554,19 @@ async fn department_policies_and_the_hubs_policy_hold_for_real_traffic_and_pod_s
         .await
         .expect("create ExchangeNode");
 
-    let namespaces = [&a_prod, &a_test, &b_prod, &c_prod, &i_prod, &other, &hub_ns];
+    // The lease's namespace is the operator's as the hub's policy knows it (the chart's release
+    // namespace).
+    let namespaces = [
+        &a_prod,
+        &a_test,
+        &b_prod,
+        &c_prod,
+        &i_prod,
+        &other,
+        &hub_ns,
+        &monitoring,
+        &lease,
+    ];
     for namespace in namespaces {
         Api::<Pod>::namespaced(env.client.clone(), namespace)
             .create(&PostParams::default(), &web_pod(namespace))
@@ -586,6 +630,13 @@ async fn department_policies_and_the_hubs_policy_hold_for_real_traffic_and_pod_s
         route("b-prod -> hub monitor (not allowed)", &b_prod, &hub_ip, MONITOR_PORT, held, false, None),
         route("other -> hub monitor (no department)", &other, &hub_ip, MONITOR_PORT, held, false, None),
         route("i-prod -> hub monitor (allowed, but intranet)", &i_prod, &hub_ip, MONITOR_PORT, held, false, None),
+        route("monitoring namespace -> hub monitor", &monitoring, &hub_ip, MONITOR_PORT, held, false, None),
+        route("operator's namespace -> hub monitor", &lease, &hub_ip, MONITOR_PORT, held, true, Some("200 OK")),
+        // The hub's other ports.
+        route("operator's namespace -> hub gRPC", &lease, &hub_ip, GRPC_PORT, grpc, true, None),
+        route("monitoring namespace -> hub metrics", &monitoring, &hub_ip, METRICS_PORT, held, true, None),
+        route("a-prod -> hub metrics (a tenant)", &a_prod, &hub_ip, METRICS_PORT, held, false, None),
+        route("monitoring namespace -> hub gRPC", &monitoring, &hub_ip, GRPC_PORT, grpc, false, None),
     ];
     tokio::task::block_in_place(|| expect_matrix(&env, &routes, Duration::from_secs(120)));
 
