@@ -527,7 +527,9 @@ async fn a_million_row_file_previews_as_fast_as_a_small_one() {
         let small = web_fixtures::csv("编号,名称,数值", 20, row);
         web_fixtures::publish(&hub, metadata("t.big", 1_000_000), &big, false).await;
         web_fixtures::publish(&hub, metadata("t.small", 20), &small, false).await;
-        let median = |id: &'static str| {
+        // The first view reads the file; the page keeps the preview of that version, so the
+        // later ones (their median) do not.
+        let timed = |id: &'static str| {
             let url = url.clone();
             async move {
                 let mut times = Vec::new();
@@ -540,14 +542,22 @@ async fn a_million_row_file_previews_as_fast_as_a_small_one() {
                     assert_eq!(rows.len(), 10);
                     assert_eq!(rows[9], ["9", "西湖区第9号观测点", "9"]);
                 }
+                let first = times[0];
                 times.sort();
-                times[3]
+                (first, times[3])
             }
         };
-        let small_time = median("t.small").await;
-        let big_time = median("t.big").await;
-        println!("dataset page with preview, median of 7: 20 rows {small_time:?}, 1,000,000 rows {big_time:?}");
+        let (small_first, small_time) = timed("t.small").await;
+        let (big_first, big_time) = timed("t.big").await;
+        println!(
+            "dataset page with preview: first view (reading the file) 20 rows {small_first:?}, \
+             1,000,000 rows {big_first:?}; median of 7: {small_time:?}, {big_time:?}"
+        );
         // Reading the whole file (about 35 MB of CSV) would take seconds in a debug build.
+        assert!(
+            big_first < small_first * 3 + Duration::from_millis(50),
+            "first view: 1M rows {big_first:?} against 20 rows {small_first:?}"
+        );
         assert!(
             big_time < small_time * 3 + Duration::from_millis(50),
             "1M rows {big_time:?} against 20 rows {small_time:?}"

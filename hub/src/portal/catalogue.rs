@@ -159,6 +159,14 @@ impl Snapshot {
             .unwrap_or_default()
     }
 
+    /// The position of dataset `id` in `entries` (which are in id order, as [`load_all`] reads
+    /// them), if it is served.
+    pub fn position(&self, id: &str) -> Option<usize> {
+        self.entries
+            .binary_search_by(|e| e.metadata.id.as_str().cmp(id))
+            .ok()
+    }
+
     /// The entries at `positions`.
     pub fn at<'a>(&'a self, positions: &'a [usize]) -> impl Iterator<Item = &'a Entry> + 'a {
         positions.iter().map(|&i| &self.entries[i])

@@ -190,6 +190,8 @@ pub struct Portal {
     pub catalogue: catalogue::Catalogue,
     /// Download counts, counted on the server.
     pub downloads: downloads::Downloads,
+    /// The dataset pages' previews already read.
+    pub previews: web::preview::Cache,
 }
 
 /// Marks a dataset's upload in progress until dropped.
@@ -222,6 +224,7 @@ impl Portal {
             metrics: PortalMetrics::new()?,
             catalogue: catalogue::Catalogue::default(),
             downloads: downloads::Downloads::default(),
+            previews: web::preview::Cache::default(),
         }))
     }
 

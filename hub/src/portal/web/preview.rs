@@ -2,8 +2,10 @@
 //! separate data store) and only as far as they go, so that a file of a million rows previews
 //! as fast as one of ten.
 
+use std::collections::HashMap;
 use std::io::{BufReader, Read};
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 /// Rows a preview shows.
 pub const ROWS: usize = 10;
@@ -118,6 +120,44 @@ pub fn read(path: &Path, rows: usize) -> Result<Preview, PreviewError> {
     Ok(preview)
 }
 
+/// Previews held at most by a [`Cache`].
+pub const CACHED: usize = 1024;
+
+/// Which file a preview is of: dataset, version and the file's SHA-256. A version's files never
+/// change (a new publish is a new version, an imported state with other bytes another digest),
+/// so a preview read once stays right.
+pub type Key = (String, i64, String);
+
+/// The previews already read, so that a dataset page does not open and decompress its file on
+/// every view: bounded to [`CACHED`] (an arbitrary one gives way when it is full).
+#[derive(Debug, Default)]
+pub struct Cache {
+    inner: Mutex<HashMap<Key, Arc<Preview>>>,
+}
+
+impl Cache {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Key, Arc<Preview>>> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The preview of `key`, if read before.
+    pub fn get(&self, key: &Key) -> Option<Arc<Preview>> {
+        self.lock().get(key).cloned()
+    }
+
+    /// Keeps `preview` for `key`.
+    pub fn put(&self, key: Key, preview: Arc<Preview>) {
+        let mut previews = self.lock();
+        if previews.len() >= CACHED
+            && !previews.contains_key(&key)
+            && let Some(old) = previews.keys().next().cloned()
+        {
+            previews.remove(&old);
+        }
+        previews.insert(key, preview);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -159,6 +199,19 @@ mod tests {
         assert_eq!(preview.rows[0][0].chars().count(), MAX_CELL_CHARS + 1);
 
         std::fs::write(&path, b"not gzip").unwrap_or_else(|e| panic!("{e}"));
+        let cache = Cache::default();
+        for i in 0..CACHED + 10 {
+            cache.put(
+                ("d".into(), i as i64, String::new()),
+                Arc::new(preview.clone()),
+            );
+        }
+        assert_eq!(cache.lock().len(), CACHED, "bounded");
+        assert!(
+            cache
+                .get(&("d".into(), (CACHED + 9) as i64, String::new()))
+                .is_some()
+        );
         assert!(matches!(read(&path, 3), Err(PreviewError::Read { .. })));
         std::fs::remove_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
     }

@@ -23,10 +23,10 @@ use super::query::{self, BadParameter, PAGE_SIZE, SearchState, link, with_lang};
 use crate::portal::catalogue::Snapshot;
 use crate::portal::history::{self, Change};
 use crate::portal::http::{PortalHttp, rfc3339};
-use crate::portal::quality::{CHECKS, DIMENSIONS, Quality, assess, rating};
+use crate::portal::quality::{CHECKS, DIMENSIONS, Quality, rating};
 use crate::portal::search::{self, Facet, Sort};
 use crate::portal::timeliness::{Timeliness, frequency, judge};
-use crate::portal::{Entry, load_one, valid_id};
+use crate::portal::{Entry, valid_id};
 use crate::service::now_micros;
 
 /// The style sheet, served from the hub (no third-party host, and a `style-src 'self'` policy).
@@ -540,25 +540,40 @@ async fn preview_of(state: &PortalHttp, entry: &Entry, lang: Lang) -> PreviewVie
     if entry.conditional() {
         return PreviewView::Note(lang.t("preview.conditional"));
     }
-    if !entry.files.iter().any(|f| f.format == "csv") {
+    let Some(csv) = entry.files.iter().find(|f| f.format == "csv") else {
         return PreviewView::Note(lang.t("preview.none"));
-    }
-    let path = state
-        .portal
-        .file_path(&entry.metadata.id, entry.metadata.version, "csv");
-    match tokio::task::spawn_blocking(move || preview::read(&path, preview::ROWS)).await {
-        Ok(Ok(p)) if p.rows.is_empty() => PreviewView::Note(lang.t("preview.empty")),
-        Ok(Ok(p)) => PreviewView::Rows {
-            caption: lang.fill("preview.caption", &[("n", &p.rows.len().to_string())]),
-            columns: p.columns,
-            rows: p.rows,
-        },
-        Ok(Err(e)) => {
-            // A newer version may have replaced the file since the entry was read.
-            tracing::warn!(dataset = entry.metadata.id, error = %e, "previewing a dataset");
-            PreviewView::Note(lang.t("preview.unavailable"))
+    };
+    let key = (
+        entry.metadata.id.clone(),
+        entry.metadata.version,
+        csv.sha256.clone(),
+    );
+    let read = match state.portal.previews.get(&key) {
+        Some(read) => Ok(read),
+        None => {
+            let path = state
+                .portal
+                .file_path(&entry.metadata.id, entry.metadata.version, "csv");
+            match tokio::task::spawn_blocking(move || preview::read(&path, preview::ROWS)).await {
+                Ok(Ok(read)) => {
+                    let read = Arc::new(read);
+                    state.portal.previews.put(key, read.clone());
+                    Ok(read)
+                }
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(e) => Err(e.to_string()),
+            }
         }
+    };
+    match read {
+        Ok(p) if p.rows.is_empty() => PreviewView::Note(lang.t("preview.empty")),
+        Ok(p) => PreviewView::Rows {
+            caption: lang.fill("preview.caption", &[("n", &p.rows.len().to_string())]),
+            columns: p.columns.clone(),
+            rows: p.rows.clone(),
+        },
         Err(e) => {
+            // A newer version may have replaced the file since the entry was read.
             tracing::warn!(dataset = entry.metadata.id, error = %e, "previewing a dataset");
             PreviewView::Note(lang.t("preview.unavailable"))
         }
@@ -664,23 +679,26 @@ pub async fn dataset(
         return frame.bad_request(&bad);
     }
     let lang = frame.lang;
+    // One read for the catalogue's snapshot (already decoded, as the API answers from it) and
+    // the dataset's history: no row decoded per view.
     let found = if valid_id(&id) {
-        let lookup = id.clone();
+        let (lookup, portal) = (id.clone(), state.portal.clone());
         state
             .hub
             .store
             .read(move |conn| {
-                let Some(entry) = load_one(conn, &lookup)? else {
+                let snapshot = portal.catalogue.snapshot(conn)?;
+                let Some(at) = snapshot.position(&lookup) else {
                     return Ok(None);
                 };
                 let history = history::of_dataset(conn, &lookup, HISTORY_ROWS)?;
-                Ok(Some((entry, history)))
+                Ok(Some((snapshot, at, history)))
             })
             .await
     } else {
         Ok(None)
     };
-    let (entry, events) = match found {
+    let (snapshot, at, events) = match found {
         Ok(Some(found)) => found,
         Ok(None) => {
             let page = ErrorPage {
@@ -693,6 +711,7 @@ pub async fn dataset(
         }
         Err(status) => return frame.unavailable(&status),
     };
+    let entry = &snapshot.entries[at];
     let base = state.portal.public_url.clone();
     let m = &entry.metadata;
     let browse = SearchState {
@@ -708,7 +727,7 @@ pub async fn dataset(
             format!("{base}{}", super::alternates::dcat_path(&m.id)),
         ),
     ];
-    layout.json_ld = Some(json_ld(&schema_org(&entry, &base)));
+    layout.json_ld = Some(json_ld(&schema_org(entry, &base)));
     let risk = m
         .risk
         .as_ref()
@@ -732,14 +751,12 @@ pub async fn dataset(
             ]
         })
         .unwrap_or_default();
-    let preview = preview_of(&state, &entry, lang).await;
+    let preview = preview_of(&state, entry, lang).await;
     // The quality stored with this version; worked out again for one published before the
     // store kept it.
-    let quality = events
-        .iter()
-        .find(|e| e.change == Change::Publish && e.version == m.version)
-        .and_then(|e| e.quality.clone())
-        .unwrap_or_else(|| assess(&entry));
+    // The quality stored with this version (worked out again by the snapshot for one published
+    // before the store kept it).
+    let quality = &snapshot.quality[at];
     let timeliness = match judge(entry.published_at, m.update_interval_seconds, now_micros()) {
         Timeliness::Irregular => ("irregular", lang.t("timeliness.irregular").to_owned()),
         Timeliness::OnTime { due } => (
@@ -778,7 +795,7 @@ pub async fn dataset(
             frequency(m.update_interval_seconds)
         )),
         timeliness,
-        quality: quality_view(lang, &quality),
+        quality: quality_view(lang, quality),
         history: history_rows,
         id: m.id.clone(),
         title: m.title.clone(),
@@ -792,7 +809,7 @@ pub async fn dataset(
         publisher: Counted {
             label: m.organization_name.clone(),
             url: browse
-                .with_filter(Facet::Department, &search::department(&entry))
+                .with_filter(Facet::Department, &search::department(entry))
                 .url(),
             count: 0,
             selected: false,
@@ -805,7 +822,7 @@ pub async fn dataset(
         },
         tags: m.tags.clone(),
         license: (m.license.clone(), license_url(&m.license)),
-        openness: badge(lang, &entry),
+        openness: badge(lang, entry),
         how: lang.t(if entry.conditional() {
             "openness.conditional.how"
         } else {
@@ -855,7 +872,7 @@ pub async fn dataset(
             .collect(),
         risk,
         preview,
-        snippets: snippets(&entry, &base, lang),
+        snippets: snippets(entry, &base, lang),
         layout,
     };
     html(StatusCode::OK, lang, page.render())
