@@ -26,7 +26,13 @@ fi
 # cargo-fuzz has no --locked: check here that Cargo.lock needs no change.
 cargo metadata --locked --format-version 1 >/dev/null
 
-cargo fuzz build -s none
+# GOVDC_FUZZ_TARGET_DIR: where the instrumented build goes (fuzz/target by default; CI keeps
+# it outside its fresh clone, so that a second run on a machine rebuilds only our crates).
+target_dir=()
+if [[ -n ${GOVDC_FUZZ_TARGET_DIR:-} ]]; then
+  target_dir=(--target-dir "$GOVDC_FUZZ_TARGET_DIR")
+fi
+cargo fuzz build -s none "${target_dir[@]}"
 targets=("$@")
 if [[ ${#targets[@]} -eq 0 ]]; then
   mapfile -t targets < <(cargo fuzz list)
@@ -34,6 +40,8 @@ fi
 
 summary=()
 status=0
+passed=0
+failed=0
 for target in "${targets[@]}"; do
   scratch=$(mktemp -d)
   log="$scratch/log"
@@ -41,13 +49,16 @@ for target in "${targets[@]}"; do
   echo "== fuzz $target for ${seconds}s ($(date -u +%H:%M:%S))"
   # -timeout: an input that takes longer is a hang, reported like a crash.
   rc=0
-  cargo fuzz run -s none "$target" "$scratch/corpus" "corpus/$target" -- \
+  cargo fuzz run -s none "${target_dir[@]}" "$target" "$scratch/corpus" "corpus/$target" -- \
     -max_total_time="$seconds" -timeout=60 -print_final_stats=1 >"$log" 2>&1 || rc=$?
   grep -E '^#[0-9]+ *(INITED|DONE)' "$log" || true
   if [[ $rc -ne 0 ]]; then
     echo "fuzz $target: FAILED (exit $rc); the reproducer is in fuzz/artifacts/$target/"
     grep -E 'panicked|ERROR|SUMMARY|Test unit written|error' "$log" | head -20 || tail -n 30 "$log"
     status=1
+    failed=$((failed + 1))
+  else
+    passed=$((passed + 1))
   fi
   runs=$(grep -oE 'stat::number_of_executed_units: *[0-9]+' "$log" | grep -oE '[0-9]+$' || echo '?')
   cov=$(grep -oE '^#[0-9]+ *DONE +cov: [0-9]+' "$log" | grep -oE '[0-9]+$' || echo '?')
@@ -57,4 +68,5 @@ for target in "${targets[@]}"; do
 done
 printf '\n== fuzz summary\n'
 printf '%s\n' "${summary[@]}"
+echo "fuzz: $passed passed, $failed failed"
 exit "$status"
