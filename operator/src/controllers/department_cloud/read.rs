@@ -29,9 +29,14 @@ fn namespaced_resources() -> [ApiResource; 4] {
 /// Every object labelled as made for `cloud`. Reads are kept cheap at a thousand tenants: one
 /// label-selected list of namespaces, lists inside the tenant's own namespaces (which the API
 /// server's watch cache indexes), and the cluster role by its name, all concurrently.
+///
+/// The lists are consistent reads, never "any version": the clean-up after a deletion and the
+/// periodic comparison act on what they list, and a lagging watch cache once hid the role
+/// bindings and network policies a pass had just written, so a retained tenant's clean-up
+/// released the rest and left those labelled as managed (found by the crash test under load).
 pub async fn owned_objects(client: &Client, cloud: &DepartmentCloud) -> Result<Vec<Owned>> {
     let owner = build::owner(cloud);
-    let params = ListParams::default().labels(&owner.selector()).match_any();
+    let params = ListParams::default().labels(&owner.selector());
     let read_error = |what: String| move |source| Error::Read { what, source };
     let namespace_resource = ApiResource::erase::<Namespace>(&());
     let namespaces = Api::<DynamicObject>::all_with(client.clone(), &namespace_resource)
