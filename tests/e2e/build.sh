@@ -87,8 +87,11 @@ fi
 # pause:3.10.2 is already there). The three share one root filesystem: agnhost at /agnhost (its
 # upstream entrypoint), busybox for sh/seq/test, and dig and getent with their libraries from the
 # Debian packages bind9-dnsutils and libc-bin, which is what the DNS specs' probes run (upstream
-# agnhost is Alpine with bind-tools; glibc-dns-testing a glibc image with dig).
-for p in umoci busybox-static bind9-dnsutils; do
+# agnhost is Alpine with bind-tools; glibc-dns-testing a glibc image with dig), and OpenBSD's nc
+# (netcat-openbsd) instead of Debian busybox's, which lacks the -v, -t, -u and -z the Services
+# specs pass (`echo hostName | nc -v -t -w 2 SERVICE PORT`; Alpine's busybox has them). sh is
+# Debian's dash: Debian's static busybox ash runs its own applets before PATH, so its nc would win.
+for p in umoci busybox-static bind9-dnsutils netcat-openbsd; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
     echo "e2e/build.sh: installing $p (apt-get)" >&2
     DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$p" >&2
@@ -102,8 +105,10 @@ tools_rootfs() {
   local r=$1 a f
   install -D -m 0755 "$out/agnhost" "$r/agnhost"
   install -D -m 0755 /bin/busybox "$r/bin/busybox"
-  for a in $(/bin/busybox --list); do [[ $a == busybox ]] || ln -sf busybox "$r/bin/$a"; done
-  for f in /usr/bin/dig /usr/bin/getent $(libs /usr/bin/dig /usr/bin/getent); do
+  for a in $(/bin/busybox --list); do [[ $a == busybox || $a == nc || $a == sh ]] || ln -sf busybox "$r/bin/$a"; done
+  install -D -m 0755 /bin/nc.openbsd "$r/usr/bin/nc"
+  install -D -m 0755 /bin/dash "$r/bin/sh"
+  for f in /usr/bin/dig /usr/bin/getent $(libs /usr/bin/dig /usr/bin/getent /bin/nc.openbsd /bin/dash); do
     install -D -m 0755 "$f" "$r$f"
   done
   mkdir -p "$r/tmp" "$r/etc" && chmod 1777 "$r/tmp"
@@ -119,7 +124,8 @@ build_image() {
     umoci --version
     echo "$name:$tag"
     declare -f tools_rootfs build_image libs
-    sha256sum "$out/agnhost" /bin/busybox /usr/bin/dig /usr/bin/getent $(libs /usr/bin/dig /usr/bin/getent)
+    sha256sum "$out/agnhost" /bin/busybox /usr/bin/dig /usr/bin/getent /bin/nc.openbsd /bin/dash \
+      $(libs /usr/bin/dig /usr/bin/getent /bin/nc.openbsd /bin/dash)
   } | sha256sum | cut -d' ' -f1)
   if fresh "images/$name.oci.tar" "$hash"; then
     echo "e2e/build.sh: image $name is up to date" >&2

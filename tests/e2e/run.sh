@@ -62,7 +62,7 @@ rc=0
   >"$work/e2e.log" 2>&1) || rc=$?
 echo "run.sh: e2e.test exited $rc after $(($(date +%s) - start))s; log $work/e2e.log" >&2
 if [[ -f $work/report.json ]]; then
-  jq -r '.[].SpecReports[] | select(.LeafNodeType == "It") |
+  jq -r '.[].SpecReports[] | select(.LeafNodeType == "It" and .State != "skipped") |
     "\(.State | ascii_upcase)\t\(.RunTime / 1e9 | floor)s\t\([.ContainerHierarchyTexts[], .LeafNodeText] | join(" "))" +
     (if .State == "failed" or .State == "timedout" then "\n\t" + (.Failure.Message | split("\n")[0:3] | join(" ")) else "" end)' \
     "$work/report.json"
