@@ -265,7 +265,8 @@ async fn start_portal(
 }
 
 /// Refuses to serve a portal whose files do not match the store: every file of every
-/// downloadable version must be there with the size the store records.
+/// downloadable version must be there with the size the store records, except the versions an
+/// import marked as awaiting their files (`crate::portal::restore`).
 ///
 /// A size is one `stat` per file, so this costs nothing at start whatever the datasets weigh;
 /// the SHA-256 of every file would read every published byte (minutes for a portal of large
@@ -279,7 +280,7 @@ async fn check_published_files(
     let versions = store
         .read(|conn| {
             let mut stmt = conn
-                .prepare("SELECT dataset_id, version, files FROM portal_versions")
+                .prepare("SELECT dataset_id, version, files, awaiting_files FROM portal_versions")
                 .db()?;
             let rows = stmt
                 .query_map([], |r| {
@@ -287,6 +288,7 @@ async fn check_published_files(
                         r.get::<_, String>(0)?,
                         r.get::<_, i64>(1)?,
                         r.get::<_, String>(2)?,
+                        r.get::<_, bool>(3)?,
                     ))
                 })
                 .db()?
@@ -298,9 +300,20 @@ async fn check_published_files(
         .map_err(|s| anyhow::anyhow!("reading the portal's versions: {}", s.message()))?;
     let portal = portal.clone();
     tokio::task::spawn_blocking(move || {
-        for (id, version, files) in versions {
+        for (id, version, files, awaiting) in versions {
             let files: Vec<crate::portal::StoredFile> = serde_json::from_str(&files)
                 .with_context(|| format!("the store's file list of dataset {id} version {version}"))?;
+            // Files an imported state did not bring are not damage: they are served (503 until
+            // then) once the version is published again (`crate::portal::restore`).
+            if awaiting {
+                tracing::warn!(
+                    dataset = %id,
+                    version,
+                    "this version's files did not come with the imported state: its downloads \
+                     answer 503 until it is published again"
+                );
+                continue;
+            }
             for file in files {
                 let path = portal.file_path(&id, version, &file.format);
                 let found = match std::fs::metadata(&path) {

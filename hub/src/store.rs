@@ -196,6 +196,10 @@ const MIGRATIONS: &[&str] = &[
     ) STRICT;
     CREATE INDEX portal_applications_state ON portal_applications (state, submitted_at);
     "#,
+    // 5: versions whose files an imported state did not bring (see `crate::portal::restore`).
+    r#"
+    ALTER TABLE portal_versions ADD COLUMN awaiting_files INTEGER NOT NULL DEFAULT 0;
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -931,3 +931,203 @@ async fn a_full_disk_fails_commits_and_publishes_cleanly_and_the_node_recovers_w
     })
     .await;
 }
+
+/// A download of `path` with `Accept` and `Accept-Language`: status, headers and body.
+async fn download_as(
+    hub: &HubProcess,
+    path: &str,
+    accept: &str,
+    language: &str,
+) -> (u16, reqwest::header::HeaderMap, String) {
+    let url = format!("{}{path}", hub.portal_url().unwrap());
+    let response = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+        .get(&url)
+        .header("accept", accept)
+        .header("accept-language", language)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    (status, headers, response.text().await.unwrap_or_default())
+}
+
+/// Asserts that `path` answers 200 with `bytes` and their SHA-256 in `X-Checksum-Sha256`.
+async fn serves(hub: &HubProcess, path: &str, bytes: &[u8]) {
+    let url = format!("{}{path}", hub.portal_url().unwrap());
+    let response = reqwest::get(&url).await.unwrap();
+    assert_eq!(response.status().as_u16(), 200, "{path}");
+    let header = response.headers()["x-checksum-sha256"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let body = response.bytes().await.unwrap();
+    assert_eq!(header, sha256(bytes));
+    assert_eq!(sha256(&body), sha256(bytes));
+    assert!(body == bytes, "the same bytes");
+}
+
+/// Disaster recovery of a portal node: `ImportState` carries the store, not the published
+/// files. The imported versions whose files are not on the new node are marked at import: the
+/// node still starts (a missing file of such a version is not damage), their downloads answer
+/// 503 "being restored" (text, or a page in zh-CN or English), and a `PublishDataset` of the
+/// same version with the same bytes stores them (not `Unchanged`) and they are served byte for
+/// byte; other bytes under the same version are refused; once restored, a truncated file is
+/// refused at start again.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_imported_portal_state_starts_answers_503_and_takes_its_files_back_from_a_republish() {
+    bounded(Duration::from_secs(180), async {
+        let options = || HubOptions::new("faults-dr", "national", "extranet").portal();
+        let primary = HubProcess::start(&bin(), options()).unwrap();
+        let seed = seed("FAULTS_SEED");
+        let (csv1, csv2) = (content(seed, 300_000), content(seed + 1, 700_000));
+        let mut portal = portal_client(&primary);
+        publish_dataset(&mut portal, upload("faults.dr", 1, &csv1))
+            .await
+            .unwrap();
+        publish_dataset(&mut portal, upload("faults.dr", 2, &csv2))
+            .await
+            .unwrap();
+        let chunks = export(&primary).await;
+        let recorded = listed(&mut portal).await;
+        assert!(!recorded[0].awaiting_files, "the primary has its files");
+
+        // Imported back into a node that has the files (the primary itself): nothing awaited.
+        let requests = |replace: bool| -> Vec<ImportStateChunk> {
+            chunks
+                .iter()
+                .enumerate()
+                .map(|(i, c)| ImportStateChunk {
+                    data: c.data.clone(),
+                    sha256: c.sha256.clone(),
+                    replace: replace && i == 0,
+                })
+                .collect()
+        };
+        Clients::admin(&primary)
+            .node
+            .import_state(tokio_stream::iter(requests(true)))
+            .await
+            .unwrap();
+        assert!(!listed(&mut portal).await[0].awaiting_files);
+        let (status, body) = download(&primary, "/download/faults.dr/2/data.csv.gz").await;
+        assert!(status == 200 && body == csv2, "{status}");
+
+        // The DR node: a fresh hub of the same name, without the files.
+        let mut standby = HubProcess::start(&bin(), options()).unwrap();
+        Clients::admin(&standby)
+            .node
+            .import_state(tokio_stream::iter(requests(false)))
+            .await
+            .unwrap();
+        let (_, action, detail) = last_audit(&mut Clients::admin(&standby)).await;
+        assert_eq!(action, "state.import");
+        assert!(
+            detail.contains("faults.dr/1") && detail.contains("faults.dr/2"),
+            "{detail}"
+        );
+        let path = "/download/faults.dr/2/data.csv.gz";
+        for when in ["after the import", "after a restart"] {
+            let mut standby_portal = portal_client(&standby);
+            let listed_now = listed(&mut standby_portal).await;
+            assert_eq!(
+                listed_now.len(),
+                1,
+                "{when}: the dataset stays in the catalogue"
+            );
+            assert!(listed_now[0].awaiting_files, "{when}: {listed_now:?}");
+            assert_eq!(listed_now[0].files, recorded[0].files, "{when}");
+            let (status, headers, body) = download_as(&standby, path, "*/*", "en").await;
+            assert_eq!(status, 503, "{when}: {body}");
+            assert!(body.contains("being restored"), "{when}: {body}");
+            assert_eq!(headers["cache-control"], "no-store", "{when}");
+            assert!(headers.contains_key("retry-after"), "{when}");
+            let (status, headers, page) = download_as(&standby, path, "text/html", "en").await;
+            assert_eq!(status, 503, "{when}");
+            assert!(
+                headers["content-type"]
+                    .to_str()
+                    .unwrap()
+                    .starts_with("text/html")
+            );
+            assert!(
+                page.contains("The files are being restored"),
+                "{when}: {page}"
+            );
+            assert!(page.contains("lang=\"en\""), "{when}");
+            let (status, _, page) = download_as(&standby, path, "text/html", "zh-CN").await;
+            assert_eq!(status, 503, "{when}");
+            assert!(page.contains("数据文件正在恢复"), "{when}: {page}");
+            assert!(page.contains("lang=\"zh-CN\""), "{when}");
+            // The previous version's files are awaited too.
+            let (status, _, _) =
+                download_as(&standby, "/download/faults.dr/1/data.csv.gz", "*/*", "en").await;
+            assert_eq!(status, 503, "{when}: version 1");
+            if when == "after the import" {
+                // Before the fix, the start-up check refused this node (exit 2).
+                assert!(standby.stop().unwrap().success());
+                standby.restart().unwrap();
+            }
+        }
+
+        // Other bytes under the same version are refused: its URL is immutable.
+        let mut standby_portal = portal_client(&standby);
+        let mut other = upload("faults.dr", 2, &csv1);
+        if let Some(Part::Metadata(m)) = &mut other[0].part {
+            m.content_sha256 = sha256(&csv2);
+        }
+        let refused = publish_dataset(&mut standby_portal, other)
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
+        assert!(refused.message().contains("same bytes"), "{refused:?}");
+        assert!(listed(&mut standby_portal).await[0].awaiting_files);
+
+        // The operator's republish of the same version brings the files.
+        let (before, _, _) = last_audit(&mut Clients::admin(&standby)).await;
+        let restored = publish_dataset(&mut standby_portal, upload("faults.dr", 2, &csv2))
+            .await
+            .unwrap();
+        assert_eq!(restored.files, recorded[0].files);
+        assert!(!restored.awaiting_files);
+        let (seq, action, _) = last_audit(&mut Clients::admin(&standby)).await;
+        assert_eq!((seq, action.as_str()), (before + 1, "portal.restore"));
+        let listed_now = listed(&mut standby_portal).await;
+        assert!(!listed_now[0].awaiting_files, "{listed_now:?}");
+        assert_eq!(
+            listed_now[0].published_at, recorded[0].published_at,
+            "the same version"
+        );
+        serves(&standby, path, &csv2).await;
+        // Version 1 cannot be published again: it is forgotten (404), not awaited forever.
+        let (status, _, _) =
+            download_as(&standby, "/download/faults.dr/1/data.csv.gz", "*/*", "en").await;
+        assert_eq!(status, 404);
+        // Now the files are there: the same publish again is `Unchanged` (nothing audited).
+        publish_dataset(&mut standby_portal, upload("faults.dr", 2, &csv2))
+            .await
+            .unwrap();
+        assert_eq!(last_audit(&mut Clients::admin(&standby)).await.0, seq);
+
+        // It starts and serves after a restart, and damage is still refused at start.
+        assert!(standby.stop().unwrap().success());
+        standby.restart().unwrap();
+        serves(&standby, path, &csv2).await;
+        assert!(standby.stop().unwrap().success());
+        let file = standby.data_dir.join("portal/faults.dr/2/data.csv.gz");
+        std::fs::write(&file, &csv2[..csv2.len() - 1]).unwrap();
+        let said = assert_refused(
+            standby.restart(),
+            "a restored hub whose published file is truncated",
+            &["data.csv.gz", "faults.dr", &sha256(&csv2)],
+        );
+        eprintln!("truncated restored file: refused: {said}");
+        std::fs::write(&file, &csv2).unwrap();
+        standby.restart().unwrap();
+        serves(&standby, path, &csv2).await;
+    })
+    .await;
+}

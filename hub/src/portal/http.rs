@@ -457,10 +457,11 @@ async fn download(
                 (None, true) => None,
                 (_, false) => Some(true),
             };
-            Ok(Some((files, conditional, token_ok)))
+            let awaiting = super::restore::awaiting(conn, &lookup, version)?;
+            Ok(Some((files, conditional, token_ok, awaiting)))
         })
         .await;
-    let (files, conditional, token_ok) = match found {
+    let (files, conditional, token_ok, awaiting) = match found {
         Ok(Some(found)) => found,
         Ok(None) => return not_found(),
         Err(status) => return internal(&status),
@@ -496,8 +497,31 @@ async fn download(
     let Some(file) = files.into_iter().find(|f| f.format == format) else {
         return not_found();
     };
+    if awaiting {
+        return restoring(&state, &headers, &id, version, &name);
+    }
     let counted = method == axum::http::Method::GET;
     serve_file(&state, &id, version, file, conditional, &headers, counted).await
+}
+
+/// A download whose files an imported state did not bring ([`super::restore`]): 503, a page in
+/// the browser's language or the reason as text, never cached (the file's answer will be).
+fn restoring(
+    state: &PortalHttp,
+    headers: &HeaderMap,
+    id: &str,
+    version: i64,
+    name: &str,
+) -> Response {
+    let mut response = if super::web::routes::wants_html(headers) {
+        super::web::routes::restoring(state, headers, &format!("/download/{id}/{version}/{name}"))
+    } else {
+        text(StatusCode::SERVICE_UNAVAILABLE, super::restore::MESSAGE)
+    };
+    let headers = response.headers_mut();
+    headers.insert(header::RETRY_AFTER, HeaderValue::from_static("300"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
 }
 
 /// What an anonymous download of a conditional file gets: a browser is sent to the dataset's

@@ -29,6 +29,7 @@ pub mod history;
 pub mod http;
 pub mod publish;
 pub mod quality;
+pub mod restore;
 pub mod search;
 pub mod timeliness;
 pub mod web;
@@ -100,6 +101,7 @@ impl Entry {
                 })
                 .collect(),
             published_at: Some(timestamp(self.published_at)),
+            awaiting_files: false,
         }
     }
 }
@@ -134,7 +136,7 @@ pub struct PortalMetrics {
     pub downloads: IntCounterVec,
     /// Bytes of files sent, by dataset.
     pub bytes_served: IntCounterVec,
-    /// Publish calls, by dataset and outcome (`published`, `unchanged`, `failed`).
+    /// Publish calls, by dataset and outcome (`published`, `unchanged`, `restored`, `failed`).
     pub publishes: IntCounterVec,
 }
 
@@ -158,7 +160,7 @@ impl PortalMetrics {
             publishes: IntCounterVec::new(
                 Opts::new(
                     "govdc_hub_portal_publishes_total",
-                    "PublishDataset calls, by dataset and outcome (published, unchanged, failed).",
+                    "PublishDataset calls, by dataset and outcome (published, unchanged, restored, failed).",
                 ),
                 &["dataset", "outcome"],
             )?,

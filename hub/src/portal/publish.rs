@@ -27,8 +27,11 @@ use crate::store::DbResult;
 pub enum Outcome {
     /// A new version is current.
     Published,
-    /// The same version and content were already current: nothing changed.
+    /// The same version and content were already current, its files there: nothing changed.
     Unchanged,
+    /// The current version's files, which an imported state did not bring (or which are gone),
+    /// were stored again: the version is downloadable ([`super::restore`]).
+    Restored,
 }
 
 impl Outcome {
@@ -37,6 +40,7 @@ impl Outcome {
         match self {
             Outcome::Published => "published",
             Outcome::Unchanged => "unchanged",
+            Outcome::Restored => "restored",
         }
     }
 }
@@ -136,20 +140,36 @@ where
     let version = metadata.version;
     let _guard = portal.begin_upload(&id)?;
 
-    let current = {
+    let (current, awaiting) = {
         let id = id.clone();
-        hub.store.read(move |conn| load_one(conn, &id)).await?
+        hub.store
+            .read(move |conn| {
+                let current = load_one(conn, &id)?;
+                let awaiting = super::restore::awaiting(conn, &id, version)?;
+                Ok((current, awaiting))
+            })
+            .await?
     };
     let previous = current.as_ref().map(|c| c.metadata.version);
+    // The current version again, whose files are not here: stored as the version's files.
+    let mut restoring = None;
     if let Some(current) = &current {
         if current.metadata.version == version
             && current.metadata.content_sha256 == metadata.content_sha256
         {
-            // Idempotent: an operator that lost the answer of a publish that did commit tries
-            // again with the same version, and learns it is served.
-            return Ok((current.to_api(), Outcome::Unchanged));
-        }
-        if version <= current.metadata.version {
+            let dir = portal.version_dir(&id, version);
+            let files = current.files.clone();
+            let present =
+                tokio::task::spawn_blocking(move || super::restore::present(&dir, &files))
+                    .await
+                    .map_err(|e| io("looking at the version's files", e))?;
+            if present && !awaiting {
+                // Idempotent: an operator that lost the answer of a publish that did commit
+                // tries again with the same version, and learns it is served.
+                return Ok((current.to_api(), Outcome::Unchanged));
+            }
+            restoring = Some(current.clone());
+        } else if version <= current.metadata.version {
             return Err(Status::failed_precondition(format!(
                 "dataset {id}: version {version} is not newer than the current version {}",
                 current.metadata.version
@@ -163,6 +183,21 @@ where
     std::fs::create_dir_all(&staging).map_err(|e| disk("creating the staging directory", e))?;
     let mut cleanup = Cleanup(Some(staging.clone()));
     let files = receive(&staging, &mut parts).await?;
+    if let Some(current) = &restoring {
+        // A version's URLs are immutable (cached as such, the SHA-256 their ETag): only the
+        // recorded bytes may come back under them.
+        let (mut got, mut recorded) = (files.clone(), current.files.clone());
+        got.sort_by(|a, b| a.format.cmp(&b.format));
+        recorded.sort_by(|a, b| a.format.cmp(&b.format));
+        if got != recorded {
+            return Err(Status::failed_precondition(format!(
+                "dataset {id}: version {version} is recorded with files {}; the upload has {}: \
+                 the same version must bring the same bytes, publish other bytes as a new version",
+                describe(&recorded),
+                describe(&got)
+            )));
+        }
+    }
 
     // Into place: fsync the directory entries too, so that after a crash either the whole
     // version directory is there or none of it.
@@ -176,6 +211,17 @@ where
     }
     cleanup.disarm();
     let mut cleanup = Cleanup(Some(target));
+    if let Some(current) = restoring {
+        restore_version(hub, portal, actor, current).await?;
+        cleanup.disarm();
+        let entry = {
+            let id = id.clone();
+            hub.store.read(move |conn| load_one(conn, &id)).await?
+        };
+        let entry =
+            entry.ok_or_else(|| Status::aborted(format!("dataset {id} was unpublished")))?;
+        return Ok((entry.to_api(), Outcome::Restored));
+    }
 
     let published_at = now_micros();
     let entry = Entry {
@@ -255,6 +301,82 @@ where
     portal.prune(&id, keep).await;
     tracing::info!(dataset = %id, version, previous = ?previous, "published a dataset version");
     Ok((entry.to_api(), Outcome::Published))
+}
+
+/// `format: size bytes, SHA-256 sha256` of each file, for messages.
+fn describe(files: &[StoredFile]) -> String {
+    files
+        .iter()
+        .map(|f| format!("{}: {} bytes, SHA-256 {}", f.format, f.size, f.sha256))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Makes the files just moved into place the current version's again, in one transaction with
+/// its audit record (`portal.restore`): its mark cleared, and the versions before it that still
+/// await files forgotten (only the current version can be published again, so theirs never
+/// come; their URLs answer 404 as after any later publish). The metadata, publication time and
+/// history stay the imported ones: this is the same version.
+async fn restore_version(
+    hub: &Hub,
+    portal: &Portal,
+    actor: &str,
+    current: Entry,
+) -> Result<(), Status> {
+    let id = current.metadata.id.clone();
+    let version = current.metadata.version;
+    let algorithm = hub.algorithm();
+    let (actor, owned) = (actor.to_owned(), id.clone());
+    let files_json =
+        serde_json::to_string(&current.files).map_err(|e| io("encoding the file list", e))?;
+    let detail = json!({ "version": version, "files": current.files });
+    let kept = hub
+        .store
+        .write(move |conn| {
+            let now: Option<(i64, Vec<u8>)> = conn
+                .query_row(
+                    "SELECT version, metadata FROM portal_datasets WHERE id = ?1",
+                    [&owned],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()
+                .db()?;
+            let same = now.as_ref().is_some_and(|(v, body)| {
+                *v == version
+                    && DatasetMetadata::decode(body.as_slice())
+                        .is_ok_and(|m| m.content_sha256 == current.metadata.content_sha256)
+            });
+            if !same {
+                return Err(Status::aborted(format!(
+                    "dataset {owned} changed while its files were uploaded; try again"
+                )));
+            }
+            conn.execute(
+                "UPDATE portal_versions SET files = ?3, awaiting_files = 0
+                 WHERE dataset_id = ?1 AND version = ?2",
+                params![owned, version, files_json],
+            )
+            .db()?;
+            conn.execute(
+                "DELETE FROM portal_versions
+                 WHERE dataset_id = ?1 AND version <> ?2 AND awaiting_files <> 0",
+                params![owned, version],
+            )
+            .db()?;
+            record(conn, algorithm, &actor, "portal.restore", &owned, detail)?;
+            let kept = conn
+                .prepare("SELECT version FROM portal_versions WHERE dataset_id = ?1")
+                .db()?
+                .query_map([&owned], |r| r.get::<_, i64>(0))
+                .db()?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .db()?;
+            Ok(kept)
+        })
+        .await?;
+    portal.prune(&id, kept).await;
+    tracing::info!(dataset = %id, version, "stored the files of a restored dataset version");
+    Ok(())
 }
 
 /// Receives the chunks and ends of every file into `dir`, checking each against its end.

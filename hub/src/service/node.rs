@@ -125,19 +125,30 @@ fn check_copy(path: &Path, node: &str) -> Result<i64, Status> {
     Ok(verification.records_checked)
 }
 
-/// Brings a checked copy up to this build's schema and appends the import's audit record to its
-/// chain, in one transaction of the copy; the number of audit records it then holds.
+/// Brings a checked copy up to this build's schema, marks the portal versions whose files are not
+/// on this node (under `portal_root`, [`crate::portal::restore`]) and appends the import's audit
+/// record (naming them) to its chain, in one transaction of the copy; the number of audit
+/// records it then holds.
 fn complete_copy(
     path: &Path,
+    portal_root: &Path,
     algorithm: audit::Algorithm,
     actor: &str,
-    detail: serde_json::Value,
+    mut detail: serde_json::Value,
 ) -> Result<i64, Status> {
     let mut conn = Connection::open(path).db()?;
     // A rollback journal: nothing of the copy's is left beside it once it is closed.
     conn.pragma_update(None, "journal_mode", "DELETE").db()?;
     store::migrate(&conn).map_err(|e| Status::internal(format!("migrating the copy: {e:#}")))?;
     let tx = conn.transaction().db()?;
+    // The state does not carry the portal's files: the versions it lists whose files are not
+    // here are recorded as awaited, so the node still starts and answers 503 for them until
+    // they are published again, instead of refusing to start as if they were damaged.
+    let awaiting = crate::portal::restore::mark_imported(&tx, portal_root)?;
+    if !awaiting.is_empty() {
+        tracing::warn!(versions = ?awaiting, "the imported state's portal files are not on this node; they are served once published again");
+    }
+    detail["portalAwaitingFiles"] = json!(awaiting);
     record(&tx, algorithm, actor, "state.import", "", detail)?;
     tx.commit().db()?;
     let count = audit::count(&conn).db()?;
@@ -359,10 +370,12 @@ impl Node for HubService {
         let subject = caller.subject.clone();
         let detail =
             json!({"bytes": bytes, "sha256": actual, "records": checked, "replace": replace});
-        let audit_records =
-            tokio::task::spawn_blocking(move || complete_copy(&path, algorithm, &subject, detail))
-                .await
-                .map_err(|e| Status::internal(format!("preparing the copy: {e}")))??;
+        let portal_root = self.store.dir().join(crate::portal::DIR);
+        let audit_records = tokio::task::spawn_blocking(move || {
+            complete_copy(&path, &portal_root, algorithm, &subject, detail)
+        })
+        .await
+        .map_err(|e| Status::internal(format!("preparing the copy: {e}")))??;
         let path = scratch.0.clone();
         let dir = self.store.dir().to_owned();
         self.store

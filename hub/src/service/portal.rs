@@ -12,7 +12,7 @@ use govdc_hub_api::v1::{
 use tonic::{Request, Response, Status, Streaming};
 
 use super::{HubService, timestamp};
-use crate::portal::{Portal, applications, load_all, publish};
+use crate::portal::{Portal, applications, load_all, publish, restore};
 
 impl HubService {
     fn portal(&self) -> Result<&Portal, Status> {
@@ -80,12 +80,19 @@ impl PortalApi for HubService {
         self.auth
             .caller(&request, "Portal.ListDatasets", &[Role::Admin])?;
         self.portal()?;
-        let datasets = self
+        let (entries, awaiting) = self
             .store
-            .read(load_all)
-            .await?
+            .read(|conn| Ok((load_all(conn)?, restore::all_awaiting(conn)?)))
+            .await?;
+        let datasets = entries
             .iter()
-            .map(|e| e.to_api())
+            .map(|e| {
+                let mut dataset = e.to_api();
+                // What the operator's OpenDataset controller republishes after a failover.
+                dataset.awaiting_files =
+                    awaiting.contains(&(e.metadata.id.clone(), e.metadata.version));
+                dataset
+            })
             .collect();
         Ok(Response::new(ListDatasetsResponse { datasets }))
     }

@@ -270,6 +270,11 @@ const ZH: &[(&str, &str)] = &[
     ),
     ("unavailable.title", "网站暂时无法响应"),
     ("unavailable.body", "请稍后再试。"),
+    ("restoring.title", "数据文件正在恢复"),
+    (
+        "restoring.body",
+        "本网站的数据已从另一节点恢复，该数据集的文件尚在恢复中，请稍后再下载。",
+    ),
     ("footer.machine", "机器可读接口"),
     (
         "footer.about",
@@ -621,6 +626,11 @@ const EN: &[(&str, &str)] = &[
     ),
     ("unavailable.title", "The portal cannot answer now"),
     ("unavailable.body", "Please try again in a moment."),
+    ("restoring.title", "The files are being restored"),
+    (
+        "restoring.body",
+        "This portal's data was recovered from another node and this dataset's files are still being restored. Please download them again later.",
+    ),
     ("footer.machine", "Machine-readable"),
     ("footer.about", "Served by govdc hub node {node}."),
     ("nav.departments", "Departments"),

@@ -154,6 +154,25 @@ impl Frame<'_> {
     }
 }
 
+/// The 503 page of a download at `path` whose files are being restored
+/// ([`crate::portal::restore`]), in the language the browser asks for.
+pub fn restoring(state: &PortalHttp, headers: &HeaderMap, path: &str) -> Response {
+    let frame = Frame {
+        state,
+        lang: language(None, headers),
+        explicit: None,
+        path,
+        query: None,
+    };
+    let page = ErrorPage {
+        layout: frame.layout(frame.lang.t("restoring.title").to_owned(), ""),
+        heading: frame.lang.t("restoring.title"),
+        message: frame.lang.t("restoring.body").to_owned(),
+        parameter: None,
+    };
+    html(StatusCode::SERVICE_UNAVAILABLE, frame.lang, page.render())
+}
+
 pub(super) fn badge(lang: Lang, entry: &Entry) -> Badge {
     if entry.conditional() {
         Badge {

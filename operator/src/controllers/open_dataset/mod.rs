@@ -19,6 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use govdc_crds::{DepartmentCloud, ExchangeNode, OpenDataset};
+use govdc_hub_api::v1::PublishedDataset;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::ResourceExt;
 use kube::core::error_boundary::DeserializeGuard;
@@ -200,7 +201,11 @@ async fn publish_if_changed<'a>(
         .as_ref()
         .and_then(|s| s.input_digest.as_deref())
         == Some(digest.as_str());
-    if let (true, Some(current)) = (unchanged, &current) {
+    // A version whose files the portal awaits (after a failover, the DR hub's imported state
+    // lists it without them) is built and published again, however unchanged its inputs.
+    if let (true, Some(current)) = (unchanged, &current)
+        && !current.awaiting_files
+    {
         return Ok(Outcome::Served {
             portal: portal_node,
             published: current.clone(),
@@ -241,14 +246,13 @@ async fn publish_if_changed<'a>(
         Err(BuildError::Io(error)) => return Err(io_error(dataset, error)),
     };
     drop(spool);
-    let same_content = current
-        .as_ref()
-        .and_then(|c| c.metadata.as_ref())
-        .is_some_and(|m| m.content_sha256 == built.content_sha256);
-    let (published, new_version) = match current {
-        Some(current) if same_content => (current, false),
-        current => {
-            let version = current.and_then(|c| c.metadata).map_or(0, |m| m.version) + 1;
+    let (published, new_version) = match (step(current.as_ref(), &built.content_sha256), current) {
+        (Step::Keep, Some(current)) => (current, false),
+        (next, _) => {
+            let version = match next {
+                Step::Publish(version) => version,
+                Step::Keep => 1,
+            };
             let metadata = build::metadata(dataset, owner, &built, version);
             match portal.publish(metadata, built.files.clone()).await {
                 Ok(published) => (published, true),
@@ -263,6 +267,30 @@ async fn publish_if_changed<'a>(
         report: Some(built.report),
         new_version,
     })
+}
+
+/// What to do about the version the portal serves, given the content just built.
+#[derive(Debug, PartialEq, Eq)]
+enum Step {
+    /// It is this content and its files are there.
+    Keep,
+    /// Publish the content as this version: the next one for new content, the same one for the
+    /// same content whose files the portal awaits (the hub stores them, [`Step::Keep`] after).
+    Publish(i64),
+}
+
+fn step(current: Option<&PublishedDataset>, content_sha256: &str) -> Step {
+    let Some((current, metadata)) = current.and_then(|c| Some((c, c.metadata.as_ref()?))) else {
+        return Step::Publish(1);
+    };
+    match (
+        metadata.content_sha256 == content_sha256,
+        current.awaiting_files,
+    ) {
+        (true, false) => Step::Keep,
+        (true, true) => Step::Publish(metadata.version),
+        (false, _) => Step::Publish(metadata.version + 1),
+    }
 }
 
 fn io_error(dataset: &OpenDataset, error: std::io::Error) -> Error {
@@ -335,4 +363,34 @@ async fn unpublish(ctx: &Context, dataset: &OpenDataset) -> Result<()> {
             reason: format!("unpublishing: {error}"),
         })?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use govdc_hub_api::v1::DatasetMetadata;
+
+    use super::*;
+
+    fn served(version: i64, content: &str, awaiting_files: bool) -> PublishedDataset {
+        PublishedDataset {
+            metadata: Some(DatasetMetadata {
+                version,
+                content_sha256: content.into(),
+                ..DatasetMetadata::default()
+            }),
+            awaiting_files,
+            ..PublishedDataset::default()
+        }
+    }
+
+    /// After a failover the DR hub lists the version its imported state holds, without the
+    /// files: the same content is published again as the same version, not taken as served.
+    #[test]
+    fn a_version_whose_files_are_awaited_is_published_again_as_itself() {
+        assert_eq!(step(None, "a"), Step::Publish(1));
+        assert_eq!(step(Some(&served(3, "a", false)), "a"), Step::Keep);
+        assert_eq!(step(Some(&served(3, "a", true)), "a"), Step::Publish(3));
+        assert_eq!(step(Some(&served(3, "a", false)), "b"), Step::Publish(4));
+        assert_eq!(step(Some(&served(3, "a", true)), "b"), Step::Publish(4));
+    }
 }

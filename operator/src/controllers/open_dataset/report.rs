@@ -341,6 +341,7 @@ mod tests {
                 },
             ],
             published_at: None,
+            awaiting_files: false,
         };
         let outcome = Outcome::Served {
             portal: Some(&portal),
