@@ -91,12 +91,16 @@ fi
 # (netcat-openbsd) instead of Debian busybox's, which lacks the -v, -t, -u and -z the Services
 # specs pass (`echo hostName | nc -v -t -w 2 SERVICE PORT`; Alpine's busybox has them). sh is
 # Debian's dash: Debian's static busybox ash runs its own applets before PATH, so its nc would win.
-for p in umoci busybox-static bind9-dnsutils netcat-openbsd; do
+# curl (Debian's) is what the Networking specs exec in their test pod, as in upstream agnhost.
+for p in umoci busybox-static bind9-dnsutils netcat-openbsd curl; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
     echo "e2e/build.sh: installing $p (apt-get)" >&2
     DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$p" >&2
   fi
 done
+
+# The Debian binaries copied into the image with their libraries.
+tools="/usr/bin/dig /usr/bin/getent /usr/bin/curl /bin/nc.openbsd /bin/dash"
 
 # libs BINARY...: the shared libraries (and the loader) the binaries need, one path a line.
 libs() { ldd "$@" | sed -n 's#^[[:space:]]*\(.* => \)\{0,1\}\(/[^ ]*\) (0x.*#\2#p' | LC_ALL=C sort -u; }
@@ -108,7 +112,7 @@ tools_rootfs() {
   for a in $(/bin/busybox --list); do [[ $a == busybox || $a == nc || $a == sh ]] || ln -sf busybox "$r/bin/$a"; done
   install -D -m 0755 /bin/nc.openbsd "$r/usr/bin/nc"
   install -D -m 0755 /bin/dash "$r/bin/sh"
-  for f in /usr/bin/dig /usr/bin/getent $(libs /usr/bin/dig /usr/bin/getent /bin/nc.openbsd /bin/dash); do
+  for f in /usr/bin/dig /usr/bin/getent /usr/bin/curl $(libs $tools); do
     install -D -m 0755 "$f" "$r$f"
   done
   mkdir -p "$r/tmp" "$r/etc" && chmod 1777 "$r/tmp"
@@ -124,8 +128,7 @@ build_image() {
     umoci --version
     echo "$name:$tag"
     declare -f tools_rootfs build_image libs
-    sha256sum "$out/agnhost" /bin/busybox /usr/bin/dig /usr/bin/getent /bin/nc.openbsd /bin/dash \
-      $(libs /usr/bin/dig /usr/bin/getent /bin/nc.openbsd /bin/dash)
+    sha256sum "$out/agnhost" /bin/busybox $tools $(libs $tools)
   } | sha256sum | cut -d' ' -f1)
   if fresh "images/$name.oci.tar" "$hash"; then
     echo "e2e/build.sh: image $name is up to date" >&2

@@ -17,7 +17,7 @@ bin=$repo/target/controlplane
 out=$repo/target/e2e
 # The starting set (see README "Kubernetes e2e subset"): specs that exercise pods, Services, DNS
 # and NetworkPolicy on one node.
-default_focus='\[sig-node\] Pods should be submitted and removed|\[sig-network\] Services should serve a basic endpoint from pods|\[sig-network\] DNS should provide DNS for (the cluster|services) +\[Conformance\]|\[sig-network\] Netpol NetworkPolicy between server and client should (support a .default-deny-ingress. policy|enforce policy to allow traffic only from a pod in a different namespace based on PodSelector and NamespaceSelector)'
+default_focus='\[sig-node\] Pods should be submitted and removed|\[sig-network\] Services should (serve a basic endpoint from pods|serve multiport endpoints from pods|be able to create a functioning NodePort service)|\[sig-network\] DNS should provide DNS for (the cluster|services|pods for Hostname) +\[|\[sig-network\] Networking Granular Checks: Pods should function for intra-pod communication: http|\[sig-network\] Netpol NetworkPolicy between server and client should (support a .default-deny-ingress. policy|enforce policy to allow traffic only from a pod in a different namespace based on PodSelector and NamespaceSelector)'
 focus=${1:-$default_focus}
 skip=${E2E_SKIP:-'\[Slow\]|\[Serial\]|\[Disruptive\]|\[Flaky\]|\[Feature:SCTPConnectivity\]|IPv6|\[Provider:'}
 
