@@ -3,7 +3,9 @@
 //! whose current state already holds every desired field is not written, so a resync of
 //! converged state makes no writes.
 
-use futures::{StreamExt, TryStreamExt, stream};
+use std::future::Future;
+
+use futures::{StreamExt, stream};
 use kube::api::{ApiResource, DynamicObject, Patch, PatchParams};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::Serialize;
@@ -82,6 +84,20 @@ pub struct Applied {
 /// How many writes one apply pass has in flight at once.
 const APPLY_CONCURRENCY: usize = 8;
 
+/// Runs `writes` a few at a time and waits for every one of them before answering with the
+/// first error, if any. A pass must not end while one of its writes is still in flight: a
+/// request dropped after it was sent is still carried out by the API server, and it could land
+/// after the next pass (a deletion's clean-up releasing the objects) and undo it.
+pub async fn settle_all<T>(
+    writes: impl IntoIterator<Item = impl Future<Output = Result<T>>>,
+) -> Result<Vec<T>> {
+    let results: Vec<Result<T>> = stream::iter(writes)
+        .buffer_unordered(APPLY_CONCURRENCY)
+        .collect()
+        .await;
+    results.into_iter().collect()
+}
+
 /// Applies every desired object whose current state (from `existing`) differs from it. Objects
 /// without a namespace (namespaces themselves, cluster roles) go first, then cluster role
 /// bindings, then the namespaced objects; within each wave the writes run concurrently.
@@ -115,29 +131,26 @@ pub async fn apply_changed(
         .into_iter()
         .partition(|&index| desired[index].resource.kind == "ClusterRoleBinding");
     for wave in [cluster_wave, binding_wave, namespaced_wave] {
-        let writes: Vec<(usize, DynamicObject)> = stream::iter(wave)
-            .map(|index| {
-                let object = &desired[index];
-                let params = &params;
-                async move {
-                    object
-                        .api(client)
-                        .patch(
-                            &object.object.name_any(),
-                            params,
-                            &Patch::Apply(&object.object),
-                        )
-                        .await
-                        .map(|written| (index, written))
-                        .map_err(|source| Error::Apply {
-                            what: object.describe(),
-                            source,
-                        })
-                }
-            })
-            .buffer_unordered(APPLY_CONCURRENCY)
-            .try_collect()
-            .await?;
+        let writes: Vec<(usize, DynamicObject)> = settle_all(wave.into_iter().map(|index| {
+            let object = &desired[index];
+            let params = &params;
+            async move {
+                object
+                    .api(client)
+                    .patch(
+                        &object.object.name_any(),
+                        params,
+                        &Patch::Apply(&object.object),
+                    )
+                    .await
+                    .map(|written| (index, written))
+                    .map_err(|source| Error::Apply {
+                        what: object.describe(),
+                        source,
+                    })
+            }
+        }))
+        .await?;
         for (index, written) in writes {
             stored[index] = Some(written);
         }

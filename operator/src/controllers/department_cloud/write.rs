@@ -12,7 +12,6 @@
 
 use std::collections::BTreeSet;
 
-use futures::{StreamExt, TryStreamExt, stream};
 use kube::api::{DeleteParams, DynamicObject, Patch, PatchParams, Preconditions};
 use kube::{Api, Client, ResourceExt};
 use serde_json::Value;
@@ -21,11 +20,8 @@ use sha2::{Digest, Sha256};
 use super::cache::{Caches, DIGEST_ANNOTATION, Key, Kind, Seen};
 use super::claim;
 use crate::error::{Error, Result};
-use crate::pipeline::apply::{Applied, DesiredObject, describe, holds};
+use crate::pipeline::apply::{Applied, DesiredObject, describe, holds, settle_all};
 use crate::pipeline::ownership::Owner;
-
-/// How many writes one pass has in flight at once.
-const APPLY_CONCURRENCY: usize = 8;
 
 /// An object's fields without apiVersion and kind, which items of a LIST do not carry.
 pub fn content(object: &DynamicObject) -> Value {
@@ -211,29 +207,26 @@ pub async fn apply(
         )
     });
     for wave in [first, second] {
-        let writes: Vec<(usize, DynamicObject)> = stream::iter(wave)
-            .map(|index| {
-                let object = &planned[index].object;
-                let params = &params;
-                async move {
-                    object
-                        .api(client)
-                        .patch(
-                            &object.object.name_any(),
-                            params,
-                            &Patch::Apply(&object.object),
-                        )
-                        .await
-                        .map(|written| (index, written))
-                        .map_err(|source| Error::Apply {
-                            what: object.describe(),
-                            source,
-                        })
-                }
-            })
-            .buffer_unordered(APPLY_CONCURRENCY)
-            .try_collect()
-            .await?;
+        let writes: Vec<(usize, DynamicObject)> = settle_all(wave.into_iter().map(|index| {
+            let object = &planned[index].object;
+            let params = &params;
+            async move {
+                object
+                    .api(client)
+                    .patch(
+                        &object.object.name_any(),
+                        params,
+                        &Patch::Apply(&object.object),
+                    )
+                    .await
+                    .map(|written| (index, written))
+                    .map_err(|source| Error::Apply {
+                        what: object.describe(),
+                        source,
+                    })
+            }
+        }))
+        .await?;
         for (index, object) in writes {
             stored[index] = Some(object);
             written.push(index);
