@@ -75,7 +75,8 @@ fn field(name: &str, how: u8, setting: u8) -> Field {
                 0 => json!({ "date": if setting & 4 == 0 { "year" } else { "month" } }),
                 1 => json!({ "regionPrefix": 1 + (setting / 3) % 5 }),
                 _ => {
-                    json!({ "numberBand": [1, 2, 5, 10, 100, 1000][usize::from(setting / 3) % 6] })
+                    let band = [1, 2, 5, 10, 100, 1000][usize::from(setting / 3) % 6];
+                    json!({ "numberBand": band })
                 }
             };
         }
