@@ -67,7 +67,7 @@ fn field(name: &str, how: u8, setting: u8) -> Field {
         3 => {
             spec["action"] = json!("pseudonymize");
             spec["pseudonymize"] =
-                json!({ "algorithm": if setting & 1 == 0 { "hmacSha256" } else { "hmacSm3" } });
+                json!({ "algorithm": if setting & 1 == 0 { "hmac-sha256" } else { "hmac-sm3" } });
         }
         4 => {
             spec["action"] = json!("generalize");

@@ -231,6 +231,16 @@ impl Config {
                 self.name
             );
         }
+        // An empty path in the file would be the working directory (found by the `config` fuzz
+        // target: the environment treats an empty value as unset, the file took it).
+        for (key, path) in [
+            ("dataDir", &self.data_dir),
+            ("authKeyFile", &self.auth_key_file),
+        ] {
+            if path.as_os_str().is_empty() {
+                bail!("{key} is empty; it must name a path");
+            }
+        }
         if !self.region_code.is_empty()
             && (self.region_code.len() != 6
                 || !self.region_code.bytes().all(|b| b.is_ascii_digit()))
@@ -435,5 +445,26 @@ mod tests {
         )
         .expect_err("md5 is no audit algorithm");
         assert!(format!("{err:#}").contains("md5"), "{err:#}");
+    }
+
+    /// What the `config` fuzz target found (`fuzz/artifacts/config/`): an empty path in the file
+    /// was accepted, where the same value in the environment counts as unset.
+    #[test]
+    fn empty_paths_in_the_file_are_refused() {
+        for key in ["dataDir", "authKeyFile"] {
+            let file = std::env::temp_dir().join(format!(
+                "govdc-hub-config-empty-{key}-{}.yaml",
+                std::process::id()
+            ));
+            let mut yaml =
+                "name: n\nlevel: national\nnetwork: intranet\ndataDir: /d\nauthKeyFile: /k\n"
+                    .replace(&format!("{key}: /d"), &format!("{key}: ''"))
+                    .replace(&format!("{key}: /k"), &format!("{key}: ''"));
+            yaml.push('\n');
+            std::fs::write(&file, yaml).expect("a scratch file");
+            let err = Config::load(Some(&file), |_| None).expect_err("an empty path");
+            let _ = std::fs::remove_file(&file);
+            assert!(format!("{err:#}").contains(key), "{err:#}");
+        }
     }
 }
