@@ -102,21 +102,26 @@ fn check_copy(path: &Path, node: &str) -> Result<i64, Status> {
     }
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |row| row.get(0))
-        .db()?;
+        .map_err(|e| bad(format!("its schema version cannot be read: {e}")))?;
     if version < 1 || version > store::schema_version() {
         return Err(bad(format!(
             "schema version {version}, this govdc-hub reads 1 to {}",
             store::schema_version()
         )));
     }
-    if let Some(owner) = setting(&conn, "node.name")?
+    // A copy that passed SQLite's check can still lack the node's tables: whatever cannot be
+    // read from it is the copy's fault, not this node's (found by the import_state fuzz target).
+    let owner = setting(&conn, "node.name")
+        .map_err(|e| bad(format!("its settings cannot be read: {}", e.message())))?;
+    if let Some(owner) = owner
         && owner != node
     {
         return Err(bad(format!(
             "it is the state of node {owner}, this is node {node}"
         )));
     }
-    let verification = audit::verify(&conn).db()?;
+    let verification =
+        audit::verify(&conn).map_err(|e| bad(format!("its audit log cannot be read: {e}")))?;
     if let Some((seq, reason)) = verification.first_broken {
         return Err(bad(format!(
             "its audit chain is broken at record {seq}: {reason}"
@@ -409,5 +414,34 @@ impl Node for HubService {
             bytes,
             audit_records,
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A copy SQLite finds sound but without the node's tables is refused as the sender's
+    /// mistake, never as this node's INTERNAL error (the import_state fuzz target's finding).
+    #[test]
+    fn a_copy_without_the_nodes_tables_is_an_invalid_argument() {
+        let dir = std::env::temp_dir().join(format!("govdc-check-copy-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("copy.db");
+        let _ = std::fs::remove_file(&path);
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch("PRAGMA user_version = 1; CREATE TABLE unrelated (a INTEGER);")
+            .unwrap();
+        drop(conn);
+        let refused = check_copy(&path, "national").unwrap_err();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(refused.code(), tonic::Code::InvalidArgument, "{refused:?}");
+        assert!(
+            refused
+                .message()
+                .starts_with("the imported state is refused: its settings"),
+            "{}",
+            refused.message()
+        );
     }
 }
