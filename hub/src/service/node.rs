@@ -426,15 +426,15 @@ mod tests {
     #[test]
     fn a_copy_without_the_nodes_tables_is_an_invalid_argument() {
         let dir = std::env::temp_dir().join(format!("govdc-check-copy-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::create_dir_all(&dir).expect("a scratch directory");
         let path = dir.join("copy.db");
         let _ = std::fs::remove_file(&path);
-        let conn = Connection::open(&path).unwrap();
+        let conn = Connection::open(&path).expect("a scratch database");
         conn.execute_batch("PRAGMA user_version = 1; CREATE TABLE unrelated (a INTEGER);")
-            .unwrap();
+            .expect("an unrelated table");
         drop(conn);
-        let refused = check_copy(&path, "national").unwrap_err();
-        std::fs::remove_dir_all(&dir).unwrap();
+        let refused = check_copy(&path, "national").expect_err("a copy without the node's tables");
+        std::fs::remove_dir_all(&dir).expect("the scratch directory removed");
         assert_eq!(refused.code(), tonic::Code::InvalidArgument, "{refused:?}");
         assert!(
             refused
