@@ -133,6 +133,21 @@ pub fn set_cookie(name: &str, value: &str, path: &str, max_age: u64) -> String {
     format!("{name}={value}; Path={path}; Max-Age={max_age}; HttpOnly; SameSite=Strict")
 }
 
+/// A `303 See Other` to `location`, never cached: what both websites answer after a form's
+/// POST, and the portal for an anonymous download of a conditional file.
+pub fn see_other(location: &str) -> axum::response::Response {
+    use axum::http::{HeaderValue, StatusCode, header};
+    use axum::response::IntoResponse;
+    let mut response = StatusCode::SEE_OTHER.into_response();
+    if let Ok(value) = HeaderValue::from_str(location) {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -530,14 +530,7 @@ fn restoring(
 fn anonymous_conditional(state: &PortalHttp, headers: &HeaderMap, id: &str) -> Response {
     let apply = super::web::apply::apply_path(id, None);
     if super::web::routes::wants_html(headers) {
-        let mut response = StatusCode::SEE_OTHER.into_response();
-        if let Ok(location) = HeaderValue::from_str(&apply) {
-            response.headers_mut().insert(header::LOCATION, location);
-        }
-        response
-            .headers_mut()
-            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        return response;
+        return crate::monitor::session::see_other(&apply);
     }
     let apply_url = format!("{}{apply}", state.portal.public_url);
     let message = format!(

@@ -61,17 +61,6 @@ fn form(body: &Bytes, allowed: &[&str]) -> Result<BTreeMap<String, String>, BadP
     Ok(out)
 }
 
-fn see_other(location: &str) -> Response {
-    let mut response = StatusCode::SEE_OTHER.into_response();
-    if let Ok(value) = HeaderValue::from_str(location) {
-        response.headers_mut().insert(header::LOCATION, value);
-    }
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
-}
-
 /// `POST /signin`: `csrf` must equal the form's cookie; `token` must be a member token of this
 /// node. Then a session cookie, and on to `/mine`.
 pub async fn signin(
@@ -136,7 +125,7 @@ pub async fn signin(
     let max_age = session
         .expires_at
         .saturating_sub(jiff::Timestamp::now().as_second().max(0) as u64);
-    let mut response = see_other(&frame.link("/mine"));
+    let mut response = session::see_other(&frame.link("/mine"));
     for cookie in [
         session::set_cookie(SESSION_COOKIE, &id, "/", max_age),
         session::set_cookie(CSRF_COOKIE, "", "/signin", 0),
@@ -161,7 +150,7 @@ pub async fn signout(
         Err(bad) => return frame.bad_request(&bad),
     };
     let Some((id, session)) = &frame.session else {
-        return see_other(&frame.link("/signin"));
+        return session::see_other(&frame.link("/signin"));
     };
     if !session::same(
         &session.csrf,
@@ -175,7 +164,7 @@ pub async fn signout(
         );
     }
     state.sessions.end(id);
-    let mut response = see_other(&frame.link("/"));
+    let mut response = session::see_other(&frame.link("/"));
     if let Ok(value) = HeaderValue::from_str(&session::set_cookie(SESSION_COOKIE, "", "/", 0)) {
         response.headers_mut().append(header::SET_COOKIE, value);
     }
@@ -192,7 +181,7 @@ pub async fn mine(
     let (frame, _) = frame_or_400!(&state, &headers, "/mine", raw.as_deref(), &["lang"]);
     let lang = frame.lang;
     let Some((_, session)) = frame.session.clone() else {
-        return see_other(&frame.link("/signin"));
+        return session::see_other(&frame.link("/signin"));
     };
     let department = session.department.clone();
     let read = state

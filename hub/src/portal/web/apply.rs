@@ -17,13 +17,13 @@ use askama::Template;
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 
 use super::i18n::Lang;
 use super::pages::{ErrorPage, Layout, when};
 use super::query::{self, BadParameter, link};
 use super::routes::{Frame, html, language};
-use crate::monitor::session::{cookie, random_token, set_cookie};
+use crate::monitor::session::{cookie, random_token, see_other, set_cookie};
 use crate::portal::applications::{
     self, Application, Collected, FIELDS, MAX_FORM_BYTES, Problem, State as AppState, Submitted,
 };
@@ -140,14 +140,6 @@ fn no_store(mut response: Response) -> Response {
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
-}
-
-fn see_other(location: &str) -> Response {
-    let mut response = StatusCode::SEE_OTHER.into_response();
-    if let Ok(value) = HeaderValue::from_str(location) {
-        response.headers_mut().insert(header::LOCATION, value);
-    }
-    no_store(response)
 }
 
 impl Frame<'_> {
