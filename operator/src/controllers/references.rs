@@ -33,25 +33,130 @@ where
     K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
     K::DynamicType: Default,
 {
+    let stream = spec_events::<K>(client, config).map_ok(|change| change.object);
+    until_forbidden(stream, K::kind(&Default::default()).into_owned())
+}
+
+/// [`spec_changes`] for a controller whose passes read what changed from `store`, its own watch
+/// cache of the same kind: each change is held back until the store has seen it too (for at
+/// most [`STORE_CATCH_UP`]). The trigger and the controller's own watch are separate streams with
+/// no order between them; without the wait, a pass triggered by a peer's deletion could still
+/// find the peer in the store, report it present, and have nothing left to trigger it again.
+pub fn spec_changes_seen_by<K>(
+    client: Client,
+    config: watcher::Config,
+    store: Store<DeserializeGuard<K>>,
+) -> Changes<K>
+where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    let stream = spec_events::<K>(client, config).and_then(move |change| {
+        let store = store.clone();
+        async move {
+            let deadline = tokio::time::Instant::now() + STORE_CATCH_UP;
+            while !store_has_seen(&store, &change) && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(STORE_POLL).await;
+            }
+            Ok(change.object)
+        }
+    });
+    until_forbidden(stream, K::kind(&()).into_owned())
+}
+
+/// The longest a change is held back waiting for the controller's store to see it. Past it the
+/// trigger goes through anyway: a pass on a stale view is still better than none.
+const STORE_CATCH_UP: Duration = Duration::from_secs(2);
+
+/// How often the store is looked at while a change waits for it.
+const STORE_POLL: Duration = Duration::from_millis(5);
+
+/// One change of a referenced object, and whether it went away.
+struct SpecChange<K> {
+    object: PartialObjectMeta<K>,
+    deleted: bool,
+}
+
+/// The watch behind [`spec_changes`]: appearances, new generations and deletions.
+fn spec_events<K>(
+    client: Client,
+    config: watcher::Config,
+) -> impl Stream<Item = Result<SpecChange<K>, watcher::Error>> + Send + 'static
+where
+    K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
+    K::DynamicType: Default,
+{
     let mut generations: HashMap<String, Option<i64>> = HashMap::new();
-    let stream = watcher(Api::<PartialObjectMeta<K>>::all(client), config)
+    watcher(Api::<PartialObjectMeta<K>>::all(client), config)
         .default_backoff()
         .try_filter_map(move |event| {
             let changed = match event {
                 watcher::Event::Apply(object) | watcher::Event::InitApply(object) => {
                     let uid = object.uid().unwrap_or_default();
                     let generation = object.meta().generation;
-                    (generations.insert(uid, generation) != Some(generation)).then_some(object)
+                    (generations.insert(uid, generation) != Some(generation)).then_some(
+                        SpecChange {
+                            object,
+                            deleted: false,
+                        },
+                    )
                 }
                 watcher::Event::Delete(object) => {
                     generations.remove(&object.uid().unwrap_or_default());
-                    Some(object)
+                    Some(SpecChange {
+                        object,
+                        deleted: true,
+                    })
                 }
                 watcher::Event::Init | watcher::Event::InitDone => None,
             };
             futures::future::ready(Ok(changed))
-        });
-    until_forbidden(stream, K::kind(&Default::default()).into_owned())
+        })
+}
+
+/// Whether `store` holds the state `change` describes: for a deletion, no object of that uid;
+/// otherwise the same object at the change's resource version or later.
+fn store_has_seen<K>(store: &Store<DeserializeGuard<K>>, change: &SpecChange<K>) -> bool
+where
+    K: Resource<DynamicType = ()> + Clone,
+{
+    let meta = change.object.meta();
+    let mut key = ObjectRef::new(&change.object.name_any());
+    if let Some(namespace) = &meta.namespace {
+        key = key.within(namespace);
+    }
+    let held = store.get(&key);
+    let same_object = held
+        .as_ref()
+        .is_some_and(|held| held.meta().uid == meta.uid);
+    if change.deleted {
+        return !same_object;
+    }
+    same_object
+        && held.is_some_and(|held| {
+            at_or_after(
+                held.meta().resource_version.as_deref(),
+                meta.resource_version.as_deref(),
+            )
+        })
+}
+
+/// Whether resource version `held` is `wanted` or later. Resource versions are opaque to
+/// clients; every API server in use writes them as etcd revisions, so they are compared as
+/// numbers when both parse, and otherwise only an equal one counts.
+fn at_or_after(held: Option<&str>, wanted: Option<&str>) -> bool {
+    match (held, wanted) {
+        (Some(held), Some(wanted)) => match (held.parse::<u64>(), wanted.parse::<u64>()) {
+            (Ok(held), Ok(wanted)) => held >= wanted,
+            _ => held == wanted,
+        },
+        _ => false,
+    }
 }
 
 /// Every change of a Secret or ConfigMap: their content has no generation, and they change
@@ -591,6 +696,55 @@ mod tests {
             secret_namespaces_of_nodes(&nodes),
             BTreeSet::from(["hubs".to_owned(), "tokens".to_owned()])
         );
+    }
+
+    /// A change of `name` (uid `uid`) at resource version `version`.
+    fn change(name: &str, uid: &str, version: &str, deleted: bool) -> SpecChange<DepartmentCloud> {
+        use kube::core::{ObjectMeta, PartialObjectMetaExt};
+        let object = ObjectMeta {
+            name: Some(name.to_owned()),
+            uid: Some(uid.to_owned()),
+            resource_version: Some(version.to_owned()),
+            ..ObjectMeta::default()
+        }
+        .into_response_partial::<DepartmentCloud>();
+        SpecChange { object, deleted }
+    }
+
+    #[test]
+    fn a_change_waits_until_the_store_holds_it_or_has_dropped_it() {
+        let (store, mut writer) =
+            kube::runtime::reflector::store::<DeserializeGuard<DepartmentCloud>>();
+        let held = |uid: &str, version: &str| {
+            let mut cloud = cloud("b", &[]);
+            cloud.metadata.uid = Some(uid.to_owned());
+            cloud.metadata.resource_version = Some(version.to_owned());
+            DeserializeGuard(Ok(cloud))
+        };
+        // Created, but the store has not seen it yet.
+        assert!(!store_has_seen(&store, &change("b", "u1", "10", false)));
+        writer.apply_watcher_event(&watcher::Event::Apply(held("u1", "10")));
+        assert!(store_has_seen(&store, &change("b", "u1", "10", false)));
+        // A later version is not seen until the store has it; an earlier one already is.
+        assert!(!store_has_seen(&store, &change("b", "u1", "12", false)));
+        assert!(store_has_seen(&store, &change("b", "u1", "9", false)));
+        // Deleted: seen only once the store no longer holds that object.
+        assert!(!store_has_seen(&store, &change("b", "u1", "13", true)));
+        writer.apply_watcher_event(&watcher::Event::Delete(held("u1", "10")));
+        assert!(store_has_seen(&store, &change("b", "u1", "13", true)));
+        // Re-created under the same name: the old one's deletion counts as seen.
+        writer.apply_watcher_event(&watcher::Event::Apply(held("u2", "20")));
+        assert!(store_has_seen(&store, &change("b", "u1", "13", true)));
+        assert!(!store_has_seen(&store, &change("b", "u1", "9", false)));
+    }
+
+    #[test]
+    fn resource_versions_compare_as_numbers_and_otherwise_only_when_equal() {
+        assert!(at_or_after(Some("100"), Some("99")));
+        assert!(!at_or_after(Some("99"), Some("100")));
+        assert!(at_or_after(Some("opaque"), Some("opaque")));
+        assert!(!at_or_after(Some("opaque-2"), Some("opaque-1")));
+        assert!(!at_or_after(None, Some("1")));
     }
 
     fn cloud(name: &str, peers: &[&str]) -> DepartmentCloud {

@@ -80,9 +80,14 @@ pub fn start(
             feeding.attach(controller.store());
             let controller = controller.reconcile_on(ledger.rechecks());
             // A peer that appears or goes away reconciles the departments naming it at once.
+            // Passes read peers from the controller's own cache, so each change waits for it.
             let clouds = controller.store();
             let controller = controller.watches_stream(
-                super::references::spec_changes::<DepartmentCloud>(client.clone(), scope),
+                super::references::spec_changes_seen_by::<DepartmentCloud>(
+                    client.clone(),
+                    scope,
+                    clouds.clone(),
+                ),
                 super::references::department_cloud_peers(clouds),
             );
             // The objects tenants made, cached; a deletion or someone else's write reconciles
