@@ -7,7 +7,6 @@ use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use govdc_crds::OpenDataset;
-use govdc_hub_api::auth::BearerToken;
 use govdc_hub_api::v1::portal_client::PortalClient;
 use govdc_hub_api::v1::{
     Application, ApplicationState, DecideApplicationRequest, IssueDownloadTokenRequest,
@@ -17,8 +16,8 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::{Api, ResourceExt};
 
 use crate::backup_commands::{HubArgs, client};
-use crate::controllers::exchange_node::{hub, key};
 use crate::controllers::open_dataset::build::dataset_id;
+use crate::hub_client::{self, Authenticated, key};
 
 /// `govdc-operator dataset`.
 #[derive(clap::Args, Debug)]
@@ -147,9 +146,7 @@ pub enum Output {
     Json,
 }
 
-type Portal = PortalClient<
-    tonic::service::interceptor::InterceptedService<tonic::transport::Channel, BearerToken>,
->;
+type Portal = PortalClient<Authenticated>;
 
 /// A Portal client of ExchangeNode `namespace/name`, with an admin token signed by the key in
 /// its Secret.
@@ -167,9 +164,10 @@ async fn portal_client(
     let signing_key = key::from_secret(&secret, name)?
         .with_context(|| format!("portal {namespace}/{name} has no key yet"))?;
     let endpoint = hubs.settings().endpoint(namespace, name);
-    let channel = hub::connect(&endpoint, std::time::Duration::from_secs(10)).await?;
-    let bearer = hub::bearer(&key::admin_token(&signing_key, name)?)?;
-    Ok(PortalClient::with_interceptor(channel, bearer))
+    let token = key::admin_token(&signing_key, name)?;
+    let channel =
+        hub_client::channel(&endpoint, std::time::Duration::from_secs(10), &token).await?;
+    Ok(PortalClient::new(channel))
 }
 
 /// Text from an applicant, safe to print on a terminal: control characters (an escape

@@ -8,6 +8,7 @@
 //! - [`deid`]: de-identification of OpenDataset records, pure and streaming;
 //! - [`digest`]: hex SHA-256 digests;
 //! - [`error`]: why a reconcile did not finish;
+//! - [`hub_client`]: the operator's gRPC client of the exchange hub and each node's signing key;
 //! - [`backup_commands`]: `govdc-operator backup`, the disaster-recovery commands;
 //! - [`dataset_commands`]: `govdc-operator dataset`, approving applications for conditional datasets.
 
@@ -18,6 +19,7 @@ pub mod dataset_commands;
 pub mod deid;
 pub mod digest;
 pub mod error;
+pub mod hub_client;
 pub mod pipeline;
 pub mod quantity;
 pub mod runtime;

@@ -20,7 +20,7 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Resource, ResourceExt};
 
-use super::exchange_node::key;
+use crate::hub_client::key;
 
 /// A trigger stream for `watches_stream`.
 pub type Changes<K> =

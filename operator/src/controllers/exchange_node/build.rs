@@ -16,9 +16,10 @@ use kube::{Resource, ResourceExt};
 use serde_json::json;
 
 use super::HubSettings;
-use super::key;
 use super::read::Inputs;
 use crate::error::{Error, Result};
+use crate::hub_client::REDACTED;
+use crate::hub_client::key;
 use crate::pipeline::apply::DesiredObject;
 use crate::pipeline::ownership::Owner;
 
@@ -245,7 +246,7 @@ fn stateful_set_spec(
                 }],
                 "volumes": [
                     {"name": "config", "configMap": {"name": name}},
-                    {"name": "key", "secret": {"secretName": key::secret_name(node), "defaultMode": 0o400}},
+                    {"name": "key", "secret": {"secretName": key::secret_name_of(&node.name_any()), "defaultMode": 0o400}},
                     {"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}},
                 ],
             },
@@ -401,6 +402,32 @@ pub struct ParentPlan {
     pub token: String,
     /// The CA of a remote parent's serving certificate (PEM), empty in the cluster.
     pub ca_pem: String,
+}
+
+/// The admin token is a credential: debug output shows everything else.
+impl std::fmt::Debug for HubPlan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HubPlan")
+            .field("node", &self.node)
+            .field("endpoint", &self.endpoint)
+            .field("admin_token", &REDACTED)
+            .field("parent", &self.parent)
+            .field("parent_waiting", &self.parent_waiting)
+            .field("members", &self.members)
+            .field("not_joined", &self.not_joined)
+            .finish()
+    }
+}
+
+/// The token the parent accepts is a credential.
+impl std::fmt::Debug for ParentPlan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ParentPlan")
+            .field("endpoint", &self.endpoint)
+            .field("token", &REDACTED)
+            .field("ca_pem", &self.ca_pem)
+            .finish()
+    }
 }
 
 /// The plan for the running hub of `node`.
@@ -812,6 +839,37 @@ mod tests {
         assert_eq!((claims.sub.as_str(), claims.role), ("zhejiang", Role::Node));
         assert!(key().verify(&plan.admin_token, "zhejiang").is_ok());
         assert_eq!(plan.endpoint, "http://zhejiang-hub.hub.svc:50051");
+    }
+
+    #[test]
+    fn debug_output_of_keys_and_hub_plans_shows_no_credential() {
+        let secret = k8s_openapi::api::core::v1::Secret {
+            data: Some(BTreeMap::from([(
+                key::KEY_FIELD.to_owned(),
+                k8s_openapi::ByteString(b"recognisable-key-bytes-0123456789abcdef".to_vec()),
+            )])),
+            ..Default::default()
+        };
+        let key = key::from_secret(&secret, "n")
+            .expect("key")
+            .expect("present");
+        let plan = HubPlan {
+            node: "zhejiang".into(),
+            endpoint: "http://hub".into(),
+            admin_token: key::admin_token(&key, "zhejiang").expect("token"),
+            parent: Some(ParentPlan {
+                endpoint: "https://parent".into(),
+                token: "recognisable-parent-token".into(),
+                ca_pem: String::new(),
+            }),
+            parent_waiting: None,
+            members: Default::default(),
+            not_joined: Vec::new(),
+        };
+        let printed = format!("{key:?} {plan:?} {plan:#?}");
+        assert!(!printed.contains("recognisable"), "{printed}");
+        assert!(!printed.contains(&plan.admin_token), "{printed}");
+        assert!(printed.contains("<redacted>") && printed.contains("https://parent"));
     }
 
     #[test]

@@ -11,11 +11,14 @@
 //! StatefulSet's volume claims are kept (the node's data outlives the resource).
 
 pub mod build;
-pub mod hub;
-pub mod key;
 pub mod read;
 pub mod report;
+pub mod signing_key;
+pub mod sync;
 pub mod validate;
+
+/// The hub client's old paths, kept while BackupPolicy's hub state still imports them from here.
+pub use crate::hub_client::{self as hub, key};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -34,6 +37,7 @@ use tokio::sync::watch;
 
 use super::{Context, Running, instrumented, references};
 use crate::error::Result;
+use crate::hub_client::HubError;
 use crate::pipeline::ownership::{MANAGED_BY, MANAGER, OWNER_KIND};
 use crate::pipeline::{apply, ownership, prune};
 
@@ -158,7 +162,7 @@ async fn reconcile_valid(node: Arc<ExchangeNode>, ctx: Arc<Context>) -> Result<A
         // Objects without govdc's labels are not watched: look again soon for them to go.
         return Ok(Action::requeue(HUB_POLL_INTERVAL));
     }
-    let signing_key = key::ensure(&ctx.client, &node, inputs.key_secret.as_ref()).await?;
+    let signing_key = signing_key::ensure(&ctx.client, &node, inputs.key_secret.as_ref()).await?;
     let applied = apply::apply_changed(
         &ctx.client,
         super::FIELD_MANAGER,
@@ -171,16 +175,16 @@ async fn reconcile_valid(node: Arc<ExchangeNode>, ctx: Arc<Context>) -> Result<A
     let plan = build::hub_plan(&node, &inputs, &ctx.hub, &signing_key)?;
     let observed = if node.spec.replicas == 0 {
         // A stopped node has no hub to talk to; the status says so.
-        Err(hub::HubError::Stopped)
+        Err(HubError::Stopped)
     } else {
-        match hub::sync(&plan).await {
+        match sync::sync(&plan).await {
             // A hub that does not answer is often a pod that cannot run: say why.
             Err(error) => {
                 let pod = format!("{}-0", build::base_name(&node));
                 let namespace = node.namespace().unwrap_or_default();
                 Err(
                     match read::hub_pod_problem(&ctx.client, &namespace, &pod).await {
-                        Some(state) => hub::HubError::PodNotRunning {
+                        Some(state) => HubError::PodNotRunning {
                             pod,
                             state,
                             source: Box::new(error),
@@ -195,7 +199,7 @@ async fn reconcile_valid(node: Arc<ExchangeNode>, ctx: Arc<Context>) -> Result<A
     if let Some(error) = observed
         .as_ref()
         .err()
-        .filter(|e| !matches!(e, hub::HubError::Stopped))
+        .filter(|e| !matches!(e, HubError::Stopped))
     {
         tracing::info!(endpoint = %plan.endpoint, %error, "hub did not answer");
     }

@@ -13,8 +13,9 @@ use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{ApiResource, DynamicObject, ListParams};
 use kube::{Api, Client, ResourceExt};
 
-use super::{build, key};
+use super::build;
 use crate::error::{Error, Result};
+use crate::hub_client::key;
 use crate::pipeline::ownership::Owned;
 
 /// How far up the parent chain a cycle is looked for; the hub tree is three levels deep.
@@ -73,7 +74,8 @@ pub fn owned_resources() -> [ApiResource; 6] {
 pub async fn read(client: &Client, node: &ExchangeNode) -> Result<Inputs> {
     let namespace = node.namespace().unwrap_or_default();
     let mut inputs = Inputs {
-        key_secret: get_opt::<Secret>(client, &namespace, &key::secret_name(node)).await?,
+        key_secret: get_opt::<Secret>(client, &namespace, &key::secret_name_of(&node.name_any()))
+            .await?,
         existing: owned_objects(client, node).await?,
         ..Inputs::default()
     };
@@ -97,8 +99,12 @@ pub async fn read(client: &Client, node: &ExchangeNode) -> Result<Inputs> {
             .unwrap_or_else(|| namespace.clone());
         inputs.parent = get_opt(client, &parent_namespace, &reference.name).await?;
         if let Some(found) = &inputs.parent {
-            inputs.parent_key_secret =
-                get_opt::<Secret>(client, &parent_namespace, &key::secret_name(found)).await?;
+            inputs.parent_key_secret = get_opt::<Secret>(
+                client,
+                &parent_namespace,
+                &key::secret_name_of(&found.name_any()),
+            )
+            .await?;
             inputs.cycle = find_cycle(client, node).await?;
         }
     }

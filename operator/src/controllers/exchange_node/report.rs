@@ -8,10 +8,11 @@ use kube::Resource;
 use kube::runtime::events::EventType;
 
 use super::build::{self, HubPlan};
-use super::hub::{HubError, HubObservation};
 use super::read::Inputs;
+use super::sync::HubObservation;
 use crate::controllers::{Context, Problem, problem_conditions, report};
 use crate::error::Result;
+use crate::hub_client::HubError;
 use crate::pipeline::apply::Applied;
 use crate::pipeline::conditions::{self, DEGRADED, Observed, PROGRESSING, READY};
 use crate::pipeline::events;

@@ -28,10 +28,11 @@ use kube::runtime::{Controller, watcher};
 use sha2::Digest;
 use tokio::sync::watch;
 
-use super::exchange_node::{HubSettings, key};
+use super::exchange_node::HubSettings;
 use super::{Context, Problem, Running, instrumented, references};
 use crate::deid::Plan;
 use crate::error::{Error, Result};
+use crate::hub_client::key;
 use crate::pipeline::finalizer;
 use build::BuildError;
 use publish::Portal;

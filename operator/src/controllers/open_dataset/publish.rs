@@ -13,7 +13,7 @@ use govdc_hub_api::v1::{
     PublishedDataset, UnpublishDatasetRequest,
 };
 
-use crate::controllers::exchange_node::hub::{self, Authenticated, HubError};
+use crate::hub_client::{self, Authenticated, HubError, REDACTED, call};
 
 /// How long one upload may take; large datasets stream for a while.
 const UPLOAD_TIMEOUT: Duration = Duration::from_secs(600);
@@ -36,7 +36,7 @@ impl std::fmt::Debug for Portal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Portal")
             .field("endpoint", &self.endpoint)
-            .field("admin_token", &"<redacted>")
+            .field("admin_token", &REDACTED)
             .finish()
     }
 }
@@ -56,25 +56,18 @@ pub struct UploadFile {
 
 impl Portal {
     async fn client(&self, timeout: Duration) -> Result<PortalClient<Authenticated>, HubError> {
-        let channel = hub::connect(&self.endpoint, timeout).await?;
-        Ok(PortalClient::with_interceptor(
-            channel,
-            hub::bearer(&self.admin_token)?,
-        ))
+        let channel = hub_client::channel(&self.endpoint, timeout, &self.admin_token).await?;
+        Ok(PortalClient::new(channel))
     }
 
     /// The version the portal serves of dataset `id`, if any.
     pub async fn current(&self, id: &str) -> Result<Option<PublishedDataset>, HubError> {
-        let listed = self
-            .client(CALL_TIMEOUT)
-            .await?
-            .list_datasets(ListDatasetsRequest {})
-            .await
-            .map_err(|status| HubError::Call {
-                call: "Portal.ListDatasets",
-                status,
-            })?
-            .into_inner();
+        let mut client = self.client(CALL_TIMEOUT).await?;
+        let listed = call(
+            "Portal.ListDatasets",
+            client.list_datasets(ListDatasetsRequest {}),
+        )
+        .await?;
         Ok(listed
             .datasets
             .into_iter()
@@ -94,44 +87,31 @@ impl Portal {
         let stream = futures::stream::unfold(receiver, |mut receiver| async move {
             receiver.recv().await.map(|part| (part, receiver))
         });
-        let answer = self
-            .client(UPLOAD_TIMEOUT)
-            .await?
-            .publish_dataset(stream)
-            .await;
-        let read = reader.await;
-        let published = answer
-            .map_err(|status| HubError::Call {
-                call: "Portal.PublishDataset",
-                status,
-            })?
-            .into_inner();
-        match read {
-            Ok(Ok(())) => Ok(published),
-            Ok(Err(error)) => Err(HubError::Call {
-                call: "Portal.PublishDataset",
-                status: tonic::Status::internal(format!("reading the files to upload: {error}")),
-            }),
-            Err(error) => Err(HubError::Call {
-                call: "Portal.PublishDataset",
-                status: tonic::Status::internal(format!("the upload reader failed: {error}")),
-            }),
-        }
+        let mut client = self.client(UPLOAD_TIMEOUT).await?;
+        // The portal's answer counts only once the reader sent every file whole.
+        let upload = async {
+            let answer = client.publish_dataset(stream).await;
+            let read = reader.await;
+            let published = answer?;
+            match read {
+                Ok(Ok(())) => Ok(published),
+                Ok(Err(error)) => Err(tonic::Status::internal(format!(
+                    "reading the files to upload: {error}"
+                ))),
+                Err(error) => Err(tonic::Status::internal(format!(
+                    "the upload reader failed: {error}"
+                ))),
+            }
+        };
+        call("Portal.PublishDataset", upload).await
     }
 
     /// Stops serving dataset `id`; whether it was served.
     pub async fn unpublish(&self, id: &str) -> Result<bool, HubError> {
-        Ok(self
-            .client(CALL_TIMEOUT)
-            .await?
-            .unpublish_dataset(UnpublishDatasetRequest { id: id.to_owned() })
-            .await
-            .map_err(|status| HubError::Call {
-                call: "Portal.UnpublishDataset",
-                status,
-            })?
-            .into_inner()
-            .removed)
+        let mut client = self.client(CALL_TIMEOUT).await?;
+        let request = UnpublishDatasetRequest { id: id.to_owned() };
+        let answer = call("Portal.UnpublishDataset", client.unpublish_dataset(request)).await?;
+        Ok(answer.removed)
     }
 }
 

@@ -7,8 +7,8 @@ use govdc_crds::{DepartmentCloud, ExchangeNode, OpenDataset};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use kube::{Api, Client, ResourceExt};
 
-use crate::controllers::exchange_node::key;
 use crate::error::{Error, Result};
+use crate::hub_client::key;
 
 /// Where the records come from, as read.
 #[derive(Debug)]
@@ -76,7 +76,7 @@ pub async fn read(client: &Client, dataset: &OpenDataset) -> Result<Inputs> {
         Some(node) => {
             let node_namespace = node.namespace().unwrap_or_default();
             Api::<Secret>::namespaced(client.clone(), &node_namespace)
-                .get_opt(&key::secret_name(node))
+                .get_opt(&key::secret_name_of(&node.name_any()))
                 .await
                 .map_err(read_error(format!("the key of portal {}", node.name_any())))?
         }
@@ -175,7 +175,7 @@ async fn read_source(client: &Client, dataset: &OpenDataset, namespace: &str) ->
         };
         let node_namespace = node.namespace().unwrap_or_default();
         let key_secret = Api::<Secret>::namespaced(client.clone(), &node_namespace)
-            .get_opt(&key::secret_name(&node))
+            .get_opt(&key::secret_name_of(&node.name_any()))
             .await
             .map_err(read_error(format!(
                 "the key of ExchangeNode {}",

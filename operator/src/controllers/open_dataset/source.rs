@@ -6,6 +6,7 @@ use std::io::BufWriter;
 use std::path::Path;
 use std::time::Duration;
 
+use futures::TryStreamExt;
 use govdc_crds::DepartmentCloud;
 use govdc_hub_api::auth::{Claims, Role};
 use govdc_hub_api::v1::catalog_client::CatalogClient;
@@ -17,7 +18,8 @@ use kube::ResourceExt;
 
 use super::build::SourceData;
 use super::read::Source;
-use crate::controllers::exchange_node::{HubSettings, hub, key};
+use crate::controllers::exchange_node::HubSettings;
+use crate::hub_client::{self, HubError, call, key};
 
 /// How long reading a resource may take.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(600);
@@ -34,7 +36,7 @@ pub enum SourceError {
     NodeNotReady(String),
     /// The node refused or failed.
     #[error(transparent)]
-    Hub(#[from] hub::HubError),
+    Hub(#[from] HubError),
     /// The records could not be spooled.
     #[error("spooling the records: {0}")]
     Io(#[from] std::io::Error),
@@ -114,15 +116,15 @@ pub async fn fingerprint(
             code,
         } => {
             let access = access(node, key_secret.as_deref(), owner, settings)?;
-            let channel = hub::connect(&access.endpoint, Duration::from_secs(10)).await?;
-            let resource = CatalogClient::with_interceptor(channel, hub::bearer(&access.token)?)
-                .get_resource(GetResourceRequest { code: code.clone() })
-                .await
-                .map_err(|status| hub::HubError::Call {
-                    call: "Catalog.GetResource",
-                    status,
-                })?
-                .into_inner();
+            let channel =
+                hub_client::channel(&access.endpoint, Duration::from_secs(10), &access.token)
+                    .await?;
+            let request = GetResourceRequest { code: code.clone() };
+            let resource = call(
+                "Catalog.GetResource",
+                CatalogClient::new(channel).get_resource(request),
+            )
+            .await?;
             let updated = resource
                 .updated_at
                 .map(|t| format!("{}.{}", t.seconds, t.nanos))
@@ -157,17 +159,14 @@ pub async fn materialize(
         } => (node, key_secret, code),
     };
     let access = access(node, key_secret.as_deref(), owner, settings)?;
-    let channel = hub::connect(&access.endpoint, FETCH_TIMEOUT).await?;
-    let bearer = hub::bearer(&access.token)?;
-    let resource = CatalogClient::with_interceptor(channel.clone(), bearer.clone())
-        .get_resource(GetResourceRequest { code: code.clone() })
-        .await
-        .map_err(|status| hub::HubError::Call {
-            call: "Catalog.GetResource",
-            status,
-        })?
-        .into_inner();
-    let mut exchange = ExchangeClient::with_interceptor(channel, bearer);
+    let channel = hub_client::channel(&access.endpoint, FETCH_TIMEOUT, &access.token).await?;
+    let request = GetResourceRequest { code: code.clone() };
+    let resource = call(
+        "Catalog.GetResource",
+        CatalogClient::new(channel.clone()).get_resource(request),
+    )
+    .await?;
+    let mut exchange = ExchangeClient::new(channel);
     let open_type = OpenType::try_from(resource.open_type).unwrap_or(OpenType::Unspecified);
     if resource.provider != owner.spec.department.credit_code && !openable(open_type, openness) {
         return Err(SourceError::NotOpenable {
@@ -189,43 +188,25 @@ pub async fn materialize(
         // Publishing another department's data is a use like any other: the owner asks for
         // access, which an unconditional resource grants at once and a conditional one only once
         // its provider agreed. A provider reads its own resource without a grant.
-        exchange
-            .request_access(RequestAccessRequest {
-                resource_code: code.clone(),
-                purpose: "publication on the open-data portal, de-identified".to_owned(),
-            })
-            .await
-            .map_err(|status| hub::HubError::Call {
-                call: "Exchange.RequestAccess",
-                status,
-            })?;
-    }
-    let mut stream = exchange
-        .fetch(FetchRequest {
+        let request = RequestAccessRequest {
             resource_code: code.clone(),
-            max_records: 0,
-            batch_size: FETCH_BATCH,
-            follow: false,
-            from_start: true,
-            // Declared, so that the hub refuses it unless the resource is openable.
-            publication: openness as i32,
-        })
-        .await
-        .map_err(|status| hub::HubError::Call {
-            call: "Exchange.Fetch",
-            status,
-        })?
-        .into_inner();
+            purpose: "publication on the open-data portal, de-identified".to_owned(),
+        };
+        call("Exchange.RequestAccess", exchange.request_access(request)).await?;
+    }
+    let request = FetchRequest {
+        resource_code: code.clone(),
+        max_records: 0,
+        batch_size: FETCH_BATCH,
+        follow: false,
+        from_start: true,
+        // Declared, so that the hub refuses it unless the resource is openable.
+        publication: openness as i32,
+    };
+    let mut stream = hub_client::streaming("Exchange.Fetch", exchange.fetch(request)).await?;
     let path = dir.join("source.csv");
     let mut spool = Spool::create(&path, columns)?;
-    while let Some(message) = stream
-        .message()
-        .await
-        .map_err(|status| hub::HubError::Call {
-            call: "Exchange.Fetch",
-            status,
-        })?
-    {
+    while let Some(message) = stream.try_next().await? {
         for record in message.records {
             spool.write(&record.data)?;
         }

@@ -4,62 +4,18 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use govdc_hub_api::auth::BearerToken;
 use govdc_hub_api::v1::membership_client::MembershipClient;
 use govdc_hub_api::v1::node_client::NodeClient;
 use govdc_hub_api::v1::{
     GetNodeInfoRequest, JoinRequest, LeaveRequest, ListMembersRequest, NodeInfo, ParentConnection,
     SetParentRequest,
 };
-use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Channel, Endpoint};
 
 use super::build::HubPlan;
+use crate::hub_client::{self, HubError, call};
 
-/// How long the operator waits for a hub to accept a connection.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long one call to a hub may take.
 const CALL_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Why the hub could not be synced.
-#[derive(Debug, thiserror::Error)]
-pub enum HubError {
-    /// The node is scaled to zero: no hub runs.
-    #[error("the node is stopped (replicas: 0)")]
-    Stopped,
-    /// The endpoint is not a valid URI.
-    #[error("endpoint {0:?} is not a valid URI")]
-    Endpoint(String),
-    /// The hub did not accept a connection.
-    #[error("cannot connect to {endpoint}: {source}")]
-    Connect {
-        /// The hub's endpoint.
-        endpoint: String,
-        /// The transport error.
-        #[source]
-        source: tonic::transport::Error,
-    },
-    /// The hub did not answer and its pod says why (not scheduled, an image no node has, a
-    /// container that keeps crashing).
-    #[error("{source}; its pod {pod} is not running: {state}")]
-    PodNotRunning {
-        /// The hub's pod.
-        pod: String,
-        /// What the pod's status says.
-        state: String,
-        /// Why the hub did not answer.
-        #[source]
-        source: Box<HubError>,
-    },
-    /// A call was refused or failed.
-    #[error("{call} failed: {} ({:?})", .status.message(), .status.code())]
-    Call {
-        /// The RPC.
-        call: &'static str,
-        /// The hub's answer.
-        status: tonic::Status,
-    },
-}
 
 /// What the hub said after the sync.
 #[derive(Clone, Debug)]
@@ -74,94 +30,62 @@ pub struct HubObservation {
     pub parent_set: bool,
 }
 
-/// A channel that presents a bearer token on every call.
-pub type Authenticated = InterceptedService<Channel, BearerToken>;
-
-/// A channel to the hub at `endpoint`, with the operator's timeouts (`call_timeout` per call).
-pub async fn connect(endpoint: &str, call_timeout: Duration) -> Result<Channel, HubError> {
-    Endpoint::from_shared(endpoint.to_owned())
-        .map_err(|_| HubError::Endpoint(endpoint.to_owned()))?
-        .connect_timeout(CONNECT_TIMEOUT)
-        .timeout(call_timeout)
-        .connect()
-        .await
-        .map_err(|source| HubError::Connect {
-            endpoint: endpoint.to_owned(),
-            source,
-        })
-}
-
-/// The interceptor that presents `token`.
-pub fn bearer(token: &str) -> Result<BearerToken, HubError> {
-    BearerToken::new(token).map_err(|status| HubError::Call {
-        call: "authenticate",
-        status,
-    })
-}
-
 /// Brings the running hub in line with `plan`.
 pub async fn sync(plan: &HubPlan) -> Result<HubObservation, HubError> {
-    let channel = connect(&plan.endpoint, CALL_TIMEOUT).await?;
-    let token = bearer(&plan.admin_token)?;
-    let mut node: NodeClient<Authenticated> =
-        NodeClient::with_interceptor(channel.clone(), token.clone());
-    let mut membership: MembershipClient<Authenticated> =
-        MembershipClient::with_interceptor(channel, token);
+    let channel = hub_client::channel(&plan.endpoint, CALL_TIMEOUT, &plan.admin_token).await?;
+    let mut node = NodeClient::new(channel.clone());
+    let mut membership = MembershipClient::new(channel);
 
-    let call = |call: &'static str| move |status| HubError::Call { call, status };
-    let info = node
-        .get_node_info(GetNodeInfoRequest {})
-        .await
-        .map_err(call("Node.GetNodeInfo"))?
-        .into_inner();
+    let info = call(
+        "Node.GetNodeInfo",
+        node.get_node_info(GetNodeInfoRequest {}),
+    )
+    .await?;
 
     let parent_set = match &plan.parent {
         Some(parent) if needs_parent(&info, &parent.endpoint) => {
-            node.set_parent(SetParentRequest {
+            let request = SetParentRequest {
                 endpoint: parent.endpoint.clone(),
                 token: parent.token.clone(),
                 ca_pem: parent.ca_pem.clone(),
-            })
-            .await
-            .map_err(call("Node.SetParent"))?;
+            };
+            call("Node.SetParent", node.set_parent(request)).await?;
             true
         }
         _ => false,
     };
 
-    let current: BTreeMap<String, String> = membership
-        .list_members(ListMembersRequest {})
-        .await
-        .map_err(call("Membership.ListMembers"))?
-        .into_inner()
+    let listed = call(
+        "Membership.ListMembers",
+        membership.list_members(ListMembersRequest {}),
+    )
+    .await?;
+    let current: BTreeMap<String, String> = listed
         .members
         .into_iter()
         .map(|m| (m.credit_code, m.name))
         .collect();
     let (join, leave) = membership_changes(&current, &plan.members);
     for (credit_code, name) in &join {
-        membership
-            .join(JoinRequest {
-                credit_code: credit_code.clone(),
-                name: name.clone(),
-            })
-            .await
-            .map_err(call("Membership.Join"))?;
+        let request = JoinRequest {
+            credit_code: credit_code.clone(),
+            name: name.clone(),
+        };
+        call("Membership.Join", membership.join(request)).await?;
     }
     for credit_code in &leave {
-        membership
-            .leave(LeaveRequest {
-                credit_code: credit_code.clone(),
-            })
-            .await
-            .map_err(call("Membership.Leave"))?;
+        let request = LeaveRequest {
+            credit_code: credit_code.clone(),
+        };
+        call("Membership.Leave", membership.leave(request)).await?;
     }
 
     let info = if parent_set || !join.is_empty() || !leave.is_empty() {
-        node.get_node_info(GetNodeInfoRequest {})
-            .await
-            .map_err(call("Node.GetNodeInfo"))?
-            .into_inner()
+        call(
+            "Node.GetNodeInfo",
+            node.get_node_info(GetNodeInfoRequest {}),
+        )
+        .await?
     } else {
         info
     };
