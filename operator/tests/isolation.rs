@@ -7,7 +7,10 @@
 //! operator's namespace, monitoring namespaces); and Pod Security admission refuses what a tenant's
 //! protection level forbids. Then a BackupPolicy failover onto a second cluster with a node
 //! (`isolation-dr`): the standby workloads scale up and their pods run there, under the tenant's
-//! Pod Security level and NetworkPolicies as on the primary.
+//! Pod Security level and NetworkPolicies as on the primary, and the state of the tenant's
+//! ExchangeNode (a member, a catalog resource, the audit chain), made through the gRPC API of its
+//! hub pod on the primary and exported by the operator, is what the hub pod the failover starts
+//! on the DR cluster serves.
 //!
 //! Every refusal is checked beside an allowed request of the same kind to the same server, so a
 //! deny never passes because nothing works.
@@ -29,6 +32,9 @@ use k8s_openapi::api::core::v1::{Namespace, PersistentVolume, Pod, Secret};
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use serde_json::{Value, json};
+
+#[path = "isolation/hub_state.rs"]
+mod hub_state;
 
 const OPERATOR: &str = env!("CARGO_BIN_EXE_govdc-operator");
 const CLUSTER: &str = "isolation";
@@ -372,20 +378,27 @@ impl Drop for OutsideListener {
     }
 }
 
-/// Packs the hub's debug build with build-oci.sh and loads it into `cluster`.
+/// Packs the hub's debug build with build-oci.sh (once per test binary: the two tests write the
+/// same archive) and loads it into `cluster`.
 fn load_hub_image(cluster: &str) {
-    let built = Command::new("bash")
-        .arg(repo_root().join("deploy/image/build-oci.sh"))
-        .args(["hub", HUB_TAG])
-        .env("GOVDC_OCI_BINARY", govdc_test_support::hub::hub_bin())
-        .output()
-        .expect("running build-oci.sh");
-    assert!(
-        built.status.success(),
-        "build-oci.sh hub: {}",
-        output_text(&built)
-    );
+    static BUILT: Mutex<bool> = Mutex::new(false);
     let archive = repo_root().join(format!("target/images/govdc-hub-{HUB_TAG}.oci.tar"));
+    // Held through the load too: one import into a node at a time.
+    let mut built = BUILT.lock().unwrap_or_else(|p| p.into_inner());
+    if !*built {
+        let output = Command::new("bash")
+            .arg(repo_root().join("deploy/image/build-oci.sh"))
+            .args(["hub", HUB_TAG])
+            .env("GOVDC_OCI_BINARY", govdc_test_support::hub::hub_bin())
+            .output()
+            .expect("running build-oci.sh");
+        assert!(
+            output.status.success(),
+            "build-oci.sh hub: {}",
+            output_text(&output)
+        );
+        *built = true;
+    }
     let loaded = Command::new(govdc_cluster_bin())
         .args(["load", cluster])
         .arg(&archive)
@@ -821,8 +834,37 @@ impl Drop for StandbyNamespace<'_> {
     }
 }
 
+/// Waits until pod `namespace/name` is Ready, describing it when it does not become so.
+async fn pod_ready(env: &TestEnv, namespace: &str, name: &str, timeout: Duration) -> Pod {
+    let pods: Api<Pod> = Api::namespaced(env.client.clone(), namespace);
+    eventually(
+        &format!("pod {namespace}/{name} Ready"),
+        timeout,
+        || async {
+            let pod = pods.get_opt(name).await.ok()??;
+            let ready = pod
+                .status
+                .as_ref()?
+                .conditions
+                .as_ref()?
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == "True");
+            ready.then_some(pod)
+        },
+    )
+    .await
+    .unwrap_or_else(|e| {
+        let describe = env.kubectl(&["describe", "pod", "-n", namespace, name]);
+        panic!("{e}\n{}", output_text(&describe))
+    })
+}
+
+/// The ExchangeNode whose hub runs in the failover test's tenant namespace (the policy protects
+/// the tenant's namespaces, so the node's objects and key Secret go to the standby with them).
+const HUB_NODE: &str = "national";
+
 #[tokio::test(flavor = "multi_thread")]
-async fn failover_scales_the_standby_workloads_up_and_their_pods_run_on_the_dr_cluster() {
+async fn failover_runs_the_standby_workloads_and_the_dr_hub_pod_serves_the_exported_hub_state() {
     let primary = nodes_env(CLUSTER, "failoverpods").await;
     let standby = nodes_env(DR_CLUSTER, "failoverpods").await;
     install_crds(&primary.client)
@@ -831,23 +873,47 @@ async fn failover_scales_the_standby_workloads_up_and_their_pods_run_on_the_dr_c
     install_crds(&standby.client)
         .await
         .expect("CRDs on standby");
+    load_hub_image(CLUSTER);
+    load_hub_image(DR_CLUSTER);
     let p = primary.prefix.clone();
+    let dc = format!("{p}-t");
+    let namespace = format!("{dc}-prod");
+    let mapped = format!("{namespace}-dr");
+    let hub_pod = format!("{HUB_NODE}-hub-0");
     let lease = primary.namespace("lease").await;
     let restore_points = repo_root().join("target/test-restore-points").join(&p);
+    // The operator runs on this machine, outside the pod network: it reaches the primary's hub
+    // pod through a port-forward.
+    let primary_forward = hub_state::PortForward::start(
+        &primary.kubeconfig,
+        &namespace,
+        &hub_pod,
+        free_port(),
+        GRPC_PORT,
+    );
+    let hub_endpoint = format!("{namespace}/{HUB_NODE}={}", primary_forward.endpoint());
+    let hub_image = format!("govdc/govdc-hub:{HUB_TAG}");
     let operator = OperatorProcess::start(
         Path::new(OPERATOR),
         &primary,
         &lease,
         "operator",
-        &["--restore-point-dir", &restore_points.display().to_string()],
+        &[
+            "--restore-point-dir",
+            &restore_points.display().to_string(),
+            "--hub-image",
+            &hub_image,
+            "--hub-state-interval-seconds",
+            "2",
+            "--hub-endpoint",
+            &hub_endpoint,
+        ],
     );
-    let dc = format!("{p}-t");
     department(&primary, &dc, "extranet", 3, &["prod"], &[], 5).await;
     let clouds: Api<DepartmentCloud> = Api::all(primary.client.clone());
     govdc_test_support::condition(&clouds, &dc, "Ready", "True", WAIT)
         .await
         .unwrap_or_else(|e| panic!("{e:#}\n{}", operator.logs()));
-    let namespace = format!("{dc}-prod");
     apply::<Deployment>(
         &primary.client,
         &namespace,
@@ -860,12 +926,58 @@ async fn failover_scales_the_standby_workloads_up_and_their_pods_run_on_the_dr_c
         workload("StatefulSet", "db", 1),
     )
     .await;
-    // The workloads run on the primary's node.
-    eventually("3 pods Running on the primary", WAIT, || async {
-        (running_pods(&primary.client, &namespace).await.len() == 3).then_some(())
-    })
+    // The tenant's exchange node: its hub runs as the StatefulSet's pod from the project's image,
+    // on a volume of the cluster's default class.
+    let member = credit_code(5);
+    let node: ExchangeNode = serde_json::from_value(json!({
+        "apiVersion": "govdc.io/v1alpha1", "kind": "ExchangeNode",
+        "metadata": {"name": HUB_NODE, "namespace": namespace, "labels": {TEST_LABEL: p}},
+        "spec": {
+            "level": "national", "regionCode": "100000", "networkZone": "extranet",
+            "allowedDepartments": [dc],
+        },
+    }))
+    .expect("ExchangeNode fixture");
+    Api::<ExchangeNode>::namespaced(primary.client.clone(), &namespace)
+        .create(&PostParams::default(), &node)
+        .await
+        .expect("create ExchangeNode");
+    // The workloads and the hub run on the primary's node.
+    eventually(
+        "4 pods Running on the primary",
+        Duration::from_secs(180),
+        || async { (running_pods(&primary.client, &namespace).await.len() == 4).then_some(()) },
+    )
     .await
-    .unwrap_or_else(|e| panic!("{e}"));
+    .unwrap_or_else(|e| {
+        let pods = primary.kubectl(&["get", "pods,pvc", "-n", &namespace, "-o", "wide"]);
+        panic!("{e}\n{}\n{}", output_text(&pods), operator.logs())
+    });
+    pod_ready(&primary, &namespace, &hub_pod, Duration::from_secs(180)).await;
+
+    // State made through the hub's API on the primary: the operator joins the department, the
+    // department registers a resource in the catalog.
+    let source_hub = hub_state::Hub::connect(
+        &primary.client,
+        &namespace,
+        HUB_NODE,
+        &primary_forward.endpoint(),
+    )
+    .await;
+    eventually(
+        "the operator joins the department to the hub pod",
+        WAIT,
+        || async { (source_hub.members().await? == [member.clone()]).then_some(()) },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", operator.logs()));
+    let resource_code = format!("{member}-0001");
+    let resource_name = "企业登记信息 (failover test)";
+    source_hub
+        .register(&member, &resource_code, resource_name)
+        .await;
+    let source_audit = source_hub.verify(None).await;
+    assert!(source_audit.intact, "{source_audit:?}");
 
     // The policy: continuous, warm standby (the default), namespaces mapped to `<name>-dr`.
     let system = primary.namespace("sys").await;
@@ -889,6 +1001,7 @@ async fn failover_scales_the_standby_workloads_up_and_their_pods_run_on_the_dr_c
             "namespaceMapping": {"suffix": "-dr"},
             "mode": "continuous",
             "recoveryPointObjective": "2s",
+            "exchangeNodes": [{"name": HUB_NODE, "namespace": namespace}],
         },
     }))
     .expect("policy fixture");
@@ -900,8 +1013,12 @@ async fn failover_scales_the_standby_workloads_up_and_their_pods_run_on_the_dr_c
     govdc_test_support::condition(&policies, &policy_name, "Ready", "True", WAIT)
         .await
         .unwrap_or_else(|e| panic!("{e:#}\n{}", operator.logs()));
+    let exported =
+        govdc_test_support::condition(&policies, &policy_name, "HubStateReplicated", "True", WAIT)
+            .await
+            .unwrap_or_else(|e| panic!("{e:#}\n{}", operator.logs()));
+    assert_eq!(exported.reason, "Exported", "{}", exported.message);
 
-    let mapped = format!("{namespace}-dr");
     // The standby's copies are this test's: its namespace goes when the test ends.
     let _mapped = StandbyNamespace {
         env: &standby,
@@ -912,11 +1029,19 @@ async fn failover_scales_the_standby_workloads_up_and_their_pods_run_on_the_dr_c
     let replicas = || async {
         let d = deployments.get_opt("api").await.ok()??.spec?.replicas?;
         let s = stateful_sets.get_opt("db").await.ok()??.spec?.replicas?;
-        Some((d, s))
+        let hub = stateful_sets
+            .get_opt(&format!("{HUB_NODE}-hub"))
+            .await
+            .ok()??
+            .spec?
+            .replicas?;
+        Some((d, s, hub))
     };
-    eventually("both workloads on the standby at zero", WAIT, || async {
-        (replicas().await == Some((0, 0))).then_some(())
-    })
+    eventually(
+        "the workloads and the hub on the standby at zero",
+        WAIT,
+        || async { (replicas().await == Some((0, 0, 0))).then_some(()) },
+    )
     .await
     .unwrap_or_else(|e| panic!("{e}\n{}", operator.logs()));
     // Warm, not running: nothing of the tenant runs on the standby before the failover.
@@ -924,31 +1049,113 @@ async fn failover_scales_the_standby_workloads_up_and_their_pods_run_on_the_dr_c
     let before = running_pods(&standby.client, &mapped).await;
     assert!(before.is_empty(), "pods ran before failover: {before:?}");
 
+    // The failover command runs on this machine as well: it reaches the standby's hub pod,
+    // once the scale-up has started it, through a port-forward it waits for.
+    let standby_forward = hub_state::PortForward::start(
+        &standby.kubeconfig,
+        &mapped,
+        &hub_pod,
+        free_port(),
+        GRPC_PORT,
+    );
+    let standby_endpoint = format!("{mapped}/{HUB_NODE}={}", standby_forward.endpoint());
+    let failover_started = Instant::now();
     let output = Command::new(OPERATOR)
         .args([
             "backup",
             "failover",
             "--policy",
             &policy_name,
-            "--target-kubeconfig",
+            "--hub-endpoint",
+            &standby_endpoint,
+            "--hub-wait-seconds",
+            "180",
+            "--restore-point-dir",
         ])
+        .arg(&restore_points)
+        .arg("--target-kubeconfig")
         .arg(&standby.kubeconfig)
         .arg("--kubeconfig")
         .arg(&primary.kubeconfig)
         .output()
         .expect("run govdc-operator backup failover");
     let text = output_text(&output);
-    assert!(output.status.success(), "{text}");
+    let describe = || {
+        let pods = standby.kubectl(&["get", "pods,pvc", "-n", &mapped, "-o", "wide"]);
+        let hub = standby.kubectl(&["describe", "pod", "-n", &mapped, &hub_pod]);
+        format!("{}\n{}", output_text(&pods), output_text(&hub))
+    };
+    assert!(output.status.success(), "{text}\n{}", describe());
     assert!(
-        text.contains("2 workloads scaled now, 0 already running"),
+        text.contains("3 workloads scaled now, 0 already running"),
         "{text}"
     );
-    assert_eq!(replicas().await, Some((2, 1)), "the recorded counts");
+    let imported =
+        format!("hub state {namespace}/{HUB_NODE} -> {mapped}/{HUB_NODE}: imported the copy of ");
+    let sha256 = text
+        .lines()
+        .find_map(|l| l.strip_prefix(&imported))
+        .and_then(|rest| rest.split("(sha256 ").nth(1))
+        .and_then(|rest| rest.split(')').next())
+        .unwrap_or_else(|| panic!("no {imported:?} in:\n{text}"))
+        .to_owned();
+    eprintln!(
+        "figures: failover with the hub state imported into the standby's hub pod in {:.1}s",
+        failover_started.elapsed().as_secs_f64()
+    );
+    assert_eq!(replicas().await, Some((2, 1, 1)), "the recorded counts");
 
-    let started = Instant::now();
-    let running = eventually("3 pods Running on the standby", WAIT, || async {
+    // The standby's hub pod serves the state exported from the primary's: the member, the
+    // catalog resource, and the audit chain, whose head is the one the copy's manifest records.
+    let manifest = hub_state::manifests(&restore_points)
+        .into_iter()
+        .find(|m| m["sha256"] == sha256.as_str())
+        .unwrap_or_else(|| panic!("no stored copy with sha256 {sha256}"));
+    let head = (
+        manifest["auditHead"]["seq"]
+            .as_i64()
+            .expect("auditHead.seq"),
+        manifest["auditHead"]["hash"]
+            .as_str()
+            .expect("auditHead.hash")
+            .to_owned(),
+    );
+    let dr_hub = hub_state::Hub::connect(
+        &standby.client,
+        &mapped,
+        HUB_NODE,
+        &standby_forward.endpoint(),
+    )
+    .await;
+    assert_eq!(
+        dr_hub.members().await,
+        Some(vec![member.clone()]),
+        "members on the standby's hub pod"
+    );
+    assert_eq!(
+        dr_hub.resource(&member, &resource_code).await,
+        Ok((member.clone(), resource_name.to_owned())),
+        "the catalog resource on the standby's hub pod"
+    );
+    let dr_audit = dr_hub.verify(Some(head.clone())).await;
+    assert!(dr_audit.intact, "{dr_audit:?}");
+    assert_eq!(
+        dr_audit.anchors.first().map(|a| a.outcome.as_str()),
+        Some("matches"),
+        "the copy's audit head {head:?} on the standby's hub: {dr_audit:?}"
+    );
+    assert!(
+        dr_audit.records_checked >= source_audit.records_checked
+            && dr_audit.records_checked >= manifest["auditRecords"].as_i64().unwrap_or(i64::MAX),
+        "the standby's hub holds {} audit records, the primary's held {} before the export, the copy {}",
+        dr_audit.records_checked,
+        source_audit.records_checked,
+        manifest["auditRecords"]
+    );
+
+    let running = eventually("4 pods Running on the standby", WAIT, || async {
         let pods = running_pods(&standby.client, &mapped).await;
-        (pods.len() == 3).then_some(pods)
+        (pods.len() == 4).then_some(pods)
     })
     .await
     .unwrap_or_else(|e| {
@@ -956,8 +1163,8 @@ async fn failover_scales_the_standby_workloads_up_and_their_pods_run_on_the_dr_c
         panic!("{e}\n{}", output_text(&describe))
     });
     eprintln!(
-        "figures: standby pods Running {:.1}s after failover: {running:?}",
-        started.elapsed().as_secs_f64()
+        "figures: standby pods Running {:.1}s after the failover started: {running:?}",
+        failover_started.elapsed().as_secs_f64()
     );
     let node = format!("{DR_CLUSTER}-node-0");
     assert!(
@@ -965,8 +1172,9 @@ async fn failover_scales_the_standby_workloads_up_and_their_pods_run_on_the_dr_c
         "the standby's pods run on the DR cluster's node: {running:?}"
     );
     assert!(
-        running.iter().any(|(name, _)| name == "db-0"),
-        "the StatefulSet's pod: {running:?}"
+        running.iter().any(|(name, _)| name == "db-0")
+            && running.iter().any(|(name, _)| *name == hub_pod),
+        "the StatefulSets' pods: {running:?}"
     );
 
     // The tenant keeps its protection on the DR cluster: the namespace's Pod Security level
@@ -1034,6 +1242,8 @@ async fn failover_scales_the_standby_workloads_up_and_their_pods_run_on_the_dr_c
         ),
     ];
     tokio::task::block_in_place(|| expect_matrix(&standby, &routes, Duration::from_secs(90)));
+    drop(standby_forward);
+    drop(primary_forward);
     drop(operator);
     let _ = std::fs::remove_dir_all(&restore_points);
 }
