@@ -57,10 +57,7 @@ impl DesiredObject {
 
     /// The API through which the object is written.
     pub fn api(&self, client: &Client) -> Api<DynamicObject> {
-        match self.object.namespace() {
-            Some(ns) => Api::namespaced_with(client.clone(), &ns, &self.resource),
-            None => Api::all_with(client.clone(), &self.resource),
-        }
+        super::dynamic_api(client, self.object.namespace().as_deref(), &self.resource)
     }
 }
 

@@ -1,8 +1,8 @@
 //! Finalizers: a controller that must act before its resource goes (clean up, unpublish) holds
 //! one until it has.
 
-use kube::api::{ApiResource, DynamicObject, Patch, PatchParams};
-use kube::{Api, Client, Resource, ResourceExt};
+use kube::api::{ApiResource, Patch, PatchParams};
+use kube::{Client, Resource, ResourceExt};
 
 use crate::error::{Error, Result};
 
@@ -25,10 +25,7 @@ where
         "metadata": {"resourceVersion": object.resource_version(), "finalizers": finalizers}
     });
     let resource = ApiResource::erase::<K>(&());
-    let api: Api<DynamicObject> = match object.namespace() {
-        Some(namespace) => Api::namespaced_with(client.clone(), &namespace, &resource),
-        None => Api::all_with(client.clone(), &resource),
-    };
+    let api = super::dynamic_api(client, object.namespace().as_deref(), &resource);
     api.patch(
         &object.name_any(),
         &PatchParams::default(),

@@ -9,4 +9,21 @@ pub mod events;
 pub mod finalizer;
 pub mod ownership;
 pub mod prune;
+pub mod report;
 pub mod status;
+
+use kube::api::{ApiResource, DynamicObject};
+use kube::{Api, Client};
+
+/// The API of objects of `resource` in `namespace`, or cluster-wide when there is none (a
+/// cluster-scoped object).
+pub fn dynamic_api(
+    client: &Client,
+    namespace: Option<&str>,
+    resource: &ApiResource,
+) -> Api<DynamicObject> {
+    match namespace {
+        Some(namespace) => Api::namespaced_with(client.clone(), namespace, resource),
+        None => Api::all_with(client.clone(), resource),
+    }
+}

@@ -61,9 +61,6 @@ pub async fn delete_all(client: &Client, existing: &[Owned]) -> Result<Vec<Strin
 impl Owned {
     /// The object's API.
     pub fn api(&self, client: &Client) -> Api<DynamicObject> {
-        match self.object.namespace() {
-            Some(ns) => Api::namespaced_with(client.clone(), &ns, &self.resource),
-            None => Api::all_with(client.clone(), &self.resource),
-        }
+        super::dynamic_api(client, self.object.namespace().as_deref(), &self.resource)
     }
 }

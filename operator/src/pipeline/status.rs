@@ -1,8 +1,8 @@
 //! Writes a resource's status through the status subresource by server-side apply, and only
 //! when it changed, so that a resync of converged state writes nothing.
 
-use kube::api::{ApiResource, DynamicObject, Patch, PatchParams};
-use kube::{Api, Client, Resource, ResourceExt};
+use kube::api::{ApiResource, Patch, PatchParams};
+use kube::{Client, Resource, ResourceExt};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
@@ -48,10 +48,7 @@ pub async fn write(
     name: &str,
     status: serde_json::Value,
 ) -> Result<()> {
-    let api: Api<DynamicObject> = match namespace {
-        Some(ns) => Api::namespaced_with(client.clone(), ns, resource),
-        None => Api::all_with(client.clone(), resource),
-    };
+    let api = super::dynamic_api(client, namespace, resource);
     let patch = serde_json::json!({
         "apiVersion": resource.api_version,
         "kind": resource.kind,

@@ -7,6 +7,7 @@ use govdc_crds::{BackupPolicy, BackupPolicyStatus};
 use crate::controllers::{Context, Problem, problem_conditions, report};
 use crate::error::Result;
 use crate::pipeline::conditions::{DEGRADED, Observed, PROGRESSING, READY};
+use crate::pipeline::report::resource_status;
 
 resource_status!(BackupPolicyStatus);
 

@@ -16,6 +16,7 @@ use crate::controllers::{Context, Problem, problem_conditions, report};
 use crate::error::Result;
 use crate::pipeline::conditions::{DEGRADED, Observed, PROGRESSING, READY};
 use crate::pipeline::events;
+use crate::pipeline::report::resource_status;
 use crate::quantity::{self, Amounts};
 
 resource_status!(DepartmentCloudStatus);

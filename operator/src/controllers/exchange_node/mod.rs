@@ -39,6 +39,7 @@ use super::{Context, Running, instrumented, references};
 use crate::error::Result;
 use crate::hub_client::HubError;
 use crate::pipeline::ownership::{MANAGED_BY, MANAGER, OWNER_KIND};
+use crate::pipeline::report::Problem;
 use crate::pipeline::{apply, ownership, prune};
 
 /// The controller's label in metrics and logs.
@@ -151,7 +152,7 @@ async fn reconcile_valid(node: Arc<ExchangeNode>, ctx: Arc<Context>) -> Result<A
     let desired = build::objects(&node, &inputs, &ctx.hub)?;
     let taken = ownership::made_by_others(&ctx.client, &desired, &inputs.existing).await?;
     if !taken.is_empty() {
-        let problems = [super::Problem::new(
+        let problems = [Problem::new(
             "OwnershipConflict",
             format!(
                 "{} exist without govdc's ownership mark for this ExchangeNode; nothing was written (move them away, or name the node differently)",

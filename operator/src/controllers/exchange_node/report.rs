@@ -10,12 +10,13 @@ use kube::runtime::events::EventType;
 use super::build::{self, HubPlan};
 use super::read::Inputs;
 use super::sync::HubObservation;
-use crate::controllers::{Context, Problem, problem_conditions, report};
+use crate::controllers::Context;
 use crate::error::Result;
 use crate::hub_client::HubError;
 use crate::pipeline::apply::Applied;
 use crate::pipeline::conditions::{self, DEGRADED, Observed, PROGRESSING, READY};
 use crate::pipeline::events;
+use crate::pipeline::report::{Problem, problem_conditions, report, resource_status};
 
 resource_status!(ExchangeNodeStatus);
 

@@ -4,7 +4,7 @@
 use govdc_crds::ExchangeNode;
 
 use super::read::Inputs;
-use crate::controllers::Problem;
+use crate::pipeline::report::Problem;
 
 /// The problems found; empty when the node can be deployed.
 pub fn validate(node: &ExchangeNode, inputs: &Inputs) -> Vec<Problem> {

@@ -29,11 +29,12 @@ use sha2::Digest;
 use tokio::sync::watch;
 
 use super::exchange_node::HubSettings;
-use super::{Context, Problem, Running, instrumented, references};
+use super::{Context, Running, instrumented, references};
 use crate::deid::Plan;
 use crate::error::{Error, Result};
 use crate::hub_client::key;
 use crate::pipeline::finalizer;
+use crate::pipeline::report::Problem;
 use build::BuildError;
 use publish::Portal;
 use read::Inputs;

@@ -8,12 +8,13 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::Resource;
 use kube::runtime::events::EventType;
 
+use crate::controllers::Context;
 use crate::controllers::exchange_node::build::portal_url;
-use crate::controllers::{Context, Problem, problem_conditions, report};
 use crate::deid::{Refusal, Report};
 use crate::error::Result;
 use crate::pipeline::conditions::{DEGRADED, Observed, PROGRESSING, READY};
 use crate::pipeline::events;
+use crate::pipeline::report::{Problem, problem_conditions, report, resource_status};
 
 resource_status!(OpenDatasetStatus);
 

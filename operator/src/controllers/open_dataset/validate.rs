@@ -5,7 +5,7 @@ use govdc_crds::open_dataset::SourceEncoding;
 use govdc_crds::{NetworkZone, OpenDataset};
 
 use super::read::{Inputs, Source};
-use crate::controllers::Problem;
+use crate::pipeline::report::Problem;
 
 /// The problems found; empty when the dataset may be published.
 pub fn validate(dataset: &OpenDataset, inputs: &Inputs) -> Vec<Problem> {
