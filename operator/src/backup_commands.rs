@@ -1,7 +1,8 @@
 //! `govdc-operator backup ...`: the disaster-recovery commands an operator of the data center
 //! runs by hand — take a restore point, list them, restore one, fail over to the standby. Each
 //! carries the hub state of the policy's ExchangeNodes along (see
-//! [`crate::controllers::backup_policy::hub_state`]).
+//! [`crate::controllers::backup_policy::hub_state`]). What only these commands do lives beside
+//! them: [`restore`] a point into a cluster, [`failover`] to the standby.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -13,12 +14,13 @@ use govdc_crds::backup_policy::NamespaceMapping;
 use kube::{Api, Client};
 
 use crate::controllers::backup_policy::hub_state::{self, HubStateManifest, HubStateSource};
-use crate::controllers::backup_policy::restore::{RestoreOptions, restore};
 use crate::controllers::backup_policy::store::{RestorePointStore, take};
-use crate::controllers::backup_policy::{
-    DEFAULT_RESTORE_POINT_DIR, failover, kinds, preflight, source,
-};
+use crate::controllers::backup_policy::{DEFAULT_RESTORE_POINT_DIR, kinds, preflight, source};
 use crate::controllers::exchange_node::HubSettings;
+use restore::{RestoreOptions, restore};
+
+pub mod failover;
+pub mod restore;
 
 /// `govdc-operator backup`.
 #[derive(clap::Args, Debug)]

@@ -9,9 +9,11 @@ use kube::api::{DynamicObject, ListParams, Patch, PatchParams};
 use kube::{Api, Client, ResourceExt};
 use serde_json::{Value, json};
 
-use super::clean::{POLICY_LABEL, STANDBY_REPLICAS_ANNOTATION, STANDBY_SUSPEND_ANNOTATION};
-use super::kinds;
-use super::target::{FAILOVER_MANAGER, FENCE_NAMESPACE, fence_name};
+use crate::controllers::backup_policy::clean::{
+    POLICY_LABEL, STANDBY_REPLICAS_ANNOTATION, STANDBY_SUSPEND_ANNOTATION,
+};
+use crate::controllers::backup_policy::kinds;
+use crate::controllers::backup_policy::target::{FAILOVER_MANAGER, FENCE_NAMESPACE, fence_name};
 
 /// What a failover did.
 #[derive(Debug, Default)]

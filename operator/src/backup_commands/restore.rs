@@ -12,9 +12,9 @@ use kube::Client;
 use kube::api::{Patch, PatchParams};
 use serde_json::Value;
 
-use super::clean::map_namespace;
-use super::kinds::{self, Kind};
-use super::target::{api_for, classify};
+use crate::controllers::backup_policy::clean::map_namespace;
+use crate::controllers::backup_policy::kinds::{self, Kind};
+use crate::controllers::backup_policy::target::{api_for, classify};
 use crate::pipeline::apply::holds;
 
 /// The field manager of restored objects.

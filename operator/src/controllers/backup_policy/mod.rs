@@ -6,12 +6,12 @@
 //! spec or Secret restarts it, a problem stops it and is reported. The replicator does the work
 //! off the reconcile path — [`source`] (what is protected) -> [`clean`] (the copy for the
 //! standby, pure) -> [`target`] (server-side apply, deletion marks, deletes) — and reports status
-//! and the [`metrics`]. Restore points live in [`store`]; [`restore`] and [`failover`] are the
-//! `govdc-operator backup` commands. [`hub_state`] copies the exchange hub's own database of
-//! the listed ExchangeNodes into the same store, and back into the hubs on failover and restore.
+//! and the [`metrics`]. Restore points live in [`store`]; restore and failover are the
+//! `govdc-operator backup` commands, beside them in [`crate::backup_commands`]. [`hub_state`]
+//! copies the exchange hub's own database of the listed ExchangeNodes into the same store, and
+//! back into the hubs on failover and restore.
 
 pub mod clean;
-pub mod failover;
 pub mod hub_state;
 pub mod kinds;
 pub mod metrics;
@@ -20,7 +20,6 @@ pub mod read;
 pub mod references;
 pub mod replicator;
 pub mod report;
-pub mod restore;
 pub mod schedule;
 pub mod source;
 pub mod store;
