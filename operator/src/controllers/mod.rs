@@ -117,6 +117,9 @@ where
     // operator's own status and finalizer writes would otherwise each bring one more pass.
     let changes = watcher(api, config)
         .default_backoff()
+        // The store keeps every object for the operator's lifetime, and no pass reads their
+        // managedFields, which are often larger than the rest of the object.
+        .modify(|guard: &mut DeserializeGuard<K>| guard.meta_mut().managed_fields = None)
         .reflect(writer)
         .applied_objects()
         .predicate_filter(predicates::generation, Default::default());

@@ -473,6 +473,9 @@ impl OwnedIndex {
     fn relisted(&mut self, kind: Kind) -> Vec<String> {
         let listed = self.relisting.remove(&kind).unwrap_or_default();
         let first = self.ready.insert(kind);
+        // The listing is the truth now: a write remembered as in flight either shows in it or
+        // was undone meanwhile (a deletion the interrupted watch missed).
+        self.in_flight.retain(|key, _| key.0 != kind);
         let mut previous: BTreeMap<(String, Key), Seen> = BTreeMap::new();
         for (owner, objects) in &mut self.owners {
             let (gone, kept): (Objects, Objects) = std::mem::take(objects)
@@ -524,21 +527,47 @@ impl OwnedIndex {
 /// API server instead.
 const READY_WAIT: Duration = Duration::from_secs(10);
 
+/// Where a pass reads its inputs from, as [`Caches::source`] decides.
+pub enum Source {
+    /// From the caches; `compare_soon` when the tenant's comparison against the API server is
+    /// due but waits (for a spec change to be written first, or for a free comparison), so the
+    /// pass asks to be made again a moment later.
+    Caches {
+        /// The comparison is due and was put off.
+        compare_soon: bool,
+    },
+    /// From the API server: the caches are not listed, or the tenant's periodic comparison is
+    /// due. The comparison's permit is held for the pass.
+    ApiServer(Option<tokio::sync::OwnedSemaphorePermit>),
+}
+
 /// The caches of the DepartmentCloud controller: the index of what tenants made, the
 /// controller's own cache of DepartmentClouds (for peers), and when each tenant was last
 /// compared against the API server.
-#[derive(Default)]
 pub struct Caches {
     index: Mutex<OwnedIndex>,
     ready: tokio::sync::Notify,
     clouds: OnceLock<Store<DeserializeGuard<DepartmentCloud>>>,
     compared: Mutex<HashMap<String, Instant>>,
+    /// Passes reading from the API server at once: a quarter of the controller's concurrency,
+    /// so that comparisons falling due together never take every slot from the passes a change
+    /// asks for (a spec change would wait behind all of them).
+    comparisons: Arc<tokio::sync::Semaphore>,
 }
 
 impl Caches {
-    /// Empty caches, filled by [`Caches::triggers`].
-    pub fn new() -> Arc<Caches> {
-        Arc::new(Caches::default())
+    /// Empty caches, filled by [`Caches::triggers`], for a controller running `concurrency`
+    /// passes at once.
+    pub fn new(concurrency: u16) -> Arc<Caches> {
+        Arc::new(Caches {
+            index: Mutex::default(),
+            ready: tokio::sync::Notify::new(),
+            clouds: OnceLock::new(),
+            compared: Mutex::default(),
+            comparisons: Arc::new(tokio::sync::Semaphore::new(usize::from(
+                (concurrency / 4).max(1),
+            ))),
+        })
     }
 
     /// Connects the controller's cache of DepartmentClouds.
@@ -560,10 +589,13 @@ impl Caches {
         guard.0.as_ref().ok().cloned()
     }
 
-    /// Whether the caches may serve a pass of `tenant`: they are listed (waiting a little for
-    /// that after a start), and the tenant's periodic comparison against the API server is not
-    /// due. A tenant first seen now counts as compared: the caches were just listed.
-    pub async fn may_serve(&self, tenant: &str, every: Duration) -> bool {
+    /// Where a pass of `tenant` reads from. The caches serve it once they are listed (waiting a
+    /// little for that after a start) unless the tenant's comparison against the API server is
+    /// due, that is, its last one is `every` old. A tenant first seen now counts as compared: the
+    /// caches were just listed. A due comparison is put off, the pass served from the caches,
+    /// when the pass is for a spec change (`spec_change`: its first write comes first) or when
+    /// as many comparisons as allowed run already.
+    pub async fn source(&self, tenant: &str, every: Duration, spec_change: bool) -> Source {
         let deadline = tokio::time::Instant::now() + READY_WAIT;
         loop {
             let notified = self.ready.notified();
@@ -571,17 +603,30 @@ impl Caches {
                 break;
             }
             if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                return false;
+                // Nothing to serve from: wait for a comparison's place (this is a start, when
+                // nothing else is waiting either).
+                return Source::ApiServer(self.comparisons.clone().acquire_owned().await.ok());
             }
         }
-        let mut compared = self
-            .compared
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let last = *compared
-            .entry(tenant.to_owned())
-            .or_insert_with(Instant::now);
-        last.elapsed() < every
+        let due = {
+            let mut compared = self
+                .compared
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            let last = *compared
+                .entry(tenant.to_owned())
+                .or_insert_with(Instant::now);
+            last.elapsed() >= every
+        };
+        if !due {
+            return Source::Caches {
+                compare_soon: false,
+            };
+        }
+        if !spec_change && let Ok(permit) = self.comparisons.clone().try_acquire_owned() {
+            return Source::ApiServer(Some(permit));
+        }
+        Source::Caches { compare_soon: true }
     }
 
     /// Records that `tenant` was just compared against the API server.
@@ -680,7 +725,11 @@ impl Caches {
         K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
     {
         let caches = self.clone();
-        watcher(api, config)
+        // Listed as a stream of single objects (the API server's watch-list), not in pages of
+        // 500: after a restart the seven watches list some twenty thousand objects at once, and
+        // their pages, with every object's managedFields decoded, were the operator's peak
+        // memory; an object here is reduced to its entry as it arrives.
+        watcher(api, config.streaming_lists())
             .default_backoff()
             .filter_map(move |event| {
                 let owners = match event {
@@ -957,6 +1006,58 @@ mod tests {
         second.seen.digest = Some("d2".into());
         index.apply(Kind::NetworkPolicy, Change::Apply(second));
         assert_eq!(index.in_flight(&key), None);
+    }
+
+    #[test]
+    fn a_relist_forgets_the_writes_in_flight_of_its_kind() {
+        let mut index = listed(&Kind::ALL);
+        let policy = entry(Kind::NetworkPolicy, "a", "deny", "1", OPERATOR)
+            .seen
+            .key();
+        let binding = entry(Kind::RoleBinding, "a", "admins", "1", OPERATOR)
+            .seen
+            .key();
+        index.wrote("a", policy.clone(), "d1");
+        index.wrote("a", binding.clone(), "d1");
+        index.apply(Kind::NetworkPolicy, Change::Init);
+        index.apply(Kind::NetworkPolicy, Change::InitDone);
+        assert_eq!(index.in_flight(&policy), None);
+        assert_eq!(index.in_flight(&binding), Some("d1"));
+    }
+
+    fn listed_caches(concurrency: u16) -> Arc<Caches> {
+        let caches = Caches::new(concurrency);
+        *caches.index() = listed(&Kind::ALL);
+        caches
+    }
+
+    #[tokio::test]
+    async fn a_due_comparison_waits_for_a_spec_change_and_for_a_free_place() {
+        // Concurrency 4: one comparison at a time.
+        let caches = listed_caches(4);
+        let due = Duration::ZERO;
+        assert!(matches!(
+            caches.source("a", Duration::from_secs(60), false).await,
+            Source::Caches {
+                compare_soon: false
+            }
+        ));
+        assert!(matches!(
+            caches.source("a", due, true).await,
+            Source::Caches { compare_soon: true }
+        ));
+        let Source::ApiServer(Some(permit)) = caches.source("a", due, false).await else {
+            panic!("a due comparison with a free place reads from the API server");
+        };
+        assert!(matches!(
+            caches.source("b", due, false).await,
+            Source::Caches { compare_soon: true }
+        ));
+        drop(permit);
+        assert!(matches!(
+            caches.source("b", due, false).await,
+            Source::ApiServer(Some(_))
+        ));
     }
 
     #[test]

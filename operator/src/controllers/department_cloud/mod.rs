@@ -38,7 +38,7 @@ use tokio::sync::watch;
 use super::{Context, Running, instrumented};
 use crate::error::Result;
 use crate::pipeline::{events, finalizer};
-use cache::{Caches, Kind};
+use cache::{Caches, Kind, Source};
 use capacity::Decision;
 use report::Outcome;
 
@@ -55,6 +55,26 @@ const QUOTA_STATUS_RETRY: Duration = Duration::from_secs(2);
 /// ledger already reconciles every waiting tenant whenever the queue or the held capacity moves.
 const CAPACITY_RETRY: Duration = Duration::from_secs(30);
 
+/// How old a tenant's last comparison against the API server may be before its next pass makes
+/// one: less than the shortest [`periodic`] requeue, so that every periodic pass compares.
+const COMPARE_EVERY: Duration = Duration::from_secs(super::RESYNC_INTERVAL.as_secs() * 3 / 4);
+
+/// How soon a pass whose due comparison was put off looks again (see [`cache::Caches::source`]).
+const COMPARE_SOON: Duration = Duration::from_secs(2);
+
+/// `interval` less up to a fifth of it, at random. Tenants made or listed together would
+/// otherwise all come due at once, every interval, and a spec change arriving then would queue
+/// behind a thousand passes; spread, they come due a few at a time.
+fn jittered(interval: Duration) -> Duration {
+    let random = getrandom::u64().unwrap_or_default();
+    interval.mul_f64(1.0 - 0.2 * (random as f64 / u64::MAX as f64))
+}
+
+/// When a converged tenant looks again, to repair drift no watch reported.
+fn periodic() -> Duration {
+    jittered(super::RESYNC_INTERVAL)
+}
+
 /// Starts the controller, watching the objects DepartmentClouds make so drift is repaired.
 pub fn start(
     ctx: Arc<Context>,
@@ -64,10 +84,13 @@ pub fn start(
 ) -> Running {
     let client = ctx.client.clone();
     let ledger = ctx.capacity.clone();
-    let scope = selector.map_or_else(watcher::Config::default, |s| {
-        watcher::Config::default().labels(s)
-    });
-    let caches = Caches::new();
+    // Listed as a stream of objects (watch-list) rather than in pages: see the caches' watches.
+    let scope = selector
+        .map_or_else(watcher::Config::default, |s| {
+            watcher::Config::default().labels(s)
+        })
+        .streaming_lists();
+    let caches = Caches::new(concurrency);
     let feeding = caches.clone();
     super::start(
         NAME,
@@ -176,12 +199,14 @@ async fn refuse(
         },
     )
     .await?;
-    Ok(Action::requeue(super::RESYNC_INTERVAL))
+    Ok(Action::requeue(periodic()))
 }
 
 /// One pass: from the caches, unless the tenant's periodic comparison against the API server is
 /// due (or the caches are not listed yet); a pass from the caches that the API server refuses
-/// because an object is not as the caches saw it is made again from the API server.
+/// because an object is not as the caches saw it is made again from the API server. A spec
+/// change is written from the caches even when the comparison is due, and the comparison
+/// follows in a pass of its own: the first write does not wait for a dozen reads.
 #[tracing::instrument(skip_all, fields(department_cloud = %cloud.name_any()))]
 async fn provision(
     cloud: Arc<DepartmentCloud>,
@@ -189,17 +214,26 @@ async fn provision(
     caches: Arc<Caches>,
 ) -> Result<Action> {
     let name = cloud.name_any();
-    if caches.may_serve(&name, super::RESYNC_INTERVAL).await {
-        let inputs = read::read_cached(&caches, &cloud);
-        match provision_from(&cloud, &ctx, &caches, inputs).await {
-            Err(error) if write::is_stale(&error) => {
-                tracing::debug!(error = %error.chain(), "the caches were behind; reading from the API server");
+    let spec_change =
+        cloud.status.as_ref().and_then(|s| s.observed_generation) != cloud.metadata.generation;
+    let permit = match caches.source(&name, COMPARE_EVERY, spec_change).await {
+        Source::Caches { compare_soon } => {
+            let inputs = read::read_cached(&caches, &cloud);
+            match provision_from(&cloud, &ctx, &caches, inputs).await {
+                Err(error) if write::is_stale(&error) => {
+                    tracing::debug!(error = %error.chain(), "the caches were behind; reading from the API server");
+                    None
+                }
+                // The comparison's own pass says when to look next.
+                Ok(_) if compare_soon => return Ok(Action::requeue(jittered(COMPARE_SOON))),
+                result => return result,
             }
-            result => return result,
         }
-    }
+        Source::ApiServer(permit) => permit,
+    };
     let inputs = read::read(&ctx.client, &cloud).await?;
     let result = provision_from(&cloud, &ctx, &caches, inputs).await;
+    drop(permit);
     if result.is_ok() {
         caches.compared(&name);
     }
@@ -238,7 +272,7 @@ async fn provision_from(
         .decide(cloud, &demand, inputs.standing_quotas());
     if let Decision::Waiting { .. } = decision {
         report::write(ctx, cloud, &Outcome::Waiting(&decision)).await?;
-        return Ok(Action::requeue(CAPACITY_RETRY));
+        return Ok(Action::requeue(jittered(CAPACITY_RETRY)));
     }
 
     let mut desired = build::build(cloud, &quota_plan)?;
@@ -250,8 +284,7 @@ async fn provision_from(
         &owner,
         super::FIELD_MANAGER,
         &desired,
-        &inputs.owned,
-        &inputs.retained_namespaces,
+        &inputs,
     )
     .await
     {
@@ -330,7 +363,7 @@ async fn provision_from(
     Ok(Action::requeue(if quota_status_pending {
         QUOTA_STATUS_RETRY
     } else {
-        super::RESYNC_INTERVAL
+        periodic()
     }))
 }
 
@@ -353,6 +386,21 @@ mod tests {
             managed_fields: Some(entries),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn periodic_passes_are_spread_over_the_last_fifth_of_the_interval() {
+        let interval = Duration::from_secs(300);
+        let passes: Vec<Duration> = (0..200).map(|_| jittered(interval)).collect();
+        assert!(
+            passes
+                .iter()
+                .all(|d| *d <= interval && *d >= interval.mul_f64(0.8))
+        );
+        let spread = passes.iter().max().copied().unwrap_or_default()
+            - passes.iter().min().copied().unwrap_or_default();
+        assert!(spread > Duration::from_secs(30), "spread {spread:?}");
+        assert!(COMPARE_EVERY < interval.mul_f64(0.8));
     }
 
     #[test]

@@ -19,6 +19,7 @@ use sha2::{Digest, Sha256};
 
 use super::cache::{Caches, DIGEST_ANNOTATION, Key, Kind, Seen};
 use super::claim;
+use super::read::Inputs;
 use crate::error::{Error, Result};
 use crate::pipeline::apply::{Applied, DesiredObject, describe, holds, settle_all};
 use crate::pipeline::ownership::Owner;
@@ -101,19 +102,37 @@ fn holds_already(seen: &Seen, planned: &Planned, in_flight: Option<&str>) -> Opt
     None
 }
 
-/// Applies what differs among `desired` from `owned` (what the pass read). `retained` namespaces
-/// exist and are adopted; any other desired namespace not among `owned` is claimed. Returns what
-/// was applied, or the namespaces that turned out to be someone else's (nothing was applied
-/// then but the claims before them).
+/// Whether the operator's last write of an object the caches have not seen yet (created by an
+/// earlier pass whose watch event has not arrived) is exactly `planned`. Namespaces and quotas
+/// are written again instead: the report step reads their state (phase, quota status), which
+/// only the caches or the write's answer carry.
+fn written_not_seen(caches: &Caches, planned: &Planned) -> bool {
+    if matches!(
+        planned.kind,
+        None | Some(Kind::Namespace | Kind::ResourceQuota)
+    ) {
+        return false;
+    }
+    key_of(planned).is_some_and(|key| caches.index().in_flight(&key) == Some(&planned.digest))
+}
+
+/// Applies what differs among `desired` from the objects the pass read (`inputs.owned`, from the
+/// caches or the API server). Retained namespaces exist and are adopted; any other desired
+/// namespace not among the objects read is claimed. Returns what was applied, or the
+/// namespaces that turned out to be someone else's (nothing was applied then but the claims
+/// before them).
 pub async fn apply(
     client: &Client,
     caches: &Caches,
     owner: &Owner,
     field_manager: &str,
     desired: &[DesiredObject],
-    owned: &[Seen],
-    retained: &[String],
+    inputs: &Inputs,
 ) -> Result<std::result::Result<Applied, Vec<String>>> {
+    let owned = &inputs.owned;
+    let retained = &inputs.retained_namespaces;
+    // The caches may not have seen the operator's latest writes yet; the API server has.
+    let from_caches = !inputs.from_api_server;
     let planned: Vec<Planned> = desired.iter().map(plan).collect();
     let mut stored: Vec<Option<DynamicObject>> = vec![None; planned.len()];
     let mut pending: Vec<usize> = Vec::new();
@@ -121,6 +140,10 @@ pub async fn apply(
     for (index, planned) in planned.iter().enumerate() {
         let current = key_of(planned).and_then(|key| owned.iter().find(|o| o.key() == key));
         let Some(current) = current else {
+            if from_caches && written_not_seen(caches, planned) {
+                stored[index] = Some(planned.object.object.clone());
+                continue;
+            }
             let name = planned.object.object.name_any();
             if planned.kind == Some(Kind::Namespace) && !retained.contains(&name) {
                 unclaimed.push(index);
