@@ -18,7 +18,7 @@ use kube::runtime::reflector::{self, Store};
 use kube::runtime::{Controller, WatchStreamExt, predicates, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 use crate::error::{Error, Result};
 use crate::pipeline::conditions::{self, Observed};
@@ -98,7 +98,7 @@ pub fn start<K, F, Fut>(
     ctx: Arc<Context>,
     selector: Option<&str>,
     concurrency: u16,
-    shutdown: watch::Receiver<bool>,
+    shutdown: CancellationToken,
     configure: impl FnOnce(Controller<DeserializeGuard<K>>) -> Controller<DeserializeGuard<K>>,
     reconcile: F,
 ) -> Running
@@ -155,13 +155,10 @@ where
         {}
     });
     let gauge_task = watch_queue_depth(name, store, ctx.metrics.clone(), shutdown.clone());
-    let mut stop = shutdown;
     let task = Box::pin(async move {
         let gauges = tokio::spawn(gauge_task);
         controller
-            .graceful_shutdown_on(async move {
-                let _ = stop.wait_for(|stopping| *stopping).await;
-            })
+            .graceful_shutdown_on(shutdown.cancelled_owned())
             .run(reconcile, error_policy, ctx)
             .for_each(|result| async move {
                 match result {
@@ -185,13 +182,13 @@ async fn watch_queue_depth<K: Reconciled>(
     name: &'static str,
     store: Store<DeserializeGuard<K>>,
     metrics: Metrics,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: CancellationToken,
 ) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         tokio::select! {
             _ = tick.tick() => {}
-            _ = shutdown.wait_for(|stopping| *stopping) => return,
+            _ = shutdown.cancelled() => return,
         }
         let objects = store.state();
         let pending = objects

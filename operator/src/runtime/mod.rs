@@ -22,7 +22,7 @@ use futures::future::join_all;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::{Client, Config};
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 use crate::config::RunArgs;
 use crate::controllers::{self, Context};
@@ -94,33 +94,29 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let metrics = Metrics::new()?;
     let readiness = Readiness::new(Phase::WaitingForCrds(crds::required_crd_names()));
 
-    let (stop_tx, stop_rx) = watch::channel(false);
+    let terminated = CancellationToken::new();
+    let terminate = terminated.clone();
     tokio::spawn(async move {
         termination_signal().await;
-        let _ = stop_tx.send(true);
+        terminate.cancel();
     });
-    let stopped = |mut rx: watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|stop| *stop).await;
-    };
 
     let listener = tokio::net::TcpListener::bind(args.metrics_address)
         .await
         .with_context(|| format!("binding the metrics address {}", args.metrics_address))?;
     tracing::info!(address = %listener.local_addr()?, %identity, "serving /metrics, /livez and /readyz");
-    let (server_done_tx, server_done_rx) = watch::channel(false);
+    let server_done = CancellationToken::new();
     let router = http::router(metrics.clone(), readiness.clone());
+    let done = server_done.clone();
     let server = tokio::spawn(async move {
         axum::serve(listener, router)
-            .with_graceful_shutdown(async move {
-                let mut done = server_done_rx;
-                let _ = done.wait_for(|d| *d).await;
-            })
+            .with_graceful_shutdown(done.cancelled_owned())
             .await
     });
 
     tokio::select! {
         _ = crds::wait_for_crds(&client, &readiness) => {}
-        _ = stopped(stop_rx.clone()) => return finish(&readiness, server_done_tx, server).await,
+        _ = terminated.cancelled() => return finish(&readiness, server_done, server).await,
     }
 
     let mut campaign = if args.leader_elect {
@@ -143,9 +139,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             acquired = campaign.acquired() => if !acquired {
                 anyhow::bail!("leader election ended before this replica led");
             },
-            _ = stopped(stop_rx.clone()) => {
+            _ = terminated.cancelled() => {
                 campaign.resign().await;
-                return finish(&readiness, server_done_tx, server).await;
+                return finish(&readiness, server_done, server).await;
             }
         }
         tracing::info!(lease = %args.lease_name, %identity, "acquired the leader lease");
@@ -190,26 +186,27 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
                 }
             }),
     });
-    let (controllers_stop_tx, controllers_stop_rx) = watch::channel(false);
+    // Stopped only once readiness says so (below), not at the signal itself.
+    let controllers_stop = CancellationToken::new();
     let selector = args.object_selector.as_deref();
     let running = vec![
         controllers::department_cloud::start(
             ctx.clone(),
             selector,
             args.department_cloud_concurrency,
-            controllers_stop_rx.clone(),
+            controllers_stop.clone(),
         ),
         controllers::exchange_node::start(
             ctx.clone(),
             selector,
             args.exchange_node_concurrency,
-            controllers_stop_rx.clone(),
+            controllers_stop.clone(),
         ),
         controllers::open_dataset::start(
             ctx.clone(),
             selector,
             args.open_dataset_concurrency,
-            controllers_stop_rx.clone(),
+            controllers_stop.clone(),
         ),
         controllers::backup_policy::start(
             ctx.clone(),
@@ -220,7 +217,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
                 apply_concurrency: args.backup_apply_concurrency,
                 hub_state_interval: std::time::Duration::from_secs(args.hub_state_interval_seconds),
             },
-            controllers_stop_rx.clone(),
+            controllers_stop.clone(),
         ),
     ];
     let (synced, tasks): (Vec<_>, Vec<_>) = running.into_iter().map(|r| (r.synced, r.task)).unzip();
@@ -234,7 +231,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let mut lost_lease = false;
     tokio::select! {
         _ = &mut controllers => tracing::error!("the controllers stopped on their own"),
-        _ = stopped(stop_rx.clone()) => {}
+        _ = terminated.cancelled() => {}
         _ = async { match campaign.as_mut() { Some(c) => c.lost().await, None => std::future::pending().await } } => {
             tracing::error!("lost the leader lease; stopping the controllers");
             lost_lease = true;
@@ -242,7 +239,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     }
     sync_watcher.abort();
     readiness.set(Phase::ShuttingDown);
-    let _ = controllers_stop_tx.send(true);
+    controllers_stop.cancel();
     let grace = Duration::from_secs(args.shutdown_grace_seconds);
     if !controllers.is_finished() && tokio::time::timeout(grace, &mut controllers).await.is_err() {
         tracing::warn!(
@@ -255,7 +252,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     if let Some(campaign) = campaign {
         campaign.resign().await;
     }
-    finish(&readiness, server_done_tx, server).await?;
+    finish(&readiness, server_done, server).await?;
     if lost_lease {
         anyhow::bail!("lost the leader lease");
     }
@@ -265,11 +262,11 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
 /// Stops the HTTP server last, so probes see the shutdown.
 async fn finish(
     readiness: &Readiness,
-    server_done: watch::Sender<bool>,
+    server_done: CancellationToken,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
 ) -> anyhow::Result<()> {
     readiness.set(Phase::ShuttingDown);
-    let _ = server_done.send(true);
+    server_done.cancel();
     server
         .await
         .context("the HTTP server task failed")?

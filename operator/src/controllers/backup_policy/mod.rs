@@ -36,6 +36,7 @@ use kube::core::error_boundary::DeserializeGuard;
 use kube::runtime::controller::Action;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 use super::{Context, Problem, Running, instrumented};
 use crate::error::Result;
@@ -122,8 +123,15 @@ pub fn start(
     selector: Option<&str>,
     concurrency: u16,
     settings: BackupSettings,
-    shutdown: watch::Receiver<bool>,
+    token: CancellationToken,
 ) -> Running {
+    // The replicators and the Secret watch stop on a watch channel that follows the token.
+    let (stop_tx, shutdown) = watch::channel(false);
+    let stopped = token.clone();
+    tokio::spawn(async move {
+        stopped.cancelled().await;
+        let _ = stop_tx.send(true);
+    });
     let metrics = BackupMetrics::new(&ctx.metrics);
     let replicators = Arc::new(Replicators {
         running: Mutex::default(),
@@ -148,7 +156,7 @@ pub fn start(
         ctx,
         selector,
         concurrency,
-        shutdown,
+        token,
         move |controller| references::watch(controller, &client, references_stop),
         move |guard, ctx| reconcile(guard, ctx, replicators.clone()),
     )

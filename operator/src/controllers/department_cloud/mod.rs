@@ -33,7 +33,7 @@ use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 use super::{Context, Running, instrumented};
 use crate::error::Result;
@@ -80,7 +80,7 @@ pub fn start(
     ctx: Arc<Context>,
     selector: Option<&str>,
     concurrency: u16,
-    shutdown: watch::Receiver<bool>,
+    shutdown: CancellationToken,
 ) -> Running {
     let client = ctx.client.clone();
     let ledger = ctx.capacity.clone();

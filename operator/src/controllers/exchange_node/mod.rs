@@ -33,7 +33,7 @@ use kube::core::error_boundary::DeserializeGuard;
 use kube::runtime::controller::Action;
 use kube::runtime::watcher;
 use kube::{Api, ResourceExt};
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 use super::{Context, Running, instrumented, references};
 use crate::error::Result;
@@ -76,7 +76,7 @@ pub fn start(
     ctx: Arc<Context>,
     selector: Option<&str>,
     concurrency: u16,
-    shutdown: watch::Receiver<bool>,
+    shutdown: CancellationToken,
 ) -> Running {
     let client = ctx.client.clone();
     let scope = selector.map_or_else(watcher::Config::default, |s| {

@@ -26,7 +26,7 @@ use kube::core::error_boundary::DeserializeGuard;
 use kube::runtime::controller::Action;
 use kube::runtime::{Controller, watcher};
 use sha2::Digest;
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 use super::exchange_node::HubSettings;
 use super::{Context, Running, instrumented, references};
@@ -51,7 +51,7 @@ pub fn start(
     ctx: Arc<Context>,
     selector: Option<&str>,
     concurrency: u16,
-    shutdown: watch::Receiver<bool>,
+    shutdown: CancellationToken,
 ) -> Running {
     let client = ctx.client.clone();
     let scope = selector.map_or_else(watcher::Config::default, |s| {
