@@ -2,9 +2,9 @@
 //! once it is on disk; the deliveries to caught-up following streams recorded in the same
 //! transaction.
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use futures::stream::FuturesOrdered;
 use futures::{FutureExt, StreamExt};
@@ -22,10 +22,12 @@ use crate::audit::Algorithm;
 use crate::service::{HubService, record};
 use crate::store::{DbResult, cached_exec};
 
-/// Publish batches already waiting on a stream are committed together up to this many records.
+/// Publish batches waiting on a stream are committed together up to this many records; past it
+/// the stream is not read until a commit takes them.
 const MAX_GROUP_RECORDS: usize = 20_000;
-/// Groups of one stream queued for the writer at once: the next group is queued while one
-/// commits, so the writer never waits for a stream's round trip between two commits.
+/// Commits of one stream queued for the writer at once: one in progress and one behind it,
+/// which takes what arrives meanwhile ([`Pending`]), so the writer never waits for a stream's
+/// round trip between two commits.
 const GROUPS_IN_FLIGHT: usize = 2;
 
 /// What [`append_batches`] did.
@@ -210,9 +212,49 @@ fn append_batches(
     })
 }
 
-/// Serves one publish stream: reads the batches the client sent, queues them for the writer in
-/// groups (up to [`GROUPS_IN_FLIGHT`] at once), and sends each batch's acknowledgement once its
-/// group committed, in order.
+/// Batches read from a publish stream that no commit has taken yet.
+///
+/// Why: a stream's next commit used to be formed from what had arrived when the one before was
+/// queued, and batches arriving after that waited for a commit more. With a window of small
+/// batches that doubled their wait (the acknowledgement, and so the publisher's next batch,
+/// waits for it). Now the commit queued behind the one in progress takes, when the writer runs
+/// it, everything that arrived until then.
+#[derive(Debug, Default)]
+struct Pending {
+    batches: VecDeque<PublishRequest>,
+    records: usize,
+    /// A commit is queued that has not started: it takes what is pending when it starts.
+    queued: bool,
+}
+
+impl Pending {
+    /// The batches the starting commit takes, in order: all that are pending, up to
+    /// [`MAX_GROUP_RECORDS`] records (at least one batch).
+    fn take(&mut self) -> Vec<PublishRequest> {
+        self.queued = false;
+        let mut taken = Vec::new();
+        let mut records = 0;
+        while let Some(batch) = self.batches.front() {
+            if !taken.is_empty() && records + batch.records.len() > MAX_GROUP_RECORDS {
+                break;
+            }
+            records += batch.records.len();
+            taken.extend(self.batches.pop_front());
+        }
+        self.records -= records;
+        taken
+    }
+}
+
+fn lock(pending: &Mutex<Pending>) -> MutexGuard<'_, Pending> {
+    pending
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Serves one publish stream: reads the batches the client sent into [`Pending`], keeps a
+/// commit queued for them behind the one in progress (up to [`GROUPS_IN_FLIGHT`] at once), and
+/// sends each batch's acknowledgement once its commit is on disk, in order.
 pub(super) async fn serve(
     hub: HubService,
     provider: String,
@@ -222,17 +264,44 @@ pub(super) async fn serve(
     // Set once a group was refused or failed: the groups queued after it must not be appended
     // (a stream stops at its first failure), and they see it since the writer runs them later.
     let failed = Arc::new(AtomicBool::new(false));
+    let pending = Arc::new(Mutex::new(Pending::default()));
     let mut in_flight = FuturesOrdered::new();
     let mut ended = false;
     // The error that ends the stream once what is in flight is acknowledged.
     let mut last_word: Option<Status> = None;
     loop {
+        // A commit for what is pending, unless one queued already takes it when it starts.
+        let queue_now = last_word.is_none() && in_flight.len() < GROUPS_IN_FLIGHT && {
+            let mut pending = lock(&pending);
+            let due = !pending.queued && !pending.batches.is_empty();
+            pending.queued |= due;
+            due
+        };
+        if queue_now {
+            let queued = if hub.auth.is_member(&provider) {
+                queue_group(&hub, &provider, &failed, &pending).await
+            } else {
+                Err(Status::permission_denied(format!(
+                    "{provider} is no longer a member of node {}",
+                    hub.config.name
+                )))
+            };
+            match queued {
+                Ok(committed) => in_flight.push_back(committed),
+                Err(status) => {
+                    *lock(&pending) = Pending::default();
+                    last_word = Some(status);
+                    ended = true;
+                }
+            }
+        }
         if ended && in_flight.is_empty() {
             if let Some(status) = last_word {
                 let _ = tx.send(Err(status)).await;
             }
             return;
         }
+        let room = lock(&pending).records < MAX_GROUP_RECORDS;
         tokio::select! {
             biased;
             Some(result) = in_flight.next(), if !in_flight.is_empty() => {
@@ -258,49 +327,33 @@ pub(super) async fn serve(
                     }
                 }
             }
-            next = inbound.next(), if !ended && in_flight.len() < GROUPS_IN_FLIGHT => {
-                let first = match next {
-                    Some(Ok(batch)) => batch,
-                    Some(Err(status)) => {
-                        tracing::debug!(%status, "publish stream broke");
-                        ended = true;
-                        continue;
-                    }
-                    None => {
-                        ended = true;
-                        continue;
-                    }
-                };
-                // Batches the client already sent are committed with this one: one fsync for
-                // all, each still acknowledged on its own.
-                let mut records = first.records.len();
-                let mut group = vec![first];
-                while records < MAX_GROUP_RECORDS {
-                    match inbound.next().now_or_never() {
-                        Some(Some(Ok(batch))) => {
-                            records += batch.records.len();
-                            group.push(batch);
+            next = inbound.next(), if !ended && room => {
+                let mut next = next;
+                // Batches the client already sent are taken together: one fsync for all, each
+                // still acknowledged on its own.
+                let mut waiting = lock(&pending);
+                loop {
+                    match next {
+                        Some(Ok(batch)) => {
+                            waiting.records += batch.records.len();
+                            waiting.batches.push_back(batch);
                         }
-                        Some(_) => {
+                        Some(Err(status)) => {
+                            tracing::debug!(%status, "publish stream broke");
                             ended = true;
                             break;
                         }
-                        None => break,
+                        None => {
+                            ended = true;
+                            break;
+                        }
                     }
-                }
-                if !hub.auth.is_member(&provider) {
-                    last_word = Some(Status::permission_denied(format!(
-                        "{provider} is no longer a member of node {}",
-                        hub.config.name
-                    )));
-                    ended = true;
-                    continue;
-                }
-                match queue_group(&hub, &provider, &failed, group).await {
-                    Ok(committed) => in_flight.push_back(committed),
-                    Err(status) => {
-                        last_word = Some(status);
-                        ended = true;
+                    if waiting.records >= MAX_GROUP_RECORDS {
+                        break;
+                    }
+                    match inbound.next().now_or_never() {
+                        Some(more) => next = more,
+                        None => break,
                     }
                 }
             }
@@ -308,19 +361,21 @@ pub(super) async fn serve(
     }
 }
 
-/// Queues one group of batches for the writer; the future resolves once it committed.
+/// Queues a commit of what is pending on the stream (taken when the writer starts it); the
+/// future resolves once it committed.
 async fn queue_group(
     hub: &HubService,
     provider: &str,
     failed: &Arc<AtomicBool>,
-    group: Vec<PublishRequest>,
+    pending: &Arc<Mutex<Pending>>,
 ) -> Result<futures::future::BoxFuture<'static, Result<Appended, Status>>, Status> {
     let recorded = Recorded::default();
-    let (writer_hub, provider, writer_failed, writer_recorded) = (
+    let (writer_hub, provider, writer_failed, writer_recorded, writer_pending) = (
         hub.clone(),
         provider.to_owned(),
         failed.clone(),
         recorded.clone(),
+        pending.clone(),
     );
     let settle_failed = failed.clone();
     let committed = hub
@@ -332,6 +387,7 @@ async fn queue_group(
                         "an earlier batch on this stream was not appended; nothing after it is",
                     ));
                 }
+                let group = lock(&writer_pending).take();
                 let appended =
                     append_batches(conn, &writer_hub, &writer_recorded, &provider, group);
                 match &appended {
@@ -363,4 +419,47 @@ async fn queue_group(
         )
         .await?;
     Ok(committed.boxed())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch(records: usize) -> PublishRequest {
+        PublishRequest {
+            resource_code: "r".to_owned(),
+            records: vec![vec![0u8; 8]; records],
+        }
+    }
+
+    #[test]
+    fn a_starting_commit_takes_what_is_pending_in_order_up_to_the_group_limit() {
+        let mut pending = Pending {
+            queued: true,
+            ..Pending::default()
+        };
+        for records in [MAX_GROUP_RECORDS - 10, 5, 20, 3] {
+            pending.records += records;
+            pending.batches.push_back(batch(records));
+        }
+        let first: Vec<usize> = pending.take().iter().map(|b| b.records.len()).collect();
+        assert_eq!(
+            first,
+            [MAX_GROUP_RECORDS - 10, 5],
+            "in order, within the limit"
+        );
+        assert!(
+            !pending.queued,
+            "the next arrival queues a commit of its own"
+        );
+        assert_eq!(pending.records, 23);
+        let second: Vec<usize> = pending.take().iter().map(|b| b.records.len()).collect();
+        assert_eq!(second, [20, 3]);
+        assert_eq!(pending.records, 0);
+        // A batch larger than the limit is taken alone, never left behind.
+        pending.records += MAX_GROUP_RECORDS + 1;
+        pending.batches.push_back(batch(MAX_GROUP_RECORDS + 1));
+        assert_eq!(pending.take().len(), 1);
+        assert!(pending.take().is_empty());
+    }
 }
