@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# `deploy/demo.sh pods`: the demo data center with everything as pods (see deploy/demo.sh).
+# `deploy/demo.sh` (its default mode, also `deploy/demo.sh pods`): the demo data center with
+# everything as pods (see deploy/demo.sh).
 #   usage: deploy/demo-pods.sh PRIMARY STANDBY   (deploy/demo.sh passes demo and demo-dr)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -10,13 +11,33 @@ cluster=target/controlplane/govdc-cluster
 helm=target/controlplane/helm
 admin=target/clusters/$primary/kubeconfig
 standby_admin=target/clusters/$standby/kubeconfig
-tag=demo
+# The images' tag: the primary's name, so the demo's test packs its own beside a user's demo.
+tag=$primary
+# GOVDC_DEMO_PORT_OFFSET moves every port the demo forwards to (its test uses one, so a user's
+# demo on the usual ports is never what it reads).
+offset=${GOVDC_DEMO_PORT_OFFSET:-0}
+port() { echo $(($1 + offset)); }
+ports=(8080 8081 8091 8092 8093 9091 9092 9093)
+# A port another process holds would leave its forward retrying and the printed address serving
+# something else: refuse at once instead.
+for p in "${ports[@]}"; do
+  if (exec 3<>"/dev/tcp/127.0.0.1/$(port "$p")") 2>/dev/null; then
+    echo "deploy/demo.sh: 127.0.0.1:$(port "$p") is in use: another deploy/demo.sh still forwarding (stop it with Ctrl-C), or set GOVDC_DEMO_PORT_OFFSET to move the demo's ports" >&2
+    exit 1
+  fi
+done
 kubectl() { target/controlplane/kube kubectl --kubeconfig "$admin" "$@"; }
 
 echo "== building the local control plane and the node parts (the first build takes several minutes)"
 bash tests/controlplane/build.sh
 bash tests/controlplane/build.sh nodes
 echo "== building govdc-operator and govdc-hub, packing their images (deploy/image/build-oci.sh)"
+# build-oci.sh packs with umoci, a Debian package, installed when missing as build.sh installs
+# the nodes' packages.
+if ! command -v umoci >/dev/null; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends umoci \
+    || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends umoci; }
+fi
 cargo build -q -p govdc-operator --bin govdc-operator
 cargo build -q -p govdc-hub --bin govdc-hub
 GOVDC_OCI_BINARY=target/debug/govdc-operator bash deploy/image/build-oci.sh operator "$tag" >/dev/null
@@ -45,9 +66,13 @@ kubectl wait --for=condition=Established --timeout=60s -f crds/ >/dev/null
 echo "== samples: departments, exchange nodes, a DR policy"
 kubectl -n govdc-system create secret generic dr-kubeconfig \
   --from-file=kubeconfig="$standby_in_cluster" --dry-run=client -o yaml | kubectl apply -f -
-kubectl apply --server-side --force-conflicts -f deploy/samples/
-# The portal's absolute links start at the address the host reaches it on (the port-forward below).
-kubectl -n govdc-hub patch exchangenode national --type merge -p '{"spec":{"portalUrl":"http://127.0.0.1:8081"}}' >/dev/null
+# The portal's absolute links start at the address the host reaches it on (the port-forward
+# below): the portal node's portalUrl goes in with the samples, so its hub starts once with it
+# (a patch afterwards restarted the hub while the datasets were being published).
+for file in deploy/samples/*.yaml; do
+  echo ---
+  sed "s|^  openDataPortal: true\$|&\n  portalUrl: http://127.0.0.1:$(port 8081)|" "$file"
+done | kubectl apply --server-side --force-conflicts -f -
 
 echo "== waiting for the hubs' pods"
 for hub in national zhejiang guangdong; do
@@ -83,24 +108,25 @@ forward() {
   ) &
   pids+=($!)
 }
-forward govdc-hub national-hub "8081:8080 8091:8081 9091:9090"
-forward govdc-hub zhejiang-hub "8092:8081 9092:9090"
-forward govdc-hub guangdong-hub "8093:8081 9093:9090"
-forward govdc-system govdc-metrics "8080:8080"
+forward govdc-hub national-hub "$(port 8081):8080 $(port 8091):8081 $(port 9091):9090"
+forward govdc-hub zhejiang-hub "$(port 8092):8081 $(port 9092):9090"
+forward govdc-hub guangdong-hub "$(port 8093):8081 $(port 9093):9090"
+forward govdc-system govdc-metrics "$(port 8080):8080"
 
 cat <<INFO
 
 govdc demo data center is up, everything as pods.
-  kubeconfig (demo):     export KUBECONFIG=$root/$admin
-  kubeconfig (demo-dr):  $root/$standby_admin
+  kubeconfig ($primary):  export KUBECONFIG=$root/$admin
+  kubeconfig ($standby):  $root/$standby_admin
   kubectl:               target/controlplane/kube kubectl get govdc -A
                          target/controlplane/kube kubectl get pods -A -o wide
   operator (2 pods):     kubectl -n govdc-system get pods,lease; logs: kubectl -n govdc-system logs deploy/govdc
-                         metrics http://127.0.0.1:8080/metrics (port-forward of svc/govdc-metrics)
+                         metrics http://127.0.0.1:$(port 8080)/metrics (port-forward of svc/govdc-metrics)
   hub nodes (pods):      kubectl -n govdc-hub get pods,pvc (each hub's data on a local-path volume)
-  open-data portal:      http://127.0.0.1:8081/  (port-forward of svc/national-hub; API: /api/3/action/package_search)
-  sharing monitor:       http://127.0.0.1:8091/ (national), :8092 (zhejiang), :8093 (guangdong)
-  hub metrics:           http://127.0.0.1:9091/metrics (national), :9092, :9093
+  open-data portal:      http://127.0.0.1:$(port 8081)/datasets  (the website; port-forward of svc/national-hub)
+                         API: http://127.0.0.1:$(port 8081)/api/3/action/package_search, /catalog.jsonld
+  sharing monitor:       http://127.0.0.1:$(port 8091)/ (national), :$(port 8092) (zhejiang), :$(port 8093) (guangdong)
+  hub metrics:           http://127.0.0.1:$(port 9091)/metrics (national), :$(port 9092), :$(port 9093)
   tear down:             Ctrl-C (stops the port-forwards), then deploy/demo.sh down
 
 Forwarding until Ctrl-C ...

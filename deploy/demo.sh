@@ -1,29 +1,31 @@
 #!/usr/bin/env bash
 # A local demo data center, from scratch, in one of two modes:
 #
-#   deploy/demo.sh pods    everything as pods: the clusters get a real node each (kubelet,
-#                          containerd; see docs/controlplane.md), the operator and hub images are
-#                          packed by deploy/image/build-oci.sh and loaded, govdc is installed with
-#                          its Helm chart and runs as the chart's Deployment (two replicas, one
-#                          leading), and each sample ExchangeNode's hub runs as its StatefulSet's
-#                          pod on a volume of the cluster's default StorageClass, reached by its
-#                          Service's DNS name. The script forwards the portal and the operator's
-#                          metrics to 127.0.0.1 (kubectl port-forward) until Ctrl-C.
-#   deploy/demo.sh local   (or no argument) the quick local-process mode: clusters without nodes,
-#                          where the script plays the kubelet's part. The chart's Deployment is
-#                          scaled to zero and the operator runs as a local process with the chart's
-#                          ServiceAccount, and each sample ExchangeNode's hub runs as a local
-#                          process from the ConfigMap and key Secret the operator made for its
-#                          StatefulSet (the operator finds them through --hub-endpoint).
+#   deploy/demo.sh         (or deploy/demo.sh pods) everything as pods, the default: the clusters
+#                          get a real node each (kubelet, containerd; see docs/controlplane.md),
+#                          the operator and hub images are packed by deploy/image/build-oci.sh and
+#                          loaded, govdc is installed with its Helm chart and runs as the chart's
+#                          Deployment (two replicas, one leading), and each sample ExchangeNode's
+#                          hub runs as its StatefulSet's pod on a volume of the cluster's default
+#                          StorageClass, reached by its Service's DNS name. The script forwards the
+#                          portal and the operator's metrics to 127.0.0.1 (kubectl port-forward)
+#                          until Ctrl-C, and prints the addresses.
+#   deploy/demo.sh local   the quick local-process mode: clusters without nodes, where the script
+#                          plays the kubelet's part. The chart's Deployment is scaled to zero and
+#                          the operator runs as a local process with the chart's ServiceAccount,
+#                          and each sample ExchangeNode's hub runs as a local process from the
+#                          ConfigMap and key Secret the operator made for its StatefulSet (the
+#                          operator finds them through --hub-endpoint).
 #   deploy/demo.sh down    stops the demo's clusters (either mode's).
 #
-# Ctrl-C stops what the script runs (the local processes, or the port-forwards). The demo's
+# Ctrl-C stops what the script runs (the port-forwards, or the local processes). The demo's
 # clusters are `demo` and `demo-dr`, never the tests' own (`primary`, `dr`, `spare`, `samples`,
-# `nodes-test`, `incluster`), so `cargo test --workspace` after a demo starts clean; a cluster runs
-# in one mode at a time (switching: deploy/demo.sh down first). Running it again re-applies the
-# samples, taking back the fields a user's edits took over. GOVDC_DEMO_CLUSTER and
-# GOVDC_DEMO_DR_CLUSTER name other clusters for the demo.
-#   usage: deploy/demo.sh [local|pods|down]
+# `nodes-test`, `incluster`, `isolation`, ...), so `cargo test --workspace` after a demo starts
+# clean; a cluster runs in one mode at a time (switching: deploy/demo.sh down first). Running it
+# again re-applies the samples, taking back the fields a user's edits took over, and leaves the
+# user's own objects alone. GOVDC_DEMO_CLUSTER and GOVDC_DEMO_DR_CLUSTER name other clusters for
+# the demo (its test, operator/tests/demo.rs, uses its own).
+#   usage: deploy/demo.sh [pods|local|down]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -36,14 +38,14 @@ operator_kubeconfig=target/clusters/$primary/govdc-operator.kubeconfig
 capacity="requests.cpu=64,requests.memory=256Gi"
 kubectl() { target/controlplane/kube kubectl --kubeconfig "$admin" "$@"; }
 
-mode=${1:-local}
+mode=${1:-pods}
 case $mode in
   down)
     for name in "$primary" "$standby"; do "$cluster" down "$name" || true; done
     exit 0 ;;
-  local | up) ;;
+  local) ;;
   pods) exec bash "$root/deploy/demo-pods.sh" "$primary" "$standby" ;;
-  *) echo "usage: deploy/demo.sh [local|pods|down]" >&2; exit 2 ;;
+  *) echo "usage: deploy/demo.sh [pods|local|down]   (pods, the default: everything as pods; local: the quick local-process mode)" >&2; exit 2 ;;
 esac
 
 echo "== building the local control plane (the first build takes several minutes)"
