@@ -8,6 +8,7 @@
 //! ```sh
 //! cargo bench -p govdc-hub --bench exchange            # batch sizes 1, 100, 1000, 3 rounds
 //! cargo bench -p govdc-hub --bench exchange -- --seconds 5 --batches 1,10,100,1000 --rounds 5
+//! cargo bench -p govdc-hub --bench exchange -- --hub-bin /tmp/govdc-hub-before   # another build
 //! ```
 //!
 //! One publisher stream keeps up to `--window` batches unacknowledged (default 32); one consumer
@@ -17,7 +18,9 @@
 //!
 //! The machine is shared and its load moves, so the floor and the hub run alternately,
 //! `--rounds` times each (default 3), and the summary gives the median of the rounds' ratios
-//! with their range: one noisy round cannot decide the verdict.
+//! with their range: one noisy round cannot decide the verdict. Each round also prints the CPU
+//! time per record of the floor's process and the hub's (its store writer and checkpoint
+//! threads apart), read from /proc: a loaded machine disturbs it less than it disturbs a rate.
 #![allow(clippy::unwrap_used)]
 
 use std::collections::VecDeque;
@@ -342,6 +345,8 @@ struct Args {
     window: usize,
     rounds: usize,
     serve_bare: bool,
+    /// The hub binary (another build, to compare two in the same conditions).
+    hub_bin: std::path::PathBuf,
 }
 
 fn parse_args() -> Args {
@@ -352,6 +357,7 @@ fn parse_args() -> Args {
         window: WINDOW,
         rounds: ROUNDS,
         serve_bare: false,
+        hub_bin: env!("CARGO_BIN_EXE_govdc-hub").into(),
     };
     let mut i = 1;
     while i < args.len() {
@@ -370,6 +376,10 @@ fn parse_args() -> Args {
             }
             "--rounds" => {
                 parsed.rounds = args[i + 1].parse().unwrap();
+                i += 1;
+            }
+            "--hub-bin" => {
+                parsed.hub_bin = args[i + 1].clone().into();
                 i += 1;
             }
             "--serve-bare" => parsed.serve_bare = true,
@@ -411,6 +421,7 @@ async fn bench(args: Args) {
         limit,
         window,
         rounds,
+        hub_bin,
         ..
     } = args;
     // The floor, in a process of its own like the hub.
@@ -434,10 +445,12 @@ async fn bench(args: Args) {
         .unwrap();
 
     let hub = HubProcess::start(
-        std::path::Path::new(env!("CARGO_BIN_EXE_govdc-hub")),
+        &hub_bin,
         HubOptions::new("national", "national", "extranet").env("GOVDC_HUB_LOG", "warn"),
     )
     .unwrap();
+    let bare_pid = bare_process.id();
+    let hub_pid = child_pid("govdc-hub").unwrap();
     let channel = Endpoint::from_shared(hub.endpoint())
         .unwrap()
         .connect()
@@ -483,13 +496,16 @@ async fn bench(args: Args) {
             limit,
             window,
         };
-        let mut runs: Vec<(Outcome, Outcome)> = Vec::new();
+        // Per round: the floor, the hub, and each one's CPU time per record in us.
+        let mut runs: Vec<(Outcome, Outcome, f64, f64)> = Vec::new();
         for round in 1..=rounds {
             let (sync_p50, sync_p99) = fsync_latency(&hub.data_dir);
             println!(
                 "| {batch} | {round} | (disk) | fdatasync of 4 KiB in the hub's data directory: p50 {sync_p50:.3} ms, p99 {sync_p99:.3} ms | | | | |"
             );
+            let bare_cpu = Cpu::of(bare_pid);
             let floor = run_load(bare.clone(), Token(None), Token(None), "bare", load).await;
+            let bare_cpu = Cpu::of(bare_pid).since(&bare_cpu);
             // A resource of its own per round: each hub run starts at offset 1.
             let code = format!("{provider}-b{batch}-r{round}");
             govdc_hub_api::v1::catalog_client::CatalogClient::with_interceptor(
@@ -513,6 +529,7 @@ async fn bench(args: Args) {
                 })
                 .await
                 .unwrap();
+            let hub_cpu = Cpu::of(hub_pid);
             let measured = run_load(
                 channel.clone(),
                 publisher.clone(),
@@ -521,6 +538,19 @@ async fn bench(args: Args) {
                 load,
             )
             .await;
+            let hub_cpu = Cpu::of(hub_pid).since(&hub_cpu);
+            let per_record = |s: f64, o: &Outcome| s * 1e6 / o.records.max(1) as f64;
+            println!(
+                "| {batch} | {round} | (cpu) | bare {:.2} us/record; hub {:.2} us/record: writer {:.2}, checkpoints {:.2}, the rest (gRPC, runtime) {:.2} | | | | |",
+                per_record(bare_cpu.total, &floor),
+                per_record(hub_cpu.total, &measured),
+                per_record(hub_cpu.writer, &measured),
+                per_record(hub_cpu.checkpoint, &measured),
+                per_record(
+                    hub_cpu.total - hub_cpu.writer - hub_cpu.checkpoint,
+                    &measured
+                ),
+            );
             for (name, o) in [("bare tonic", &floor), ("govdc-hub", &measured)] {
                 let ratio = if name == "govdc-hub" {
                     format!("{:.2}x", rate(&measured) / rate(&floor))
@@ -535,7 +565,11 @@ async fn bench(args: Args) {
                     o.p99_ms
                 );
             }
-            runs.push((floor, measured));
+            let cpu = (
+                per_record(bare_cpu.total, &floor),
+                per_record(hub_cpu.total, &measured),
+            );
+            runs.push((floor, measured, cpu.0, cpu.1));
         }
         summary.push((batch, runs));
     }
@@ -543,25 +577,29 @@ async fn bench(args: Args) {
         "\nmedians over the rounds (the ratio is each round's hub / bare, its median and range):\n"
     );
     println!(
-        "| batch | bare records/s | hub records/s | hub / bare (min-max) | bare p99 publish->fetch | hub p99 publish->fetch |"
+        "| batch | bare records/s | hub records/s | hub / bare (min-max) | bare p99 publish->fetch | hub p99 publish->fetch | CPU per record, bare / hub |"
     );
-    println!("| ---: | ---: | ---: | ---: | ---: | ---: |");
+    println!("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     for (batch, runs) in &summary {
-        let mut ratios: Vec<f64> = runs.iter().map(|(f, h)| rate(h) / rate(f)).collect();
+        let mut ratios: Vec<f64> = runs.iter().map(|(f, h, ..)| rate(h) / rate(f)).collect();
         let (low, high) = ratios
             .iter()
             .fold((f64::MAX, f64::MIN), |(l, h), r| (l.min(*r), h.max(*r)));
         let ratio = median(&mut ratios);
-        let mut floor_rates: Vec<f64> = runs.iter().map(|(f, _)| rate(f)).collect();
-        let mut hub_rates: Vec<f64> = runs.iter().map(|(_, h)| rate(h)).collect();
-        let mut floor_p99: Vec<f64> = runs.iter().map(|(f, _)| f.p99_ms).collect();
-        let mut hub_p99: Vec<f64> = runs.iter().map(|(_, h)| h.p99_ms).collect();
+        let mut floor_rates: Vec<f64> = runs.iter().map(|(f, ..)| rate(f)).collect();
+        let mut hub_rates: Vec<f64> = runs.iter().map(|(_, h, ..)| rate(h)).collect();
+        let mut floor_p99: Vec<f64> = runs.iter().map(|(f, ..)| f.p99_ms).collect();
+        let mut hub_p99: Vec<f64> = runs.iter().map(|(_, h, ..)| h.p99_ms).collect();
+        let mut floor_cpu: Vec<f64> = runs.iter().map(|(_, _, f, _)| *f).collect();
+        let mut hub_cpu: Vec<f64> = runs.iter().map(|(_, _, _, h)| *h).collect();
         println!(
-            "| {batch} | {:.0} | {:.0} | {ratio:.2}x ({low:.2}-{high:.2}) | {:.2} ms | {:.2} ms |",
+            "| {batch} | {:.0} | {:.0} | {ratio:.2}x ({low:.2}-{high:.2}) | {:.2} ms | {:.2} ms | {:.2} / {:.2} us |",
             median(&mut floor_rates),
             median(&mut hub_rates),
             median(&mut floor_p99),
             median(&mut hub_p99),
+            median(&mut floor_cpu),
+            median(&mut hub_cpu),
         );
     }
     println!("\ntarget: govdc-hub at least 0.6x the bare server's records/s at every batch size");
@@ -594,6 +632,71 @@ fn fsync_latency(dir: &std::path::Path) -> (f64, f64) {
     let _ = std::fs::remove_file(path);
     times.sort_by(f64::total_cmp);
     (times[50], times[99])
+}
+
+/// CPU time a process used, in seconds: all its threads (ended ones too, from
+/// `/proc/<pid>/stat`, in clock ticks of 10 ms), and the store's writer and checkpoint threads
+/// (from their `schedstat`, in ns). Read from /proc, it is less disturbed by a loaded machine
+/// than a rate is.
+struct Cpu {
+    total: f64,
+    writer: f64,
+    checkpoint: f64,
+}
+
+impl Cpu {
+    fn of(pid: u32) -> Cpu {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        // After the command's name in parentheses: state is field 3, utime 14 and stime 15.
+        let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+        let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
+        let mut cpu = Cpu {
+            total: ticks / 100.0,
+            writer: 0.0,
+            checkpoint: 0.0,
+        };
+        for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+            let dir = task.unwrap().path();
+            let (Ok(comm), Ok(schedstat)) = (
+                std::fs::read_to_string(dir.join("comm")),
+                std::fs::read_to_string(dir.join("schedstat")),
+            ) else {
+                continue;
+            };
+            let seconds = schedstat
+                .split(' ')
+                .next()
+                .and_then(|ns| ns.parse::<f64>().ok())
+                .unwrap_or_default()
+                / 1e9;
+            match comm.trim() {
+                "govdc-hub-write" => cpu.writer += seconds,
+                "govdc-hub-check" => cpu.checkpoint += seconds,
+                _ => {}
+            }
+        }
+        cpu
+    }
+
+    fn since(&self, before: &Cpu) -> Cpu {
+        Cpu {
+            total: self.total - before.total,
+            writer: self.writer - before.writer,
+            checkpoint: self.checkpoint - before.checkpoint,
+        }
+    }
+}
+
+/// The pid of this process's child whose command line contains `name`.
+fn child_pid(name: &str) -> Option<u32> {
+    let me = std::process::id().to_string();
+    std::fs::read_dir("/proc").ok()?.find_map(|entry| {
+        let pid: u32 = entry.ok()?.file_name().to_str()?.parse().ok()?;
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let parent = stat[stat.rfind(')')? + 2..].split(' ').nth(1)?;
+        let cmdline = std::fs::read_to_string(format!("/proc/{pid}/cmdline")).ok()?;
+        (parent == me && cmdline.contains(name)).then_some(pid)
+    })
 }
 
 /// `code` with its GB 32100 check character recomputed.
