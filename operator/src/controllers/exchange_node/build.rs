@@ -8,10 +8,26 @@ use std::time::Duration;
 use govdc_crds::ExchangeNode;
 use govdc_crds::common::{DEPARTMENT_LABEL, NETWORK_ZONE_LABEL};
 use govdc_hub_api::auth::{Claims, Role, TokenKey};
-use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
-use k8s_openapi::api::networking::v1::NetworkPolicy;
-use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::api::apps::v1::{
+    StatefulSet, StatefulSetPersistentVolumeClaimRetentionPolicy, StatefulSetSpec,
+};
+use k8s_openapi::api::core::v1::{
+    Capabilities, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource,
+    GRPCAction, HTTPGetAction, PersistentVolumeClaim, PersistentVolumeClaimSpec,
+    PodSecurityContext, PodSpec, PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile,
+    SecretVolumeSource, SecurityContext, Service, ServiceAccount, ServicePort, ServiceSpec, Volume,
+    VolumeMount, VolumeResourceRequirements,
+};
+use k8s_openapi::api::networking::v1::{
+    IPBlock, NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyIngressRule, NetworkPolicyPeer,
+    NetworkPolicyPort, NetworkPolicySpec,
+};
+use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
+    LabelSelector, LabelSelectorRequirement, ObjectMeta,
+};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 
@@ -126,59 +142,84 @@ pub fn objects(
     settings: &HubSettings,
 ) -> Result<Vec<DesiredObject>> {
     let name = base_name(node);
-    let namespace = node.namespace();
-    let meta = || {
-        json!({
-            "name": name,
-            "namespace": namespace,
-            "labels": labels(node),
-            "ownerReferences": node.controller_owner_ref(&()).map(|r| vec![r]),
-        })
+    let meta = || ObjectMeta {
+        name: Some(name.clone()),
+        namespace: node.namespace(),
+        labels: Some(labels(node)),
+        owner_references: node.controller_owner_ref(&()).map(|r| vec![r]),
+        ..ObjectMeta::default()
     };
     let config = hub_config(node);
+    let service_port = |name: &str, port: i32| ServicePort {
+        name: Some(name.to_owned()),
+        port,
+        target_port: Some(IntOrString::String(name.to_owned())),
+        ..ServicePort::default()
+    };
     let mut service_ports = vec![
-        json!({"name": "grpc", "port": GRPC_PORT, "targetPort": "grpc", "appProtocol": "kubernetes.io/h2c"}),
-        json!({"name": "metrics", "port": METRICS_PORT, "targetPort": "metrics"}),
+        ServicePort {
+            app_protocol: Some("kubernetes.io/h2c".to_owned()),
+            ..service_port("grpc", GRPC_PORT)
+        },
+        service_port("metrics", METRICS_PORT),
     ];
     if node.spec.open_data_portal {
-        service_ports.push(json!({"name": "portal", "port": PORTAL_PORT, "targetPort": "portal"}));
+        service_ports.push(service_port("portal", PORTAL_PORT));
     }
-    service_ports.push(json!({"name": "monitor", "port": MONITOR_PORT, "targetPort": "monitor"}));
+    service_ports.push(service_port("monitor", MONITOR_PORT));
     let mut objects = vec![
-        typed::<ConfigMap>(json!({
-            "apiVersion": "v1", "kind": "ConfigMap", "metadata": meta(),
-            "data": {CONFIG_FILE: config},
-        }))?,
-        typed::<ServiceAccount>(json!({
-            "apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta(),
+        DesiredObject::from_typed(&ConfigMap {
+            metadata: meta(),
+            data: Some(BTreeMap::from([(CONFIG_FILE.to_owned(), config.clone())])),
+            ..ConfigMap::default()
+        })?,
+        DesiredObject::from_typed(&ServiceAccount {
+            metadata: meta(),
             // The hub never calls the Kubernetes API.
-            "automountServiceAccountToken": false,
-        }))?,
-        typed::<Service>(json!({
-            "apiVersion": "v1", "kind": "Service", "metadata": meta(),
-            "spec": {
-                "selector": selector_labels(node),
-                "ports": service_ports,
-            },
-        }))?,
-        typed::<StatefulSet>(json!({
-            "apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": meta(),
-            "spec": stateful_set_spec(node, settings, &name, &config),
-        }))?,
-        typed::<NetworkPolicy>(json!({
-            "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": meta(),
-            "spec": network_policy_spec(node, inputs, settings),
-        }))?,
+            automount_service_account_token: Some(false),
+            ..ServiceAccount::default()
+        })?,
+        DesiredObject::from_typed(&Service {
+            metadata: meta(),
+            spec: Some(ServiceSpec {
+                selector: Some(selector_labels(node)),
+                ports: Some(service_ports),
+                ..ServiceSpec::default()
+            }),
+            ..Service::default()
+        })?,
+        DesiredObject::from_typed(&StatefulSet {
+            metadata: meta(),
+            spec: Some(stateful_set_spec(node, settings, &name, &config)),
+            ..StatefulSet::default()
+        })?,
+        DesiredObject::from_typed(&NetworkPolicy {
+            metadata: meta(),
+            spec: Some(network_policy_spec(node, inputs, settings)),
+        })?,
     ];
     if node.spec.replicas > 0 {
         // One writer per node: evicting it is an outage, so a drain waits for an explicit step
         // (scaling the node to 0) instead of taking the exchange down by surprise.
-        objects.push(typed::<PodDisruptionBudget>(json!({
-            "apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": meta(),
-            "spec": {"minAvailable": 1, "selector": {"matchLabels": selector_labels(node)}},
-        }))?);
+        objects.push(DesiredObject::from_typed(&PodDisruptionBudget {
+            metadata: meta(),
+            spec: Some(PodDisruptionBudgetSpec {
+                min_available: Some(IntOrString::Int(1)),
+                selector: Some(match_labels(selector_labels(node))),
+                ..PodDisruptionBudgetSpec::default()
+            }),
+            ..PodDisruptionBudget::default()
+        })?);
     }
     Ok(objects)
+}
+
+/// A selector of exactly `labels`.
+fn match_labels(labels: BTreeMap<String, String>) -> LabelSelector {
+    LabelSelector {
+        match_labels: Some(labels),
+        ..LabelSelector::default()
+    }
 }
 
 fn stateful_set_spec(
@@ -186,81 +227,174 @@ fn stateful_set_spec(
     settings: &HubSettings,
     name: &str,
     config: &str,
-) -> serde_json::Value {
+) -> StatefulSetSpec {
     let mut template_labels = labels(node);
     template_labels.retain(|k, _| k != "app.kubernetes.io/managed-by");
     let storage = &node.spec.storage;
+    let container_port = |name: &str, port: i32| ContainerPort {
+        name: Some(name.to_owned()),
+        container_port: port,
+        ..ContainerPort::default()
+    };
     let mut container_ports = vec![
-        json!({"name": "grpc", "containerPort": GRPC_PORT}),
-        json!({"name": "metrics", "containerPort": METRICS_PORT}),
+        container_port("grpc", GRPC_PORT),
+        container_port("metrics", METRICS_PORT),
     ];
     if node.spec.open_data_portal {
-        container_ports.push(json!({"name": "portal", "containerPort": PORTAL_PORT}));
+        container_ports.push(container_port("portal", PORTAL_PORT));
     }
-    container_ports.push(json!({"name": "monitor", "containerPort": MONITOR_PORT}));
-    let spec = json!({
-        "replicas": node.spec.replicas,
-        "serviceName": name,
-        "selector": {"matchLabels": selector_labels(node)},
+    container_ports.push(container_port("monitor", MONITOR_PORT));
+    let mount = |name: &str, path: &str, read_only: Option<bool>| VolumeMount {
+        name: name.to_owned(),
+        mount_path: path.to_owned(),
+        read_only,
+        ..VolumeMount::default()
+    };
+    let quantities = |pairs: &[(&str, &str)]| {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), Quantity((*v).to_owned())))
+            .collect::<BTreeMap<_, _>>()
+    };
+    let container = Container {
+        name: "hub".to_owned(),
+        image: Some(settings.image.clone()),
+        args: Some(vec![
+            "serve".to_owned(),
+            "--config".to_owned(),
+            format!("{CONFIG_DIR}/{CONFIG_FILE}"),
+        ]),
+        ports: Some(container_ports),
+        readiness_probe: Some(Probe {
+            grpc: Some(GRPCAction {
+                port: GRPC_PORT,
+                ..GRPCAction::default()
+            }),
+            period_seconds: Some(5),
+            ..Probe::default()
+        }),
+        liveness_probe: Some(Probe {
+            http_get: Some(HTTPGetAction {
+                path: Some("/healthz".to_owned()),
+                port: IntOrString::String("metrics".to_owned()),
+                ..HTTPGetAction::default()
+            }),
+            period_seconds: Some(10),
+            failure_threshold: Some(6),
+            ..Probe::default()
+        }),
+        resources: Some(ResourceRequirements {
+            requests: Some(quantities(&[("cpu", "100m"), ("memory", "128Mi")])),
+            limits: Some(quantities(&[("memory", "512Mi")])),
+            ..ResourceRequirements::default()
+        }),
+        security_context: Some(SecurityContext {
+            allow_privilege_escalation: Some(false),
+            read_only_root_filesystem: Some(true),
+            capabilities: Some(Capabilities {
+                drop: Some(vec!["ALL".to_owned()]),
+                ..Capabilities::default()
+            }),
+            ..SecurityContext::default()
+        }),
+        volume_mounts: Some(vec![
+            mount("config", CONFIG_DIR, Some(true)),
+            mount("key", KEY_DIR, Some(true)),
+            mount("data", DATA_DIR, None),
+            // The root filesystem is read-only; SQLite spills large sorts to /tmp.
+            mount("tmp", "/tmp", None),
+        ]),
+        ..Container::default()
+    };
+    let pod = PodSpec {
+        service_account_name: Some(name.to_owned()),
+        automount_service_account_token: Some(false),
+        security_context: Some(PodSecurityContext {
+            run_as_non_root: Some(true),
+            run_as_user: Some(HUB_UID),
+            run_as_group: Some(HUB_UID),
+            fs_group: Some(HUB_UID),
+            seccomp_profile: Some(SeccompProfile {
+                type_: "RuntimeDefault".to_owned(),
+                ..SeccompProfile::default()
+            }),
+            ..PodSecurityContext::default()
+        }),
+        termination_grace_period_seconds: Some(30),
+        containers: vec![container],
+        volumes: Some(vec![
+            Volume {
+                name: "config".to_owned(),
+                config_map: Some(ConfigMapVolumeSource {
+                    name: name.to_owned(),
+                    ..ConfigMapVolumeSource::default()
+                }),
+                ..Volume::default()
+            },
+            Volume {
+                name: "key".to_owned(),
+                secret: Some(SecretVolumeSource {
+                    secret_name: Some(key::secret_name_of(&node.name_any())),
+                    default_mode: Some(0o400),
+                    ..SecretVolumeSource::default()
+                }),
+                ..Volume::default()
+            },
+            Volume {
+                name: "tmp".to_owned(),
+                empty_dir: Some(EmptyDirVolumeSource {
+                    size_limit: Some(Quantity("1Gi".to_owned())),
+                    ..EmptyDirVolumeSource::default()
+                }),
+                ..Volume::default()
+            },
+        ]),
+        ..PodSpec::default()
+    };
+    StatefulSetSpec {
+        replicas: Some(node.spec.replicas),
+        service_name: Some(name.to_owned()),
+        selector: match_labels(selector_labels(node)),
         // The data is the node's: scaling to 0 or deleting the node keeps the volume.
-        "persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Retain", "whenScaled": "Retain"},
-        "template": {
-            "metadata": {
-                "labels": template_labels,
+        persistent_volume_claim_retention_policy: Some(
+            StatefulSetPersistentVolumeClaimRetentionPolicy {
+                when_deleted: Some("Retain".to_owned()),
+                when_scaled: Some("Retain".to_owned()),
+            },
+        ),
+        template: PodTemplateSpec {
+            metadata: Some(ObjectMeta {
+                labels: Some(template_labels),
                 // A new configuration restarts the hub.
-                "annotations": {"govdc.io/config-sha256": crate::digest::sha256_hex(config.as_bytes())},
-            },
-            "spec": {
-                "serviceAccountName": name,
-                "automountServiceAccountToken": false,
-                "securityContext": {
-                    "runAsNonRoot": true, "runAsUser": HUB_UID, "runAsGroup": HUB_UID,
-                    "fsGroup": HUB_UID, "seccompProfile": {"type": "RuntimeDefault"},
-                },
-                "terminationGracePeriodSeconds": 30,
-                "containers": [{
-                    "name": "hub",
-                    "image": settings.image,
-                    "args": ["serve", "--config", format!("{CONFIG_DIR}/{CONFIG_FILE}")],
-                    "ports": container_ports,
-                    "readinessProbe": {"grpc": {"port": GRPC_PORT}, "periodSeconds": 5},
-                    "livenessProbe": {
-                        "httpGet": {"path": "/healthz", "port": "metrics"},
-                        "periodSeconds": 10, "failureThreshold": 6,
-                    },
-                    "resources": {
-                        "requests": {"cpu": "100m", "memory": "128Mi"},
-                        "limits": {"memory": "512Mi"},
-                    },
-                    "securityContext": {
-                        "allowPrivilegeEscalation": false, "readOnlyRootFilesystem": true,
-                        "capabilities": {"drop": ["ALL"]},
-                    },
-                    "volumeMounts": [
-                        {"name": "config", "mountPath": CONFIG_DIR, "readOnly": true},
-                        {"name": "key", "mountPath": KEY_DIR, "readOnly": true},
-                        {"name": "data", "mountPath": DATA_DIR},
-                        // The root filesystem is read-only; SQLite spills large sorts to /tmp.
-                        {"name": "tmp", "mountPath": "/tmp"},
-                    ],
-                }],
-                "volumes": [
-                    {"name": "config", "configMap": {"name": name}},
-                    {"name": "key", "secret": {"secretName": key::secret_name_of(&node.name_any()), "defaultMode": 0o400}},
-                    {"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}},
-                ],
-            },
+                annotations: Some(BTreeMap::from([(
+                    "govdc.io/config-sha256".to_owned(),
+                    crate::digest::sha256_hex(config.as_bytes()),
+                )])),
+                ..ObjectMeta::default()
+            }),
+            spec: Some(pod),
         },
-        "volumeClaimTemplates": [{
-            "metadata": {"name": "data"},
-            "spec": {
-                "accessModes": ["ReadWriteOnce"],
-                "resources": {"requests": {"storage": storage.size}},
-                "storageClassName": storage.storage_class_name,
+        volume_claim_templates: Some(vec![PersistentVolumeClaim {
+            metadata: ObjectMeta {
+                name: Some("data".to_owned()),
+                ..ObjectMeta::default()
             },
-        }],
-    });
-    spec
+            spec: Some(PersistentVolumeClaimSpec {
+                access_modes: Some(vec!["ReadWriteOnce".to_owned()]),
+                resources: Some(VolumeResourceRequirements {
+                    requests: Some(BTreeMap::from([(
+                        "storage".to_owned(),
+                        storage.size.clone(),
+                    )])),
+                    ..VolumeResourceRequirements::default()
+                }),
+                storage_class_name: storage.storage_class_name.clone(),
+                ..PersistentVolumeClaimSpec::default()
+            }),
+            ..PersistentVolumeClaim::default()
+        }]),
+        ..StatefulSetSpec::default()
+    }
 }
 
 /// Who may reach the hub: allowed departments' namespaces of the node's network zone and hubs of
@@ -271,86 +405,140 @@ fn network_policy_spec(
     node: &ExchangeNode,
     inputs: &Inputs,
     settings: &HubSettings,
-) -> serde_json::Value {
+) -> NetworkPolicySpec {
     let zone = node.spec.network_zone.as_str();
-    let grpc = json!([{"port": GRPC_PORT, "protocol": "TCP"}]);
-    let metrics = json!([{"port": METRICS_PORT, "protocol": "TCP"}]);
-    let namespace_named = |name: &str| json!({"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": name}}});
+    let labelled = |pairs: &[(&str, &str)]| {
+        match_labels(
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        )
+    };
+    let ports = |ports: &[(i32, &str)]| {
+        Some(
+            ports
+                .iter()
+                .map(|(port, protocol)| NetworkPolicyPort {
+                    port: Some(IntOrString::Int(*port)),
+                    protocol: Some((*protocol).to_owned()),
+                    ..NetworkPolicyPort::default()
+                })
+                .collect::<Vec<_>>(),
+        )
+    };
+    let grpc = || ports(&[(GRPC_PORT, "TCP")]);
+    let namespace_named = |name: &str| NetworkPolicyPeer {
+        namespace_selector: Some(labelled(&[("kubernetes.io/metadata.name", name)])),
+        ..NetworkPolicyPeer::default()
+    };
+    let namespaces = |selector: LabelSelector| NetworkPolicyPeer {
+        namespace_selector: Some(selector),
+        ..NetworkPolicyPeer::default()
+    };
+    let departments_in =
+        |selector: &mut LabelSelector, operator: &str, values: Option<&[String]>| {
+            selector
+                .match_expressions
+                .get_or_insert_with(Vec::new)
+                .push(LabelSelectorRequirement {
+                    key: DEPARTMENT_LABEL.to_owned(),
+                    operator: operator.to_owned(),
+                    values: values.map(<[String]>::to_vec),
+                });
+        };
+    let allowed = &node.spec.allowed_departments;
     let mut ingress = vec![
-        json!({
-            "from": [{
-                "namespaceSelector": {},
-                "podSelector": {"matchLabels": {"app.kubernetes.io/name": "govdc-hub", NETWORK_ZONE_LABEL: zone}},
-            }],
-            "ports": grpc,
-        }),
-        json!({"from": [namespace_named(&settings.operator_namespace)]}),
-        json!({
-            "from": [{"namespaceSelector": {"matchLabels": {"govdc.io/monitoring": "true"}}}],
-            "ports": metrics,
-        }),
+        NetworkPolicyIngressRule {
+            from: Some(vec![NetworkPolicyPeer {
+                namespace_selector: Some(LabelSelector::default()),
+                pod_selector: Some(labelled(&[
+                    ("app.kubernetes.io/name", "govdc-hub"),
+                    (NETWORK_ZONE_LABEL, zone),
+                ])),
+                ..NetworkPolicyPeer::default()
+            }]),
+            ports: grpc(),
+        },
+        NetworkPolicyIngressRule {
+            from: Some(vec![namespace_named(&settings.operator_namespace)]),
+            ports: None,
+        },
+        NetworkPolicyIngressRule {
+            from: Some(vec![namespaces(labelled(&[(
+                "govdc.io/monitoring",
+                "true",
+            )]))]),
+            ports: ports(&[(METRICS_PORT, "TCP")]),
+        },
     ];
     if node.spec.open_data_portal {
         // The portal is public.
-        ingress.push(json!({"ports": [{"port": PORTAL_PORT, "protocol": "TCP"}]}));
+        ingress.push(NetworkPolicyIngressRule {
+            from: None,
+            ports: ports(&[(PORTAL_PORT, "TCP")]),
+        });
     }
-    if !node.spec.allowed_departments.is_empty() {
+    if !allowed.is_empty() {
         // Only the allowed departments' namespaces of the node's own network: an intranet
         // department named on an extranet node (which never joins it) must not reach its port,
         // and an intranet tenant's egress policy lets it reach any pod in the cluster.
+        let mut selector = labelled(&[(NETWORK_ZONE_LABEL, zone)]);
+        departments_in(&mut selector, "In", Some(allowed));
         ingress.insert(
             0,
-            json!({
-                "from": [{"namespaceSelector": {
-                    "matchLabels": {NETWORK_ZONE_LABEL: zone},
-                    "matchExpressions": [{
-                        "key": DEPARTMENT_LABEL, "operator": "In", "values": node.spec.allowed_departments,
-                    }],
-                }}],
-                "ports": grpc,
-            }),
+            NetworkPolicyIngressRule {
+                from: Some(vec![namespaces(selector)]),
+                ports: grpc(),
+            },
         );
     }
     // The sharing-monitor website is internal: the departments that may be members (tenant
     // namespaces of the node's zone, and of the allowed departments when the spec names them).
-    let mut departments = vec![json!({"key": DEPARTMENT_LABEL, "operator": "Exists"})];
-    if !node.spec.allowed_departments.is_empty() {
-        departments.push(json!({
-            "key": DEPARTMENT_LABEL, "operator": "In", "values": node.spec.allowed_departments,
-        }));
+    let mut members = labelled(&[(NETWORK_ZONE_LABEL, zone)]);
+    departments_in(&mut members, "Exists", None);
+    if !allowed.is_empty() {
+        departments_in(&mut members, "In", Some(allowed));
     }
-    ingress.push(json!({
-        "from": [{"namespaceSelector": {
-            "matchLabels": {NETWORK_ZONE_LABEL: zone},
-            "matchExpressions": departments,
-        }}],
-        "ports": [{"port": MONITOR_PORT, "protocol": "TCP"}],
-    }));
-    let mut egress = vec![json!({
-        "to": [namespace_named("kube-system")],
-        "ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}],
-    })];
+    ingress.push(NetworkPolicyIngressRule {
+        from: Some(vec![namespaces(members)]),
+        ports: ports(&[(MONITOR_PORT, "TCP")]),
+    });
+    let mut egress = vec![NetworkPolicyEgressRule {
+        to: Some(vec![namespace_named("kube-system")]),
+        ports: ports(&[(53, "UDP"), (53, "TCP")]),
+    }];
     if let Some(parent) = &inputs.parent {
-        egress.push(json!({
-            "to": [{
-                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": parent.namespace()}},
-                "podSelector": {"matchLabels": selector_labels(parent)},
-            }],
-            "ports": grpc,
-        }));
+        egress.push(NetworkPolicyEgressRule {
+            to: Some(vec![NetworkPolicyPeer {
+                namespace_selector: Some(match_labels(BTreeMap::from([(
+                    "kubernetes.io/metadata.name".to_owned(),
+                    parent.namespace().unwrap_or_default(),
+                )]))),
+                pod_selector: Some(match_labels(selector_labels(parent))),
+                ..NetworkPolicyPeer::default()
+            }]),
+            ports: grpc(),
+        });
     }
     if let Some(remote) = node.spec.parent.as_ref().and_then(|p| p.remote.as_ref()) {
-        egress.push(json!({
-            "to": [{"ipBlock": {"cidr": "0.0.0.0/0"}}],
-            "ports": [{"port": remote_port(&remote.endpoint), "protocol": "TCP"}],
-        }));
+        egress.push(NetworkPolicyEgressRule {
+            to: Some(vec![NetworkPolicyPeer {
+                ip_block: Some(IPBlock {
+                    cidr: "0.0.0.0/0".to_owned(),
+                    ..IPBlock::default()
+                }),
+                ..NetworkPolicyPeer::default()
+            }]),
+            ports: ports(&[(i32::from(remote_port(&remote.endpoint)), "TCP")]),
+        });
     }
-    json!({
-        "podSelector": {"matchLabels": selector_labels(node)},
-        "policyTypes": ["Ingress", "Egress"],
-        "ingress": ingress,
-        "egress": egress,
-    })
+    NetworkPolicySpec {
+        pod_selector: Some(match_labels(selector_labels(node))),
+        policy_types: Some(vec!["Ingress".to_owned(), "Egress".to_owned()]),
+        ingress: Some(ingress),
+        egress: Some(egress),
+    }
 }
 
 /// The port of an `https://host[:port]` endpoint; 443 when it names none.
@@ -360,18 +548,6 @@ fn remote_port(endpoint: &str) -> u16 {
         .rsplit_once(':')
         .and_then(|(_, port)| port.parse().ok())
         .unwrap_or(443)
-}
-
-fn typed<K>(value: serde_json::Value) -> Result<DesiredObject>
-where
-    K: Resource<DynamicType = ()> + serde::Serialize + serde::de::DeserializeOwned,
-{
-    let what = || format!("{} {}", K::kind(&()), value["metadata"]["name"]);
-    let object: K = serde_json::from_value(value.clone()).map_err(|source| Error::Serialize {
-        what: what(),
-        source,
-    })?;
-    DesiredObject::from_typed(&object)
 }
 
 /// What the operator does on the running hub.
