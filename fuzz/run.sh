@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Builds the fuzz targets and runs each for SECONDS_PER_TARGET (default 60) on its corpus:
 #   fuzz/run.sh [SECONDS_PER_TARGET] [TARGET...]
-# New inputs libFuzzer finds go to a scratch directory (the committed corpus stays small); a
-# crash is written to fuzz/artifacts/<target>/ and ends the script with an error. A summary
+# The reproducers in fuzz/artifacts/<target>/ are run with the corpus. New inputs libFuzzer finds
+# go to a scratch directory (the committed corpus stays small); a crash is written to
+# fuzz/artifacts/<target>/ and ends the script with an error. A summary
 # line per target (time, executions, coverage, corpus) is printed at the end.
 #
 # Stable Rust only: cargo-fuzz passes the compiler nightly-only flags (-Zsanitizer... is not
@@ -49,9 +50,11 @@ for target in "${targets[@]}"; do
   echo "== fuzz $target for ${seconds}s ($(date -u +%H:%M:%S))"
   # -timeout: an input that takes longer is a hang, reported like a crash.
   rc=0
-  cargo fuzz run -s none "${target_dir[@]}" "$target" "$scratch/corpus" "corpus/$target" -- \
+  # artifacts/<target>/ too: every reproducer kept runs again, so a fixed crash stays fixed.
+  cargo fuzz run -s none "${target_dir[@]}" "$target" "$scratch/corpus" "corpus/$target" \
+    "artifacts/$target" -- \
     -max_total_time="$seconds" -timeout=60 -print_final_stats=1 >"$log" 2>&1 || rc=$?
-  grep -E '^#[0-9]+ *(INITED|DONE)' "$log" || true
+  grep -E '^#[0-9]+[[:space:]]+(INITED|DONE)' "$log" || true
   if [[ $rc -ne 0 ]]; then
     echo "fuzz $target: FAILED (exit $rc); the reproducer is in fuzz/artifacts/$target/"
     grep -E 'panicked|ERROR|SUMMARY|Test unit written|error' "$log" | head -20 || tail -n 30 "$log"
@@ -61,8 +64,8 @@ for target in "${targets[@]}"; do
     passed=$((passed + 1))
   fi
   runs=$(grep -oE 'stat::number_of_executed_units: *[0-9]+' "$log" | grep -oE '[0-9]+$' || echo '?')
-  cov=$(grep -oE '^#[0-9]+ *DONE +cov: [0-9]+' "$log" | grep -oE '[0-9]+$' || echo '?')
-  inited=$(grep -oE '^#[0-9]+ *INITED +cov: [0-9]+' "$log" | grep -oE '[0-9]+$' | head -1 || echo '?')
+  cov=$(grep -oE '^#[0-9]+[[:space:]]+DONE +cov: [0-9]+' "$log" | grep -oE '[0-9]+$' || echo '?')
+  inited=$(grep -oE '^#[0-9]+[[:space:]]+INITED +cov: [0-9]+' "$log" | grep -oE '[0-9]+$' | head -1 || echo '?')
   summary+=("$target: ${seconds}s, $runs executions, coverage $inited at start -> $cov")
   rm -rf "$scratch"
 done

@@ -144,7 +144,7 @@ fn complete_copy(
     let mut conn = Connection::open(path).db()?;
     // A rollback journal: nothing of the copy's is left beside it once it is closed.
     conn.pragma_update(None, "journal_mode", "DELETE").db()?;
-    store::migrate(&conn).map_err(|e| Status::internal(format!("migrating the copy: {e:#}")))?;
+    store::migrate(&conn).map_err(migration_refused)?;
     let tx = conn.transaction().db()?;
     // The state does not carry the portal's files: the versions it lists whose files are not
     // here are recorded as awaited, so the node still starts and answers 503 for them until
@@ -159,6 +159,50 @@ fn complete_copy(
     let count = audit::count(&conn).db()?;
     drop(conn);
     Ok(count)
+}
+
+/// The status of a copy that passed [`check_copy`] but does not migrate. A copy whose tables are
+/// not those of the schema version it claims (a table of a later version already there, one
+/// missing) is the sender's mistake, INVALID_ARGUMENT; a full disk or an I/O error is this
+/// node's (found by the import_state fuzz target: such a copy was INTERNAL).
+fn migration_refused(e: anyhow::Error) -> Status {
+    use rusqlite::ErrorCode;
+    // A statement SQLite refuses comes as SqlInputError (with the whole statement, which the
+    // message leaves out), which `sqlite_error_code` does not look into.
+    let sqlite = e
+        .chain()
+        .find_map(|cause| match cause.downcast_ref::<rusqlite::Error>()? {
+            rusqlite::Error::SqliteFailure(error, message) => Some((
+                error.code,
+                message.clone().unwrap_or_else(|| error.to_string()),
+            )),
+            rusqlite::Error::SqlInputError { error, msg, .. } => Some((error.code, msg.clone())),
+            _ => None,
+        });
+    let (code, message) = sqlite.unzip();
+    let what = "migrating the copy".to_owned();
+    match code {
+        // SQLITE_ERROR (Unknown): the SQL of a migration does not fit the copy's tables.
+        Some(
+            ErrorCode::Unknown
+            | ErrorCode::ConstraintViolation
+            | ErrorCode::TypeMismatch
+            | ErrorCode::DatabaseCorrupt,
+        ) => Status::invalid_argument(format!(
+            "the imported state is refused: its tables are not those of its schema version ({e}: {})",
+            message.unwrap_or_default()
+        )),
+        Some(ErrorCode::DiskFull) => store::StorageError::Full {
+            what,
+            source: e.into(),
+        }
+        .into(),
+        _ => store::StorageError::Failed {
+            what,
+            source: e.into(),
+        }
+        .into(),
+    }
 }
 
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
@@ -440,6 +484,39 @@ mod tests {
             refused
                 .message()
                 .starts_with("the imported state is refused: its settings"),
+            "{}",
+            refused.message()
+        );
+    }
+
+    /// A copy that claims an older schema version than its tables are of does not migrate: the
+    /// sender's mistake, never INTERNAL (the import_state fuzz target's finding; its reproducer
+    /// is `fuzz/artifacts/import_state/crash-c5c3e3d1…`: the schema version set to 3).
+    #[test]
+    fn a_copy_whose_tables_are_newer_than_its_schema_version_is_an_invalid_argument() {
+        let dir = std::env::temp_dir().join(format!("govdc-complete-copy-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("a scratch directory");
+        let path = dir.join("copy.db");
+        let _ = std::fs::remove_file(&path);
+        let conn = Connection::open(&path).expect("a scratch database");
+        store::migrate(&conn).expect("the current schema");
+        conn.execute_batch("PRAGMA user_version = 3")
+            .expect("an older schema version claimed");
+        drop(conn);
+        let refused = complete_copy(
+            &path,
+            &dir.join("portal"),
+            audit::Algorithm::Sha256,
+            "operator",
+            json!({}),
+        )
+        .expect_err("a copy that does not migrate");
+        std::fs::remove_dir_all(&dir).expect("the scratch directory removed");
+        assert_eq!(refused.code(), tonic::Code::InvalidArgument, "{refused:?}");
+        assert_eq!(
+            refused.message(),
+            "the imported state is refused: its tables are not those of its schema version \
+             (migrating the store to schema version 4: table portal_applications already exists)",
             "{}",
             refused.message()
         );
