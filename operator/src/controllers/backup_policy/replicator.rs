@@ -3,9 +3,10 @@
 //!
 //! It keeps the cleaned copy of every protected object (from watches in continuous mode, from a
 //! full listing on each cron tick in scheduled mode) and what the target holds (the content hash
-//! each copy carries). A change marks its key dirty with the instant it was seen; a sync writes
-//! the dirty keys to the target by server-side apply, a wave per restore rank, at bounded
-//! concurrency. A copy whose source is gone is marked with the time, and deleted only once the
+//! each copy carries). A change marks its key dirty with the instant it was seen; a sync starts
+//! writing the dirty keys to the target by server-side apply, rank by restore rank, at bounded
+//! concurrency, each write a task of its own (`writes`) that the loop takes the answer of when
+//! it comes, so that a slow write holds up no other change. A copy whose source is gone is marked with the time, and deleted only once the
 //! grace period has passed — the mark lives on the copy, so a restart of the operator does not
 //! reset the clock. When the target does not answer, the dirty keys wait, the policy reports
 //! `TargetUnreachable`, and the target is probed each second; once it answers, its copies are
@@ -26,20 +27,20 @@ use kube::api::{DynamicObject, PartialObjectMeta};
 use kube::core::Selector;
 use kube::runtime::events::EventType;
 use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Api, Client, Resource, ResourceExt};
+use kube::{Api, Client, Resource};
 use serde_json::Value;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
 use super::clean::{
     CleanOptions, POLICY_LABEL, SOURCE_DELETED_AT_ANNOTATION, SOURCE_HASH_ANNOTATION,
-    SOURCE_NAMESPACE_ANNOTATION, clean, map_namespace, replicable, source_hash, unmap_namespace,
+    SOURCE_NAMESPACE_ANNOTATION, clean, map_namespace, source_hash, unmap_namespace,
 };
 use super::hub_state::Replication;
 use super::kinds::Kind;
 use super::metrics::BackupMetrics;
 use super::schedule::{DeletionStep, Schedule, deletion_step};
-use super::source::{list_source, read_per_namespace, selects};
+use super::source::{list_source, read_per_namespace};
 use super::store::RestorePointShelf;
 use super::target::{self, Failure};
 use crate::controllers::Context;
@@ -47,10 +48,16 @@ use crate::pipeline::events;
 
 mod bounded;
 mod checks;
+mod index;
 mod namespace_watches;
 mod phases;
 mod probes;
 mod status;
+mod target_state;
+mod writes;
+
+use index::{Action, Held, Index, Key, Listed};
+use target_state::{InSync, TargetState};
 
 /// Condition type: whether the target answers.
 pub const TARGET_REACHABLE: &str = "TargetReachable";
@@ -131,30 +138,6 @@ pub struct Settings {
     pub last_synced: Option<Timestamp>,
 }
 
-/// One protected object, as the standby should hold it. The copy is shared with the writes
-/// planned from it, so that planning ten thousand writes copies no object.
-#[derive(Clone, Debug)]
-struct Desired {
-    copy: Arc<Value>,
-    hash: String,
-}
-
-/// A copy on the target.
-#[derive(Clone, Debug, Default)]
-struct Held {
-    hash: Option<String>,
-    marked: Option<Timestamp>,
-}
-
-/// Identity of a protected object: its kind (index into the replicator's kinds, 0 being
-/// Namespace), source namespace and name. A namespace's key has its own name as namespace.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-struct Key {
-    kind: usize,
-    namespace: String,
-    name: String,
-}
-
 /// What the watches report.
 enum Change {
     Department(watcher::Event<DynamicObject>),
@@ -175,34 +158,17 @@ enum Change {
 /// The replicator's whole state; owned by its task alone.
 struct Engine {
     settings: Settings,
-    /// Namespace first, then the replicated kinds.
-    kinds: Vec<Kind>,
     primary: Client,
     target: Client,
     ctx: Arc<Context>,
     metrics: BackupMetrics,
-    /// Selected DepartmentClouds.
-    departments: BTreeSet<String>,
-    /// Every tenant namespace (name -> department), protected or not.
-    namespaces: BTreeMap<String, String>,
-    desired: HashMap<Key, Desired>,
-    held: HashMap<Key, Held>,
-    /// Keys to look at, with when their change was first seen.
-    dirty: BTreeMap<Key, Instant>,
-    /// Keys the target refused, retried at the next full resync.
-    rejected: BTreeSet<Key>,
-    /// Kinds (and departments, namespaces) whose initial listing finished.
-    initialised: BTreeSet<usize>,
-    /// Whether the target's copies were listed since it last became reachable.
-    target_listed: bool,
-    reachable: bool,
-    /// When the target was last found answering again (or the replicator started): a request
-    /// made before that which found it silent is out of date.
-    reachable_since: Instant,
-    unreachable_reason: String,
+    /// What is protected and what the target holds (pure state).
+    index: Index,
+    /// Whether the target answers, and whether its copies were listed since.
+    target_state: TargetState,
     failed_over: bool,
     /// When the target last held everything (nothing dirty, target answering).
-    in_sync_at: Option<(Instant, Timestamp)>,
+    in_sync_at: Option<InSync>,
     /// When the target last held everything as a previous replicator of the policy recorded it
     /// (the status's last successful sync): until this one is in sync, what would be lost is
     /// counted from there, so that an operator restart does not make the RPO look small.
@@ -212,8 +178,6 @@ struct Engine {
     shelf: Option<RestorePointShelf>,
     /// The export of the protected ExchangeNodes' hub state, when the policy lists any.
     hub_state: Option<Replication>,
-    /// Tenant namespaces first seen since the last loop, to list.
-    new_namespaces: Vec<String>,
     /// The watches of kinds read namespace by namespace (Secrets).
     namespace_watches: namespace_watches::NamespaceWatches,
     /// The primary's identity (uid of `kube-system`), read once.
@@ -226,14 +190,8 @@ struct Engine {
     preflight_backoff: Duration,
     /// Why nothing at all may be written to the target (reason, message).
     refusal: Option<(&'static str, String)>,
-    /// Kinds (indices) the target does not serve, and what to tell the user about them.
-    unserved: BTreeSet<usize>,
+    /// What to tell the user about the kinds the target does not serve.
     unserved_message: String,
-    /// Objects on the target this policy did not make, where one of its copies would go (keys
-    /// by source namespace, as the desired objects'): conflicts, never written.
-    foreign: BTreeSet<Key>,
-    /// When the target was last listed.
-    listed_at: Option<Instant>,
     /// Copied namespaces due for deletion that hold objects the policy did not make, and when
     /// they are looked at again.
     kept_namespaces: BTreeMap<Key, Instant>,
@@ -245,11 +203,9 @@ struct Engine {
     policy_read: Option<probes::PolicyRead>,
     /// An answer of the probe of an unreachable target not taken yet.
     probe_answer: Option<probes::TargetAnswer<()>>,
+    /// The writes to the target in flight.
+    writes: writes::Writes,
 }
-
-/// Sentinel kind indices of the department and namespace listings in `initialised`.
-const DEPARTMENTS_INIT: usize = usize::MAX;
-const NAMESPACES_INIT: usize = usize::MAX - 1;
 
 /// Runs the replicator until shutdown, the policy's deletion, or a failover fence.
 pub async fn run(
@@ -269,24 +225,20 @@ pub async fn run(
     let primary = ctx.client.clone();
     let settings_policy = settings.policy.clone();
     let previous_sync = settings.last_synced;
+    let apply_concurrency = settings.apply_concurrency;
     let mut engine = Engine {
+        index: Index::new(
+            kinds,
+            settings.clean.clone(),
+            settings.selector.clone(),
+            matches!(settings.mode, Mode::Continuous),
+        ),
         settings,
-        kinds,
         primary,
         target,
         ctx,
         metrics,
-        departments: BTreeSet::new(),
-        namespaces: BTreeMap::new(),
-        desired: HashMap::new(),
-        held: HashMap::new(),
-        dirty: BTreeMap::new(),
-        rejected: BTreeSet::new(),
-        initialised: BTreeSet::new(),
-        target_listed: false,
-        reachable: true,
-        reachable_since: Instant::now(),
-        unreachable_reason: String::new(),
+        target_state: TargetState::new(),
         failed_over: false,
         in_sync_at: None,
         previous_sync,
@@ -294,22 +246,19 @@ pub async fn run(
         errors: BTreeMap::new(),
         shelf,
         hub_state,
-        new_namespaces: Vec::new(),
         namespace_watches: namespace_watches::NamespaceWatches::new(per_namespace),
         source_identity: None,
         preflighted: false,
         next_preflight: Instant::now(),
         preflight_backoff: PREFLIGHT_BACKOFF.0,
         refusal: None,
-        unserved: BTreeSet::new(),
         unserved_message: String::new(),
-        foreign: BTreeSet::new(),
-        listed_at: None,
         kept_namespaces: BTreeMap::new(),
         phases: phases::Phases::start(&settings_policy),
         probes: probes::Probes::default(),
         policy_read: None,
         probe_answer: None,
+        writes: writes::Writes::new(apply_concurrency),
     };
     let (tx, mut rx) = mpsc::channel::<Change>(4096);
     let mut watches = JoinSet::new();
@@ -332,15 +281,23 @@ pub async fn run(
             biased;
             _ = shutdown.wait_for(|stop| *stop) => break,
             Some(change) = rx.recv() => {
+                let began = Instant::now();
                 engine.handle(change);
                 // Take whatever else arrived, so one sync covers a burst.
                 while let Ok(change) = rx.try_recv() {
                     engine.handle(change);
                 }
+                engine.phases.slow("handle", began);
+            }
+            written = engine.writes.next() => {
+                let mut done = vec![written];
+                done.extend(engine.writes.ready());
+                engine.absorb_written(done);
             }
             _ = tick.tick() => {}
         }
         if let Some((read_at, read)) = engine.policy_read.take() {
+            let began = Instant::now();
             let keep_running = if read_at.elapsed() <= probes::FRESH_POLICY {
                 engine.report_with(read).await
             } else {
@@ -348,6 +305,7 @@ pub async fn run(
                 // undo what was written to the policy meanwhile (a failover's record).
                 engine.report().await
             };
+            engine.phases.slow("report", began);
             if !keep_running {
                 break;
             }
@@ -369,13 +327,13 @@ pub async fn run(
         }
         if continuous
             && !objects_watched
-            && engine.initialised.contains(&DEPARTMENTS_INIT)
-            && engine.initialised.contains(&NAMESPACES_INIT)
+            && engine.index.initialised.contains(&Listed::Departments)
+            && engine.index.initialised.contains(&Listed::Namespaces)
         {
             objects_watched = true;
             engine.start_object_watches(&tx, &mut watches);
         }
-        for namespace in std::mem::take(&mut engine.new_namespaces) {
+        for namespace in std::mem::take(&mut engine.index.new_namespaces) {
             if objects_watched {
                 engine.relist(namespace, &tx, &mut watches);
             }
@@ -389,6 +347,8 @@ pub async fn run(
             engine.probes.read_fence(&engine.target, &policy, &tx);
         }
         if engine.failed_over {
+            // Nothing more is written to a promoted target.
+            engine.writes.abandon();
             if now >= next_status {
                 next_status = now + STATUS_INTERVAL;
                 if !engine.report().await {
@@ -410,54 +370,62 @@ pub async fn run(
         if let Some(answer) = engine.probe_answer.take() {
             engine.absorb_probe(answer).await;
         }
-        if !engine.reachable && now >= next_housekeeping {
+        if !engine.target_state.answers() && now >= next_housekeeping {
             engine.probes.probe_target(&engine.target, &tx);
         }
-        if engine.preflighted && !engine.unserved.is_empty() && now >= engine.next_preflight {
+        if engine.preflighted && !engine.index.unserved.is_empty() && now >= engine.next_preflight {
             // Kinds were missing: look again, with back-off, whether someone installed them.
             engine.preflighted = false;
         }
-        if engine.reachable && !engine.preflighted && now >= engine.next_preflight {
+        if engine.target_state.answers() && !engine.preflighted && now >= engine.next_preflight {
             let began = Instant::now();
             engine.preflight().await;
-            engine.phases.step("preflight", engine.kinds.len(), began);
+            engine
+                .phases
+                .step("preflight", engine.index.kinds.len(), began);
         }
-        let writable = engine.reachable
+        let writable = engine.target_state.answers()
             && engine.preflighted
             && engine.refusal.is_none()
             && engine.probes.fence_read;
-        if engine.initial_listing_done() {
-            engine.phases.sources_listed(engine.desired.len());
+        if engine.index.initial_listing_done() {
+            engine.phases.sources_listed(engine.index.desired.len());
         }
-        if writable && engine.initial_listing_done() {
-            if !engine.target_listed {
+        if writable && engine.index.initial_listing_done() {
+            if !engine.target_state.listed() {
                 engine.list_target().await;
                 last_full_resync = Instant::now();
             }
-            let resync_every = if !engine.has_conflicts() {
+            let resync_every = if !engine.index.has_conflicts() {
                 FULL_RESYNC_INTERVAL
             } else {
                 CONFLICT_RESYNC_INTERVAL
             };
-            if engine.reachable && now >= last_full_resync + resync_every {
+            if engine.target_state.answers() && now >= last_full_resync + resync_every {
                 last_full_resync = now;
-                engine.target_listed = false;
-                engine.rejected.clear();
+                engine.target_state.unlist();
+                engine.index.rejected.clear();
                 engine.list_target().await;
             }
             // A mapping onto namespaces the policy did not make stops every write: a pass
             // that would write half of what it should must not start.
-            if engine.reachable && engine.target_listed && engine.namespace_conflicts().is_empty() {
+            if engine.target_state.listed() && engine.index.namespace_conflicts().is_empty() {
+                let began = Instant::now();
                 engine.sync().await;
+                engine.phases.slow("sync", began);
                 if now >= next_housekeeping {
+                    let began = Instant::now();
                     engine.sweep().await;
+                    engine.phases.slow("sweep", began);
                 }
             }
         }
         if now >= next_housekeeping {
             next_housekeeping = now + HOUSEKEEPING_INTERVAL;
         }
+        let began = Instant::now();
         engine.update_gauges();
+        engine.phases.slow("gauges", began);
         if now >= next_status {
             next_status = now + STATUS_INTERVAL;
             engine.probes.read_policy(&engine.primary, &policy, &tx);
@@ -496,7 +464,7 @@ impl Engine {
     /// since objects of unknown namespaces are dropped.
     fn start_object_watches(&self, tx: &mpsc::Sender<Change>, watches: &mut JoinSet<()>) {
         let config = watcher::Config::default().any_semantic();
-        for (index, kind) in self.kinds.iter().enumerate().skip(1) {
+        for (index, kind) in self.index.kinds.iter().enumerate().skip(1) {
             if self.namespace_watches.covers(index) {
                 continue;
             }
@@ -512,7 +480,7 @@ impl Engine {
     /// Lists a namespace that became a tenant's after the watches started: its objects may have
     /// been watched before the namespace was, and dropped then.
     fn relist(&self, namespace: String, tx: &mpsc::Sender<Change>, watches: &mut JoinSet<()>) {
-        for (index, kind) in self.kinds.iter().enumerate().skip(1) {
+        for (index, kind) in self.index.kinds.iter().enumerate().skip(1) {
             if self.namespace_watches.covers(index) {
                 // Its own watch of the namespace lists it.
                 continue;
@@ -540,71 +508,42 @@ impl Engine {
     /// kind counts as listed once every watch it had has listed (or was refused past its grace).
     fn watch_namespaces(&mut self, tx: &mpsc::Sender<Change>, watches: &mut JoinSet<()>) {
         let wanted: BTreeSet<String> = self
+            .index
             .namespaces
             .keys()
-            .filter(|namespace| self.protected(namespace))
+            .filter(|namespace| self.index.protected(namespace))
             .cloned()
             .collect();
-        let stopped =
-            self.namespace_watches
-                .reconcile(&self.primary, &self.kinds, &wanted, tx, watches);
+        let stopped = self.namespace_watches.reconcile(
+            &self.primary,
+            &self.index.kinds,
+            &wanted,
+            tx,
+            watches,
+        );
         if !stopped.is_empty() {
             // A later watch of the namespace lists its objects anew.
             let covered = &self.namespace_watches;
-            self.desired
+            self.index
+                .desired
                 .retain(|key, _| !(covered.covers(key.kind) && stopped.contains(&key.namespace)));
         }
-        for kind in 1..self.kinds.len() {
+        for kind in 1..self.index.kinds.len() {
             if self.namespace_watches.covers(kind) && self.namespace_watches.listed_all(kind) {
-                self.initialised.insert(kind);
+                self.index.initialised.insert(Listed::Kind(kind));
             }
-        }
-    }
-
-    fn initial_listing_done(&self) -> bool {
-        match self.settings.mode {
-            Mode::Continuous => {
-                self.initialised.contains(&DEPARTMENTS_INIT)
-                    && self.initialised.contains(&NAMESPACES_INIT)
-                    && (1..self.kinds.len()).all(|k| self.initialised.contains(&k))
-            }
-            Mode::Scheduled(_) => self.initialised.contains(&DEPARTMENTS_INIT),
-        }
-    }
-
-    fn protected(&self, namespace: &str) -> bool {
-        self.namespaces
-            .get(namespace)
-            .is_some_and(|d| self.departments.contains(d))
-    }
-
-    fn touch(&mut self, key: Key) {
-        self.dirty.entry(key).or_insert_with(Instant::now);
-    }
-
-    /// Marks every key of a namespace dirty: its protection changed.
-    fn touch_namespace(&mut self, namespace: &str) {
-        let keys: Vec<Key> = self
-            .desired
-            .keys()
-            .chain(self.held.keys())
-            .filter(|k| k.namespace == namespace)
-            .cloned()
-            .collect();
-        for key in keys {
-            self.touch(key);
         }
     }
 
     fn handle(&mut self, change: Change) {
         match change {
-            Change::Department(event) => self.handle_department(event),
-            Change::Namespace(event) => self.handle_namespace(event),
-            Change::Object(kind, event) => self.handle_object(kind, event),
+            Change::Department(event) => self.index.handle_department(event),
+            Change::Namespace(event) => self.index.handle_namespace(event),
+            Change::Object(kind, event) => self.index.handle_object(kind, event),
             Change::InNamespace(kind, namespace, event) => match event {
                 watcher::Event::Init => {}
                 watcher::Event::InitDone => self.namespace_watches.listed(kind, &namespace),
-                event => self.handle_object(kind, event),
+                event => self.index.handle_object(kind, event),
             },
             Change::Fence((asked, answer)) => {
                 self.probes.fence_answered(&answer);
@@ -619,7 +558,7 @@ impl Engine {
                 self.policy_read = Some(*read);
             }
             Change::Refused(kind, namespace, message) => {
-                tracing::warn!(policy = %self.settings.policy, %namespace, kind = %self.kinds[kind].kind,
+                tracing::warn!(policy = %self.settings.policy, %namespace, kind = %self.index.kinds[kind].kind,
                     error = %message, "the operator may not read this namespace's objects; they are not replicated");
                 self.record_error("SourceForbidden", message);
                 self.namespace_watches.listed(kind, &namespace);
@@ -627,138 +566,9 @@ impl Engine {
         }
     }
 
-    fn handle_department(&mut self, event: watcher::Event<DynamicObject>) {
-        let before = self.departments.clone();
-        match event {
-            watcher::Event::Init => self.departments.clear(),
-            watcher::Event::InitDone => {
-                self.initialised.insert(DEPARTMENTS_INIT);
-            }
-            watcher::Event::Apply(d) | watcher::Event::InitApply(d) => {
-                let name = d.name_any();
-                if selects(&self.settings.selector, d.labels()) {
-                    self.departments.insert(name);
-                } else {
-                    self.departments.remove(&name);
-                }
-            }
-            watcher::Event::Delete(d) => {
-                self.departments.remove(&d.name_any());
-            }
-        }
-        if before != self.departments {
-            let changed: Vec<String> = self
-                .namespaces
-                .iter()
-                .filter(|(_, d)| before.contains(*d) != self.departments.contains(*d))
-                .map(|(n, _)| n.clone())
-                .collect();
-            for namespace in changed {
-                self.touch_namespace(&namespace);
-            }
-        }
-    }
-
-    fn handle_namespace(&mut self, event: watcher::Event<DynamicObject>) {
-        match event {
-            watcher::Event::Init => {}
-            watcher::Event::InitDone => {
-                self.initialised.insert(NAMESPACES_INIT);
-            }
-            watcher::Event::Apply(ns) | watcher::Event::InitApply(ns) => {
-                let name = ns.name_any();
-                let department = ns.labels().get(DEPARTMENT_LABEL).cloned();
-                let was_protected = self.protected(&name);
-                let value = serde_json::to_value(&ns).unwrap_or(Value::Null);
-                let key = Key {
-                    kind: 0,
-                    namespace: name.clone(),
-                    name: name.clone(),
-                };
-                if let Some(department) = department
-                    && ns.meta().deletion_timestamp.is_none()
-                {
-                    if self.namespaces.insert(name.clone(), department).is_none()
-                        && self.initialised.contains(&NAMESPACES_INIT)
-                    {
-                        self.new_namespaces.push(name.clone());
-                    }
-                    self.set_desired(key, &value);
-                } else {
-                    self.namespaces.remove(&name);
-                    self.desired.remove(&key);
-                    self.touch(key);
-                }
-                if was_protected != self.protected(&name) {
-                    self.touch_namespace(&name);
-                }
-            }
-            watcher::Event::Delete(ns) => {
-                let name = ns.name_any();
-                self.namespaces.remove(&name);
-                self.touch_namespace(&name);
-                let key = Key {
-                    kind: 0,
-                    namespace: name.clone(),
-                    name,
-                };
-                self.desired.remove(&key);
-                self.touch(key);
-            }
-        }
-    }
-
-    fn handle_object(&mut self, kind: usize, event: watcher::Event<DynamicObject>) {
-        let key_of = |o: &DynamicObject| Key {
-            kind,
-            namespace: o.namespace().unwrap_or_default(),
-            name: o.name_any(),
-        };
-        match event {
-            watcher::Event::Init => {}
-            watcher::Event::InitDone => {
-                self.initialised.insert(kind);
-            }
-            watcher::Event::Apply(o) | watcher::Event::InitApply(o) => {
-                let key = key_of(&o);
-                if !self.namespaces.contains_key(&key.namespace) {
-                    return;
-                }
-                let value = serde_json::to_value(&o).unwrap_or(Value::Null);
-                if replicable(&self.kinds[kind], &value) {
-                    self.set_desired(key, &value);
-                } else if self.desired.remove(&key).is_some() {
-                    self.touch(key);
-                }
-            }
-            watcher::Event::Delete(o) => {
-                let key = key_of(&o);
-                if self.desired.remove(&key).is_some() || self.held.contains_key(&key) {
-                    self.touch(key);
-                }
-            }
-        }
-    }
-
-    fn set_desired(&mut self, key: Key, source: &Value) {
-        let copy = clean(&self.kinds[key.kind], source, &self.settings.clean);
-        let hash = source_hash(&copy).unwrap_or_default().to_owned();
-        let unchanged = self.desired.get(&key).is_some_and(|d| d.hash == hash);
-        if !unchanged {
-            self.desired.insert(
-                key.clone(),
-                Desired {
-                    copy: Arc::new(copy),
-                    hash,
-                },
-            );
-            self.touch(key);
-        }
-    }
-
     /// A scheduled policy's pass: list the source anew and compare everything.
     async fn scheduled_pass(&mut self) {
-        let kinds: Vec<Kind> = self.kinds[1..].to_vec();
+        let kinds: Vec<Kind> = self.index.kinds[1..].to_vec();
         match list_source(
             &self.primary,
             &self.settings.selector,
@@ -769,8 +579,8 @@ impl Engine {
         {
             Ok(set) => {
                 let mut desired = HashMap::new();
-                self.namespaces.clear();
-                self.departments.clear();
+                self.index.namespaces.clear();
+                self.index.departments.clear();
                 for ns in &set.namespaces {
                     let name = ns["metadata"]["name"]
                         .as_str()
@@ -780,9 +590,9 @@ impl Engine {
                         .as_str()
                         .unwrap_or_default()
                         .to_owned();
-                    self.departments.insert(department.clone());
-                    self.namespaces.insert(name.clone(), department);
-                    let copy = clean(&self.kinds[0], ns, &self.settings.clean);
+                    self.index.departments.insert(department.clone());
+                    self.index.namespaces.insert(name.clone(), department);
+                    let copy = clean(&self.index.kinds[0], ns, &self.settings.clean);
                     let hash = source_hash(&copy).unwrap_or_default().to_owned();
                     desired.insert(
                         Key {
@@ -790,7 +600,7 @@ impl Engine {
                             namespace: name.clone(),
                             name,
                         },
-                        Desired {
+                        index::Desired {
                             copy: Arc::new(copy),
                             hash,
                         },
@@ -798,6 +608,7 @@ impl Engine {
                 }
                 for (kind, object) in &set.objects {
                     let index = self
+                        .index
                         .kinds
                         .iter()
                         .position(|k| k == kind)
@@ -816,16 +627,16 @@ impl Engine {
                                 .unwrap_or_default()
                                 .to_owned(),
                         },
-                        Desired {
+                        index::Desired {
                             copy: Arc::new(copy),
                             hash,
                         },
                     );
                 }
-                self.desired = desired;
-                self.initialised.insert(DEPARTMENTS_INIT);
-                self.target_listed = false;
-                self.rejected.clear();
+                self.index.desired = desired;
+                self.index.initialised.insert(Listed::Departments);
+                self.target_state.unlist();
+                self.index.rejected.clear();
                 if let Some(hub_state) = &self.hub_state {
                     // A scheduled policy copies its hubs with each pass.
                     hub_state.trigger();
@@ -846,15 +657,13 @@ impl Engine {
 
     /// Takes the answer of a probe of the unreachable target.
     async fn absorb_probe(&mut self, (asked, answer): probes::TargetAnswer<()>) {
-        if self.reachable {
+        if self.target_state.answers() {
             return;
         }
         match answer {
             Ok(()) => {
                 tracing::info!(policy = %self.settings.policy, "the target answers again; catching up");
-                self.reachable = true;
-                self.reachable_since = asked;
-                self.target_listed = false;
+                self.target_state.answered(asked);
                 // The address may now reach another cluster: tell it again before writing.
                 self.preflighted = false;
                 self.next_preflight = Instant::now();
@@ -865,7 +674,7 @@ impl Engine {
                 )
                 .await;
             }
-            Err(failure) => self.unreachable_reason = failure.message().to_owned(),
+            Err(failure) => self.target_state.still_silent(failure.message().to_owned()),
         }
     }
 
@@ -885,12 +694,12 @@ impl Engine {
                 }
             }
             Ok(false) => {
-                if self.reachable && self.dirty.is_empty() && self.target_listed {
-                    self.in_sync_at = Some((Instant::now(), Timestamp::now()));
+                if self.index.dirty.is_empty() && self.writes.idle() && self.target_state.listed() {
+                    self.in_sync_at = Some(InSync::now());
                 }
             }
             // A read made before the target last came back tells nothing of it now.
-            Err(Failure::Unreachable(message)) if asked >= self.reachable_since => {
+            Err(Failure::Unreachable(message)) if self.target_state.current(asked) => {
                 self.mark_unreachable(message)
             }
             Err(_) => {}
@@ -898,11 +707,9 @@ impl Engine {
     }
 
     fn mark_unreachable(&mut self, message: String) {
-        if self.reachable {
+        if self.target_state.silence(message.clone()) {
             tracing::warn!(policy = %self.settings.policy, error = %message, "the target does not answer");
         }
-        self.reachable = false;
-        self.unreachable_reason = message.clone();
         self.record_error("TargetUnreachable", message);
     }
 
@@ -920,10 +727,11 @@ impl Engine {
         let target = self.target.clone();
         let listed_at = Instant::now();
         let jobs: Vec<(usize, kube::api::ApiResource)> = self
+            .index
             .kinds
             .iter()
             .enumerate()
-            .filter(|(index, _)| !self.unserved.contains(index))
+            .filter(|(index, _)| !self.index.unserved.contains(index))
             .map(|(index, kind)| (index, kind.api_resource()))
             .collect();
         let listings: Vec<(usize, Listing)> = stream::iter(jobs)
@@ -946,7 +754,7 @@ impl Engine {
                 Err(failure) => {
                     if failure.reason() == "KindNotServed" {
                         // Discovery said otherwise a moment ago: check again soon.
-                        self.unserved.insert(index);
+                        self.index.unserved.insert(index);
                         self.next_preflight = Instant::now();
                     }
                     self.record_error(failure.reason(), failure.message().to_owned());
@@ -962,7 +770,7 @@ impl Engine {
                     .and_then(|l| l.get(POLICY_LABEL))
                     .is_some_and(|mark| *mark == policy);
                 if !ours {
-                    if target::made_by_the_target(self.kinds[index].kind, &name) {
+                    if target::made_by_the_target(self.index.kinds[index].kind, &name) {
                         // The target's own `default` ServiceAccount: nobody's to protect.
                         continue;
                     }
@@ -975,7 +783,7 @@ impl Engine {
                     // under an identity mapping) are none of the policy's business, and a tenant
                     // namespace made later is looked at before its first write.
                     if let Some(source) = unmap_namespace(&self.settings.clean.mapping, &place)
-                        && self.namespaces.contains_key(&source)
+                        && self.index.namespaces.contains_key(&source)
                     {
                         foreign.insert(Key {
                             kind: index,
@@ -1005,192 +813,136 @@ impl Engine {
                 );
             }
         }
-        self.held = held;
-        self.foreign = foreign;
+        self.index.held = held;
+        self.index.foreign = foreign;
         self.phases.step(
             "target listed",
-            self.held.len() + self.foreign.len(),
+            self.index.held.len() + self.index.foreign.len(),
             listed_at,
         );
-        self.listed_at = Some(listed_at);
-        self.target_listed = true;
+        self.target_state.listed_now(listed_at);
         let keys: Vec<Key> = self
+            .index
             .desired
             .keys()
-            .chain(self.held.keys())
+            .chain(self.index.held.keys())
             .cloned()
             .collect();
         for key in keys {
-            if self.needs_work(&key) {
-                self.touch(key);
+            if self.index.needs_work(&key) {
+                self.index.touch(key);
             }
         }
     }
 
-    /// What the target needs for `key`, if anything.
-    fn plan(&self, key: &Key) -> Option<Action> {
-        if self.foreign.contains(key) || self.unserved.contains(&key.kind) {
-            // Not this policy's to write (a conflict), or nowhere to write it (reported).
-            return None;
-        }
-        let desired = self
-            .desired
-            .get(key)
-            .filter(|_| self.protected(&key.namespace));
-        let held = self.held.get(key);
-        match (desired, held) {
-            (Some(d), Some(h)) if h.hash.as_deref() == Some(&d.hash) && h.marked.is_none() => None,
-            (Some(d), Some(h)) if h.hash.as_deref() == Some(&d.hash) => {
-                Some(Action::Unmark(d.copy.clone()))
-            }
-            (Some(d), held) => Some(Action::Apply(
-                d.copy.clone(),
-                d.hash.clone(),
-                held.is_some_and(|h| h.marked.is_some()),
-            )),
-            (None, Some(h)) if h.marked.is_none() => {
-                Some(Action::Mark(Arc::new(self.reference(key))))
-            }
-            _ => None,
-        }
-    }
-
-    fn needs_work(&self, key: &Key) -> bool {
-        self.plan(key).is_some()
-    }
-
-    /// A copy's identity on the target, for marks and deletes.
-    fn reference(&self, key: &Key) -> Value {
-        let namespace = map_namespace(&self.settings.clean.mapping, &key.namespace);
-        if key.kind == 0 {
-            serde_json::json!({"metadata": {"name": namespace}})
-        } else {
-            serde_json::json!({"metadata": {"name": key.name, "namespace": namespace}})
-        }
-    }
-
-    /// Writes every dirty key, a wave per restore rank.
+    /// Starts writing the dirty keys of the lowest restore rank that has work (a namespace is
+    /// written before what goes in it), each write a task of its own (see [`writes`]); a key
+    /// being written stays dirty until its write is done.
     async fn sync(&mut self) {
-        if self.dirty.is_empty() {
+        if self.index.dirty.is_empty() {
             return;
         }
         let began = Instant::now();
-        let now = Timestamp::now().to_string();
         let mut waves: BTreeMap<u8, Vec<(Key, Instant, Action)>> = BTreeMap::new();
-        let dirty = std::mem::take(&mut self.dirty);
+        let dirty = std::mem::take(&mut self.index.dirty);
         let looked_at = dirty.len();
         for (index, (key, seen)) in dirty.into_iter().enumerate() {
             if index % 512 == 511 {
                 tokio::task::yield_now().await;
             }
-            if let Some(action) = self.plan(&key) {
+            if self.writes.writing(&key) {
+                self.index.dirty.insert(key, seen);
+            } else if let Some(action) = self.index.plan(&key) {
                 waves
-                    .entry(self.kinds[key.kind].rank)
+                    .entry(self.index.kinds[key.kind].rank)
                     .or_default()
                     .push((key, seen, action));
             }
         }
         self.phases.step("planned", looked_at, began);
-        if !self.check_first_writes(&mut waves).await {
+        if waves.is_empty() || !self.check_first_writes(&mut waves).await {
+            self.absorb_in_sync();
             return;
         }
-        let mut max_lag = Duration::ZERO;
-        let mut unreachable: Option<String> = None;
-        let mut waves = waves.into_values();
-        for wave in waves.by_ref() {
-            let began = Instant::now();
-            let writes = wave.len();
-            let target = self.target.clone();
-            let jobs: Vec<(Key, Instant, Action, kube::api::ApiResource)> = wave
-                .into_iter()
-                .map(|(key, seen, action)| {
-                    let resource = self.kinds[key.kind].api_resource();
-                    (key, seen, action, resource)
-                })
-                .collect();
-            let pass =
-                bounded::until_unreachable(jobs.len(), self.settings.apply_concurrency, |index| {
-                    let (_, _, action, resource) = &jobs[index];
-                    let target = target.clone();
-                    let now = now.clone();
-                    async move {
-                        match action {
-                            Action::Apply(copy, _, unmark) => {
-                                let applied = target::apply(&target, resource, copy).await;
-                                match applied {
-                                    Ok(()) if *unmark => {
-                                        target::mark_deleted(&target, resource, copy, None).await
-                                    }
-                                    other => other,
-                                }
-                            }
-                            Action::Unmark(copy) => {
-                                target::mark_deleted(&target, resource, copy, None).await
-                            }
-                            Action::Mark(reference) => {
-                                target::mark_deleted(&target, resource, reference, Some(&now)).await
-                            }
-                        }
-                    }
-                })
-                .await;
-            self.phases.step("write wave", writes, began);
-            let mut results: Vec<Option<Result<(), Failure>>> = vec![None; jobs.len()];
-            for (index, result) in pass.answered {
-                results[index] = Some(result);
-            }
-            unreachable = pass.unreachable;
-            for ((key, seen, action, _), result) in jobs.into_iter().zip(results) {
-                match result {
-                    Some(Ok(())) => {
-                        max_lag = max_lag.max(seen.elapsed());
-                        self.rejected.remove(&key);
-                        let held = self.held.entry(key).or_default();
-                        match action {
-                            Action::Apply(_, hash, _) => {
-                                held.hash = Some(hash);
-                                held.marked = None;
-                            }
-                            Action::Unmark(_) => held.marked = None,
-                            Action::Mark(_) => held.marked = now.parse().ok(),
-                        }
-                    }
-                    // Not answered (the target went silent during the wave): written once it
-                    // answers again.
-                    None | Some(Err(Failure::Unreachable(_))) => {
-                        self.dirty.entry(key).or_insert(seen);
-                    }
-                    Some(Err(failure)) => {
-                        tracing::warn!(policy = %self.settings.policy, kind = %self.kinds[key.kind].kind,
-                            namespace = %key.namespace, name = %key.name, error = %failure.message(), "the target refused a copy");
-                        self.record_error(failure.reason(), failure.message().to_owned());
-                        self.rejected.insert(key);
-                    }
+        let lowest_in_flight = self.writes.lowest_rank();
+        let now: Arc<str> = Timestamp::now().to_string().into();
+        let mut started = false;
+        for (rank, wave) in waves {
+            if started || lowest_in_flight.is_some_and(|lowest| lowest < rank) {
+                // Written once everything of a lower rank is.
+                for (key, seen, _) in wave {
+                    self.index.dirty.entry(key).or_insert(seen);
                 }
+                continue;
             }
-            if unreachable.is_some() {
-                break;
+            started = !wave.is_empty();
+            for job in wave {
+                let resource = self.index.kinds[job.0.kind].api_resource();
+                self.writes.start(&self.target, resource, job, rank, &now);
             }
         }
-        // Later waves wait for the target too, with the instant their change was seen.
-        for wave in waves {
-            for (key, seen, _) in wave {
-                self.dirty.entry(key).or_insert(seen);
+    }
+
+    /// Takes the answers of finished writes.
+    fn absorb_written(&mut self, done: Vec<writes::Written>) {
+        let mut unreachable = None;
+        for written in done {
+            let writes::Written {
+                key,
+                seen,
+                action,
+                marked_at,
+                result,
+            } = written;
+            match result {
+                Ok(()) => {
+                    self.metrics
+                        .observe_lag(&self.settings.policy, seen.elapsed().as_secs_f64());
+                    self.index.rejected.remove(&key);
+                    let held = self.index.held.entry(key).or_default();
+                    match action {
+                        Action::Apply(_, hash, _) => {
+                            held.hash = Some(hash);
+                            held.marked = None;
+                        }
+                        Action::Unmark(_) => held.marked = None,
+                        Action::Mark(_) => held.marked = marked_at.parse().ok(),
+                    }
+                }
+                // Written once the target answers again.
+                Err(Failure::Unreachable(message)) => {
+                    self.index.dirty.entry(key).or_insert(seen);
+                    unreachable = Some(message);
+                }
+                Err(failure) => {
+                    tracing::warn!(policy = %self.settings.policy, kind = %self.index.kinds[key.kind].kind,
+                        namespace = %key.namespace, name = %key.name, error = %failure.message(), "the target refused a copy");
+                    self.record_error(failure.reason(), failure.message().to_owned());
+                    self.index.rejected.insert(key);
+                }
             }
         }
         if let Some(message) = unreachable {
+            // The first write the target leaves unanswered ends the others (see `bounded`).
+            for (key, seen) in self.writes.abandon() {
+                self.index.dirty.entry(key).or_insert(seen);
+            }
             self.mark_unreachable(message);
             return;
         }
-        if max_lag > Duration::ZERO {
-            self.metrics
-                .observe_lag(&self.settings.policy, max_lag.as_secs_f64());
+        if let Some((began, count)) = self.writes.drained() {
+            self.phases.step("write wave", count, began);
         }
-        if self.dirty.is_empty() {
-            let now = Timestamp::now();
-            self.in_sync_at = Some((Instant::now(), now));
-            self.last_sync_time = Some(now);
-            self.phases.in_sync(self.held.len());
+        self.absorb_in_sync();
+    }
+
+    /// Records that the target holds everything, when it does.
+    fn absorb_in_sync(&mut self) {
+        if self.index.dirty.is_empty() && self.writes.idle() && self.target_state.answers() {
+            let in_sync = InSync::now();
+            self.in_sync_at = Some(in_sync);
+            self.last_sync_time = Some(in_sync.time);
+            self.phases.in_sync(self.index.held.len());
         }
     }
 
@@ -1199,10 +951,16 @@ impl Engine {
     async fn sweep(&mut self) {
         let now = Timestamp::now();
         let due: Vec<Key> = self
+            .index
             .held
             .iter()
             .filter(|(key, held)| {
-                let exists = self.desired.contains_key(key) && self.protected(&key.namespace);
+                // A copy being written is looked at again once it is.
+                if self.writes.writing(key) {
+                    return false;
+                }
+                let exists =
+                    self.index.desired.contains_key(key) && self.index.protected(&key.namespace);
                 deletion_step(exists, held.marked, now, self.settings.grace) == DeletionStep::Delete
             })
             .map(|(key, _)| key.clone())
@@ -1216,8 +974,8 @@ impl Engine {
         let jobs: Vec<(Key, kube::api::ApiResource, Value)> = objects
             .into_iter()
             .map(|key| {
-                let resource = self.kinds[key.kind].api_resource();
-                let reference = self.reference(&key);
+                let resource = self.index.kinds[key.kind].api_resource();
+                let reference = self.index.reference(&key);
                 (key, resource, reference)
             })
             .collect();
@@ -1241,6 +999,7 @@ impl Engine {
         }
         for key in namespaces {
             let still_kept = self
+                .index
                 .held
                 .keys()
                 .any(|k| k.kind != 0 && k.namespace == key.namespace);
@@ -1257,7 +1016,7 @@ impl Engine {
             match target::others_in_namespace(
                 &self.target,
                 &name,
-                &self.kinds,
+                &self.index.kinds,
                 &self.settings.policy,
             )
             .await
@@ -1290,8 +1049,8 @@ impl Engine {
             }
             let result = target::delete(
                 &self.target,
-                &self.kinds[0].api_resource(),
-                &self.reference(&key),
+                &self.index.kinds[0].api_resource(),
+                &self.index.reference(&key),
             )
             .await;
             self.absorb_deletions(vec![(key, result)]);
@@ -1302,9 +1061,9 @@ impl Engine {
         for (key, result) in results {
             match result {
                 Ok(()) => {
-                    tracing::info!(policy = %self.settings.policy, kind = %self.kinds[key.kind].kind,
+                    tracing::info!(policy = %self.settings.policy, kind = %self.index.kinds[key.kind].kind,
                         namespace = %key.namespace, name = %key.name, "deleted a copy whose grace period passed");
-                    self.held.remove(&key);
+                    self.index.held.remove(&key);
                 }
                 Err(Failure::Unreachable(message)) => self.mark_unreachable(message),
                 Err(failure) => self.record_error(failure.reason(), failure.message().to_owned()),
@@ -1325,10 +1084,17 @@ impl Engine {
                 .map(|at| Timestamp::now().duration_since(at).unsigned_abs()),
             Some(_) => None,
         };
-        let oldest_change = self.dirty.values().min().map(Instant::elapsed);
-        if !self.reachable {
+        let oldest_change = self
+            .index
+            .dirty
+            .values()
+            .copied()
+            .chain(self.writes.oldest())
+            .min()
+            .map(|seen| seen.elapsed());
+        if !self.target_state.answers() {
             return Some(match self.in_sync_at {
-                Some((at, _)) => at.elapsed(),
+                Some(in_sync) => in_sync.at.elapsed(),
                 None => oldest_change
                     .unwrap_or_default()
                     .max(since_previous.unwrap_or_default()),
@@ -1337,7 +1103,7 @@ impl Engine {
         if let Mode::Scheduled(_) = self.settings.mode {
             return self
                 .in_sync_at
-                .map(|(at, _)| at.elapsed())
+                .map(|in_sync| in_sync.at.elapsed())
                 .or(since_previous);
         }
         match (oldest_change, since_previous) {
@@ -1352,21 +1118,17 @@ impl Engine {
         if let Some(rpo) = self.current_rpo() {
             self.metrics.rpo(policy, rpo.as_secs_f64());
         }
-        if let Some(at) = self.in_sync_at.map(|(_, at)| at).or(self.previous_sync) {
+        if let Some(at) = self
+            .in_sync_at
+            .map(|in_sync| in_sync.time)
+            .or(self.previous_sync)
+        {
             self.metrics
                 .last_sync(policy, at.as_millisecond() as f64 / 1000.0);
         }
-        self.metrics.objects(policy, self.copies() as i64);
+        self.metrics.objects(policy, self.index.copies() as i64);
         self.metrics
-            .pending_deletions(policy, self.pending_deletions() as i64);
-    }
-
-    fn copies(&self) -> usize {
-        self.held.values().filter(|h| h.marked.is_none()).count()
-    }
-
-    fn pending_deletions(&self) -> usize {
-        self.held.values().filter(|h| h.marked.is_some()).count()
+            .pending_deletions(policy, self.index.pending_deletions() as i64);
     }
 
     async fn publish(&self, type_: EventType, reason: &str, note: String) {
@@ -1391,16 +1153,6 @@ impl Engine {
 
 /// A listing of one kind on the target: every object's metadata.
 type Listing = Result<Vec<PartialObjectMeta<DynamicObject>>, Failure>;
-
-/// One write to the target.
-enum Action {
-    /// Apply the copy (with its hash), clearing a deletion mark it carries when the flag is set.
-    Apply(Arc<Value>, String, bool),
-    /// Clear the deletion mark of a copy whose source is back unchanged.
-    Unmark(Arc<Value>),
-    /// Mark the copy (named by its reference): its source is gone.
-    Mark(Arc<Value>),
-}
 
 /// Sets apiVersion and kind on watched objects, which the cleaners need.
 fn with_types(

@@ -7,11 +7,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Instant;
 
-use govdc_crds::backup_policy::TargetConflict;
 use kube::runtime::events::EventType;
 use serde_json::Value;
 
-use super::super::clean::map_namespace;
 use super::super::kinds::Kind;
 use super::super::preflight;
 use super::super::target::{self, Failure, Holder};
@@ -80,7 +78,7 @@ impl Engine {
             }
             Ok(_) => self.refusal = None,
         }
-        let kinds: Vec<Kind> = self.kinds.clone();
+        let kinds: Vec<Kind> = self.index.kinds.clone();
         let mut missing = match preflight::unserved(&self.target, &kinds).await {
             Ok(missing) => missing,
             Err(Failure::Unreachable(message)) => {
@@ -130,57 +128,20 @@ impl Engine {
         }
         let lacking: Vec<&Kind> = missing.iter().map(|i| &kinds[*i]).collect();
         self.unserved_message = preflight::not_served_message(&lacking, install_error.as_deref());
-        if missing != self.unserved {
+        if missing != self.index.unserved {
             // Kinds came or went: compare the whole target again.
-            self.target_listed = false;
+            self.target_state.unlist();
         }
         if !missing.is_empty() {
             self.record_error("KindNotServed", self.unserved_message.clone());
         }
-        self.unserved = missing;
+        self.index.unserved = missing;
         self.preflighted = true;
-        if self.unserved.is_empty() {
+        if self.index.unserved.is_empty() {
             self.preflight_backoff = PREFLIGHT_BACKOFF.0;
         } else {
             self.retry_preflight_later();
         }
-    }
-
-    /// Target namespaces the mapping would write into that this policy did not make.
-    pub(super) fn namespace_conflicts(&self) -> Vec<String> {
-        self.foreign
-            .iter()
-            .filter(|k| k.kind == 0 && self.protected(&k.namespace) && self.desired.contains_key(k))
-            .map(|k| map_namespace(&self.settings.clean.mapping, &k.namespace))
-            .collect()
-    }
-
-    /// Whether any protected object's place on the target is taken (see [`Engine::conflicts`]).
-    pub(super) fn has_conflicts(&self) -> bool {
-        self.foreign
-            .iter()
-            .any(|k| self.protected(&k.namespace) && self.desired.contains_key(k))
-    }
-
-    /// Every protected object whose place on the target is taken by one the policy did not
-    /// make, as status lists it.
-    pub(super) fn conflicts(&self) -> Vec<TargetConflict> {
-        self.foreign
-            .iter()
-            .filter(|k| self.protected(&k.namespace) && self.desired.contains_key(k))
-            .map(|k| {
-                let namespace = map_namespace(&self.settings.clean.mapping, &k.namespace);
-                TargetConflict {
-                    kind: self.kinds[k.kind].qualified(),
-                    namespace: (k.kind != 0).then(|| namespace.clone()),
-                    name: if k.kind == 0 {
-                        namespace
-                    } else {
-                        k.name.clone()
-                    },
-                }
-            })
-            .collect()
     }
 
     /// Before the first write of objects the last listing did not show as this policy's, reads
@@ -193,7 +154,8 @@ impl Engine {
         waves: &mut BTreeMap<u8, Vec<(Key, Instant, Action)>>,
     ) -> bool {
         if self
-            .listed_at
+            .target_state
+            .listed_at()
             .is_some_and(|at| at.elapsed() < FRESH_LISTING)
         {
             return true;
@@ -203,7 +165,7 @@ impl Engine {
             .values()
             .flatten()
             .filter(|(key, _, action)| {
-                matches!(action, Action::Apply(..)) && !self.held.contains_key(key)
+                matches!(action, Action::Apply(..)) && !self.index.held.contains_key(key)
             })
             .map(|(key, _, action)| {
                 let copy = match action {
@@ -211,7 +173,7 @@ impl Engine {
                         copy.clone()
                     }
                 };
-                (key.clone(), self.kinds[key.kind].api_resource(), copy)
+                (key.clone(), self.index.kinds[key.kind].api_resource(), copy)
             })
             .collect();
         if checks.is_empty() {
@@ -240,26 +202,26 @@ impl Engine {
             match result {
                 Ok(Holder::Nobody | Holder::ThisPolicy) => {}
                 Ok(Holder::Other) => {
-                    tracing::warn!(policy = %self.settings.policy, kind = %self.kinds[key.kind].kind,
+                    tracing::warn!(policy = %self.settings.policy, kind = %self.index.kinds[key.kind].kind,
                         namespace = %key.namespace, name = %key.name, "the target holds an object this policy did not make; it is left alone");
-                    self.foreign.insert(key.clone());
+                    self.index.foreign.insert(key.clone());
                     skipped.insert(key);
                 }
                 Err(Failure::Unreachable(message)) => unreachable = Some(message),
                 Err(failure) => {
                     self.record_error(failure.reason(), failure.message().to_owned());
-                    self.rejected.insert(key.clone());
+                    self.index.rejected.insert(key.clone());
                     skipped.insert(key);
                 }
             }
         }
-        let stop = unreachable.is_some() || !self.namespace_conflicts().is_empty();
+        let stop = unreachable.is_some() || !self.index.namespace_conflicts().is_empty();
         for wave in waves.values_mut() {
             wave.retain(|(key, _, _)| !skipped.contains(key));
         }
         if stop {
             for (key, seen, _) in std::mem::take(waves).into_values().flatten() {
-                self.dirty.entry(key).or_insert(seen);
+                self.index.dirty.entry(key).or_insert(seen);
             }
             if let Some(message) = unreachable {
                 self.mark_unreachable(message);

@@ -6,6 +6,9 @@
 
 use std::time::{Duration, Instant};
 
+/// A step of the loop this long or longer is logged: changes wait behind it.
+const SLOW_STEP: Duration = Duration::from_millis(15);
+
 /// The clock of one replicator's phases.
 pub(super) struct Phases {
     policy: String,
@@ -45,6 +48,19 @@ impl Phases {
         if !self.in_sync {
             self.in_sync = true;
             self.log("in sync", objects, self.started.elapsed());
+        }
+    }
+
+    /// Logs a step of the replicator's loop that held it for `SLOW_STEP` or more (debug).
+    pub(super) fn slow(&self, step: &'static str, began: Instant) {
+        let took = began.elapsed();
+        if took >= SLOW_STEP {
+            tracing::debug!(
+                policy = %self.policy,
+                step,
+                took_ms = took.as_secs_f64() * 1000.0,
+                "replication loop step"
+            );
         }
     }
 

@@ -52,10 +52,11 @@ impl Engine {
             ]);
             return observed;
         }
-        if !self.reachable {
+        if !self.target_state.answers() {
             let message = format!(
                 "{} does not answer ({}); changes wait and are written once it does",
-                self.settings.target, self.unreachable_reason
+                self.settings.target,
+                self.target_state.reason()
             );
             observed.extend([
                 Observed::no(READY, "TargetUnreachable", message.clone()),
@@ -74,10 +75,10 @@ impl Engine {
             "TargetAnswers",
             "the target cluster answers",
         ));
-        if self.initial_listing_done() {
+        if self.index.initial_listing_done() {
             observed.push(self.nothing_selected());
         }
-        let namespaces = self.namespace_conflicts();
+        let namespaces = self.index.namespace_conflicts();
         if !namespaces.is_empty() {
             let message = format!(
                 "the namespace mapping would write into target namespaces this policy did not create (they lack the label {POLICY_LABEL}={}): {}; nothing is written until they are gone or spec.namespaceMapping changes",
@@ -95,9 +96,9 @@ impl Engine {
             ]);
             return observed;
         }
-        if !self.initial_listing_done()
+        if !self.index.initial_listing_done()
             || !self.preflighted
-            || !self.target_listed
+            || !self.target_state.listed()
             || self.in_sync_at.is_none()
         {
             observed.extend([
@@ -113,7 +114,7 @@ impl Engine {
         }
         // What keeps part of the protected objects off the target, each in its own words.
         let mut gaps: Vec<(&'static str, String)> = Vec::new();
-        let conflicts = self.conflicts();
+        let conflicts = self.index.conflicts();
         if !conflicts.is_empty() {
             let named: Vec<String> = conflicts
                 .iter()
@@ -135,10 +136,10 @@ impl Engine {
                 ),
             ));
         }
-        if !self.unserved.is_empty() {
+        if !self.index.unserved.is_empty() {
             gaps.push(("KindNotServed", self.unserved_message.clone()));
         }
-        if !self.rejected.is_empty() {
+        if !self.index.rejected.is_empty() {
             let reasons: Vec<String> = self
                 .errors
                 .iter()
@@ -154,7 +155,7 @@ impl Engine {
                 "ObjectsRejected",
                 format!(
                     "the target refused {} objects ({}); retried at the next full resync",
-                    self.rejected.len(),
+                    self.index.rejected.len(),
                     reasons.join("; ")
                 ),
             ));
@@ -203,8 +204,12 @@ impl Engine {
                 reason,
                 format!(
                     "{} objects replicated from {} namespaces",
-                    self.copies(),
-                    self.namespaces.keys().filter(|n| self.protected(n)).count()
+                    self.index.copies(),
+                    self.index
+                        .namespaces
+                        .keys()
+                        .filter(|n| self.index.protected(n))
+                        .count()
                 ),
             ),
             Observed::no(
@@ -218,14 +223,19 @@ impl Engine {
 
     /// The `NothingSelected` condition (see [`NOTHING_SELECTED`]).
     pub(super) fn nothing_selected(&self) -> Observed {
-        let protected = self.namespaces.keys().filter(|n| self.protected(n)).count();
+        let protected = self
+            .index
+            .namespaces
+            .keys()
+            .filter(|n| self.index.protected(n))
+            .count();
         if protected == 0 {
             Observed::yes(
                 NOTHING_SELECTED,
                 "NoNamespaceProtected",
                 format!(
                     "spec.departmentSelector selects {} DepartmentClouds with no namespace between them; nothing is protected",
-                    self.departments.len()
+                    self.index.departments.len()
                 ),
             )
         } else {
@@ -283,7 +293,7 @@ impl Engine {
         // holds that.
         next.last_sync_time = self
             .last_sync_time
-            .or(self.in_sync_at.map(|(_, t)| t))
+            .or(self.in_sync_at.map(|in_sync| in_sync.time))
             .or(self.previous_sync)
             .map(|t| Time(jiff::Timestamp::from_second(t.as_second()).unwrap_or(t)));
         // Keep a recent enough stored time rather than writing the status for every sync.
@@ -307,11 +317,16 @@ impl Engine {
                 }
                 _ => rpo,
             });
-        next.objects_replicated = Some(self.copies() as i64);
-        next.pending_deletions = Some(self.pending_deletions() as i64);
-        next.protected_namespaces =
-            Some(self.namespaces.keys().filter(|n| self.protected(n)).count() as i64);
-        next.conflicts = self.conflicts();
+        next.objects_replicated = Some(self.index.copies() as i64);
+        next.pending_deletions = Some(self.index.pending_deletions() as i64);
+        next.protected_namespaces = Some(
+            self.index
+                .namespaces
+                .keys()
+                .filter(|n| self.index.protected(n))
+                .count() as i64,
+        );
+        next.conflicts = self.index.conflicts();
         next.conflicts.truncate(MAX_LISTED_CONFLICTS);
         next.errors = self
             .errors
@@ -380,13 +395,13 @@ impl Engine {
                             .await;
                     }
                 }
-                if was_reachable && !self.reachable {
+                if was_reachable && !self.target_state.answers() {
                     self.publish(
                         EventType::Warning,
                         "TargetUnreachable",
                         format!(
                             "the target cluster does not answer: {}",
-                            self.unreachable_reason
+                            self.target_state.reason()
                         ),
                     )
                     .await;
