@@ -234,14 +234,14 @@ pub struct ChainEnd {
 mod tests {
     use super::super::store::{RestorePointStore, Retention};
     use super::layout::{continuous_dir, prune};
-    use futures::StreamExt;
-    use object_store::{ObjectStoreExt, PutPayload};
-    use govdc_hub_api::v1::ImportStateChunk;
-    use std::collections::BTreeMap;
-    use std::sync::{Arc, Mutex};
     use super::replication::{NodeState, condition};
     use super::transfer::import_chunks;
     use super::*;
+    use futures::StreamExt;
+    use govdc_hub_api::v1::ImportStateChunk;
+    use object_store::{ObjectStoreExt, PutPayload};
+    use std::collections::BTreeMap;
+    use std::sync::{Arc, Mutex};
 
     fn node(name: &str) -> NodeRef {
         NodeRef {
