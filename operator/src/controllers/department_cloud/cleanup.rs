@@ -39,7 +39,14 @@ pub async fn cleanup(ctx: &Context, cloud: &DepartmentCloud) -> Result<()> {
                                 &o.object.name_any(),
                             ))
                 });
-            for object in &namespaced {
+            // The namespaces last: a clean-up interrupted half-way lists the tenant's objects
+            // again through its labelled namespaces, and would not find the objects inside one
+            // it had released already (they stayed labelled as managed, found by the crash
+            // test's undisturbed run under load).
+            let (namespaces, inside): (Vec<&Owned>, Vec<&Owned>) = namespaced
+                .iter()
+                .partition(|o| o.resource.kind == "Namespace");
+            for object in inside.into_iter().chain(namespaces) {
                 release(ctx, cloud, object).await?;
             }
             prune::delete_all(&ctx.client, &cluster_scoped).await?;
