@@ -57,10 +57,17 @@ pub struct BackupPolicySpec {
     pub department_selector: LabelSelector,
 
     /// ExchangeNodes whose hub state is replicated too, each with its namespace (the policy is
-    /// cluster-scoped: there is no namespace to default to).
+    /// cluster-scoped: there is no namespace to default to). A node's namespace is protected
+    /// whole, like a selected department's, whatever its labels: the node's StatefulSet,
+    /// Service and key Secret must be on the standby for a failover to start it there. The
+    /// system's namespaces (`kube-*`) are refused here, the operator's own by the operator; a
+    /// listed node that does not exist protects nothing.
     #[serde(default)]
     #[schemars(length(max = 64))]
-    #[x_kube(validation = Rule::new("self.all(n, has(n.__namespace__) && n.__namespace__ != '')").message("an ExchangeNode is namespaced; name its namespace"))]
+    #[x_kube(
+        validation = Rule::new("self.all(n, has(n.__namespace__) && n.__namespace__ != '')").message("an ExchangeNode is namespaced; name its namespace"),
+        validation = Rule::new("self.all(n, !has(n.__namespace__) || !n.__namespace__.startsWith('kube-'))").message("a node's namespace is replicated whole; the system's namespaces (kube-*) cannot be")
+    )]
     pub exchange_nodes: Vec<ObjectReference>,
 
     /// The standby cluster.

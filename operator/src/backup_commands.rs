@@ -15,7 +15,9 @@ use kube::{Api, Client};
 
 use crate::controllers::backup_policy::hub_state::{self, HubStateManifest, HubStateSource};
 use crate::controllers::backup_policy::store::{RestorePointStore, take};
-use crate::controllers::backup_policy::{DEFAULT_RESTORE_POINT_DIR, kinds, preflight, source};
+use crate::controllers::backup_policy::{
+    DEFAULT_RESTORE_POINT_DIR, kinds, preflight, read, source,
+};
 use crate::controllers::exchange_node::HubSettings;
 use restore::{RestoreOptions, restore};
 
@@ -223,8 +225,13 @@ pub async fn run(args: BackupArgs) -> anyhow::Result<()> {
                 .get(&store.policy)
                 .await
                 .with_context(|| format!("reading BackupPolicy {}", store.policy))?;
-            let selector = source::department_selector(&policy.spec.department_selector)
-                .map_err(anyhow::Error::msg)?;
+            let scope = source::Scope {
+                departments: source::department_selector(&policy.spec.department_selector)
+                    .map_err(anyhow::Error::msg)?,
+                node_namespaces: source::node_namespaces(
+                    &read::read(&primary, &policy, &hubs.settings().operator_namespace).await?,
+                ),
+            };
             let kinds = kinds::select(
                 policy.spec.include_kinds.as_deref(),
                 policy.spec.exclude_kinds.as_deref(),
@@ -235,7 +242,7 @@ pub async fn run(args: BackupArgs) -> anyhow::Result<()> {
                 mapping: policy.spec.namespace_mapping.clone(),
                 hubs: hubs.settings(),
             };
-            let taken = take(&primary, &open(&store)?, &selector, &kinds, &source).await?;
+            let taken = take(&primary, &open(&store)?, &scope, &kinds, &source).await?;
             let manifest = &taken.manifest;
             println!(
                 "restore point {} of {}: {} objects, sha256 {}",

@@ -294,6 +294,68 @@ async fn portal_answers(address: &str) {
     });
 }
 
+/// The sample BackupPolicy lists the national ExchangeNode, whose namespace (`govdc-hub`) has no
+/// department label: it is protected with the node, so the standby holds the node, its hub's
+/// StatefulSet at zero (warm, not running) with the primary's count recorded, and its key
+/// Secret, all marked as the policy's; `backup failover` would start it there.
+async fn national_hub_on_standby() {
+    let standby = repo_root().join(format!("target/clusters/{STANDBY}/kubeconfig"));
+    let get = |args: &[&str]| {
+        let output = Command::new(kube_bin())
+            .arg("kubectl")
+            .arg("--kubeconfig")
+            .arg(&standby)
+            .args(args)
+            .args(["-n", "govdc-hub", "-o", "json"])
+            .output()
+            .expect("running kubectl");
+        output
+            .status
+            .success()
+            .then(|| serde_json::from_slice::<Value>(&output.stdout).ok())
+            .flatten()
+    };
+    let marked = |o: &Value| o["metadata"]["labels"]["govdc.io/backup-policy"] == "extranet-to-dr";
+    let last = std::sync::Mutex::new(String::new());
+    eventually(
+        "the national hub's copies on the standby",
+        READY_TIMEOUT,
+        || async {
+            let (node, hub, key) = tokio::task::block_in_place(|| {
+                (
+                    get(&["get", "exchangenode", "national"]),
+                    get(&["get", "statefulset", "national-hub"]),
+                    get(&["get", "secret", "national-hub-key"]),
+                )
+            });
+            if let Ok(mut last) = last.lock() {
+                *last = format!(
+                    "node: {}, statefulset: {}, key: {}",
+                    node.is_some(),
+                    hub.as_ref()
+                        .map(|h| h["spec"]["replicas"].to_string())
+                        .unwrap_or_default(),
+                    key.is_some()
+                );
+            }
+            let (node, hub, key) = (node?, hub?, key?);
+            (marked(&node)
+                && marked(&hub)
+                && marked(&key)
+                && hub["spec"]["replicas"] == 0
+                && hub["metadata"]["annotations"]["govdc.io/standby-replicas"] == "1")
+                .then_some(())
+        },
+    )
+    .await
+    .unwrap_or_else(|e| {
+        panic!(
+            "{e}: {}",
+            last.lock().map(|l| l.clone()).unwrap_or_default()
+        )
+    });
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn the_demo_runs_as_pods_every_sample_gets_ready_the_portal_answers_and_a_second_run_after_user_edits_works()
  {
@@ -337,6 +399,7 @@ async fn the_demo_runs_as_pods_every_sample_gets_ready_the_portal_answers_and_a_
         2,
         "the operator's two replicas: {running:?}"
     );
+    national_hub_on_standby().await;
     first.stop();
 
     // A user's edits: a sample's field changed with client-side apply, and an object of their

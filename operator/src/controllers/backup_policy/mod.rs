@@ -180,7 +180,7 @@ async fn reconcile_valid(
     replicators: Arc<Replicators>,
 ) -> Result<Action> {
     let name = policy.name_any();
-    let inputs = read::read(&ctx.client, &policy).await?;
+    let inputs = read::read(&ctx.client, &policy, &ctx.hub.operator_namespace).await?;
     let plan = match validate::validate(&policy, &inputs) {
         Ok(plan) => plan,
         Err(problems) => {
@@ -312,7 +312,7 @@ async fn launch(
             ctx.client.clone(),
             points.schedule.clone(),
             points.retention,
-            plan.selector.clone(),
+            plan.scope.clone(),
             plan.kinds.clone(),
             hubs,
         ))),
@@ -333,7 +333,7 @@ async fn launch(
         },
         rpo_objective: plan.rpo,
         grace: plan.grace,
-        selector: plan.selector,
+        scope: plan.scope,
         apply_concurrency: replicators.settings.apply_concurrency,
         target: target::describe(&policy.spec.target.kubeconfig_secret_ref, &plan.kubeconfig),
         last_synced: policy

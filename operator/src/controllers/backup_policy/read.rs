@@ -17,6 +17,9 @@ pub struct Inputs {
     /// The listed ExchangeNodes (`namespace/name`) with their uid, None for one that does not
     /// exist: a node that appears or is made anew starts the replication of its hub afresh.
     pub exchange_nodes: Vec<(String, Option<String>)>,
+    /// The namespace the operator runs in (its Lease's): it holds the targets' credentials, so
+    /// no policy protects it.
+    pub operator_namespace: String,
 }
 
 async fn secret(client: &Client, namespace: &str, name: &str) -> Result<Option<Secret>> {
@@ -29,8 +32,12 @@ async fn secret(client: &Client, namespace: &str, name: &str) -> Result<Option<S
         })
 }
 
-/// Reads the inputs of `policy`.
-pub async fn read(client: &Client, policy: &BackupPolicy) -> Result<Inputs> {
+/// Reads the inputs of `policy`, for an operator running in `operator_namespace`.
+pub async fn read(
+    client: &Client,
+    policy: &BackupPolicy,
+    operator_namespace: &str,
+) -> Result<Inputs> {
     let reference = &policy.spec.target.kubeconfig_secret_ref;
     let namespace = reference.namespace.clone().unwrap_or_default();
     let kubeconfig_secret = secret(client, &namespace, &reference.name).await?;
@@ -68,6 +75,7 @@ pub async fn read(client: &Client, policy: &BackupPolicy) -> Result<Inputs> {
         kubeconfig_secret,
         storage_secret,
         exchange_nodes,
+        operator_namespace: operator_namespace.to_owned(),
     })
 }
 

@@ -24,7 +24,6 @@ use govdc_crds::BackupPolicy;
 use govdc_crds::common::DEPARTMENT_LABEL;
 use jiff::Timestamp;
 use kube::api::{DynamicObject, PartialObjectMeta};
-use kube::core::Selector;
 use kube::runtime::events::EventType;
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource};
@@ -40,7 +39,7 @@ use super::hub_state::Replication;
 use super::kinds::Kind;
 use super::metrics::BackupMetrics;
 use super::schedule::{DeletionStep, Schedule, deletion_step};
-use super::source::{list_source, read_per_namespace};
+use super::source::{Scope, list_source, read_per_namespace};
 use super::store::RestorePointShelf;
 use super::target::{self, Failure};
 use crate::controllers::Context;
@@ -128,8 +127,8 @@ pub struct Settings {
     pub rpo_objective: Duration,
     /// The deletion grace period; None never deletes copies.
     pub grace: Option<Duration>,
-    /// Which DepartmentClouds are protected.
-    pub selector: Selector,
+    /// What is protected.
+    pub scope: Scope,
     /// Writes to the target in flight at once.
     pub apply_concurrency: usize,
     /// The target as a person names it (kubeconfig Secret, cluster and server), for messages.
@@ -230,7 +229,7 @@ pub async fn run(
         index: Index::new(
             kinds,
             settings.clean.clone(),
-            settings.selector.clone(),
+            settings.scope.clone(),
             matches!(settings.mode, Mode::Continuous),
         ),
         settings,
@@ -437,7 +436,8 @@ pub async fn run(
 }
 
 impl Engine {
-    /// Watches the DepartmentClouds and tenant namespaces: what is protected.
+    /// Watches the DepartmentClouds and tenant namespaces (every namespace when the policy lists
+    /// ExchangeNodes, whose namespaces need no label): what is protected.
     fn start_scope_watches(&self, tx: &mpsc::Sender<Change>, watches: &mut JoinSet<()>) {
         let config = watcher::Config::default().any_semantic();
         let departments: Api<DynamicObject> = Api::all_with(
@@ -453,8 +453,13 @@ impl Engine {
             self.primary.clone(),
             &super::kinds::namespace().api_resource(),
         );
+        let namespace_config = if self.index.watches_unlabelled_namespaces() {
+            config
+        } else {
+            config.labels(DEPARTMENT_LABEL)
+        };
         watches.spawn(forward(
-            watcher(namespaces, config.labels(DEPARTMENT_LABEL)),
+            watcher(namespaces, namespace_config),
             tx.clone(),
             Change::Namespace,
         ));
@@ -507,13 +512,7 @@ impl Engine {
     /// Keeps one watch per kind read namespace by namespace in each protected namespace; the
     /// kind counts as listed once every watch it had has listed (or was refused past its grace).
     fn watch_namespaces(&mut self, tx: &mpsc::Sender<Change>, watches: &mut JoinSet<()>) {
-        let wanted: BTreeSet<String> = self
-            .index
-            .namespaces
-            .keys()
-            .filter(|namespace| self.index.protected(namespace))
-            .cloned()
-            .collect();
+        let wanted: BTreeSet<String> = self.index.protected_namespaces().cloned().collect();
         let stopped = self.namespace_watches.reconcile(
             &self.primary,
             &self.index.kinds,
@@ -571,7 +570,7 @@ impl Engine {
         let kinds: Vec<Kind> = self.index.kinds[1..].to_vec();
         match list_source(
             &self.primary,
-            &self.settings.selector,
+            &self.settings.scope,
             &kinds,
             self.settings.apply_concurrency,
         )
@@ -586,11 +585,14 @@ impl Engine {
                         .as_str()
                         .unwrap_or_default()
                         .to_owned();
+                    // list_source lists protected namespaces only: a tenant's is of a selected
+                    // department; a listed node's namespace is protected whatever its label.
                     let department = ns["metadata"]["labels"][DEPARTMENT_LABEL]
                         .as_str()
-                        .unwrap_or_default()
-                        .to_owned();
-                    self.index.departments.insert(department.clone());
+                        .map(str::to_owned);
+                    if !self.settings.scope.node_namespaces.contains(&name) {
+                        self.index.departments.extend(department.clone());
+                    }
                     self.index.namespaces.insert(name.clone(), department);
                     let copy = clean(&self.index.kinds[0], ns, &self.settings.clean);
                     let hash = source_hash(&copy).unwrap_or_default().to_owned();

@@ -1,7 +1,9 @@
 //! The primary's side: which namespaces a policy protects, and the objects in them.
 //!
 //! A namespace is protected when it belongs (label `govdc.io/department`) to a DepartmentCloud the
-//! policy's `departmentSelector` selects. Objects are listed and watched cluster-wide per kind and
+//! policy's `departmentSelector` selects, or when it holds an ExchangeNode of `exchangeNodes`:
+//! a node's hub state is useless on the standby without its StatefulSet, Service and key Secret,
+//! which live beside it ([`Scope`]). Objects are listed and watched cluster-wide per kind and
 //! filtered here: one watch per kind, rather than one per kind and namespace, keeps a thousand
 //! tenants at a dozen watches. Secrets are the exception ([`read_per_namespace`]): the operator
 //! may read them only in the namespaces where govdc works, so they are listed and watched in each
@@ -20,6 +22,7 @@ use serde_json::Value;
 
 use super::clean::replicable;
 use super::kinds::{self, Kind};
+use super::read::Inputs;
 
 /// Why the primary could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +35,48 @@ pub struct SourceError {
     pub source: kube::Error,
 }
 
+/// What a policy protects.
+#[derive(Clone, Debug, Default)]
+pub struct Scope {
+    /// The DepartmentClouds whose namespaces are protected.
+    pub departments: Selector,
+    /// The namespaces of the ExchangeNodes the policy lists, protected whatever their labels.
+    pub node_namespaces: BTreeSet<String>,
+}
+
+impl Scope {
+    /// Whether the namespace `name`, of department `department` (its `govdc.io/department`
+    /// label) when it has one, is protected, given the selected DepartmentClouds.
+    pub fn protects(
+        &self,
+        name: &str,
+        department: Option<&str>,
+        selected: &BTreeSet<String>,
+    ) -> bool {
+        self.node_namespaces.contains(name) || department.is_some_and(|d| selected.contains(d))
+    }
+}
+
+/// Whether an ExchangeNode's namespace may be protected: never one of the system's (`kube-*`)
+/// nor the operator's own (it holds the targets' credentials), since a node's namespace is
+/// replicated whole.
+pub fn protectable_node_namespace(namespace: &str, operator_namespace: &str) -> bool {
+    !namespace.is_empty() && !namespace.starts_with("kube-") && namespace != operator_namespace
+}
+
+/// The protected namespaces of the ExchangeNodes a policy lists: those of the nodes that exist,
+/// so that a misspelt entry protects no namespace it happens to name.
+pub fn node_namespaces(inputs: &Inputs) -> BTreeSet<String> {
+    inputs
+        .exchange_nodes
+        .iter()
+        .filter(|(_, uid)| uid.is_some())
+        .filter_map(|(node, _)| node.split_once('/').map(|(namespace, _)| namespace))
+        .filter(|namespace| protectable_node_namespace(namespace, &inputs.operator_namespace))
+        .map(str::to_owned)
+        .collect()
+}
+
 /// The department selector as a label selector string, or why it is not one.
 pub fn department_selector(selector: &LabelSelector) -> Result<Selector, String> {
     Selector::try_from(selector.clone()).map_err(|e| format!("spec.departmentSelector: {e}"))
@@ -40,19 +85,6 @@ pub fn department_selector(selector: &LabelSelector) -> Result<Selector, String>
 /// Whether the DepartmentCloud with these labels is selected.
 pub fn selects(selector: &Selector, labels: &BTreeMap<String, String>) -> bool {
     selector.matches(labels)
-}
-
-/// The protected namespaces among `namespaces` (name -> department), given the selected
-/// DepartmentClouds.
-pub fn protected_namespaces(
-    namespaces: &BTreeMap<String, String>,
-    departments: &BTreeSet<String>,
-) -> BTreeSet<String> {
-    namespaces
-        .iter()
-        .filter(|(_, department)| departments.contains(*department))
-        .map(|(name, _)| name.clone())
-        .collect()
 }
 
 /// Everything a policy protects, as the primary holds it now.
@@ -160,31 +192,49 @@ pub async fn selected_departments(
         .collect())
 }
 
-/// Lists what a policy protects: the selected tenants' namespaces and their objects of `kinds`.
-/// Kinds the primary does not serve (a CRD not installed) are skipped.
+/// Lists what a policy protects: the selected tenants' namespaces, the listed ExchangeNodes'
+/// namespaces, and their objects of `kinds`. Kinds the primary does not serve (a CRD not
+/// installed) are skipped.
 pub async fn list_source(
     client: &Client,
-    selector: &Selector,
+    scope: &Scope,
     kinds: &[Kind],
     concurrency: usize,
 ) -> Result<SourceSet, SourceError> {
-    let departments = selected_departments(client, selector).await?;
-    let namespaces = list_all(
+    let departments = selected_departments(client, &scope.departments).await?;
+    let namespace_error = |source| SourceError {
+        what: "namespaces".into(),
+        source,
+    };
+    let mut namespaces = list_all(
         client,
         &kinds::namespace().api_resource(),
         &ListParams::default().labels(DEPARTMENT_LABEL),
     )
     .await
-    .map_err(|source| SourceError {
-        what: "namespaces".into(),
-        source,
-    })?;
+    .map_err(namespace_error)?;
+    let namespace_api: Api<DynamicObject> =
+        Api::all_with(client.clone(), &kinds::namespace().api_resource());
+    for name in &scope.node_namespaces {
+        let labelled = namespaces
+            .iter()
+            .any(|ns| ns["metadata"]["name"].as_str() == Some(name));
+        if !labelled
+            && let Some(mut ns) = namespace_api.get_opt(name).await.map_err(namespace_error)?
+        {
+            ns.types = Some(kube::api::TypeMeta {
+                api_version: "v1".into(),
+                kind: "Namespace".into(),
+            });
+            namespaces.push(serde_json::to_value(ns).unwrap_or(Value::Null));
+        }
+    }
     let namespaces: Vec<Value> = namespaces
         .into_iter()
         .filter(|ns| {
-            ns["metadata"]["labels"][DEPARTMENT_LABEL]
-                .as_str()
-                .is_some_and(|d| departments.contains(d))
+            let name = ns["metadata"]["name"].as_str().unwrap_or_default();
+            let department = ns["metadata"]["labels"][DEPARTMENT_LABEL].as_str();
+            scope.protects(name, department, &departments)
                 && ns["metadata"]["deletionTimestamp"].is_null()
         })
         .collect();
@@ -239,17 +289,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_namespaces_of_selected_departments_are_protected() {
-        let namespaces = BTreeMap::from([
-            ("zj-prod".to_owned(), "zj".to_owned()),
-            ("zj-test".to_owned(), "zj".to_owned()),
-            ("hz-prod".to_owned(), "hz".to_owned()),
-        ]);
+    fn the_selected_departments_namespaces_and_the_listed_nodes_namespaces_are_protected() {
+        let scope = Scope {
+            departments: Selector::default(),
+            node_namespaces: BTreeSet::from(["govdc-hub".to_owned()]),
+        };
         let selected = BTreeSet::from(["zj".to_owned()]);
-        assert_eq!(
-            protected_namespaces(&namespaces, &selected),
-            BTreeSet::from(["zj-prod".to_owned(), "zj-test".to_owned()])
-        );
+        assert!(scope.protects("zj-prod", Some("zj"), &selected));
+        assert!(!scope.protects("hz-prod", Some("hz"), &selected));
+        assert!(!scope.protects("kube-system", None, &selected));
+        // A node's namespace whatever its labels: the node's objects live there.
+        assert!(scope.protects("govdc-hub", None, &selected));
+        assert!(scope.protects("govdc-hub", Some("hz"), &selected));
     }
 
     #[test]

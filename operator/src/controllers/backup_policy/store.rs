@@ -17,7 +17,6 @@ use futures::TryStreamExt;
 use govdc_crds::backup_policy::RestorePoint;
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::core::Selector;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as StorePath;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
@@ -30,7 +29,7 @@ use super::clean::{
 use super::hub_state::{self, HubStateManifest, HubStateSource};
 use super::kinds::{self, Kind};
 use super::schedule::Schedule;
-use super::source::list_source;
+use super::source::{Scope, list_source};
 
 /// Why a restore point could not be written or read.
 #[derive(Debug, thiserror::Error)]
@@ -377,14 +376,14 @@ pub struct Taken {
 pub async fn take(
     primary: &kube::Client,
     store: &RestorePointStore,
-    selector: &Selector,
+    scope: &Scope,
     kinds: &[Kind],
     hubs: &HubStateSource,
 ) -> Result<Taken, StoreError> {
     let taken_at = Timestamp::now();
     let (hub_states, hub_failures) =
         hub_state::take_with_point(primary, store, hubs, &point_name(taken_at)).await;
-    let set = list_source(primary, selector, kinds, 8).await?;
+    let set = list_source(primary, scope, kinds, 8).await?;
     let namespace = kinds::namespace();
     let objects: Vec<Value> = set
         .namespaces
@@ -444,7 +443,7 @@ impl RestorePointShelf {
         primary: kube::Client,
         schedule: Schedule,
         retention: Retention,
-        selector: Selector,
+        scope: Scope,
         kinds: Vec<Kind>,
         hubs: HubStateSource,
     ) {
@@ -462,7 +461,7 @@ impl RestorePointShelf {
                 continue;
             }
             tokio::time::sleep(next).await;
-            match take(&primary, &self.store, &selector, &kinds, &hubs).await {
+            match take(&primary, &self.store, &scope, &kinds, &hubs).await {
                 Ok(taken) => {
                     tracing::info!(point = %taken.manifest.name, objects = taken.manifest.objects,
                         hub_states = taken.manifest.hub_states.len(), "took a restore point");

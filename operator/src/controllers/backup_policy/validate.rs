@@ -6,12 +6,11 @@ use std::time::Duration;
 
 use govdc_crds::BackupPolicy;
 use govdc_crds::backup_policy::{DeletionMirrorPolicy, ObjectStorage, ReplicationMode};
-use kube::core::Selector;
 
 use super::kinds::{self, Kind};
 use super::read::{Inputs, secret_text};
 use super::schedule::{Schedule, parse_duration};
-use super::source::department_selector;
+use super::source::{Scope, department_selector, node_namespaces, protectable_node_namespace};
 use super::store::Retention;
 use crate::controllers::Problem;
 
@@ -28,8 +27,8 @@ pub struct Plan {
     pub rpo: Duration,
     /// The deletion grace period; None under `retain`.
     pub grace: Option<Duration>,
-    /// The department selector.
-    pub selector: Selector,
+    /// What is protected: the selected departments' namespaces and the listed nodes'.
+    pub scope: Scope,
     /// Restore points, when asked for.
     pub restore_points: Option<RestorePointPlan>,
 }
@@ -43,7 +42,7 @@ impl std::fmt::Debug for Plan {
             .field("schedule", &self.schedule)
             .field("rpo", &self.rpo)
             .field("grace", &self.grace)
-            .field("selector", &self.selector)
+            .field("scope", &self.scope)
             .field("restore_points", &self.restore_points)
             .finish()
     }
@@ -165,13 +164,24 @@ pub fn validate(policy: &BackupPolicy, inputs: &Inputs) -> Result<Plan, Vec<Prob
         .map_err(|e| problems.push(Problem::new("InvalidSelector", e)))
         .ok();
     for (index, node) in spec.exchange_nodes.iter().enumerate() {
-        // The policy is cluster-scoped: there is no namespace of its own to default to.
-        if node.namespace.as_deref().unwrap_or_default().is_empty() {
+        let namespace = node.namespace.as_deref().unwrap_or_default();
+        if namespace.is_empty() {
+            // The policy is cluster-scoped: there is no namespace of its own to default to.
             problems.push(Problem::new(
                 "InvalidExchangeNode",
                 format!(
                     "spec.exchangeNodes[{index}] ({}): an ExchangeNode is namespaced; name its namespace",
                     node.name
+                ),
+            ));
+        } else if !protectable_node_namespace(namespace, &inputs.operator_namespace) {
+            // A node's namespace is protected whole: the system's or the operator's would copy
+            // credentials to the standby.
+            problems.push(Problem::new(
+                "InvalidExchangeNode",
+                format!(
+                    "spec.exchangeNodes[{index}] ({namespace}/{}): a node's namespace is replicated whole, and neither the system's namespaces (kube-*) nor the operator's own ({}) ever are",
+                    node.name, inputs.operator_namespace
                 ),
             ));
         }
@@ -231,7 +241,10 @@ pub fn validate(policy: &BackupPolicy, inputs: &Inputs) -> Result<Plan, Vec<Prob
                     DeletionMirrorPolicy::Mirror => Some(grace),
                     DeletionMirrorPolicy::Retain => None,
                 },
-                selector,
+                scope: Scope {
+                    departments: selector,
+                    node_namespaces: node_namespaces(inputs),
+                },
                 restore_points,
             })
         }
@@ -272,6 +285,7 @@ mod tests {
             }),
             storage_secret: None,
             exchange_nodes: Vec::new(),
+            operator_namespace: "govdc-system".into(),
         }
     }
 
@@ -296,6 +310,38 @@ mod tests {
         )
         .expect("valid");
         assert_eq!(retain.grace, None);
+    }
+
+    #[test]
+    fn the_namespaces_of_listed_nodes_that_exist_are_protected_and_never_the_systems_or_the_operators()
+     {
+        let nodes = json!({"exchangeNodes": [
+            {"name": "national", "namespace": "govdc-hub"},
+            {"name": "typo", "namespace": "default"},
+        ]});
+        let mut found = inputs(KUBECONFIG);
+        found.exchange_nodes = vec![
+            ("govdc-hub/national".into(), Some("uid-1".into())),
+            ("default/typo".into(), None),
+        ];
+        let plan = validate(&policy(nodes), &found).expect("valid");
+        assert_eq!(
+            plan.scope.node_namespaces,
+            std::collections::BTreeSet::from(["govdc-hub".to_owned()]),
+            "a node that does not exist protects no namespace"
+        );
+        for namespace in ["kube-system", "govdc-system"] {
+            let refused = json!({"exchangeNodes": [{"name": "n", "namespace": namespace}]});
+            let mut found = inputs(KUBECONFIG);
+            found.exchange_nodes = vec![(format!("{namespace}/n"), Some("uid".into()))];
+            let problems = validate(&policy(refused), &found).err().unwrap_or_default();
+            assert_eq!(
+                problems.iter().map(|p| p.reason).collect::<Vec<_>>(),
+                ["InvalidExchangeNode"],
+                "{namespace}"
+            );
+            assert!(problems[0].message.contains(namespace), "{problems:?}");
+        }
     }
 
     #[test]

@@ -14,14 +14,13 @@ use govdc_crds::backup_policy::TargetConflict;
 use govdc_crds::common::DEPARTMENT_LABEL;
 use jiff::Timestamp;
 use kube::api::DynamicObject;
-use kube::core::Selector;
 use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 use serde_json::Value;
 
 use super::super::clean::{CleanOptions, clean, map_namespace, replicable, source_hash};
 use super::super::kinds::Kind;
-use super::super::source::selects;
+use super::super::source::{Scope, selects};
 
 /// One protected object, as the standby should hold it. The copy is shared with the writes
 /// planned from it, so that planning ten thousand writes copies no object.
@@ -76,13 +75,14 @@ pub(super) struct Index {
     /// Namespace first, then the replicated kinds.
     pub(super) kinds: Vec<Kind>,
     clean: CleanOptions,
-    selector: Selector,
+    scope: Scope,
     /// Watch-driven (else a scheduled pass lists the source).
     continuous: bool,
     /// Selected DepartmentClouds.
     pub(super) departments: BTreeSet<String>,
-    /// Every tenant namespace (name -> department), protected or not.
-    pub(super) namespaces: BTreeMap<String, String>,
+    /// Every tenant namespace, protected or not, and the listed ExchangeNodes' namespaces:
+    /// name -> department (its `govdc.io/department` label; a node's namespace may have none).
+    pub(super) namespaces: BTreeMap<String, Option<String>>,
     pub(super) desired: HashMap<Key, Desired>,
     pub(super) held: HashMap<Key, Held>,
     /// Keys to look at, with when their change was first seen.
@@ -101,18 +101,18 @@ pub(super) struct Index {
 }
 
 impl Index {
-    /// Nothing known yet of `kinds` (Namespace first), copied with `clean`, of the
-    /// DepartmentClouds `selector` selects.
+    /// Nothing known yet of `kinds` (Namespace first), copied with `clean`, of what `scope`
+    /// protects.
     pub(super) fn new(
         kinds: Vec<Kind>,
         clean: CleanOptions,
-        selector: Selector,
+        scope: Scope,
         continuous: bool,
     ) -> Index {
         Index {
             kinds,
             clean,
-            selector,
+            scope,
             continuous,
             departments: BTreeSet::new(),
             namespaces: BTreeMap::new(),
@@ -141,9 +141,21 @@ impl Index {
 
     /// Whether `namespace` is a tenant namespace of a selected DepartmentCloud.
     pub(super) fn protected(&self, namespace: &str) -> bool {
-        self.namespaces
-            .get(namespace)
-            .is_some_and(|d| self.departments.contains(d))
+        self.namespaces.get(namespace).is_some_and(|department| {
+            self.scope
+                .protects(namespace, department.as_deref(), &self.departments)
+        })
+    }
+
+    /// The protected namespaces.
+    pub(super) fn protected_namespaces(&self) -> impl Iterator<Item = &String> {
+        self.namespaces.keys().filter(|n| self.protected(n))
+    }
+
+    /// Whether the namespace watch must see every namespace, not only the labelled tenant ones:
+    /// the policy lists ExchangeNodes, whose namespaces need no label.
+    pub(super) fn watches_unlabelled_namespaces(&self) -> bool {
+        !self.scope.node_namespaces.is_empty()
     }
 
     /// Marks `key` to be looked at, keeping when its first unwritten change was seen.
@@ -175,7 +187,7 @@ impl Index {
             }
             watcher::Event::Apply(d) | watcher::Event::InitApply(d) => {
                 let name = d.name_any();
-                if selects(&self.selector, d.labels()) {
+                if selects(&self.scope.departments, d.labels()) {
                     self.departments.insert(name);
                 } else {
                     self.departments.remove(&name);
@@ -189,7 +201,10 @@ impl Index {
             let changed: Vec<String> = self
                 .namespaces
                 .iter()
-                .filter(|(_, d)| before.contains(*d) != self.departments.contains(*d))
+                .filter(|(_, d)| {
+                    d.as_ref()
+                        .is_some_and(|d| before.contains(d) != self.departments.contains(d))
+                })
                 .map(|(n, _)| n.clone())
                 .collect();
             for namespace in changed {
@@ -215,9 +230,8 @@ impl Index {
                     namespace: name.clone(),
                     name: name.clone(),
                 };
-                if let Some(department) = department
-                    && ns.meta().deletion_timestamp.is_none()
-                {
+                let known = department.is_some() || self.scope.node_namespaces.contains(&name);
+                if known && ns.meta().deletion_timestamp.is_none() {
                     if self.namespaces.insert(name.clone(), department).is_none()
                         && self.initialised.contains(&Listed::Namespaces)
                     {
@@ -225,9 +239,13 @@ impl Index {
                     }
                     self.set_desired(key, &value);
                 } else {
-                    self.namespaces.remove(&name);
-                    self.desired.remove(&key);
-                    self.touch(key);
+                    let was_known = self.namespaces.remove(&name).is_some();
+                    let was_desired = self.desired.remove(&key).is_some();
+                    // A namespace no longer a tenant's (or being deleted) needs a look; an
+                    // unrelated one, seen when the watch covers every namespace, nothing.
+                    if was_known || was_desired || self.held.contains_key(&key) {
+                        self.touch(key);
+                    }
                 }
                 if was_protected != self.protected(&name) {
                     self.touch_namespace(&name);
@@ -410,7 +428,7 @@ mod tests {
             mapping: Default::default(),
             warm_standby: false,
         };
-        let mut index = Index::new(kinds, clean, Selector::default(), true);
+        let mut index = Index::new(kinds, clean, Scope::default(), true);
         index.handle_department(watcher::Event::Apply(object(json!({
             "apiVersion": "govdc.io/v1alpha1", "kind": "DepartmentCloud",
             "metadata": {"name": "finance"}}))));
@@ -481,6 +499,61 @@ mod tests {
         assert_eq!(index.pending_deletions(), 1);
         index.handle_object(1, watcher::Event::Apply(config_map()));
         assert!(matches!(index.plan(&key()), Some(Action::Unmark(_))));
+    }
+
+    #[test]
+    fn a_listed_exchange_nodes_namespace_is_protected_without_a_label_and_others_are_not() {
+        let kinds = vec![
+            super::super::super::kinds::namespace(),
+            super::super::super::kinds::find("v1", "ConfigMap").expect("ConfigMap"),
+        ];
+        let clean = CleanOptions {
+            policy: "dr".into(),
+            mapping: Default::default(),
+            warm_standby: false,
+        };
+        let scope = Scope {
+            departments: Default::default(),
+            node_namespaces: BTreeSet::from(["govdc-hub".to_owned()]),
+        };
+        let mut index = Index::new(kinds, clean, scope, true);
+        assert!(index.watches_unlabelled_namespaces());
+        for name in ["govdc-hub", "kube-system"] {
+            index.handle_namespace(watcher::Event::InitApply(object(json!({
+                "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}))));
+        }
+        for listing in [Listed::Departments, Listed::Namespaces, Listed::Kind(1)] {
+            index.initialised.insert(listing);
+        }
+        let in_namespace = |namespace: &str| {
+            object(json!({"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": "hub-config", "namespace": namespace}}))
+        };
+        index.handle_object(1, watcher::Event::Apply(in_namespace("govdc-hub")));
+        index.handle_object(1, watcher::Event::Apply(in_namespace("kube-system")));
+        assert_eq!(
+            index.protected_namespaces().collect::<Vec<_>>(),
+            ["govdc-hub"]
+        );
+        let node_key = Key {
+            kind: 1,
+            namespace: "govdc-hub".into(),
+            name: "hub-config".into(),
+        };
+        assert!(matches!(index.plan(&node_key), Some(Action::Apply(..))));
+        let system_key = Key {
+            namespace: "kube-system".into(),
+            ..node_key.clone()
+        };
+        assert!(index.plan(&system_key).is_none());
+        assert!(
+            !index.dirty.keys().any(|k| k.namespace == "kube-system"),
+            "an unrelated namespace needs no look"
+        );
+        // Deleting the node's namespace drops its copies' sources.
+        index.handle_namespace(watcher::Event::Delete(object(json!({
+            "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "govdc-hub"}}))));
+        assert!(index.plan(&node_key).is_none());
     }
 
     #[test]

@@ -205,11 +205,7 @@ impl Engine {
                 format!(
                     "{} objects replicated from {} namespaces",
                     self.index.copies(),
-                    self.index
-                        .namespaces
-                        .keys()
-                        .filter(|n| self.index.protected(n))
-                        .count()
+                    self.index.protected_namespaces().count()
                 ),
             ),
             Observed::no(
@@ -223,12 +219,7 @@ impl Engine {
 
     /// The `NothingSelected` condition (see [`NOTHING_SELECTED`]).
     pub(super) fn nothing_selected(&self) -> Observed {
-        let protected = self
-            .index
-            .namespaces
-            .keys()
-            .filter(|n| self.index.protected(n))
-            .count();
+        let protected = self.index.protected_namespaces().count();
         if protected == 0 {
             Observed::yes(
                 NOTHING_SELECTED,
@@ -319,13 +310,7 @@ impl Engine {
             });
         next.objects_replicated = Some(self.index.copies() as i64);
         next.pending_deletions = Some(self.index.pending_deletions() as i64);
-        next.protected_namespaces = Some(
-            self.index
-                .namespaces
-                .keys()
-                .filter(|n| self.index.protected(n))
-                .count() as i64,
-        );
+        next.protected_namespaces = Some(self.index.protected_namespaces().count() as i64);
         next.conflicts = self.index.conflicts();
         next.conflicts.truncate(MAX_LISTED_CONFLICTS);
         next.errors = self
