@@ -7,9 +7,11 @@ use std::time::{Duration, Instant};
 use govdc_crds::DepartmentCloud;
 use govdc_test_support::{OperatorProcess, TestEnv, eventually, install_crds};
 use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::ResourceQuota;
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{DeleteParams, ListParams, PostParams};
+use kube::runtime::watcher::InitialListStrategy;
 use kube::{Api, Client};
 use serde_json::json;
 
@@ -299,4 +301,94 @@ async fn exactly_one_of_two_operators_reconciles_and_the_other_takes_over() {
     .unwrap_or_else(|e| panic!("{e}\n{}", second.logs()));
     assert_ne!(reason, "InvalidCreditCode");
     assert_eq!(metric(&second, "govdc_leader", None), Some(1.0));
+}
+
+/// The Ready condition's status and reason, once it describes the current generation.
+async fn ready_condition(client: &Client, name: &str) -> Option<(String, String)> {
+    let cloud = Api::<DepartmentCloud>::all(client.clone())
+        .get_opt(name)
+        .await
+        .ok()??;
+    let status = cloud.status?;
+    (status.observed_generation == cloud.metadata.generation).then_some(())?;
+    status
+        .conditions
+        .into_iter()
+        .find(|c| c.type_ == "Ready")
+        .map(|c| (c.status, c.reason))
+}
+
+#[tokio::test]
+async fn a_server_without_streaming_lists_gets_paged_lists_and_tenants_still_converge() {
+    // WatchList is off by default on 1.30, 1.31 and 1.33, which the chart supports; there a
+    // watch asking for a streamed list is refused, and a watcher that asked would never list.
+    let streaming = TestEnv::new("primary", "watchlist-on").await;
+    assert_eq!(
+        govdc_operator::runtime::watch_list::initial_list_strategy(&streaming.client).await,
+        InitialListStrategy::StreamingList,
+        "the tests' clusters (1.36) stream lists"
+    );
+    let env = TestEnv::with_feature_gates("nowatchlist", "WatchList=false", "watchlist-off").await;
+    assert_eq!(
+        govdc_operator::runtime::watch_list::initial_list_strategy(&env.client).await,
+        InitialListStrategy::ListWatch,
+        "a server with WatchList off is asked for pages"
+    );
+
+    install_crds(&env.client).await.expect("install CRDs");
+    let lease_namespace = env.namespace("lease").await;
+    let mut operator =
+        OperatorProcess::start(Path::new(OPERATOR), &env, &lease_namespace, "paged", &[]);
+    let clouds: Api<DepartmentCloud> = Api::all(env.client.clone());
+    let name = format!("{}-paged", env.prefix);
+    clouds
+        .create(
+            &PostParams::default(),
+            &department_cloud(&env, &name, &valid_credit_code()),
+        )
+        .await
+        .expect("create");
+    let (status, reason) = eventually("the tenant to be provisioned", WAIT, || async {
+        ready_condition(&env.client, &name)
+            .await
+            .filter(|(status, _)| status == "True")
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", operator.logs()));
+    assert_eq!((status.as_str(), reason.as_str()), ("True", "Provisioned"));
+    assert!(
+        operator
+            .logs()
+            .contains("the API server does not stream initial lists"),
+        "the operator says it lists in pages:\n{}",
+        operator.logs()
+    );
+
+    // The caches list in pages too: drift on an object the tenant owns is repaired.
+    let namespace = format!("{name}-prod");
+    let quotas: Api<ResourceQuota> = Api::namespaced(env.client.clone(), &namespace);
+    quotas
+        .delete("govdc-quota", &DeleteParams::default())
+        .await
+        .expect("delete the tenant's quota");
+    eventually("the quota to be put back", WAIT, || async {
+        quotas.get_opt("govdc-quota").await.ok()?
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", operator.logs()));
+
+    clouds
+        .delete(&name, &DeleteParams::default())
+        .await
+        .expect("delete");
+    eventually("the tenant to be cleaned up", WAIT, || async {
+        clouds
+            .get_opt(&name)
+            .await
+            .ok()
+            .and_then(|c| c.is_none().then_some(()))
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", operator.logs()));
+    assert!(operator.terminate(Duration::from_secs(25)));
 }

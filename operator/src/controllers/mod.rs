@@ -35,6 +35,9 @@ pub const RESYNC_INTERVAL: Duration = Duration::from_secs(300);
 pub struct Context {
     /// The Kubernetes client.
     pub client: Client,
+    /// How watches that list many objects list them first: streamed when the API server can
+    /// (see [`crate::runtime::watch_list`]), in pages otherwise.
+    pub initial_lists: kube::runtime::watcher::InitialListStrategy,
     /// Publishes events.
     pub recorder: Recorder,
     /// The operator's metrics.

@@ -13,6 +13,7 @@ pub mod http;
 pub mod leader;
 pub mod metrics;
 pub mod telemetry;
+pub mod watch_list;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -161,8 +162,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     );
     let capacity =
         controllers::department_cloud::capacity::CapacityLedger::new(args.capacity.clone());
+    let initial_lists = watch_list::initial_list_strategy(&client).await;
     let ctx = Arc::new(Context {
         client,
+        initial_lists,
         recorder,
         metrics: metrics.clone(),
         capacity,

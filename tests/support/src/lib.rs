@@ -97,22 +97,7 @@ pub fn cluster_kubeconfig(name: &str) -> PathBuf {
     if let Some(path) = clusters.get(name) {
         return path.clone();
     }
-    let output = run(Command::new(govdc_cluster_bin())
-        .args(["up", name])
-        .current_dir(repo_root()));
-    if !output.status.success() {
-        panic!(
-            "govdc-cluster up {name} failed; the tests need a real API server:\n{}\n{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let path = PathBuf::from(stdout.lines().last().unwrap_or_default().trim());
-    assert!(
-        path.is_file(),
-        "govdc-cluster up {name} printed no kubeconfig path: {stdout}"
-    );
+    let path = up(name, &[]);
     clusters.insert(name.to_owned(), path.clone());
     path
 }
@@ -133,12 +118,26 @@ pub fn ensure_nodes_built() {
 /// the shared clusters have no nodes.
 pub fn cluster_with_nodes_kubeconfig(name: &str, nodes: u32) -> PathBuf {
     ensure_nodes_built();
+    up(name, &["--nodes", &nodes.to_string()])
+}
+
+/// Starts the named cluster with kube-apiserver feature gates (`govdc-cluster up NAME
+/// --feature-gates GATES`, for example `WatchList=false`) unless it already runs so, and returns
+/// its admin kubeconfig. Use a cluster of the test's own.
+pub fn cluster_with_feature_gates_kubeconfig(name: &str, gates: &str) -> PathBuf {
+    up(name, &["--feature-gates", gates])
+}
+
+/// `govdc-cluster up NAME FLAGS...`: the admin kubeconfig it prints, or a panic with its output.
+fn up(name: &str, flags: &[&str]) -> PathBuf {
     let output = run(Command::new(govdc_cluster_bin())
-        .args(["up", name, "--nodes", &nodes.to_string()])
+        .args(["up", name])
+        .args(flags)
         .current_dir(repo_root()));
+    let shown = format!("govdc-cluster up {name} {}", flags.join(" "));
     if !output.status.success() {
         panic!(
-            "govdc-cluster up {name} --nodes {nodes} failed:\n{}\n{}",
+            "{shown} failed; the tests need a real API server:\n{}\n{}",
             String::from_utf8_lossy(&output.stdout),
             String::from_utf8_lossy(&output.stderr)
         );
@@ -147,7 +146,7 @@ pub fn cluster_with_nodes_kubeconfig(name: &str, nodes: u32) -> PathBuf {
     let path = PathBuf::from(stdout.lines().last().unwrap_or_default().trim());
     assert!(
         path.is_file(),
-        "govdc-cluster up {name} --nodes {nodes} printed no kubeconfig path: {stdout}"
+        "{shown} printed no kubeconfig path: {stdout}"
     );
     path
 }
@@ -182,22 +181,27 @@ pub struct TestEnv {
 impl TestEnv {
     /// Sets up a test on the named cluster, starting the cluster if needed.
     pub async fn new(cluster: &str, test: &str) -> TestEnv {
-        let kubeconfig = cluster_kubeconfig(cluster);
-        let client = client_for(&kubeconfig)
-            .await
-            .unwrap_or_else(|e| panic!("client for cluster {cluster}: {e:#}"));
-        TestEnv {
-            cluster: cluster.to_owned(),
-            kubeconfig,
-            client,
-            prefix: unique_prefix(test),
-        }
+        TestEnv::on(cluster, cluster_kubeconfig(cluster), test).await
     }
 
     /// Sets up a test on the named cluster with `nodes` real nodes (see
     /// [`cluster_with_nodes_kubeconfig`]), starting it if needed.
     pub async fn with_nodes(cluster: &str, nodes: u32, test: &str) -> TestEnv {
-        let kubeconfig = cluster_with_nodes_kubeconfig(cluster, nodes);
+        TestEnv::on(cluster, cluster_with_nodes_kubeconfig(cluster, nodes), test).await
+    }
+
+    /// Sets up a test on the named cluster run with kube-apiserver feature `gates` (see
+    /// [`cluster_with_feature_gates_kubeconfig`]), starting it if needed.
+    pub async fn with_feature_gates(cluster: &str, gates: &str, test: &str) -> TestEnv {
+        TestEnv::on(
+            cluster,
+            cluster_with_feature_gates_kubeconfig(cluster, gates),
+            test,
+        )
+        .await
+    }
+
+    async fn on(cluster: &str, kubeconfig: PathBuf, test: &str) -> TestEnv {
         let client = client_for(&kubeconfig)
             .await
             .unwrap_or_else(|e| panic!("client for cluster {cluster}: {e:#}"));

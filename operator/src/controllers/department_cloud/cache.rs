@@ -553,12 +553,14 @@ pub struct Caches {
     /// so that comparisons falling due together never take every slot from the passes a change
     /// asks for (a spec change would wait behind all of them).
     comparisons: Arc<tokio::sync::Semaphore>,
+    /// Streamed initial lists where the API server can (see the watches), else pages.
+    initial_lists: watcher::InitialListStrategy,
 }
 
 impl Caches {
     /// Empty caches, filled by [`Caches::triggers`], for a controller running `concurrency`
-    /// passes at once.
-    pub fn new(concurrency: u16) -> Arc<Caches> {
+    /// passes at once, listing as `initial_lists` says.
+    pub fn new(concurrency: u16, initial_lists: watcher::InitialListStrategy) -> Arc<Caches> {
         Arc::new(Caches {
             index: Mutex::default(),
             ready: tokio::sync::Notify::new(),
@@ -567,6 +569,7 @@ impl Caches {
             comparisons: Arc::new(tokio::sync::Semaphore::new(usize::from(
                 (concurrency / 4).max(1),
             ))),
+            initial_lists,
         })
     }
 
@@ -725,11 +728,15 @@ impl Caches {
         K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
     {
         let caches = self.clone();
-        // Listed as a stream of single objects (the API server's watch-list), not in pages of
-        // 500: after a restart the seven watches list some twenty thousand objects at once, and
-        // their pages, with every object's managedFields decoded, were the operator's peak
-        // memory; an object here is reduced to its entry as it arrives.
-        watcher(api, config.streaming_lists())
+        // Listed as a stream of single objects (the API server's watch-list) where it can, not
+        // in pages of 500: after a restart the seven watches list some twenty thousand objects
+        // at once, and their pages, with every object's managedFields decoded, were the
+        // operator's peak memory; an object here is reduced to its entry as it arrives.
+        let config = watcher::Config {
+            initial_list_strategy: self.initial_lists.clone(),
+            ..config
+        };
+        watcher(api, config)
             .default_backoff()
             .filter_map(move |event| {
                 let owners = match event {
@@ -1026,7 +1033,7 @@ mod tests {
     }
 
     fn listed_caches(concurrency: u16) -> Arc<Caches> {
-        let caches = Caches::new(concurrency);
+        let caches = Caches::new(concurrency, watcher::InitialListStrategy::ListWatch);
         *caches.index() = listed(&Kind::ALL);
         caches
     }

@@ -84,13 +84,14 @@ pub fn start(
 ) -> Running {
     let client = ctx.client.clone();
     let ledger = ctx.capacity.clone();
-    // Listed as a stream of objects (watch-list) rather than in pages: see the caches' watches.
-    let scope = selector
-        .map_or_else(watcher::Config::default, |s| {
+    // Listed as a stream of objects (watch-list) where the server can: see the caches' watches.
+    let scope = watcher::Config {
+        initial_list_strategy: ctx.initial_lists.clone(),
+        ..selector.map_or_else(watcher::Config::default, |s| {
             watcher::Config::default().labels(s)
         })
-        .streaming_lists();
-    let caches = Caches::new(concurrency);
+    };
+    let caches = Caches::new(concurrency, ctx.initial_lists.clone());
     let feeding = caches.clone();
     super::start(
         NAME,

@@ -29,6 +29,9 @@ var components = []string{etcd, apiServer, controllerManager}
 
 var validName = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,38}[a-z0-9])?$`)
 
+// validFeatureGates is the form `up --feature-gates` takes.
+var validFeatureGates = regexp.MustCompile(`^[A-Za-z0-9]+=(true|false)(,[A-Za-z0-9]+=(true|false))*$`)
+
 // cluster is one control plane: a directory under the clusters root holding its PKI, etcd
 // data, kubeconfigs, logs, pid files and cluster.json.
 type cluster struct {
@@ -41,6 +44,9 @@ type cluster struct {
 	// multicall binary. Both are only needed for clusters with nodes.
 	BinDir  string
 	KubeBin string
+	// FeatureGates are kube-apiserver feature gates (`up --feature-gates`, for example
+	// WatchList=false): a test of how govdc meets a server with a feature off.
+	FeatureGates string
 }
 
 func newCluster(root, name string) (*cluster, error) {
@@ -107,6 +113,7 @@ type state struct {
 	PIDs         map[string]int `json:"pids,omitempty"`
 	StartedAt    time.Time      `json:"startedAt"`
 	Nodes        int            `json:"nodes,omitempty"`
+	FeatureGates string         `json:"featureGates,omitempty"`
 	ReadySeconds float64        `json:"readySeconds,omitempty"`
 }
 

@@ -123,12 +123,16 @@ func cmdUp(args []string) error {
 	c := newCommand("up")
 	kube := c.fs.String("kube", "", "path of the kube multicall binary (default $GOVDC_KUBE_BIN or kube beside govdc-cluster)")
 	nodes := c.fs.Int("nodes", 0, "also run kube-scheduler and this many nodes, in network namespaces of the cluster's own")
+	gates := c.fs.String("feature-gates", "", "kube-apiserver feature gates, NAME=true|false,... (for example WatchList=false)")
 	pos, err := c.parse(args, 1)
 	if err != nil {
 		return err
 	}
 	if *nodes < 0 || *nodes > maxNodes {
 		return fmt.Errorf("--nodes %d: want 0 to %d", *nodes, maxNodes)
+	}
+	if *gates != "" && !validFeatureGates.MatchString(*gates) {
+		return fmt.Errorf("--feature-gates %q: want NAME=true|false, comma-separated", *gates)
 	}
 	cl, err := c.cluster(pos[0])
 	if err != nil {
@@ -138,7 +142,7 @@ func cmdUp(args []string) error {
 	if err != nil {
 		return err
 	}
-	cl.Nodes, cl.KubeBin = *nodes, kubeBin
+	cl.Nodes, cl.KubeBin, cl.FeatureGates = *nodes, kubeBin, *gates
 	if cl.BinDir, err = selfDir(); err != nil {
 		return err
 	}

@@ -87,6 +87,9 @@ func up(root, kubeBin string, c *cluster) (string, error) {
 	if run[etcd] && run[apiServer] && run[controllerManager] && prev.Nodes != c.Nodes {
 		return "", fmt.Errorf("%s runs with %d node(s), not %d; run govdc-cluster down %s first", c.Name, prev.Nodes, c.Nodes, c.Name)
 	}
+	if run[etcd] && run[apiServer] && run[controllerManager] && prev.FeatureGates != c.FeatureGates {
+		return "", fmt.Errorf("%s runs with feature gates %q, not %q; run govdc-cluster down %s first", c.Name, prev.FeatureGates, c.FeatureGates, c.Name)
+	}
 	if run[etcd] && run[apiServer] && run[controllerManager] && c.apiReady(prev) && (c.Nodes == 0 || c.nodesRunning(prev)) {
 		fmt.Fprintf(os.Stderr, "govdc-cluster: %s already running at %s\n", c.Name, prev.Server)
 		return c.kubeconfigPath(), nil
@@ -112,7 +115,7 @@ func up(root, kubeBin string, c *cluster) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	s.KubeBinary, s.StartedAt, s.Nodes = kubeBin, start, c.Nodes
+	s.KubeBinary, s.StartedAt, s.Nodes, s.FeatureGates = kubeBin, start, c.Nodes, c.FeatureGates
 	if err := c.writeKubeconfigs(s.Server); err != nil {
 		return "", err
 	}
@@ -316,6 +319,9 @@ func (c *cluster) apiServerArgs(pts ports) []string {
 		"--audit-log-path=" + c.auditLog(),
 		"--audit-log-maxsize=100",
 		"--audit-log-maxbackup=1",
+	}
+	if c.FeatureGates != "" {
+		args = append(args, "--feature-gates="+c.FeatureGates)
 	}
 	if c.Nodes > 0 {
 		return withNodesAPIServerArgs(args, p)
