@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use govdc_crds::DepartmentCloud;
 use govdc_test_support::{OperatorProcess, TestEnv, eventually, install_crds};
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::ResourceQuota;
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{DeleteParams, ListParams, PostParams};
@@ -366,13 +366,13 @@ async fn a_server_without_streaming_lists_gets_paged_lists_and_tenants_still_con
 
     // The caches list in pages too: drift on an object the tenant owns is repaired.
     let namespace = format!("{name}-prod");
-    let quotas: Api<ResourceQuota> = Api::namespaced(env.client.clone(), &namespace);
-    quotas
-        .delete("govdc-quota", &DeleteParams::default())
+    let policies: Api<NetworkPolicy> = Api::namespaced(env.client.clone(), &namespace);
+    policies
+        .delete("govdc-default-deny", &DeleteParams::default())
         .await
-        .expect("delete the tenant's quota");
-    eventually("the quota to be put back", WAIT, || async {
-        quotas.get_opt("govdc-quota").await.ok()?
+        .expect("delete the tenant's default-deny NetworkPolicy");
+    eventually("the NetworkPolicy to be put back", WAIT, || async {
+        policies.get_opt("govdc-default-deny").await.ok()?
     })
     .await
     .unwrap_or_else(|e| panic!("{e}\n{}", operator.logs()));
