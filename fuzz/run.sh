@@ -10,8 +10,39 @@
 # used: `-s none`; the coverage passes and `--cfg fuzzing` are), which RUSTC_BOOTSTRAP=1 lets
 # the stable compiler take. cargo-fuzz is installed from crates.io when missing; libFuzzer is
 # built from C++ by libfuzzer-sys, so a C++ compiler is needed (Debian: g++).
+#
+#   fuzz/run.sh replay
+# is what CI runs, in seconds and without cargo-fuzz: each target built as a plain debug binary
+# (debug assertions and overflow checks on, no coverage instrumentation) into the workspace's
+# target directory, where it reuses the test build's dependencies, then run once over its corpus
+# and every kept reproducer (libFuzzer's -runs=0). A reproducer that crashes again, or a seed
+# that now fails a target's checks, fails the run. It does not search for new inputs: libFuzzer
+# without coverage feedback stops at once (that is the SECONDS form above).
 set -euo pipefail
 cd "$(dirname "$0")"
+
+if [[ ${1:-} == replay ]]; then
+  export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$(cd .. && pwd)/target} CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
+  cargo build --locked --bins
+  status=0
+  for source in fuzz_targets/*.rs; do
+    target=$(basename "$source" .rs)
+    inputs=(corpus/"$target")
+    [[ -d artifacts/$target ]] && inputs+=(artifacts/"$target")
+    count=$(find "${inputs[@]}" -type f | wc -l)
+    log=$(mktemp)
+    if "$CARGO_TARGET_DIR/debug/$target" -runs=0 -timeout=60 "${inputs[@]}" >"$log" 2>&1; then
+      echo "fuzz replay $target: $count inputs, all pass"
+    else
+      echo "fuzz replay $target: FAILED on one of its $count inputs"
+      grep -E 'panicked|ERROR|SUMMARY|Test unit written|Running:' "$log" | head -20 || tail -n 30 "$log"
+      status=1
+    fi
+    rm -f "$log"
+  done
+  exit "$status"
+fi
+
 seconds=${1:-60}
 shift || true
 export RUSTC_BOOTSTRAP=1 CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}

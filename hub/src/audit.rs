@@ -44,24 +44,14 @@ impl Algorithm {
 
     fn digest_hex(self, bytes: &[u8]) -> String {
         match self {
-            Algorithm::Sha256 => hex(&sha2::Sha256::digest(bytes)),
-            Algorithm::Sm3 => hex(&sm3::Sm3::digest(bytes)),
+            Algorithm::Sha256 => hex::encode(sha2::Sha256::digest(bytes)),
+            Algorithm::Sm3 => hex::encode(sm3::Sm3::digest(bytes)),
         }
     }
 }
 
 /// The `prev_hash` of the first record: both algorithms give 32-byte digests.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
-
-/// Lower-case hex of `bytes`.
-pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(out, "{b:02x}");
-    }
-    out
-}
 
 /// One record of the log, as stored.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -228,7 +228,7 @@ async fn a_rewrite_rechained_from_the_middle_is_named_by_the_cli_and_the_rpc() {
                     record.subject = "91330100000000999X".to_owned();
                 }
                 record.prev_hash = prev.clone();
-                record.hash = govdc_hub::audit::hex(&sha2::Sha256::digest(
+                record.hash = hex::encode(sha2::Sha256::digest(
                     govdc_hub::audit::canonical_bytes(record),
                 ));
                 conn.execute(

@@ -26,7 +26,7 @@ const PUBLIC: &str = "https://data.example.gov.cn";
 const FORGED: &str = "evil.example";
 
 fn sha256(bytes: &[u8]) -> String {
-    govdc_hub::audit::hex(&sha2::Sha256::digest(bytes))
+    hex::encode(sha2::Sha256::digest(bytes))
 }
 
 /// A portal node with one unconditional dataset of `data` (csv), published over gRPC.

@@ -85,7 +85,7 @@ async fn a_tampered_audit_record_is_detected_and_named() {
                     },
                 )
                 .unwrap();
-            let rehashed = govdc_hub::audit::hex(&sm3::Sm3::digest(govdc_hub::audit::canonical_bytes(&record)));
+            let rehashed = hex::encode(sm3::Sm3::digest(govdc_hub::audit::canonical_bytes(&record)));
             db.execute("UPDATE audit SET hash = ?1 WHERE seq = 3", [rehashed]).unwrap();
         }
         let output = hub.audit_verify().unwrap();

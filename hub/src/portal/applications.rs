@@ -25,7 +25,6 @@ use sha2::Digest;
 use tonic::Status;
 
 use super::{token_digest, valid_id};
-use crate::audit::hex;
 use crate::service::{Hub, now_micros, record, timestamp};
 use crate::store::DbResult;
 
@@ -346,7 +345,7 @@ fn random_hex(bytes: usize) -> Result<String, Status> {
     std::fs::File::open("/dev/urandom")
         .and_then(|mut f| f.read_exact(&mut buf))
         .map_err(|e| Status::internal(format!("reading /dev/urandom: {e}")))?;
-    Ok(hex(&buf))
+    Ok(hex::encode(buf))
 }
 
 /// What a submission did.
@@ -450,7 +449,7 @@ pub fn content_digest(form: &Form) -> String {
         form.contact
     ])
     .to_string();
-    hex(&sha2::Sha256::digest(text.as_bytes()))
+    hex::encode(sha2::Sha256::digest(text.as_bytes()))
 }
 
 /// Decides pending application `id` as `actor`: approves it (its token valid `ttl_seconds`

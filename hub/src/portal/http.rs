@@ -411,14 +411,6 @@ fn position(text: &str) -> Option<u64> {
     })
 }
 
-/// The bytes of a hex digest, for the base64 of `Digest`.
-fn hex_bytes(hex: &str) -> Option<Vec<u8>> {
-    (0..hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
-        .collect()
-}
-
 enum Wanted {
     File(&'static str),
     Sums,
@@ -606,7 +598,7 @@ async fn serve_file(
             "public, max-age=31536000, immutable".to_owned()
         },
     );
-    if let Some(bytes) = hex_bytes(&stored.sha256) {
+    if let Ok(bytes) = hex::decode(&stored.sha256) {
         put(
             header::HeaderName::from_static("digest"),
             format!(
@@ -729,11 +721,5 @@ mod tests {
         assert_eq!(parse_range("bytes=+5-9", 100), Ranged::Unsatisfiable);
         assert_eq!(parse_range("bytes=5-+9", 100), Ranged::Unsatisfiable);
         assert_eq!(parse_range("bytes=-+9", 100), Ranged::Unsatisfiable);
-    }
-
-    #[test]
-    fn digest_bytes() {
-        assert_eq!(hex_bytes("00ff10"), Some(vec![0, 255, 16]));
-        assert_eq!(hex_bytes("0g"), None);
     }
 }

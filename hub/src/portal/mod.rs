@@ -46,7 +46,6 @@ use serde::{Deserialize, Serialize};
 use sha2::Digest;
 use tonic::Status;
 
-use crate::audit::hex;
 use crate::config::Config;
 use crate::service::timestamp;
 use crate::store::{DbResult, Store};
@@ -436,7 +435,7 @@ pub fn load_version(
 
 /// The SHA-256 (hex) of a download token, as stored.
 pub fn token_digest(token: &str) -> String {
-    hex(&sha2::Sha256::digest(token.as_bytes()))
+    hex::encode(sha2::Sha256::digest(token.as_bytes()))
 }
 
 /// Whether `token` is a valid download token for dataset `id` now.
@@ -461,7 +460,7 @@ pub fn new_token() -> Result<String, Status> {
     std::fs::File::open("/dev/urandom")
         .and_then(|mut f| f.read_exact(&mut bytes))
         .map_err(|e| Status::internal(format!("reading /dev/urandom: {e}")))?;
-    Ok(format!("gdt_{}", hex(&bytes)))
+    Ok(format!("gdt_{}", hex::encode(bytes)))
 }
 
 #[cfg(test)]

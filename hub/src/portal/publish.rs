@@ -18,7 +18,6 @@ use sha2::Digest;
 use tonic::Status;
 
 use super::{Entry, FORMATS, Portal, StoredFile, file_name, load_one, valid_id};
-use crate::audit::hex;
 use crate::service::{Hub, now_micros, record};
 use crate::store::DbResult;
 
@@ -476,7 +475,7 @@ fn finish(receiving: Receiving, format: &str) -> std::io::Result<StoredFile> {
     receiving.file.sync_all()?;
     Ok(StoredFile {
         format: format.to_owned(),
-        sha256: hex(&receiving.hasher.finalize()),
+        sha256: hex::encode(receiving.hasher.finalize()),
         size: i64::try_from(receiving.size).unwrap_or(i64::MAX),
     })
 }

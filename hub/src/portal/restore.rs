@@ -25,7 +25,6 @@ use sha2::Digest;
 use tonic::Status;
 
 use super::{StoredFile, file_name};
-use crate::audit::hex;
 use crate::store::DbResult;
 
 /// What a client is told while a version's files are awaited.
@@ -52,7 +51,7 @@ fn intact(dir: &Path, file: &StoredFile) -> std::io::Result<bool> {
         }
         hasher.update(&buffer[..n]);
     }
-    Ok(hex(&hasher.finalize()) == file.sha256)
+    Ok(hex::encode(hasher.finalize()) == file.sha256)
 }
 
 /// Marks, in `conn` (an imported copy, inside the caller's transaction), every version whose

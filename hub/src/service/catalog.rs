@@ -13,7 +13,6 @@ use serde_json::json;
 use tonic::{Request, Response, Status};
 
 use super::{HubService, now_micros, record, timestamp};
-use crate::audit::hex;
 use crate::store::DbResult;
 
 const FIELD_TYPES: &[&str] = &["string", "integer", "number", "boolean", "date", "datetime"];
@@ -120,7 +119,7 @@ fn validate(resource: &Resource) -> Result<(), Status> {
 }
 
 fn page_token(code: &str, origin: &str) -> String {
-    hex(format!("{code}\0{origin}").as_bytes())
+    hex::encode(format!("{code}\0{origin}").as_bytes())
 }
 
 fn parse_page_token(token: &str) -> Result<(String, String), Status> {

@@ -16,7 +16,7 @@ use tonic::{Request, Response, Status};
 
 use super::{HubService, now_micros, record, set_setting, setting};
 use crate::anchor::Anchor;
-use crate::audit::{Algorithm, hex};
+use crate::audit::Algorithm;
 use crate::store::DbResult;
 
 fn anchor_key(child: &str) -> String {
@@ -230,7 +230,7 @@ impl Federation for HubService {
         for resource in &resources {
             digest.update(resource.encode_to_vec());
         }
-        let digest = hex(&digest.finalize());
+        let digest = hex::encode(digest.finalize());
         let algorithm = self.algorithm();
         let child = node.clone();
         let (changed, anchor) = self

@@ -19,7 +19,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::{Hub, HubService, record, setting, timestamp};
-use crate::audit::{self, hex};
+use crate::audit;
 use crate::federation::{self, Link};
 use crate::store::{self, DbResult};
 
@@ -334,7 +334,7 @@ impl Node for HubService {
                     }
                 };
                 if n == 0 {
-                    let sha256 = hex(&hasher.finalize());
+                    let sha256 = hex::encode(hasher.finalize());
                     let _ = tx
                         .send(Ok(StateChunk {
                             data: Vec::new(),
@@ -399,7 +399,7 @@ impl Node for HubService {
                 "the stream ended without a sha256 on its last chunk; nothing was replaced",
             ));
         }
-        let actual = hex(&hasher.finalize());
+        let actual = hex::encode(hasher.finalize());
         if actual != expected.to_ascii_lowercase() {
             return Err(Status::data_loss(format!(
                 "the copy's SHA-256 is {actual}, the sender said {expected}; nothing was replaced"

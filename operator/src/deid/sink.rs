@@ -46,13 +46,8 @@ impl<W: Write> Digesting<W> {
     fn finish(mut self) -> io::Result<FileDigest> {
         self.inner.flush()?;
         let digest = self.hasher.finalize();
-        let mut sha256 = String::with_capacity(64);
-        for b in digest {
-            use std::fmt::Write as _;
-            let _ = write!(sha256, "{b:02x}");
-        }
         Ok(FileDigest {
-            sha256,
+            sha256: hex::encode(digest),
             bytes: self.bytes,
         })
     }

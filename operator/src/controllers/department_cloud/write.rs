@@ -38,7 +38,7 @@ pub fn content(object: &DynamicObject) -> Value {
 pub fn digest(object: &DynamicObject) -> String {
     let bytes = serde_json::to_vec(&content(object)).unwrap_or_default();
     let hash = Sha256::digest(&bytes);
-    hash.iter().take(8).map(|b| format!("{b:02x}")).collect()
+    hex::encode(&hash[..8])
 }
 
 /// A desired object with its digest, as it is written.

@@ -66,7 +66,7 @@ fn new_secret(node: &ExchangeNode) -> Result<Secret> {
         what: node.name_any(),
         reason: format!("the random source failed: {e}"),
     })?;
-    let hex = crate::digest::hex(&random);
+    let hex = hex::encode(random);
     Ok(Secret {
         metadata: ObjectMeta {
             name: Some(secret_name_of(&node.name_any())),

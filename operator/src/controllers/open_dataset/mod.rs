@@ -317,7 +317,7 @@ fn input_digest(dataset: &OpenDataset, source: &str, key: Option<&[u8]>) -> Stri
     if let Some(fired) = last_refresh(dataset, jiff::Timestamp::now()) {
         hasher.update(fired.as_second().to_be_bytes());
     }
-    crate::digest::hex(&hasher.finalize())
+    hex::encode(hasher.finalize())
 }
 
 /// The last time at or before `now` the refresh schedule fired.

@@ -22,7 +22,6 @@ use sha2::{Digest, Sha256};
 use super::super::store::RestorePointStore;
 use crate::controllers::exchange_node::hub::{Authenticated, HubError, bearer, connect};
 use crate::controllers::exchange_node::key;
-use crate::digest::hex;
 
 /// How to reach one hub node as its admin.
 #[derive(Clone)]
@@ -270,7 +269,7 @@ pub(super) async fn copy_export(
             announced = Some(chunk.sha256.to_ascii_lowercase());
         }
     }
-    let actual = hex(&hasher.finalize());
+    let actual = hex::encode(hasher.finalize());
     match announced {
         None => Err(HubStateError::Unreachable(
             "Node.ExportState ended without its checksum; the copy is incomplete".into(),
