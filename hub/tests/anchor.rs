@@ -228,9 +228,9 @@ async fn a_rewrite_rechained_from_the_middle_is_named_by_the_cli_and_the_rpc() {
                     record.subject = "91330100000000999X".to_owned();
                 }
                 record.prev_hash = prev.clone();
-                record.hash = hex::encode(sha2::Sha256::digest(
-                    govdc_hub::audit::canonical_bytes(record),
-                ));
+                record.hash = hex::encode(sha2::Sha256::digest(govdc_hub::audit::canonical_bytes(
+                    record,
+                )));
                 conn.execute(
                     "UPDATE audit SET subject = ?2, prev_hash = ?3, hash = ?4 WHERE seq = ?1",
                     rusqlite::params![record.seq, record.subject, record.prev_hash, record.hash],

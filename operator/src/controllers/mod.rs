@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::{Error, Result};
 use crate::pipeline::conditions::{self, Observed};
+use crate::pipeline::report::{ResourceStatus, report};
 use crate::pipeline::{events, status};
 use crate::runtime::metrics::Metrics;
 
@@ -345,9 +346,6 @@ pub fn display_name<K: Resource>(object: &K) -> String {
         None => object.name_any(),
     }
 }
-
-/// The report step's old paths, kept while other controllers still import them from here.
-pub use crate::pipeline::report::{Problem, ResourceStatus, problem_conditions, report};
 
 pub mod backoff;
 pub mod backup_policy;

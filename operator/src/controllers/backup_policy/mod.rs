@@ -38,8 +38,9 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::{Context, Problem, Running, instrumented};
+use super::{Context, Running, instrumented};
 use crate::error::Result;
+use crate::pipeline::report::Problem;
 use clean::CleanOptions;
 use hub_state::{HubStateSource, Replication, ReplicationSettings};
 use metrics::BackupMetrics;

@@ -4,10 +4,11 @@
 
 use govdc_crds::{BackupPolicy, BackupPolicyStatus};
 
-use crate::controllers::{Context, Problem, problem_conditions, report};
+use crate::controllers::Context;
 use crate::error::Result;
 use crate::pipeline::conditions::{DEGRADED, Observed, PROGRESSING, READY};
 use crate::pipeline::report::resource_status;
+use crate::pipeline::report::{Problem, problem_conditions, report};
 
 resource_status!(BackupPolicyStatus);
 

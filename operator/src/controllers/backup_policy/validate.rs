@@ -12,7 +12,7 @@ use super::read::{Inputs, secret_text};
 use super::schedule::{Schedule, parse_duration};
 use super::source::{Scope, department_selector, node_namespaces, protectable_node_namespace};
 use super::store::Retention;
-use crate::controllers::Problem;
+use crate::pipeline::report::Problem;
 
 /// A valid policy, ready to run.
 #[derive(Clone)]

@@ -183,7 +183,7 @@ async fn refuse(
     ctx: &Context,
     cloud: &DepartmentCloud,
     inputs: &read::Inputs,
-    problems: &[super::Problem],
+    problems: &[crate::pipeline::report::Problem],
 ) -> Result<Action> {
     ctx.capacity
         .refuse(&cloud.name_any(), inputs.standing_quotas());
@@ -253,7 +253,7 @@ async fn provision_from(
         Ok(plan) if problems.is_empty() => Some(plan),
         Ok(_) => None,
         Err(error) => {
-            problems.push(super::Problem::new(
+            problems.push(crate::pipeline::report::Problem::new(
                 "InvalidQuantity",
                 format!("spec: {error}"),
             ));

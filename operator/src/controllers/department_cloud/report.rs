@@ -12,11 +12,12 @@ use kube::runtime::events::EventType;
 
 use super::build;
 use super::capacity::{CAPACITY_AVAILABLE, Decision, EXCEEDS_CAPACITY, INSUFFICIENT_CAPACITY};
-use crate::controllers::{Context, Problem, problem_conditions, report};
+use crate::controllers::Context;
 use crate::error::Result;
 use crate::pipeline::conditions::{DEGRADED, Observed, PROGRESSING, READY};
 use crate::pipeline::events;
 use crate::pipeline::report::resource_status;
+use crate::pipeline::report::{Problem, problem_conditions, report};
 use crate::quantity::{self, Amounts};
 
 resource_status!(DepartmentCloudStatus);

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use govdc_crds::department_cloud::ContainerDefaults;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
-use crate::controllers::Problem;
+use crate::pipeline::report::Problem;
 use crate::quantity;
 
 /// Resources a ResourceQuota takes without a domain prefix.

@@ -12,7 +12,7 @@ use super::build::namespace_name;
 use super::quotas::QuotaPlan;
 use super::read::Inputs;
 use super::resources;
-use crate::controllers::Problem;
+use crate::pipeline::report::Problem;
 use crate::quantity::{self, Amounts};
 
 /// The problems the API server would find in the quotas and the LimitRange the spec becomes,

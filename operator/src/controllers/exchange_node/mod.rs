@@ -17,9 +17,6 @@ pub mod signing_key;
 pub mod sync;
 pub mod validate;
 
-/// The hub client's old paths, kept while BackupPolicy's hub state still imports them from here.
-pub use crate::hub_client::{self as hub, key};
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;

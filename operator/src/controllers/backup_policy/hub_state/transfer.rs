@@ -20,8 +20,7 @@ use object_store::{ObjectStoreExt, PutPayload, WriteMultipart};
 use sha2::{Digest, Sha256};
 
 use super::super::store::RestorePointStore;
-use crate::controllers::exchange_node::hub::{Authenticated, HubError, bearer, connect};
-use crate::controllers::exchange_node::key;
+use crate::hub_client::{Authenticated, HubError, bearer, connect, key};
 
 /// How to reach one hub node as its admin.
 #[derive(Clone)]

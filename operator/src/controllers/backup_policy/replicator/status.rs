@@ -346,8 +346,15 @@ impl Engine {
                 .cloned()
         };
         let (was_ready, was_nothing) = (condition(READY), condition(NOTHING_SELECTED));
-        match crate::controllers::report(&self.ctx, policy, Some(&current), next, observed, &[])
-            .await
+        match crate::pipeline::report::report(
+            &self.ctx,
+            policy,
+            Some(&current),
+            next,
+            observed,
+            &[],
+        )
+        .await
         {
             Ok(_) => {
                 // A Warning event when the policy enters a state a person must act on.
