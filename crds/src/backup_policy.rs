@@ -66,7 +66,7 @@ pub struct BackupPolicySpec {
     #[schemars(length(max = 64))]
     #[x_kube(
         validation = Rule::new("self.all(n, has(n.__namespace__) && n.__namespace__ != '')").message("an ExchangeNode is namespaced; name its namespace"),
-        validation = Rule::new("self.all(n, !has(n.__namespace__) || !n.__namespace__.startsWith('kube-'))").message("a node's namespace is replicated whole; the system's namespaces (kube-*) cannot be")
+        validation = Rule::new("self.all(n, !has(n.__namespace__) || !n.__namespace__.startsWith('kube-'))").message("a node's namespace is replicated whole, so it cannot be one of the system's (kube-*)")
     )]
     pub exchange_nodes: Vec<ObjectReference>,
 
