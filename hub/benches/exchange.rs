@@ -450,7 +450,7 @@ async fn bench(args: Args) {
     )
     .unwrap();
     let bare_pid = bare_process.id();
-    let hub_pid = child_pid("govdc-hub").unwrap();
+    let hub_pid = hub.pid().unwrap();
     let channel = Endpoint::from_shared(hub.endpoint())
         .unwrap()
         .connect()
@@ -685,18 +685,6 @@ impl Cpu {
             checkpoint: self.checkpoint - before.checkpoint,
         }
     }
-}
-
-/// The pid of this process's child whose command line contains `name`.
-fn child_pid(name: &str) -> Option<u32> {
-    let me = std::process::id().to_string();
-    std::fs::read_dir("/proc").ok()?.find_map(|entry| {
-        let pid: u32 = entry.ok()?.file_name().to_str()?.parse().ok()?;
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-        let parent = stat[stat.rfind(')')? + 2..].split(' ').nth(1)?;
-        let cmdline = std::fs::read_to_string(format!("/proc/{pid}/cmdline")).ok()?;
-        (parent == me && cmdline.contains(name)).then_some(pid)
-    })
 }
 
 /// `code` with its GB 32100 check character recomputed.

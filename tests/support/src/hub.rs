@@ -299,6 +299,11 @@ impl HubProcess {
         &self.options.name
     }
 
+    /// The running process's pid, None when it is stopped.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// `http://127.0.0.1:<port>`, the gRPC endpoint.
     pub fn endpoint(&self) -> String {
         format!("http://127.0.0.1:{}", self.grpc_port)
