@@ -39,9 +39,25 @@ pub async fn initial_list_strategy(client: &Client) -> InitialListStrategy {
     }
 }
 
-/// Ok when a streaming-list watch of `kube-system` yields an object or a bookmark; the
-/// server's refusal otherwise.
-async fn streams_initial_events(client: &Client) -> Result<(), String> {
+/// Why a streaming-list watch did not stream.
+#[derive(Debug, thiserror::Error)]
+enum NotStreamed {
+    /// The request was refused (422 Invalid where WatchList is off).
+    #[error("{}", crate::error::api_message(.0))]
+    Refused(#[source] kube::Error),
+    /// The watch answered with an error event.
+    #[error("{0}")]
+    ErrorEvent(String),
+    /// The first event was neither an object nor a bookmark.
+    #[error("unexpected first event {0}")]
+    UnexpectedEvent(&'static str),
+    /// The watch ended without an event.
+    #[error("the watch ended without an event")]
+    Ended,
+}
+
+/// Ok when a streaming-list watch of `kube-system` yields an object or a bookmark.
+async fn streams_initial_events(client: &Client) -> Result<(), NotStreamed> {
     let params = WatchParams::default()
         .initial_events()
         .fields("metadata.name=kube-system")
@@ -49,23 +65,14 @@ async fn streams_initial_events(client: &Client) -> Result<(), String> {
     let mut stream = Api::<Namespace>::all(client.clone())
         .watch(&params, "")
         .await
-        .map_err(|e| crate::error::api_message(&e))?
+        .map_err(NotStreamed::Refused)?
         .boxed();
     match stream.next().await {
         Some(Ok(WatchEvent::Added(_) | WatchEvent::Bookmark(_))) => Ok(()),
-        Some(Ok(WatchEvent::Error(status))) => Err(status.message),
-        Some(Ok(other)) => Err(format!("unexpected first event {:?}", event_type(&other))),
-        Some(Err(e)) => Err(crate::error::api_message(&e)),
-        None => Err("the watch ended without an event".into()),
-    }
-}
-
-fn event_type<K>(event: &WatchEvent<K>) -> &'static str {
-    match event {
-        WatchEvent::Added(_) => "ADDED",
-        WatchEvent::Modified(_) => "MODIFIED",
-        WatchEvent::Deleted(_) => "DELETED",
-        WatchEvent::Bookmark(_) => "BOOKMARK",
-        WatchEvent::Error(_) => "ERROR",
+        Some(Ok(WatchEvent::Error(status))) => Err(NotStreamed::ErrorEvent(status.message)),
+        Some(Ok(WatchEvent::Modified(_))) => Err(NotStreamed::UnexpectedEvent("MODIFIED")),
+        Some(Ok(WatchEvent::Deleted(_))) => Err(NotStreamed::UnexpectedEvent("DELETED")),
+        Some(Err(e)) => Err(NotStreamed::Refused(e)),
+        None => Err(NotStreamed::Ended),
     }
 }
