@@ -50,17 +50,9 @@ async fn lease_holder(client: &Client, namespace: &str, name: &str) -> Option<St
 }
 
 async fn ready_reason(client: &Client, name: &str) -> Option<String> {
-    let cloud = Api::<DepartmentCloud>::all(client.clone())
-        .get_opt(name)
+    ready_condition(client, name)
         .await
-        .ok()??;
-    let status = cloud.status?;
-    (status.observed_generation == cloud.metadata.generation).then_some(())?;
-    status
-        .conditions
-        .into_iter()
-        .find(|c| c.type_ == "Ready")
-        .map(|c| c.reason)
+        .map(|(_, reason)| reason)
 }
 
 /// A sample's value in the operator's /metrics, parsed as Prometheus text.

@@ -416,9 +416,8 @@ mod tests {
         serde_json::from_value(value).expect("object")
     }
 
-    /// An index of ConfigMaps of every DepartmentCloud, its namespace `tax` of department
-    /// `finance` selected and listed.
-    fn listed() -> Index {
+    /// An empty index of Namespaces and ConfigMaps of what `scope` protects.
+    fn config_maps_of(scope: Scope) -> Index {
         let kinds = vec![
             super::super::super::kinds::namespace(),
             super::super::super::kinds::find("v1", "ConfigMap").expect("ConfigMap"),
@@ -428,7 +427,13 @@ mod tests {
             mapping: Default::default(),
             warm_standby: false,
         };
-        let mut index = Index::new(kinds, clean, Scope::default(), true);
+        Index::new(kinds, clean, scope, true)
+    }
+
+    /// An index of ConfigMaps of every DepartmentCloud, its namespace `tax` of department
+    /// `finance` selected and listed.
+    fn listed() -> Index {
+        let mut index = config_maps_of(Scope::default());
         index.handle_department(watcher::Event::Apply(object(json!({
             "apiVersion": "govdc.io/v1alpha1", "kind": "DepartmentCloud",
             "metadata": {"name": "finance"}}))));
@@ -503,20 +508,10 @@ mod tests {
 
     #[test]
     fn a_listed_exchange_nodes_namespace_is_protected_without_a_label_and_others_are_not() {
-        let kinds = vec![
-            super::super::super::kinds::namespace(),
-            super::super::super::kinds::find("v1", "ConfigMap").expect("ConfigMap"),
-        ];
-        let clean = CleanOptions {
-            policy: "dr".into(),
-            mapping: Default::default(),
-            warm_standby: false,
-        };
-        let scope = Scope {
+        let mut index = config_maps_of(Scope {
             departments: Default::default(),
             node_namespaces: BTreeSet::from(["govdc-hub".to_owned()]),
-        };
-        let mut index = Index::new(kinds, clean, scope, true);
+        });
         assert!(index.watches_unlabelled_namespaces());
         for name in ["govdc-hub", "kube-system"] {
             index.handle_namespace(watcher::Event::InitApply(object(json!({
