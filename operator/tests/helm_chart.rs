@@ -94,6 +94,10 @@ async fn the_chart_lints_clean_and_renders_what_the_api_server_accepts() {
             "--include-crds",
             "--set",
             "capacity.requests\\.cpu=100",
+            // The hubs' namespace must exist before the chart is installed: the test's own,
+            // rather than a `govdc-hub` some other test may or may not have left on the cluster.
+            "--set",
+            &format!("hubNamespaces[0]={namespace}"),
         ],
     );
     assert!(
