@@ -18,8 +18,8 @@ use tonic::Status;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 
 use crate::anchor::{self, Anchor};
+use crate::service::DbResult;
 use crate::service::{Hub, now_micros, set_setting, setting};
-use crate::store::DbResult;
 
 /// How this node reaches its parent (persisted in the store's settings).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

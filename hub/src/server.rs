@@ -18,6 +18,7 @@ use govdc_hub_api::v1::portal_server::PortalServer;
 use govdc_hub_api::v1::statistics_server::StatisticsServer;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tonic::Status;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Identity, Server, ServerTlsConfig};
 use tonic_health::ServingStatus;
@@ -25,8 +26,9 @@ use tonic_health::ServingStatus;
 use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::metrics::Metrics;
+use crate::service::DbResult;
 use crate::service::{Hub, HubService, set_setting, setting};
-use crate::store::{DbResult, Store};
+use crate::store::Store;
 
 /// How long in-flight calls get to finish after a shutdown signal before the node closes anyway.
 pub const DRAIN: Duration = Duration::from_secs(10);
@@ -274,7 +276,7 @@ async fn start_portal(
 /// fsynced and renamed into place before the transaction that makes it current), and each
 /// download carries the recorded SHA-256 for the client to check.
 async fn check_published_files(
-    store: &Store,
+    store: &Store<Status>,
     portal: &Arc<crate::portal::Portal>,
 ) -> anyhow::Result<()> {
     let versions = store

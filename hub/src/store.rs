@@ -32,7 +32,6 @@ use std::sync::{Arc, Mutex};
 use anyhow::{Context, bail};
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{mpsc, oneshot, watch};
-use tonic::Status;
 
 /// The database file inside the data directory.
 pub const DB_FILE: &str = "hub.db";
@@ -261,28 +260,35 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
 }
 
 /// What went wrong in the node's storage (its database or its files), by what a caller can do
-/// about it. Converted to a gRPC status in one place ([`From<StorageError> for Status`]).
+/// about it. The gRPC edge turns it into a status in one place (`From<StorageError> for Status`
+/// in `service`), with [`StorageError::report`] as the message.
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
     /// The data directory's file system is full (SQLITE_FULL, ENOSPC, EDQUOT): nothing was
     /// written; the same call succeeds once space is freed.
-    #[error(
-        "{what}: the data directory's disk is full ({source}); nothing was written, try again once space is freed"
-    )]
+    #[error("{what}: the data directory's disk is full")]
     Full {
         /// What was being done.
         what: String,
-        /// The database's or the file system's own message.
+        /// The database's or the file system's own error.
+        #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// Any other failure of the database or the file system.
-    #[error("{what}: {source}")]
+    #[error("{what}")]
     Failed {
         /// What was being done.
         what: String,
-        /// The database's or the file system's own message.
+        /// The database's or the file system's own error.
+        #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// The writer is gone: the node is shutting down.
+    #[error("the store is closed: the node is shutting down")]
+    Closed,
+    /// A read on the blocking thread pool panicked or was cancelled.
+    #[error("read task failed")]
+    ReadTask(#[source] tokio::task::JoinError),
 }
 
 impl StorageError {
@@ -320,54 +326,29 @@ impl StorageError {
             }
         }
     }
-}
 
-impl From<StorageError> for Status {
-    fn from(e: StorageError) -> Status {
-        match &e {
-            StorageError::Full { .. } => {
-                tracing::warn!(error = %e, "the data directory is full");
-                Status::resource_exhausted(e.to_string())
+    /// The error with its cause, on one line: what a caller is told and the log says.
+    pub fn report(&self) -> String {
+        match self {
+            StorageError::Full { source, .. } => {
+                format!("{self} ({source}); nothing was written, try again once space is freed")
             }
-            StorageError::Failed { .. } => {
-                tracing::error!(error = %e, "storage error");
-                Status::internal(e.to_string())
-            }
+            StorageError::Failed { source, .. } => format!("{self}: {source}"),
+            StorageError::ReadTask(source) => format!("{self}: {source}"),
+            StorageError::Closed => self.to_string(),
         }
     }
-}
-
-/// Maps storage errors to a status (RESOURCE_EXHAUSTED when the disk is full, else INTERNAL),
-/// logging the detail.
-pub trait DbResult<T> {
-    /// The value, or the status of its error.
-    fn db(self) -> Result<T, Status>;
-}
-
-impl<T> DbResult<T> for rusqlite::Result<T> {
-    fn db(self) -> Result<T, Status> {
-        self.map_err(|e| StorageError::sqlite("storage error", e).into())
-    }
-}
-
-/// A file-system error met while doing `what`, as a status (RESOURCE_EXHAUSTED when the disk
-/// is full, else INTERNAL).
-pub fn io_status(what: &str, e: std::io::Error) -> Status {
-    StorageError::io(what, e).into()
 }
 
 /// What a queued write reports back: whether it succeeded (else its savepoint is rolled back,
 /// and the error is what it failed with), and a callback told whether the transaction then
 /// committed.
-type Completion = (
-    Result<(), Status>,
-    Box<dyn FnOnce(Result<(), Status>) + Send>,
-);
+type Completion<E> = (Result<(), E>, Box<dyn FnOnce(Result<(), E>) + Send>);
 
-enum Job {
+enum Job<E> {
     /// Runs inside the shared transaction; given an error instead of the connection when the
     /// transaction could not start or was lost before its turn (it then reports that error).
-    Tx(TxJob),
+    Tx(TxJob<E>),
     /// Runs alone, outside any transaction, with the connection to itself (state import).
     Exclusive(Box<dyn FnOnce(&mut Connection) + Send>),
     /// Checkpoints the WAL and closes.
@@ -386,27 +367,28 @@ pub const WRITER_CHECKPOINT_PAGES: i64 = 8192;
 /// checkpoint covers many.
 const CHECKPOINT_PAUSE: std::time::Duration = std::time::Duration::from_millis(20);
 
-/// The node's store.
-pub struct Store {
+/// The node's store. `E` is the error its callers' jobs fail with; the store's own failures
+/// reach them as a [`StorageError`] turned into it.
+pub struct Store<E> {
     dir: PathBuf,
-    jobs: mpsc::Sender<Job>,
+    jobs: mpsc::Sender<Job<E>>,
     readers: Arc<Mutex<Vec<Connection>>>,
     generation: Arc<watch::Sender<u64>>,
     // Held for the life of the store: the advisory lock is released when the file is closed.
     _lock: File,
 }
 
-impl std::fmt::Debug for Store {
+impl<E> std::fmt::Debug for Store<E> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Store").field("dir", &self.dir).finish()
     }
 }
 
-impl Store {
+impl<E: From<StorageError> + Clone + Send + 'static> Store<E> {
     /// Opens (creating if needed) the store in `dir`, takes its lock, removes scratch files
     /// interrupted exports and imports left, refuses it if SQLite's `quick_check` finds it
     /// damaged, and migrates it.
-    pub fn open(dir: &Path) -> anyhow::Result<Store> {
+    pub fn open(dir: &Path) -> anyhow::Result<Store<E>> {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("creating the data directory {}", dir.display()))?;
         let lock_path = dir.join(LOCK_FILE);
@@ -470,8 +452,8 @@ impl Store {
     /// fails, its changes are rolled back and the others' in the same group are kept.
     pub async fn write<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&Connection) -> Result<T, Status> + Send + 'static,
-    ) -> Result<T, Status> {
+        f: impl FnOnce(&Connection) -> Result<T, E> + Send + 'static,
+    ) -> Result<T, E> {
         self.queue(f, |_| {}).await?.await
     }
 
@@ -485,14 +467,14 @@ impl Store {
     /// exactly what is on disk.
     pub async fn queue<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&Connection) -> Result<T, Status> + Send + 'static,
-        settle: impl FnOnce(Result<&T, &Status>) + Send + 'static,
-    ) -> Result<impl Future<Output = Result<T, Status>> + Send + 'static, Status> {
+        f: impl FnOnce(&Connection) -> Result<T, E> + Send + 'static,
+        settle: impl FnOnce(Result<&T, &E>) + Send + 'static,
+    ) -> Result<impl Future<Output = Result<T, E>> + Send + 'static, E> {
         let (tx, rx) = oneshot::channel();
-        let job = Job::Tx(Box::new(move |conn: Result<&Connection, Status>| {
+        let job = Job::Tx(Box::new(move |conn: Result<&Connection, E>| {
             let result = conn.and_then(f);
             let ok = result.as_ref().map(|_| ()).map_err(Clone::clone);
-            let done: Box<dyn FnOnce(Result<(), Status>) + Send> = Box::new(move |committed| {
+            let done: Box<dyn FnOnce(Result<(), E>) + Send> = Box::new(move |committed| {
                 // A job's own error first: it says why that job wrote nothing.
                 let result = result.and_then(|value| committed.map(|()| value));
                 settle(result.as_ref());
@@ -521,8 +503,8 @@ impl Store {
     /// Runs `f` alone on the writing connection, outside any transaction.
     pub async fn exclusive<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&mut Connection) -> Result<T, Status> + Send + 'static,
-    ) -> Result<T, Status> {
+        f: impl FnOnce(&mut Connection) -> Result<T, E> + Send + 'static,
+    ) -> Result<T, E> {
         let (tx, rx) = oneshot::channel();
         let job = Job::Exclusive(Box::new(move |conn| {
             let _ = tx.send(f(conn));
@@ -534,8 +516,8 @@ impl Store {
     /// Runs `f` on a reading connection, on the blocking thread pool.
     pub async fn read<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&Connection) -> Result<T, Status> + Send + 'static,
-    ) -> Result<T, Status> {
+        f: impl FnOnce(&Connection) -> Result<T, E> + Send + 'static,
+    ) -> Result<T, E> {
         let readers = self.readers.clone();
         let path = self.dir.join(DB_FILE);
         tokio::task::spawn_blocking(move || {
@@ -545,7 +527,7 @@ impl Store {
                 .pop();
             let conn = match pooled {
                 Some(conn) => conn,
-                None => open_reader(&path).db()?,
+                None => open_reader(&path).map_err(|e| StorageError::sqlite("storage error", e))?,
             };
             let result = f(&conn);
             readers
@@ -555,7 +537,7 @@ impl Store {
             result
         })
         .await
-        .map_err(|e| Status::internal(format!("read task failed: {e}")))?
+        .map_err(StorageError::ReadTask)?
     }
 
     /// Finishes the queued writes, checkpoints the WAL into the database file and closes.
@@ -630,8 +612,8 @@ fn check_intact(conn: &Connection, path: &Path) -> anyhow::Result<()> {
     }
 }
 
-fn closed() -> Status {
-    Status::unavailable("the store is closed: the node is shutting down")
+fn closed<E: From<StorageError>>() -> E {
+    StorageError::Closed.into()
 }
 
 /// A connection that only reads.
@@ -693,13 +675,13 @@ impl Checkpoints {
     }
 }
 
-fn writer(
+fn writer<E: From<StorageError> + Clone>(
     mut conn: Connection,
-    mut queue: mpsc::Receiver<Job>,
+    mut queue: mpsc::Receiver<Job<E>>,
     generation: &watch::Sender<u64>,
     checkpoints: Checkpoints,
 ) {
-    let mut pending: Option<Job> = None;
+    let mut pending: Option<Job<E>> = None;
     loop {
         let job = match pending.take() {
             Some(job) => job,
@@ -749,11 +731,11 @@ fn checkpoint(conn: &Connection) {
     }
 }
 
-type TxJob = Box<dyn FnOnce(Result<&Connection, Status>) -> Completion + Send>;
+type TxJob<E> = Box<dyn FnOnce(Result<&Connection, E>) -> Completion<E> + Send>;
 
-fn commit_group(conn: &Connection, group: Vec<TxJob>) {
+fn commit_group<E: From<StorageError> + Clone>(conn: &Connection, group: Vec<TxJob<E>>) {
     if let Err(e) = cached_exec(conn, "BEGIN IMMEDIATE", []) {
-        let status: Status = StorageError::sqlite("starting a transaction", e).into();
+        let status: E = StorageError::sqlite("starting a transaction", e).into();
         for f in group {
             let (_, callback) = f(Err(status.clone()));
             callback(Err(status.clone()));
@@ -765,7 +747,7 @@ fn commit_group(conn: &Connection, group: Vec<TxJob>) {
     // transaction back on SQLITE_FULL or an I/O error. The jobs after that must not run (they
     // would run in autocommit mode, each committing on its own while its caller is told the
     // group failed), and none of the group's jobs committed.
-    let mut lost: Option<Status> = None;
+    let mut lost: Option<E> = None;
     for f in group {
         if let Some(status) = &lost {
             let (_, callback) = f(Err(status.clone()));
@@ -773,7 +755,7 @@ fn commit_group(conn: &Connection, group: Vec<TxJob>) {
             continue;
         }
         if let Err(e) = cached_exec(conn, "SAVEPOINT job", []) {
-            let status: Status = StorageError::sqlite("opening a savepoint", e).into();
+            let status: E = StorageError::sqlite("opening a savepoint", e).into();
             let (_, callback) = f(Err(status.clone()));
             done.push(callback);
             continue;
@@ -806,7 +788,7 @@ fn commit_group(conn: &Connection, group: Vec<TxJob>) {
     let committed = match lost {
         Some(status) => Err(status),
         None => cached_exec(conn, "COMMIT", []).map(|_| ()).map_err(|e| {
-            let status: Status = StorageError::sqlite("committing", e).into();
+            let status: E = StorageError::sqlite("committing", e).into();
             if !conn.is_autocommit() {
                 let _ = conn.execute_batch("ROLLBACK");
             }
@@ -821,6 +803,8 @@ fn commit_group(conn: &Connection, group: Vec<TxJob>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::service::DbResult;
+    use tonic::Status;
 
     fn scratch_dir(name: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!(
@@ -835,7 +819,7 @@ mod tests {
     #[tokio::test]
     async fn a_full_store_is_resource_exhausted_and_its_group_reports_exactly_what_committed() {
         let dir = scratch_dir("full");
-        let store = Arc::new(Store::open(&dir).expect("opens"));
+        let store = Arc::new(Store::<Status>::open(&dir).expect("opens"));
         // SQLite's own bound on the file's pages stands in for a full disk: SQLITE_FULL.
         store
             .write(|conn| {
@@ -915,7 +899,7 @@ mod tests {
     #[tokio::test]
     async fn scratch_files_are_swept_and_a_damaged_store_is_refused_at_open() {
         let dir = scratch_dir("damaged");
-        let store = Store::open(&dir).expect("opens");
+        let store = Store::<Status>::open(&dir).expect("opens");
         store
             .write(|conn| {
                 for n in 0..200 {
@@ -929,7 +913,7 @@ mod tests {
         drop(store);
         std::fs::write(dir.join("import-1.db.tmp"), b"half a copy").expect("scratch");
         std::fs::write(dir.join("import-1.db.tmp-journal"), b"its journal").expect("scratch");
-        let store = Store::open(&dir).expect("opens again");
+        let store = Store::<Status>::open(&dir).expect("opens again");
         let mut left: Vec<String> = std::fs::read_dir(&dir)
             .expect("lists")
             .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
@@ -949,7 +933,7 @@ mod tests {
         std::fs::write(&path, &bytes).expect("writes");
         let error = format!(
             "{:#}",
-            Store::open(&dir).expect_err("a damaged store is refused")
+            Store::<Status>::open(&dir).expect_err("a damaged store is refused")
         );
         assert!(error.contains("hub.db is damaged"), "{error}");
         assert!(error.contains("quick_check"), "{error}");

@@ -25,7 +25,7 @@ use super::quality::{Quality, assess};
 use super::search::{Facet, Index, SHOWN_FACETS, department};
 use super::timeliness::{Timeliness, judge};
 use super::{Entry, load_all};
-use crate::store::DbResult;
+use crate::service::DbResult;
 
 /// What identifies a state of the portal's datasets: the head of their history and how many
 /// there are.

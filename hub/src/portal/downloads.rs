@@ -15,8 +15,9 @@ use std::time::Duration;
 use rusqlite::params;
 use tonic::Status;
 
+use crate::service::DbResult;
 use crate::service::now_micros;
-use crate::store::{DbResult, Store};
+use crate::store::Store;
 
 /// How often counted downloads are written to the store.
 pub const FLUSH_INTERVAL: Duration = Duration::from_secs(2);
@@ -54,7 +55,7 @@ impl Downloads {
     }
 
     /// Reads the counts the store holds (at start, before serving).
-    pub async fn load(&self, store: &Store) -> Result<(), Status> {
+    pub async fn load(&self, store: &Store<Status>) -> Result<(), Status> {
         let stored: HashMap<String, u64> = store
             .read(|conn| {
                 let mut stmt = conn
@@ -78,7 +79,7 @@ impl Downloads {
     }
 
     /// Writes the downloads counted since the last write; on failure they stay pending.
-    pub async fn flush(&self, store: &Store) -> Result<(), Status> {
+    pub async fn flush(&self, store: &Store<Status>) -> Result<(), Status> {
         let batch = std::mem::take(&mut *lock(&self.pending));
         if batch.is_empty() {
             return Ok(());
@@ -113,7 +114,7 @@ impl Downloads {
     }
 
     /// Writes the counts every [`FLUSH_INTERVAL`] until `stop` turns true, then once more.
-    pub async fn run(&self, store: &Store, mut stop: tokio::sync::watch::Receiver<bool>) {
+    pub async fn run(&self, store: &Store<Status>, mut stop: tokio::sync::watch::Receiver<bool>) {
         loop {
             let stopping = tokio::select! {
                 _ = tokio::time::sleep(FLUSH_INTERVAL) => false,

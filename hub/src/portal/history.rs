@@ -11,7 +11,7 @@ use tonic::Status;
 
 use super::quality::Quality;
 use super::{Entry, StoredFile};
-use crate::store::DbResult;
+use crate::service::DbResult;
 
 /// What happened to a dataset.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

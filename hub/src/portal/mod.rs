@@ -47,8 +47,9 @@ use sha2::Digest;
 use tonic::Status;
 
 use crate::config::Config;
+use crate::service::DbResult;
 use crate::service::timestamp;
-use crate::store::{DbResult, Store};
+use crate::store::Store;
 
 /// The portal's directory inside the data directory.
 pub const DIR: &str = "portal";
@@ -232,7 +233,7 @@ impl Portal {
     /// The served catalogue, from the store (decoded and indexed again only after a change).
     pub async fn snapshot(
         self: &std::sync::Arc<Self>,
-        store: &Store,
+        store: &Store<Status>,
     ) -> Result<std::sync::Arc<catalogue::Snapshot>, Status> {
         let portal = self.clone();
         store
@@ -275,7 +276,7 @@ impl Portal {
 
     /// Removes what interrupted uploads left: the staging directory, and version directories
     /// (and dataset directories) the store does not reference. Run at start, before serving.
-    pub async fn sweep(&self, store: &Store) -> anyhow::Result<()> {
+    pub async fn sweep(&self, store: &Store<Status>) -> anyhow::Result<()> {
         let kept: HashSet<(String, i64)> = store
             .read(|conn| {
                 let mut stmt = conn

@@ -18,8 +18,8 @@ use sha2::Digest;
 use tonic::Status;
 
 use super::{Entry, FORMATS, Portal, StoredFile, file_name, load_one, valid_id};
+use crate::service::DbResult;
 use crate::service::{Hub, now_micros, record};
-use crate::store::DbResult;
 
 /// What a publish call did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,7 +50,7 @@ fn invalid(message: impl Into<String>) -> Status {
 
 /// A file-system error of an upload: RESOURCE_EXHAUSTED when the disk is full.
 fn disk(what: &str, e: std::io::Error) -> Status {
-    crate::store::io_status(what, e)
+    crate::service::io_status(what, e)
 }
 
 fn io(what: &str, e: impl std::fmt::Display) -> Status {

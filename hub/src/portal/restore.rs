@@ -25,7 +25,7 @@ use sha2::Digest;
 use tonic::Status;
 
 use super::{StoredFile, file_name};
-use crate::store::DbResult;
+use crate::service::DbResult;
 
 /// What a client is told while a version's files are awaited.
 pub const MESSAGE: &str = "this dataset's files are being restored on this portal (its state was \
@@ -78,7 +78,7 @@ pub fn mark_imported(conn: &Connection, portal_root: &Path) -> Result<Vec<String
         let mut there = true;
         for file in &files {
             if !intact(&dir, file)
-                .map_err(|e| crate::store::io_status(&format!("reading {}", dir.display()), e))?
+                .map_err(|e| crate::service::io_status(&format!("reading {}", dir.display()), e))?
             {
                 there = false;
                 break;

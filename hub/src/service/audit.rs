@@ -12,7 +12,7 @@ use tonic::{Request, Response, Status};
 use super::{HubService, timestamp};
 use crate::anchor::{self, Anchor, Source};
 use crate::audit;
-use crate::store::DbResult;
+use crate::service::DbResult;
 
 #[tonic::async_trait]
 impl Audit for HubService {

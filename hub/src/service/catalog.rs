@@ -13,7 +13,7 @@ use serde_json::json;
 use tonic::{Request, Response, Status};
 
 use super::{HubService, now_micros, record, timestamp};
-use crate::store::DbResult;
+use crate::service::DbResult;
 
 const FIELD_TYPES: &[&str] = &["string", "integer", "number", "boolean", "date", "datetime"];
 const DEFAULT_PAGE: i64 = 100;

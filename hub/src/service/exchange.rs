@@ -34,7 +34,8 @@ use fetch::{DEFAULT_FETCH_BATCH, MAX_FETCH_BATCH};
 use lanes::Follower;
 
 use super::{HubService, now_micros, record, timestamp};
-use crate::store::{DbResult, cached_exec, cached_row};
+use crate::service::DbResult;
+use crate::store::{cached_exec, cached_row};
 
 const GRANT_COLUMNS: &str =
     "id, resource_code, consumer, provider, purpose, state, reason, requested_at, decided_at";

@@ -17,7 +17,7 @@ use tonic::{Request, Response, Status};
 use super::{HubService, now_micros, record, set_setting, setting};
 use crate::anchor::Anchor;
 use crate::audit::Algorithm;
-use crate::store::DbResult;
+use crate::service::DbResult;
 
 fn anchor_key(child: &str) -> String {
     format!("child.{child}.auditAnchor")

@@ -11,7 +11,7 @@ use serde_json::json;
 use tonic::{Request, Response, Status};
 
 use super::{HubService, now_micros, record, timestamp};
-use crate::store::DbResult;
+use crate::service::DbResult;
 
 /// The GB 32100-2015 alphabet of unified social credit codes (no I, O, S, V, Z).
 const ALPHABET: &[u8] = b"0123456789ABCDEFGHJKLMNPQRTUWXY";

@@ -22,11 +22,50 @@ use crate::audit::Algorithm;
 use crate::auth::Authenticator;
 use crate::config::{Config, Level, Network};
 use crate::federation::Parent;
-use crate::store::{DbResult, Store};
+use crate::store::{StorageError, Store};
 
 pub use catalog::all_resources as catalog_for_parent;
 pub use membership::valid_credit_code;
 pub use statistics::{child_last_sync, forwarded_stats, sharing_stats, tree_sharing_stats};
+
+/// The gRPC answer to a storage error: RESOURCE_EXHAUSTED when the disk is full, UNAVAILABLE
+/// when the store is closed, else INTERNAL; the detail logged.
+impl From<StorageError> for Status {
+    fn from(e: StorageError) -> Status {
+        let message = e.report();
+        match e {
+            StorageError::Full { .. } => {
+                tracing::warn!(error = %message, "the data directory is full");
+                Status::resource_exhausted(message)
+            }
+            StorageError::Failed { .. } => {
+                tracing::error!(error = %message, "storage error");
+                Status::internal(message)
+            }
+            StorageError::Closed => Status::unavailable(message),
+            StorageError::ReadTask(_) => Status::internal(message),
+        }
+    }
+}
+
+/// Maps storage errors to a status (RESOURCE_EXHAUSTED when the disk is full, else INTERNAL),
+/// logging the detail.
+pub trait DbResult<T> {
+    /// The value, or the status of its error.
+    fn db(self) -> Result<T, Status>;
+}
+
+impl<T> DbResult<T> for rusqlite::Result<T> {
+    fn db(self) -> Result<T, Status> {
+        self.map_err(|e| StorageError::sqlite("storage error", e).into())
+    }
+}
+
+/// A file-system error met while doing `what`, as a status (RESOURCE_EXHAUSTED when the disk
+/// is full, else INTERNAL).
+pub fn io_status(what: &str, e: std::io::Error) -> Status {
+    StorageError::io(what, e).into()
+}
 
 /// Everything the services share.
 #[derive(Debug)]
@@ -34,7 +73,7 @@ pub struct Hub {
     /// The node's configuration.
     pub config: Config,
     /// Its store.
-    pub store: Store,
+    pub store: Store<Status>,
     /// Its token checks.
     pub auth: Authenticator,
     /// The parent link, its status, and the signal that the catalog changed.
@@ -53,7 +92,7 @@ impl Hub {
     /// A hub over an open store. Loads the membership mirror and the parent link.
     pub async fn new(
         config: Config,
-        store: Store,
+        store: Store<Status>,
         auth: Authenticator,
         shutdown: watch::Receiver<bool>,
     ) -> anyhow::Result<Hub> {

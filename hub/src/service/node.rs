@@ -21,7 +21,8 @@ use tonic::{Request, Response, Status, Streaming};
 use super::{Hub, HubService, record, setting, timestamp};
 use crate::audit;
 use crate::federation::{self, Link};
-use crate::store::{self, DbResult};
+use crate::service::{DbResult, io_status};
+use crate::store;
 
 const CHUNK: usize = 1 << 20;
 
@@ -369,7 +370,7 @@ impl Node for HubService {
             .caller(&request, "Node.ImportState", &[Role::Admin])?;
         let mut chunks = request.into_inner();
         let scratch = Scratch::new(self.store.dir(), "import");
-        let io = |e: std::io::Error| store::io_status("writing the imported copy", e);
+        let io = |e: std::io::Error| io_status("writing the imported copy", e);
         let mut file = tokio::fs::File::create(&scratch.0).await.map_err(io)?;
         let mut hasher = sha2::Sha256::new();
         let mut bytes = 0i64;
@@ -439,7 +440,7 @@ impl Node for HubService {
                 // Removed first: a crash after the replacement must not leave it to contradict
                 // the new history (it is only a copy of what the parent holds).
                 crate::anchor::remove_local(&dir)
-                    .map_err(|e| store::io_status("removing the local anchor copy", e))?;
+                    .map_err(|e| io_status("removing the local anchor copy", e))?;
                 let source = store::open_reader(&path).db()?;
                 rusqlite::backup::Backup::new(&source, conn)
                     .db()?

@@ -14,7 +14,7 @@ use rusqlite::Connection;
 use tonic::{Request, Response, Status};
 
 use super::{Hub, HubService, now_micros, set_setting, setting, timestamp};
-use crate::store::DbResult;
+use crate::service::DbResult;
 
 fn child_stats_key(child: &str) -> String {
     format!("child.{child}.sharingStats")

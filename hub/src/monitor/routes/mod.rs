@@ -27,8 +27,8 @@ use crate::portal::web::i18n::Lang;
 use crate::portal::web::pages::{grouped, summary, when};
 use crate::portal::web::query::{self, BadParameter, link, with_lang};
 use crate::portal::{Entry, StoredFile};
+use crate::service::DbResult;
 use crate::service::{now_micros, tree_sharing_stats};
-use crate::store::DbResult;
 
 const PORTAL_CSS: &str = include_str!("../../portal/web/portal.css");
 const MONITOR_CSS: &str = include_str!("../monitor.css");

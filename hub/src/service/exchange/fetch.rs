@@ -18,8 +18,9 @@ use tonic::Status;
 
 use super::lanes::{Follower, Lane, Recorded};
 use super::{local_resource_facts, require_approved, require_openable};
+use crate::service::DbResult;
 use crate::service::{HubService, record};
-use crate::store::{DbResult, cached_exec};
+use crate::store::cached_exec;
 
 /// Records per fetch response when the consumer does not say.
 pub(super) const DEFAULT_FETCH_BATCH: i64 = 100;
