@@ -18,8 +18,7 @@ use tonic::Status;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 
 use crate::anchor::{self, Anchor};
-use crate::service::DbResult;
-use crate::service::{Hub, now_micros, set_setting, setting};
+use crate::service::{DbResult, Hub, now_micros, set_setting, setting};
 
 /// How this node reaches its parent (persisted in the store's settings).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -26,8 +26,7 @@ use tonic_health::ServingStatus;
 use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::service::DbResult;
-use crate::service::{Hub, HubService, set_setting, setting};
+use crate::service::{DbResult, Hub, HubService, set_setting, setting};
 use crate::store::Store;
 
 /// How long in-flight calls get to finish after a shutdown signal before the node closes anyway.

@@ -8,8 +8,7 @@ use govdc_hub_api::v1::SharingStats;
 use serde::{Deserialize, Serialize};
 use tonic::Status;
 
-use crate::service::DbResult;
-use crate::service::{Hub, set_setting, tree_sharing_stats};
+use crate::service::{DbResult, Hub, set_setting, tree_sharing_stats};
 
 /// Days of trend kept.
 pub const KEEP_DAYS: i64 = 90;

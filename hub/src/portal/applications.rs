@@ -25,8 +25,7 @@ use sha2::Digest;
 use tonic::Status;
 
 use super::{token_digest, valid_id};
-use crate::service::DbResult;
-use crate::service::{Hub, now_micros, record, timestamp};
+use crate::service::{DbResult, Hub, now_micros, record, timestamp};
 
 /// The largest form body the website reads, bytes.
 pub const MAX_FORM_BYTES: usize = 16 * 1024;

@@ -44,11 +44,8 @@ pub fn xml_escape(text: &str) -> String {
     out
 }
 
-fn unavailable(status: &tonic::Status) -> Response {
-    tracing::warn!(
-        error = status.message(),
-        "a portal bulk answer cannot read the store"
-    );
+fn unavailable(cause: &str) -> Response {
+    tracing::warn!(error = cause, "a portal bulk answer cannot read the store");
     (
         StatusCode::SERVICE_UNAVAILABLE,
         [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
@@ -86,11 +83,11 @@ pub async fn feed(State(state): State<PortalHttp>) -> Response {
         .await;
     let events = match events {
         Ok(events) => events,
-        Err(status) => return unavailable(&status),
+        Err(status) => return unavailable(status.message()),
     };
     let snapshot = match state.portal.snapshot(&state.hub.store).await {
         Ok(snapshot) => snapshot,
-        Err(status) => return unavailable(&status),
+        Err(status) => return unavailable(status.message()),
     };
     let base = &state.portal.public_url;
     let node = &state.hub.config.name;
@@ -225,7 +222,7 @@ fn record(snapshot: &Snapshot, i: usize, downloads: u64, base: &str) -> Value {
 pub async fn catalogue_json(State(state): State<PortalHttp>) -> Response {
     let snapshot = match state.portal.snapshot(&state.hub.store).await {
         Ok(snapshot) => snapshot,
-        Err(status) => return unavailable(&status),
+        Err(status) => return unavailable(status.message()),
     };
     let base = &state.portal.public_url;
     let counts = state
@@ -252,7 +249,7 @@ pub async fn catalogue_json(State(state): State<PortalHttp>) -> Response {
 pub async fn catalogue_csv(State(state): State<PortalHttp>) -> Response {
     let snapshot = match state.portal.snapshot(&state.hub.store).await {
         Ok(snapshot) => snapshot,
-        Err(status) => return unavailable(&status),
+        Err(status) => return unavailable(status.message()),
     };
     let base = &state.portal.public_url;
     let counts = state
@@ -305,12 +302,12 @@ pub async fn catalogue_csv(State(state): State<PortalHttp>) -> Response {
     for row in rows {
         if let Err(e) = out.write_record(&row) {
             tracing::error!(error = %e, "writing the catalogue CSV");
-            return unavailable(&tonic::Status::internal(e.to_string()));
+            return unavailable(&e.to_string());
         }
     }
     let body = match out.into_inner() {
         Ok(body) => body,
-        Err(e) => return unavailable(&tonic::Status::internal(e.to_string())),
+        Err(e) => return unavailable(&e.to_string()),
     };
     with_type(
         (StatusCode::OK, body).into_response(),
@@ -323,7 +320,7 @@ pub async fn catalogue_csv(State(state): State<PortalHttp>) -> Response {
 pub async fn manifest(State(state): State<PortalHttp>) -> Response {
     let snapshot = match state.portal.snapshot(&state.hub.store).await {
         Ok(snapshot) => snapshot,
-        Err(status) => return unavailable(&status),
+        Err(status) => return unavailable(status.message()),
     };
     let base = &state.portal.public_url;
     let mut text = String::new();

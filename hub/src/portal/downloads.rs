@@ -15,8 +15,7 @@ use std::time::Duration;
 use rusqlite::params;
 use tonic::Status;
 
-use crate::service::DbResult;
-use crate::service::now_micros;
+use crate::service::{DbResult, now_micros};
 use crate::store::Store;
 
 /// How often counted downloads are written to the store.

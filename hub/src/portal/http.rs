@@ -122,10 +122,10 @@ fn text(status: StatusCode, message: impl Into<String>) -> Response {
         .into_response()
 }
 
-fn internal(status: &tonic::Status) -> Response {
+fn internal(cause: &str) -> Response {
     text(
         StatusCode::SERVICE_UNAVAILABLE,
-        format!("the portal cannot answer now: {}", status.message()),
+        format!("the portal cannot answer now: {cause}"),
     )
 }
 
@@ -253,7 +253,7 @@ async fn list(
 ) -> Response {
     let snapshot = match state.portal.snapshot(&state.hub.store).await {
         Ok(snapshot) => snapshot,
-        Err(status) => return internal(&status),
+        Err(status) => return internal(status.message()),
     };
     let entries = &snapshot.entries;
     let pairs = query_pairs(query.as_deref());
@@ -317,14 +317,14 @@ async fn show(
             StatusCode::NOT_FOUND,
             &json!({ "error": format!("no dataset {id}") }),
         ),
-        Err(status) => internal(&status),
+        Err(status) => internal(status.message()),
     }
 }
 
 async fn catalog(State(state): State<PortalHttp>, headers: HeaderMap) -> Response {
     let snapshot = match state.portal.snapshot(&state.hub.store).await {
         Ok(snapshot) => snapshot,
-        Err(status) => return internal(&status),
+        Err(status) => return internal(status.message()),
     };
     let base = base_url(&state.portal, &headers);
     let body = super::dcat::catalog(&state.hub.config.name, &base, &snapshot.entries);
@@ -456,7 +456,7 @@ async fn download(
     let (files, conditional, token_ok, awaiting) = match found {
         Ok(Some(found)) => found,
         Ok(None) => return not_found(),
-        Err(status) => return internal(&status),
+        Err(status) => return internal(status.message()),
     };
     let format = match wanted {
         // Checksums are not the data: they stay public, like the metadata.

@@ -47,8 +47,7 @@ use sha2::Digest;
 use tonic::Status;
 
 use crate::config::Config;
-use crate::service::DbResult;
-use crate::service::timestamp;
+use crate::service::{DbResult, timestamp};
 use crate::store::Store;
 
 /// The portal's directory inside the data directory.

@@ -18,8 +18,7 @@ use sha2::Digest;
 use tonic::Status;
 
 use super::{Entry, FORMATS, Portal, StoredFile, file_name, load_one, valid_id};
-use crate::service::DbResult;
-use crate::service::{Hub, now_micros, record};
+use crate::service::{DbResult, Hub, now_micros, record};
 
 /// What a publish call did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

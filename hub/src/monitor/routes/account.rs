@@ -7,7 +7,7 @@ use super::*;
 fn signin_page(frame: &Frame, status: StatusCode, problem: Option<String>) -> Response {
     let csrf = match session::random_token() {
         Ok(csrf) => csrf,
-        Err(e) => return frame.unavailable(&tonic::Status::internal(e.to_string())),
+        Err(e) => return frame.unavailable(&e.to_string()),
     };
     let page = SigninPage {
         layout: frame.layout(t(frame.lang, "signin.title").to_owned(), "signin"),
@@ -115,11 +115,11 @@ pub async fn signin(
         })
         .await;
     if let Err(e) = recorded {
-        return frame.unavailable(&e);
+        return frame.unavailable(e.message());
     }
     let (id, session) = match state.sessions.start(&department, expires) {
         Ok(started) => started,
-        Err(e) => return frame.unavailable(&tonic::Status::internal(e.to_string())),
+        Err(e) => return frame.unavailable(&e.to_string()),
     };
     tracing::info!(department = %department, "a department signed in to the monitor");
     let max_age = session
@@ -191,7 +191,7 @@ pub async fn mine(
         .await;
     let (rows, names) = match read {
         Ok(read) => read,
-        Err(e) => return frame.unavailable(&e),
+        Err(e) => return frame.unavailable(e.message()),
     };
     let now = now_micros();
     let code = session.department.as_str();

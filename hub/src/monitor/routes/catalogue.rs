@@ -152,7 +152,7 @@ pub async fn catalogue(
         .await;
     let (resources, names) = match read {
         Ok(read) => read,
-        Err(e) => return frame.unavailable(&e),
+        Err(e) => return frame.unavailable(e.message()),
     };
     let entries: Vec<Entry> = resources.iter().map(as_entry).collect();
     let search_query = search::Query {

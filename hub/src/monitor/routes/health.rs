@@ -87,7 +87,7 @@ pub async fn timeliness(
     let lang = frame.lang;
     let rows = match state.hub.store.read(|conn| grant_rows(conn, None)).await {
         Ok(rows) => rows,
-        Err(e) => return frame.unavailable(&e),
+        Err(e) => return frame.unavailable(e.message()),
     };
     let now = now_micros();
     let deadline = state.hub.config.monitor_request_deadline;
@@ -166,7 +166,7 @@ pub async fn federation(
         .await;
     let (pairs, below) = match read {
         Ok(read) => read,
-        Err(e) => return frame.unavailable(&e),
+        Err(e) => return frame.unavailable(e.message()),
     };
     // child -> (last sync, last error)
     let mut children: BTreeMap<String, (Option<i64>, String)> = BTreeMap::new();
@@ -260,7 +260,7 @@ pub async fn audit(
     let lang = frame.lang;
     let (audit, anchors) = match audit_status(&state, lang).await {
         Ok(status) => status,
-        Err(e) => return frame.unavailable(&e),
+        Err(e) => return frame.unavailable(e.message()),
     };
     let page = AuditPage {
         layout: frame.layout(t(lang, "audit.title").to_owned(), "audit"),

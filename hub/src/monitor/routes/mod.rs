@@ -27,8 +27,7 @@ use crate::portal::web::i18n::Lang;
 use crate::portal::web::pages::{grouped, summary, when};
 use crate::portal::web::query::{self, BadParameter, link, with_lang};
 use crate::portal::{Entry, StoredFile};
-use crate::service::DbResult;
-use crate::service::{now_micros, tree_sharing_stats};
+use crate::service::{DbResult, now_micros, tree_sharing_stats};
 
 const PORTAL_CSS: &str = include_str!("../../portal/web/portal.css");
 const MONITOR_CSS: &str = include_str!("../monitor.css");
@@ -152,11 +151,8 @@ impl<'a> Frame<'a> {
         )
     }
 
-    fn unavailable(&self, status: &tonic::Status) -> Response {
-        tracing::warn!(
-            error = status.message(),
-            "a monitor page cannot read the store"
-        );
+    fn unavailable(&self, cause: &str) -> Response {
+        tracing::warn!(error = cause, "a monitor page cannot read the store");
         self.error(
             StatusCode::SERVICE_UNAVAILABLE,
             "unavailable.title",

@@ -24,11 +24,11 @@ pub async fn overview(
         .await;
     let (stats, catalogue) = match read {
         Ok(read) => read,
-        Err(e) => return frame.unavailable(&e),
+        Err(e) => return frame.unavailable(e.message()),
     };
     let (audit, _) = match audit_status(&state, frame.lang).await {
         Ok(audit) => audit,
-        Err(e) => return frame.unavailable(&e),
+        Err(e) => return frame.unavailable(e.message()),
     };
     let o = figures::overview(&stats, &catalogue);
     let lang = frame.lang;
@@ -205,7 +205,7 @@ async fn sharing(
     };
     let (stats, names, points) = match tree(&state).await {
         Ok(read) => read,
-        Err(e) => return frame.unavailable(&e),
+        Err(e) => return frame.unavailable(e.message()),
     };
     let lang = frame.lang;
     let points = trend::with_current(points, trend::point_of(&trend::today(), &stats));
@@ -417,7 +417,7 @@ async fn sharing_csv(
     };
     let (stats, names, _) = match tree(&state).await {
         Ok(read) => read,
-        Err(e) => return frame.unavailable(&e),
+        Err(e) => return frame.unavailable(e.message()),
     };
     let (departments, nodes) = sorted_rows(&stats, &names, order);
     let s = |v: &str| v.to_owned();

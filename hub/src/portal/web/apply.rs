@@ -343,7 +343,7 @@ pub async fn form(
     let entry = match conditional_entry(&state, &id).await {
         Ok(Some(entry)) => entry,
         Ok(None) => return frame.no_dataset(&id),
-        Err(status) => return frame.unavailable(&status),
+        Err(status) => return frame.unavailable(status.message()),
     };
     if !entry.conditional() {
         return frame.error(
@@ -354,7 +354,7 @@ pub async fn form(
     }
     let (csrf, new) = match csrf_of(&headers) {
         Ok(csrf) => csrf,
-        Err(e) => return frame.unavailable(&tonic::Status::internal(e.to_string())),
+        Err(e) => return frame.unavailable(&e.to_string()),
     };
     let page = form_page(&frame, &entry, &csrf, &BTreeMap::new(), &[]);
     with_csrf_cookie(
@@ -406,7 +406,7 @@ pub async fn submit(
             );
         }
         Ok(None) => return frame.no_dataset(&id),
-        Err(status) => return frame.unavailable(&status),
+        Err(status) => return frame.unavailable(status.message()),
     };
     let form = match applications::validate(&fields) {
         Ok(form) => form,
@@ -435,7 +435,7 @@ pub async fn submit(
             frame.lang.t("apply.title"),
             frame.lang.t("apply.full").to_owned(),
         ),
-        Err(status) => frame.unavailable(&status),
+        Err(status) => frame.unavailable(status.message()),
     }
 }
 
@@ -457,7 +457,7 @@ async fn status_page(
         .await
     {
         Ok(entry) => entry,
-        Err(status) => return frame.unavailable(&status),
+        Err(status) => return frame.unavailable(status.message()),
     };
     let served = entry.as_ref().is_some_and(Entry::conditional);
     let now = now_micros();
@@ -583,11 +583,11 @@ pub async fn status(
     let application = match found {
         Ok(Some(application)) => application,
         Ok(None) => return no_store(frame.no_application()),
-        Err(status) => return frame.unavailable(&status),
+        Err(status) => return frame.unavailable(status.message()),
     };
     let (csrf, new) = match csrf_of(&headers) {
         Ok(csrf) => csrf,
-        Err(e) => return frame.unavailable(&tonic::Status::internal(e.to_string())),
+        Err(e) => return frame.unavailable(&e.to_string()),
     };
     let response = status_page(&frame, &application, &secret, &csrf, None).await;
     with_csrf_cookie(response, &csrf, new)
@@ -623,7 +623,7 @@ pub async fn collect(
             status_page(&frame, &application, &secret, &csrf, None).await
         }
         Ok(Collected::Unknown) => no_store(frame.no_application()),
-        Err(status) => frame.unavailable(&status),
+        Err(status) => frame.unavailable(status.message()),
     }
 }
 

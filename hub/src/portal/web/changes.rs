@@ -59,11 +59,11 @@ pub async fn changes(
         .await
     {
         Ok(events) => events,
-        Err(status) => return frame.unavailable(&status),
+        Err(status) => return frame.unavailable(status.message()),
     };
     let snapshot = match snapshot(&state).await {
         Ok(snapshot) => snapshot,
-        Err(status) => return frame.unavailable(&status),
+        Err(status) => return frame.unavailable(status.message()),
     };
     let lang = frame.lang;
     let more = events.len() > ROWS;

@@ -74,7 +74,7 @@ pub async fn departments(
     }
     let snapshot = match snapshot(&state).await {
         Ok(snapshot) => snapshot,
-        Err(status) => return frame.unavailable(&status),
+        Err(status) => return frame.unavailable(status.message()),
     };
     let lang = frame.lang;
     let now = now_micros();
@@ -158,7 +158,7 @@ pub async fn department(
     };
     let snapshot = match snapshot(&state).await {
         Ok(snapshot) => snapshot,
-        Err(status) => return frame.unavailable(&status),
+        Err(status) => return frame.unavailable(status.message()),
     };
     let lang = frame.lang;
     let Some(department) = snapshot.departments.get(&code.to_lowercase()) else {

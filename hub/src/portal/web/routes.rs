@@ -139,11 +139,9 @@ impl Frame<'_> {
         html(StatusCode::BAD_REQUEST, self.lang, page.render())
     }
 
-    pub(super) fn unavailable(&self, status: &tonic::Status) -> Response {
-        tracing::warn!(
-            error = status.message(),
-            "a portal page cannot read the store"
-        );
+    /// The 503 page when the store cannot answer; `cause` is logged, not shown.
+    pub(super) fn unavailable(&self, cause: &str) -> Response {
+        tracing::warn!(error = cause, "a portal page cannot read the store");
         let page = ErrorPage {
             layout: self.layout(self.lang.t("unavailable.title").to_owned(), ""),
             heading: self.lang.t("unavailable.title"),
@@ -259,7 +257,7 @@ pub async fn home(state: &PortalHttp, headers: &HeaderMap, raw: Option<&str>) ->
     }
     let snapshot = match snapshot(state).await {
         Ok(snapshot) => snapshot,
-        Err(status) => return frame.unavailable(&status),
+        Err(status) => return frame.unavailable(status.message()),
     };
     let lang = frame.lang;
     let browse = SearchState {
@@ -394,7 +392,7 @@ pub async fn datasets(
     };
     let snapshot = match snapshot(&state).await {
         Ok(snapshot) => snapshot,
-        Err(status) => return frame.unavailable(&status),
+        Err(status) => return frame.unavailable(status.message()),
     };
     let lang = frame.lang;
     let names = &snapshot.names;
@@ -728,7 +726,7 @@ pub async fn dataset(
             };
             return html(StatusCode::NOT_FOUND, lang, page.render());
         }
-        Err(status) => return frame.unavailable(&status),
+        Err(status) => return frame.unavailable(status.message()),
     };
     let entry = &snapshot.entries[at];
     let base = state.portal.public_url.clone();

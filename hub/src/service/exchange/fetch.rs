@@ -18,8 +18,7 @@ use tonic::Status;
 
 use super::lanes::{Follower, Lane, Recorded};
 use super::{local_resource_facts, require_approved, require_openable};
-use crate::service::DbResult;
-use crate::service::{HubService, record};
+use crate::service::{DbResult, HubService, record};
 use crate::store::cached_exec;
 
 /// Records per fetch response when the consumer does not say.

@@ -19,8 +19,7 @@ use super::fetch::record_delivery_alone;
 use super::lanes::{Lane, Recorded, Segment};
 use super::local_resource_facts;
 use crate::audit::Algorithm;
-use crate::service::DbResult;
-use crate::service::{HubService, record};
+use crate::service::{DbResult, HubService, record};
 use crate::store::cached_exec;
 
 /// Publish batches waiting on a stream are committed together up to this many records; past it
