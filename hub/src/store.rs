@@ -289,6 +289,15 @@ pub enum StorageError {
     /// A read on the blocking thread pool panicked or was cancelled.
     #[error("read task failed")]
     ReadTask(#[source] tokio::task::JoinError),
+    /// A value could not be encoded for the store.
+    #[error("{what}")]
+    Encoding {
+        /// What was being encoded.
+        what: &'static str,
+        /// The encoder's error.
+        #[source]
+        source: serde_json::Error,
+    },
 }
 
 impl StorageError {
@@ -335,8 +344,22 @@ impl StorageError {
             }
             StorageError::Failed { source, .. } => format!("{self}: {source}"),
             StorageError::ReadTask(source) => format!("{self}: {source}"),
+            StorageError::Encoding { source, .. } => format!("{self}: {source}"),
             StorageError::Closed => self.to_string(),
         }
+    }
+}
+
+/// Database errors as storage errors, for the SQL code: they become a caller's status only at
+/// the gRPC edge.
+pub trait SqlResult<T> {
+    /// The value, or its error as a [`StorageError`].
+    fn sql(self) -> Result<T, StorageError>;
+}
+
+impl<T> SqlResult<T> for rusqlite::Result<T> {
+    fn sql(self) -> Result<T, StorageError> {
+        self.map_err(|e| StorageError::sqlite("storage error", e))
     }
 }
 

@@ -25,7 +25,7 @@ use super::quality::{Quality, assess};
 use super::search::{Facet, Index, SHOWN_FACETS, department};
 use super::timeliness::{Timeliness, judge};
 use super::{Entry, load_all};
-use crate::service::DbResult;
+use crate::store::{SqlResult, StorageError};
 
 /// What identifies a state of the portal's datasets: the head of their history and how many
 /// there are.
@@ -35,18 +35,18 @@ struct Stamp {
     datasets: i64,
 }
 
-fn stamp(conn: &Connection) -> Result<Stamp, Status> {
+fn stamp(conn: &Connection) -> Result<Stamp, StorageError> {
     let head = conn
         .prepare_cached("SELECT seq, at, dataset_id FROM portal_history ORDER BY seq DESC LIMIT 1")
-        .db()?
+        .sql()?
         .query_row([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .optional()
-        .db()?;
+        .sql()?;
     let datasets = conn
         .prepare_cached("SELECT count(*) FROM portal_datasets")
-        .db()?
+        .sql()?
         .query_row([], |r| r.get(0))
-        .db()?;
+        .sql()?;
     Ok(Stamp { head, datasets })
 }
 

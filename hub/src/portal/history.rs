@@ -7,11 +7,10 @@
 use std::collections::HashMap;
 
 use rusqlite::{Connection, params};
-use tonic::Status;
 
 use super::quality::Quality;
 use super::{Entry, StoredFile};
-use crate::service::DbResult;
+use crate::store::{SqlResult, StorageError};
 
 /// What happened to a dataset.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -59,12 +58,20 @@ pub struct Event {
 }
 
 /// Records the publication of `entry` with its `quality` (inside the publish transaction).
-pub fn record_publish(conn: &Connection, entry: &Entry, quality: &Quality) -> Result<(), Status> {
+pub fn record_publish(
+    conn: &Connection,
+    entry: &Entry,
+    quality: &Quality,
+) -> Result<(), StorageError> {
     let m = &entry.metadata;
-    let files = serde_json::to_string(&entry.files)
-        .map_err(|e| Status::internal(format!("encoding a version's files: {e}")))?;
-    let quality = serde_json::to_string(quality)
-        .map_err(|e| Status::internal(format!("encoding a version's quality: {e}")))?;
+    let files = serde_json::to_string(&entry.files).map_err(|source| StorageError::Encoding {
+        what: "encoding a version's files",
+        source,
+    })?;
+    let quality = serde_json::to_string(quality).map_err(|source| StorageError::Encoding {
+        what: "encoding a version's quality",
+        source,
+    })?;
     insert(
         conn,
         params![
@@ -83,7 +90,7 @@ pub fn record_publish(conn: &Connection, entry: &Entry, quality: &Quality) -> Re
 }
 
 /// Records that `entry` (the version served until now) stopped being served at `at`.
-pub fn record_unpublish(conn: &Connection, entry: &Entry, at: i64) -> Result<(), Status> {
+pub fn record_unpublish(conn: &Connection, entry: &Entry, at: i64) -> Result<(), StorageError> {
     let m = &entry.metadata;
     insert(
         conn,
@@ -102,15 +109,15 @@ pub fn record_unpublish(conn: &Connection, entry: &Entry, at: i64) -> Result<(),
     )
 }
 
-fn insert(conn: &Connection, values: impl rusqlite::Params) -> Result<(), Status> {
+fn insert(conn: &Connection, values: impl rusqlite::Params) -> Result<(), StorageError> {
     conn.prepare_cached(
         "INSERT INTO portal_history (dataset_id, version, change, at, title,
              organization_credit_code, record_count, content_sha256, files, quality)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     )
-    .db()?
+    .sql()?
     .execute(values)
-    .db()?;
+    .sql()?;
     Ok(())
 }
 
@@ -143,28 +150,32 @@ fn event(row: &rusqlite::Row<'_>) -> rusqlite::Result<Event> {
 }
 
 /// The history of dataset `id`, newest first, at most `limit` rows.
-pub fn of_dataset(conn: &Connection, id: &str, limit: usize) -> Result<Vec<Event>, Status> {
+pub fn of_dataset(conn: &Connection, id: &str, limit: usize) -> Result<Vec<Event>, StorageError> {
     let mut stmt = conn
         .prepare_cached(&format!(
             "SELECT {COLUMNS} FROM portal_history WHERE dataset_id = ?1 ORDER BY seq DESC LIMIT ?2"
         ))
-        .db()?;
+        .sql()?;
     let rows = stmt
         .query_map(params![id, i64::try_from(limit).unwrap_or(i64::MAX)], event)
-        .db()?
+        .sql()?
         .collect::<rusqlite::Result<Vec<_>>>()
-        .db()?;
+        .sql()?;
     Ok(rows)
 }
 
 /// The latest `limit` rows of the whole history, newest first, before `before` (a `seq`) when
 /// given.
-pub fn latest(conn: &Connection, limit: usize, before: Option<i64>) -> Result<Vec<Event>, Status> {
+pub fn latest(
+    conn: &Connection,
+    limit: usize,
+    before: Option<i64>,
+) -> Result<Vec<Event>, StorageError> {
     let mut stmt = conn
         .prepare_cached(&format!(
             "SELECT {COLUMNS} FROM portal_history WHERE seq < ?1 ORDER BY seq DESC LIMIT ?2"
         ))
-        .db()?;
+        .sql()?;
     let rows = stmt
         .query_map(
             params![
@@ -173,27 +184,27 @@ pub fn latest(conn: &Connection, limit: usize, before: Option<i64>) -> Result<Ve
             ],
             event,
         )
-        .db()?
+        .sql()?
         .collect::<rusqlite::Result<Vec<_>>>()
-        .db()?;
+        .sql()?;
     Ok(rows)
 }
 
 /// The stored quality of every dataset's current version, by dataset id (datasets published
 /// before the history existed have none).
-pub fn current_quality(conn: &Connection) -> Result<HashMap<String, Quality>, Status> {
+pub fn current_quality(conn: &Connection) -> Result<HashMap<String, Quality>, StorageError> {
     let mut stmt = conn
         .prepare_cached(
             "SELECT h.dataset_id, h.quality FROM portal_history h
              JOIN portal_datasets d ON d.id = h.dataset_id AND d.version = h.version
              WHERE h.change = 'publish'",
         )
-        .db()?;
+        .sql()?;
     let rows = stmt
         .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
-        .db()?
+        .sql()?
         .collect::<rusqlite::Result<Vec<_>>>()
-        .db()?;
+        .sql()?;
     Ok(rows
         .into_iter()
         .filter_map(|(id, q)| Some((id, serde_json::from_str::<Quality>(&q).ok()?)))

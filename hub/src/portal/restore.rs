@@ -26,6 +26,7 @@ use tonic::Status;
 
 use super::{StoredFile, file_name};
 use crate::service::DbResult;
+use crate::store::{SqlResult, StorageError};
 
 /// What a client is told while a version's files are awaited.
 pub const MESSAGE: &str = "this dataset's files are being restored on this portal (its state was \
@@ -97,23 +98,23 @@ pub fn mark_imported(conn: &Connection, portal_root: &Path) -> Result<Vec<String
 }
 
 /// Whether version `version` of `id` awaits its files.
-pub fn awaiting(conn: &Connection, id: &str, version: i64) -> Result<bool, Status> {
+pub fn awaiting(conn: &Connection, id: &str, version: i64) -> Result<bool, StorageError> {
     conn.prepare_cached(
         "SELECT 1 FROM portal_versions WHERE dataset_id = ?1 AND version = ?2 AND awaiting_files <> 0",
     )
-    .db()?
+    .sql()?
     .exists(params![id, version])
-    .db()
+    .sql()
 }
 
 /// Every version that awaits its files, as (dataset, version).
-pub fn all_awaiting(conn: &Connection) -> Result<HashSet<(String, i64)>, Status> {
+pub fn all_awaiting(conn: &Connection) -> Result<HashSet<(String, i64)>, StorageError> {
     conn.prepare_cached("SELECT dataset_id, version FROM portal_versions WHERE awaiting_files <> 0")
-        .db()?
+        .sql()?
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .db()?
+        .sql()?
         .collect::<rusqlite::Result<_>>()
-        .db()
+        .sql()
 }
 
 /// Whether every file of a version is in `dir` with its recorded size (what the start-up check

@@ -22,7 +22,7 @@ use crate::audit::Algorithm;
 use crate::auth::Authenticator;
 use crate::config::{Config, Level, Network};
 use crate::federation::Parent;
-use crate::store::{StorageError, Store};
+use crate::store::{SqlResult, StorageError, Store};
 
 pub use catalog::all_resources as catalog_for_parent;
 pub use membership::valid_credit_code;
@@ -43,7 +43,7 @@ impl From<StorageError> for Status {
                 Status::internal(message)
             }
             StorageError::Closed => Status::unavailable(message),
-            StorageError::ReadTask(_) => Status::internal(message),
+            StorageError::ReadTask(_) | StorageError::Encoding { .. } => Status::internal(message),
         }
     }
 }
@@ -57,7 +57,7 @@ pub trait DbResult<T> {
 
 impl<T> DbResult<T> for rusqlite::Result<T> {
     fn db(self) -> Result<T, Status> {
-        self.map_err(|e| StorageError::sqlite("storage error", e).into())
+        self.sql().map_err(Status::from)
     }
 }
 

@@ -55,7 +55,7 @@ pub async fn changes(
     let events = match state
         .hub
         .store
-        .read(move |conn| history::latest(conn, ROWS + 1, before))
+        .read(move |conn| Ok(history::latest(conn, ROWS + 1, before)?))
         .await
     {
         Ok(events) => events,
