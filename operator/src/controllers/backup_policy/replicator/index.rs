@@ -139,7 +139,8 @@ impl Index {
         }
     }
 
-    /// Whether `namespace` is a tenant namespace of a selected DepartmentCloud.
+    /// Whether `namespace` is protected: a tenant namespace of a selected DepartmentCloud, or
+    /// a listed ExchangeNode's.
     pub(super) fn protected(&self, namespace: &str) -> bool {
         self.namespaces.get(namespace).is_some_and(|department| {
             self.scope
