@@ -137,7 +137,8 @@ pub fn save_link(conn: &Connection, link: Option<&Link>) -> Result<(), Status> {
         conn,
         CA,
         link.map(|l| l.ca_pem.as_str()).filter(|c| !c.is_empty()),
-    )
+    )?;
+    Ok(())
 }
 
 /// A channel to `link`'s endpoint (connected lazily, so an unreachable parent is an error of the
@@ -236,7 +237,13 @@ async fn keep_anchor(hub: &Hub, anchor: Anchor) -> Result<(), String> {
     }
     let seq = anchor.seq;
     hub.store
-        .write(move |conn| set_setting(conn, anchor::ANCHORED_SETTING, Some(&seq.to_string())))
+        .write(move |conn| {
+            Ok(set_setting(
+                conn,
+                anchor::ANCHORED_SETTING,
+                Some(&seq.to_string()),
+            )?)
+        })
         .await
         .map_err(|s| format!("keeping the parent's anchor: {}", s.message()))?;
     tokio::task::spawn_blocking(move || anchor::write_local(&dir, &anchor))

@@ -159,7 +159,7 @@ fn verify(data_dir: PathBuf, given: Vec<(i64, String)>, no_parent: bool) -> anyh
     let conn = govdc_hub::store::open_reader(&path)
         .with_context(|| format!("opening {}", path.display()))?;
     let setting = |key: &str| {
-        govdc_hub::service::setting(&conn, key).map_err(|s| anyhow::anyhow!("{}", s.message()))
+        govdc_hub::service::setting(&conn, key).map_err(|e| anyhow::anyhow!("{}", e.report()))
     };
     let local = anchor::read_local(&data_dir)
         .with_context(|| format!("reading the anchor copy in {}", data_dir.display()))?;

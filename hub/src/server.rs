@@ -49,7 +49,7 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let key = read_key(&config.auth_key_file)?;
     let dir = config.data_dir.clone();
-    let store = tokio::task::spawn_blocking(move || Store::open(&dir))
+    let store = tokio::task::spawn_blocking(move || Store::<Status>::open(&dir))
         .await
         .context("opening the store")??;
     // A data directory belongs to one node: mounting another node's volume is a mistake that
@@ -59,7 +59,10 @@ pub async fn run(
         .write(move |conn| match setting(conn, "node.name")? {
             Some(owner) if owner != name => Ok(Some(owner)),
             Some(_) => Ok(None),
-            None => set_setting(conn, "node.name", Some(&name)).map(|()| None),
+            None => {
+                set_setting(conn, "node.name", Some(&name))?;
+                Ok(None)
+            }
         })
         .await
         .map_err(|s| anyhow::anyhow!("{}", s.message()))?;

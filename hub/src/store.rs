@@ -893,7 +893,7 @@ mod tests {
         // reported committed exactly when it is, and none runs outside the group's transaction.
         for (key, result) in [("before", before), ("after", after)] {
             let stored = store
-                .read(move |conn| crate::service::setting(conn, key))
+                .read(move |conn| Ok(crate::service::setting(conn, key)?))
                 .await
                 .expect("reads");
             assert_eq!(

@@ -57,7 +57,7 @@ fn dispute(conn: &rusqlite::Connection, child: &str, anchor: &Anchor) -> Result<
     }
     let text = serde_json::to_string(&disputed)
         .map_err(|e| Status::internal(format!("encoding anchors: {e}")))?;
-    set_setting(conn, &disputed_key(child), Some(&text))
+    Ok(set_setting(conn, &disputed_key(child), Some(&text))?)
 }
 
 /// The newest anchor of `child`'s head recorded here.
@@ -217,7 +217,7 @@ impl Federation for HubService {
             let key = format!("child.{node}.lastError");
             let message = refusal.message().to_owned();
             self.store
-                .write(move |conn| set_setting(conn, &key, Some(&message)))
+                .write(move |conn| Ok(set_setting(conn, &key, Some(&message))?))
                 .await?;
             return Err(refusal);
         }

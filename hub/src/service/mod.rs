@@ -206,16 +206,16 @@ pub fn timestamp(micros: i64) -> prost_types::Timestamp {
 }
 
 /// A setting of the node, if set.
-pub fn setting(conn: &Connection, key: &str) -> Result<Option<String>, Status> {
+pub fn setting(conn: &Connection, key: &str) -> Result<Option<String>, StorageError> {
     conn.query_row("SELECT value FROM settings WHERE key = ?1", [key], |row| {
         row.get(0)
     })
     .optional()
-    .db()
+    .sql()
 }
 
 /// Sets (or, with `None`, removes) a setting.
-pub fn set_setting(conn: &Connection, key: &str, value: Option<&str>) -> Result<(), Status> {
+pub fn set_setting(conn: &Connection, key: &str, value: Option<&str>) -> Result<(), StorageError> {
     match value {
         Some(value) => conn
             .execute(
@@ -223,10 +223,10 @@ pub fn set_setting(conn: &Connection, key: &str, value: Option<&str>) -> Result<
                  ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                 params![key, value],
             )
-            .db()?,
+            .sql()?,
         None => conn
             .execute("DELETE FROM settings WHERE key = ?1", [key])
-            .db()?,
+            .sql()?,
     };
     Ok(())
 }

@@ -112,8 +112,12 @@ fn check_copy(path: &Path, node: &str) -> Result<i64, Status> {
     }
     // A copy that passed SQLite's check can still lack the node's tables: whatever cannot be
     // read from it is the copy's fault, not this node's (found by the import_state fuzz target).
-    let owner = setting(&conn, "node.name")
-        .map_err(|e| bad(format!("its settings cannot be read: {}", e.message())))?;
+    let owner = setting(&conn, "node.name").map_err(|e| {
+        bad(format!(
+            "its settings cannot be read: {}",
+            Status::from(e).message()
+        ))
+    })?;
     if let Some(owner) = owner
         && owner != node
     {

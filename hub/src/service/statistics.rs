@@ -48,7 +48,7 @@ pub fn keep_child_stats(
     }
     .encode_to_vec();
     let text = base64::engine::general_purpose::STANDARD.encode(encoded);
-    set_setting(conn, &child_stats_key(child), Some(&text))
+    Ok(set_setting(conn, &child_stats_key(child), Some(&text))?)
 }
 
 /// The statistics of the nodes below this one, as their children last sent them.
