@@ -298,6 +298,15 @@ pub enum StorageError {
         #[source]
         source: serde_json::Error,
     },
+    /// A stored value does not decode.
+    #[error("{what}")]
+    Corrupt {
+        /// What does not decode.
+        what: &'static str,
+        /// The decoder's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
 }
 
 impl StorageError {
@@ -345,6 +354,7 @@ impl StorageError {
             StorageError::Failed { source, .. } => format!("{self}: {source}"),
             StorageError::ReadTask(source) => format!("{self}: {source}"),
             StorageError::Encoding { source, .. } => format!("{self}: {source}"),
+            StorageError::Corrupt { source, .. } => format!("{self}: {source}"),
             StorageError::Closed => self.to_string(),
         }
     }

@@ -306,7 +306,7 @@ async fn show(
     match state
         .hub
         .store
-        .read(move |conn| load_one(conn, &lookup))
+        .read(move |conn| Ok(load_one(conn, &lookup)?))
         .await
     {
         Ok(Some(entry)) => json_response(

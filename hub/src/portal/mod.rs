@@ -48,7 +48,7 @@ use tonic::Status;
 
 use crate::config::Config;
 use crate::service::{DbResult, timestamp};
-use crate::store::Store;
+use crate::store::{SqlResult, StorageError, Store};
 
 /// The portal's directory inside the data directory.
 pub const DIR: &str = "portal";
@@ -369,11 +369,20 @@ fn entry_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<(Vec<u8>, String,
     Ok((row.get(0)?, row.get(1)?, row.get(2)?))
 }
 
-fn decode_entry((body, files, published_at): (Vec<u8>, String, i64)) -> Result<Entry, Status> {
+fn corrupt(what: &'static str, e: impl std::error::Error + Send + Sync + 'static) -> StorageError {
+    StorageError::Corrupt {
+        what,
+        source: Box::new(e),
+    }
+}
+
+fn decode_entry(
+    (body, files, published_at): (Vec<u8>, String, i64),
+) -> Result<Entry, StorageError> {
     let metadata = DatasetMetadata::decode(body.as_slice())
-        .map_err(|e| Status::internal(format!("a stored dataset's metadata is corrupt: {e}")))?;
+        .map_err(|e| corrupt("a stored dataset's metadata is corrupt", e))?;
     let files = serde_json::from_str(&files)
-        .map_err(|e| Status::internal(format!("a stored dataset's files are corrupt: {e}")))?;
+        .map_err(|e| corrupt("a stored dataset's files are corrupt", e))?;
     Ok(Entry {
         metadata,
         files,
@@ -385,26 +394,26 @@ const ENTRY_SQL: &str = "SELECT d.metadata, v.files, d.published_at FROM portal_
      JOIN portal_versions v ON v.dataset_id = d.id AND v.version = d.version";
 
 /// Every served dataset, by id.
-pub fn load_all(conn: &Connection) -> Result<Vec<Entry>, Status> {
+pub fn load_all(conn: &Connection) -> Result<Vec<Entry>, StorageError> {
     let mut stmt = conn
         .prepare_cached(&format!("{ENTRY_SQL} ORDER BY d.id"))
-        .db()?;
+        .sql()?;
     let rows = stmt
         .query_map([], entry_from_row)
-        .db()?
+        .sql()?
         .collect::<rusqlite::Result<Vec<_>>>()
-        .db()?;
+        .sql()?;
     rows.into_iter().map(decode_entry).collect()
 }
 
 /// The served dataset `id`, if any.
-pub fn load_one(conn: &Connection, id: &str) -> Result<Option<Entry>, Status> {
+pub fn load_one(conn: &Connection, id: &str) -> Result<Option<Entry>, StorageError> {
     let row = conn
         .prepare_cached(&format!("{ENTRY_SQL} WHERE d.id = ?1"))
-        .db()?
+        .sql()?
         .query_row([id], entry_from_row)
         .optional()
-        .db()?;
+        .sql()?;
     row.map(decode_entry).transpose()
 }
 
@@ -414,20 +423,20 @@ pub fn load_version(
     conn: &Connection,
     id: &str,
     version: i64,
-) -> Result<Option<(Vec<StoredFile>, bool)>, Status> {
+) -> Result<Option<(Vec<StoredFile>, bool)>, StorageError> {
     let row: Option<(String, i32)> = conn
         .prepare_cached(
             "SELECT v.files, d.openness FROM portal_versions v
              JOIN portal_datasets d ON d.id = v.dataset_id
              WHERE v.dataset_id = ?1 AND v.version = ?2",
         )
-        .db()?
+        .sql()?
         .query_row(params![id, version], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()
-        .db()?;
+        .sql()?;
     row.map(|(files, openness)| {
         let files: Vec<StoredFile> = serde_json::from_str(&files)
-            .map_err(|e| Status::internal(format!("a stored version's files are corrupt: {e}")))?;
+            .map_err(|e| corrupt("a stored version's files are corrupt", e))?;
         Ok((files, openness == Openness::Conditional as i32))
     })
     .transpose()
@@ -444,13 +453,13 @@ pub fn token_valid(
     id: &str,
     token: &str,
     now_micros: i64,
-) -> Result<bool, Status> {
+) -> Result<bool, StorageError> {
     conn.prepare_cached(
         "SELECT 1 FROM portal_tokens WHERE token_sha256 = ?1 AND dataset_id = ?2 AND expires_at > ?3",
     )
-    .db()?
+    .sql()?
     .exists(params![token_digest(token), id, now_micros])
-    .db()
+    .sql()
 }
 
 /// A new random download token: `gdt_` and 32 bytes from the kernel's CSPRNG, in hex.

@@ -214,7 +214,7 @@ where
         cleanup.disarm();
         let entry = {
             let id = id.clone();
-            hub.store.read(move |conn| load_one(conn, &id)).await?
+            hub.store.read(move |conn| Ok(load_one(conn, &id)?)).await?
         };
         let entry =
             entry.ok_or_else(|| Status::aborted(format!("dataset {id} was unpublished")))?;

@@ -43,7 +43,9 @@ impl From<StorageError> for Status {
                 Status::internal(message)
             }
             StorageError::Closed => Status::unavailable(message),
-            StorageError::ReadTask(_) | StorageError::Encoding { .. } => Status::internal(message),
+            StorageError::ReadTask(_)
+            | StorageError::Encoding { .. }
+            | StorageError::Corrupt { .. } => Status::internal(message),
         }
     }
 }

@@ -30,7 +30,7 @@ pub async fn dcat(State(state): State<PortalHttp>, Path(id): Path<String>) -> Re
     let entry = match state
         .hub
         .store
-        .read(move |conn| load_one(conn, &lookup))
+        .read(move |conn| Ok(load_one(conn, &lookup)?))
         .await
     {
         Ok(Some(entry)) => entry,

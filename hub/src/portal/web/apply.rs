@@ -276,7 +276,7 @@ async fn conditional_entry(state: &PortalHttp, id: &str) -> Result<Option<Entry>
     state
         .hub
         .store
-        .read(move |conn| load_one(conn, &lookup))
+        .read(move |conn| Ok(load_one(conn, &lookup)?))
         .await
 }
 
@@ -453,7 +453,7 @@ async fn status_page(
     let entry = match state
         .hub
         .store
-        .read(move |conn| load_one(conn, &lookup))
+        .read(move |conn| Ok(load_one(conn, &lookup)?))
         .await
     {
         Ok(entry) => entry,
