@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use tonic::Status;
 
 use crate::service::{DbResult, Hub, set_setting, tree_sharing_stats};
+use crate::store::{SqlResult, StorageError};
 
 /// Days of trend kept.
 pub const KEEP_DAYS: i64 = 90;
@@ -103,15 +104,15 @@ pub async fn snapshot(hub: &std::sync::Arc<Hub>) -> Result<(), Status> {
 }
 
 /// The kept points, oldest first.
-pub fn points(conn: &rusqlite::Connection) -> Result<Vec<Point>, Status> {
+pub fn points(conn: &rusqlite::Connection) -> Result<Vec<Point>, StorageError> {
     let mut stmt = conn
         .prepare_cached("SELECT value FROM settings WHERE key LIKE 'monitor.trend.%' ORDER BY key")
-        .db()?;
+        .sql()?;
     let texts = stmt
         .query_map([], |row| row.get::<_, String>(0))
-        .db()?
+        .sql()?
         .collect::<rusqlite::Result<Vec<_>>>()
-        .db()?;
+        .sql()?;
     Ok(texts
         .iter()
         .filter_map(|t| serde_json::from_str(t).ok())

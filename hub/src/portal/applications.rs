@@ -26,6 +26,7 @@ use tonic::Status;
 
 use super::{token_digest, valid_id};
 use crate::service::{DbResult, Hub, now_micros, record, timestamp};
+use crate::store::{SqlResult, StorageError};
 
 /// The largest form body the website reads, bytes.
 pub const MAX_FORM_BYTES: usize = 16 * 1024;
@@ -284,14 +285,14 @@ fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<(Application, String)> 
     ))
 }
 
-fn load(conn: &Connection, id: &str) -> Result<Option<(Application, String)>, Status> {
+fn load(conn: &Connection, id: &str) -> Result<Option<(Application, String)>, StorageError> {
     conn.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM portal_applications WHERE id = ?1"
     ))
-    .db()?
+    .sql()?
     .query_row([id], from_row)
     .optional()
-    .db()
+    .sql()
 }
 
 /// Whether `id` has the shape of an application number (`app-` and 16 hex digits); anything
@@ -303,7 +304,11 @@ pub fn valid_number(id: &str) -> bool {
 
 /// The application `id` whose status link holds `secret`, if both are right. The secret's
 /// digest is compared in constant time.
-pub fn by_link(conn: &Connection, id: &str, secret: &str) -> Result<Option<Application>, Status> {
+pub fn by_link(
+    conn: &Connection,
+    id: &str,
+    secret: &str,
+) -> Result<Option<Application>, StorageError> {
     if !valid_number(id) || secret.len() != 64 {
         return Ok(None);
     }
@@ -318,23 +323,23 @@ pub fn list(
     conn: &Connection,
     dataset: Option<&str>,
     state: Option<State>,
-) -> Result<Vec<Application>, Status> {
+) -> Result<Vec<Application>, StorageError> {
     let mut stmt = conn
         .prepare_cached(&format!(
             "SELECT {COLUMNS} FROM portal_applications
              WHERE (?1 IS NULL OR dataset_id = ?1) AND (?2 IS NULL OR state = ?2)
              ORDER BY submitted_at DESC, id LIMIT ?3"
         ))
-        .db()?;
+        .sql()?;
     let rows = stmt
         .query_map(
             params![dataset, state.map(State::as_str), LIST_LIMIT],
             from_row,
         )
-        .db()?
+        .sql()?
         .map(|r| r.map(|(application, _)| application))
         .collect::<rusqlite::Result<Vec<_>>>()
-        .db()?;
+        .sql()?;
     Ok(rows)
 }
 

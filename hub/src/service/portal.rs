@@ -129,7 +129,7 @@ impl PortalApi for HubService {
         let (dataset, state) = applications::list_filters(request.get_ref())?;
         let applications = self
             .store
-            .read(move |conn| applications::list(conn, dataset.as_deref(), state))
+            .read(move |conn| Ok(applications::list(conn, dataset.as_deref(), state)?))
             .await?
             .iter()
             .map(applications::Application::to_api)

@@ -578,7 +578,7 @@ pub async fn status(
     let found = state
         .hub
         .store
-        .read(move |conn| applications::by_link(conn, &lookup, &key))
+        .read(move |conn| Ok(applications::by_link(conn, &lookup, &key)?))
         .await;
     let application = match found {
         Ok(Some(application)) => application,
