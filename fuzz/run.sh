@@ -31,7 +31,9 @@ if [[ ${1:-} == replay ]]; then
     [[ -d artifacts/$target ]] && inputs+=(artifacts/"$target")
     count=$(find "${inputs[@]}" -type f | wc -l)
     log=$(mktemp)
-    if "$CARGO_TARGET_DIR/debug/$target" -runs=0 -timeout=60 "${inputs[@]}" >"$log" 2>&1; then
+    # A crash's copy goes to /tmp, not into the working directory.
+    if "$CARGO_TARGET_DIR/debug/$target" -runs=0 -timeout=60 -artifact_prefix="$log-" \
+      "${inputs[@]}" >"$log" 2>&1; then
       echo "fuzz replay $target: $count inputs, all pass"
     else
       echo "fuzz replay $target: FAILED on one of its $count inputs"

@@ -24,6 +24,7 @@
 //! - **Scratch files** that a process killed mid-export or mid-import left beside the store are
 //!   removed at open, once the lock is held.
 
+use std::collections::BTreeMap;
 use std::fs::{File, TryLockError};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -204,6 +205,53 @@ const MIGRATIONS: &[&str] = &[
 /// The schema version this build writes.
 pub fn schema_version() -> i64 {
     MIGRATIONS.len() as i64
+}
+
+/// The tables and columns of schema version `version` (1 to [`schema_version`]) that `conn`
+/// lacks, as `table t` and `column t.c`: a copy that claims a version must hold its tables,
+/// or reading it fails later, deep in some query, as if the node were at fault. The reference is
+/// the migrations up to `version`, run on an empty database in memory.
+pub fn missing_schema(conn: &Connection, version: i64) -> rusqlite::Result<Vec<String>> {
+    let reference = Connection::open_in_memory()?;
+    let steps = usize::try_from(version).unwrap_or(0).min(MIGRATIONS.len());
+    for sql in &MIGRATIONS[..steps] {
+        reference.execute_batch(sql)?;
+    }
+    let held = schema_of(conn)?;
+    let mut missing = Vec::new();
+    for (table, columns) in schema_of(&reference)? {
+        match held.get(&table) {
+            None => missing.push(format!("table {table}")),
+            Some(have) => missing.extend(
+                columns
+                    .difference(have)
+                    .map(|column| format!("column {table}.{column}")),
+            ),
+        }
+    }
+    Ok(missing)
+}
+
+/// Every table of `conn` with its columns.
+fn schema_of(
+    conn: &Connection,
+) -> rusqlite::Result<BTreeMap<String, std::collections::BTreeSet<String>>> {
+    let tables: Vec<String> = conn
+        .prepare(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'",
+        )?
+        .query_map([], |row| row.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut columns = conn.prepare("SELECT name FROM pragma_table_info(?1)")?;
+    tables
+        .into_iter()
+        .map(|table| {
+            let names = columns
+                .query_map([&table], |row| row.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            Ok((table, names))
+        })
+        .collect()
 }
 
 /// Brings `conn`'s schema up to date, each step in its own transaction.
