@@ -11,8 +11,6 @@ cluster=target/controlplane/govdc-cluster
 helm=target/controlplane/helm
 admin=target/clusters/$primary/kubeconfig
 standby_admin=target/clusters/$standby/kubeconfig
-# The images' tag: the primary's name, so the demo's test packs its own beside a user's demo.
-tag=$primary
 # GOVDC_DEMO_PORT_OFFSET moves every port the demo forwards to (its test uses one, so a user's
 # demo on the usual ports is never what it reads).
 offset=${GOVDC_DEMO_PORT_OFFSET:-0}
@@ -40,6 +38,14 @@ if ! command -v umoci >/dev/null; then
 fi
 cargo build -q -p govdc-operator --bin govdc-operator
 cargo build -q -p govdc-hub --bin govdc-hub
+# The images' tag: the primary's name (the demo's test packs its own beside a user's demo) and
+# the binaries' digest. A run after a rebuild must move the operator and the hubs onto the new
+# code, and a tag reused for new content did not: the node restarts the old pods from the image
+# it still holds before the new archive is loaded, and an unchanged Deployment never rolls.
+tag=$primary-$(cat target/debug/govdc-operator target/debug/govdc-hub | sha256sum | cut -c1-12)
+# Earlier builds' archives of this primary go (the node keeps what it loaded).
+rm -f target/images/govdc-{operator,hub}-"$primary"-????????????.oci.tar
+rm -rf target/images/work-{operator,hub}-"$primary"-????????????
 GOVDC_OCI_BINARY=target/debug/govdc-operator bash deploy/image/build-oci.sh operator "$tag" >/dev/null
 GOVDC_OCI_BINARY=target/debug/govdc-hub bash deploy/image/build-oci.sh hub "$tag" >/dev/null
 images=(target/images/govdc-operator-$tag.oci.tar target/images/govdc-hub-$tag.oci.tar)
