@@ -400,23 +400,7 @@ impl HubProcess {
 
     /// GETs a path of its HTTP port; the status code and body, or None when nothing answers.
     pub fn get(&self, path: &str) -> Option<(u16, String)> {
-        use std::io::{Read, Write};
-        let address = self.metrics_address();
-        let mut stream = std::net::TcpStream::connect(&address).ok()?;
-        stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-        write!(
-            stream,
-            "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
-        )
-        .ok()?;
-        let mut response = String::new();
-        stream.read_to_string(&mut response).ok()?;
-        let code = response.split_whitespace().nth(1)?.parse().ok()?;
-        let body = response
-            .split_once("\r\n\r\n")
-            .map(|(_, b)| b.to_owned())
-            .unwrap_or_default();
-        Some((code, body))
+        crate::process::http_get(&self.metrics_address(), path)
     }
 
     /// Runs `govdc-hub audit verify` on this hub's store.

@@ -30,5 +30,5 @@ pub use clusters::{
     cluster_with_nodes_kubeconfig,
 };
 pub use env::{RefusingPolicy, TEST_LABEL, TestEnv, install_crds, unique_prefix};
-pub use process::{OperatorProcess, free_port, output_text};
+pub use process::{OperatorProcess, free_port, http_get, output_text};
 pub use wait::{condition, eventually};
