@@ -226,8 +226,7 @@ pub async fn run(args: BackupArgs) -> anyhow::Result<()> {
                 .await
                 .with_context(|| format!("reading BackupPolicy {}", store.policy))?;
             let scope = source::Scope {
-                departments: source::department_selector(&policy.spec.department_selector)
-                    .map_err(anyhow::Error::msg)?,
+                departments: source::department_selector(&policy.spec.department_selector)?,
                 node_namespaces: source::node_namespaces(
                     &read::read(&primary, &policy, &hubs.settings().operator_namespace).await?,
                 ),

@@ -6,7 +6,7 @@
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// Reading an object the resource refers to failed.
-    #[error("reading {what}: {}", api_message(.source))]
+    #[error("reading {what}")]
     Read {
         /// What was being read.
         what: String,
@@ -15,7 +15,7 @@ pub enum Error {
         source: kube::Error,
     },
     /// Server-side apply of a desired object failed.
-    #[error("applying {what}: {}", api_message(.source))]
+    #[error("applying {what}")]
     Apply {
         /// The object being applied.
         what: String,
@@ -24,7 +24,7 @@ pub enum Error {
         source: kube::Error,
     },
     /// Deleting an object a previous pass made failed.
-    #[error("pruning {what}: {}", api_message(.source))]
+    #[error("pruning {what}")]
     Prune {
         /// The object being deleted.
         what: String,
@@ -33,7 +33,7 @@ pub enum Error {
         source: kube::Error,
     },
     /// Writing the resource's status failed.
-    #[error("updating the status of {what}: {}", api_message(.source))]
+    #[error("updating the status of {what}")]
     Status {
         /// The resource whose status was written.
         what: String,
@@ -42,7 +42,7 @@ pub enum Error {
         source: kube::Error,
     },
     /// A desired object could not be turned into JSON.
-    #[error("serializing {what}: {source}")]
+    #[error("serializing {what}")]
     Serialize {
         /// What was serialized.
         what: String,
@@ -100,21 +100,21 @@ impl Error {
         }
     }
 
-    /// The error with its whole chain of causes, for events and conditions.
+    /// The error with its whole chain of causes, for events, conditions and logs: this error's
+    /// summary, then each cause after `: `. Its `Display` is the summary alone (what was being
+    /// done, to which object), so anything shown to a person goes through here.
     pub fn chain(&self) -> String {
         let mut text = self.to_string();
         let mut source = std::error::Error::source(self);
         while let Some(cause) = source {
-            // A client error is already told in the API server's own words (see
-            // [`api_message`]); its causes would repeat it as a dump of the response.
-            if cause.is::<kube::Error>() {
+            text.push_str(": ");
+            // A client error is told in the API server's own words (see [`api_message`]); its
+            // own causes would repeat it as a dump of the response, so the walk ends there.
+            if let Some(client) = cause.downcast_ref::<kube::Error>() {
+                text.push_str(&api_message(client));
                 break;
             }
-            let cause_text = cause.to_string();
-            if !text.contains(&cause_text) {
-                text.push_str(": ");
-                text.push_str(&cause_text);
-            }
+            text.push_str(&cause.to_string());
             source = cause.source();
         }
         text
@@ -181,6 +181,65 @@ mod tests {
             assert!(!error.chain().contains(dump), "{dump} in {}", error.chain());
             assert!(!error.to_string().contains(dump), "{dump} in {error}");
         }
+    }
+
+    #[test]
+    fn the_message_is_the_summary_and_the_chain_adds_the_api_servers_words() {
+        let error = Error::Status {
+            what: "DepartmentCloud t-prod".into(),
+            source: refused(422, "Invalid", INVALID),
+        };
+        assert_eq!(
+            error.to_string(),
+            "updating the status of DepartmentCloud t-prod"
+        );
+        assert_eq!(
+            error.chain(),
+            format!("updating the status of DepartmentCloud t-prod: {INVALID}")
+        );
+    }
+
+    #[test]
+    fn a_client_error_without_an_answer_ends_the_chain_as_it_displays_itself() {
+        let error = Error::Read {
+            what: "Namespace t-prod".into(),
+            source: kube::Error::LinesCodecMaxLineLengthExceeded,
+        };
+        assert_eq!(
+            error.chain(),
+            format!(
+                "reading Namespace t-prod: {}",
+                kube::Error::LinesCodecMaxLineLengthExceeded
+            )
+        );
+    }
+
+    #[test]
+    fn a_serde_cause_follows_the_message_once() {
+        let cause = serde_json::from_str::<u8>("\"x\"").expect_err("not a number");
+        let cause_text = cause.to_string();
+        let error = Error::Serialize {
+            what: "ConfigMap t-prod/settings".into(),
+            source: cause,
+        };
+        assert_eq!(error.to_string(), "serializing ConfigMap t-prod/settings");
+        assert_eq!(
+            error.chain(),
+            format!("serializing ConfigMap t-prod/settings: {cause_text}")
+        );
+    }
+
+    #[test]
+    fn an_error_without_a_cause_is_its_message() {
+        let error = Error::HubKey {
+            what: "ExchangeNode t-prod/hub".into(),
+            reason: "the key is 3 bytes, not 32".into(),
+        };
+        assert_eq!(
+            error.chain(),
+            "the signing key of ExchangeNode t-prod/hub: the key is 3 bytes, not 32"
+        );
+        assert_eq!(error.chain(), error.to_string());
     }
 
     #[test]

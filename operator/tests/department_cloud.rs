@@ -1381,7 +1381,7 @@ async fn a_prune_from_a_stale_view_deletes_nothing_and_asks_for_a_fresh_read() {
     let error = write::prune(&env.client, &seen, &keep, |_| true)
         .await
         .expect_err("a changed object is not deleted");
-    assert!(write::is_stale(&error), "{error}");
+    assert!(write::is_stale(&error), "{}", error.chain());
     assert!(exists(&policies, "x").await);
 
     // Replaced since the view was taken (another uid): someone else's object of the same name.
@@ -1397,7 +1397,7 @@ async fn a_prune_from_a_stale_view_deletes_nothing_and_asks_for_a_fresh_read() {
     let error = write::prune(&env.client, &seen, &keep, |_| true)
         .await
         .expect_err("a replaced object is not deleted");
-    assert!(write::is_stale(&error), "{error}");
+    assert!(write::is_stale(&error), "{}", error.chain());
     let theirs = policies.get("x").await.expect("theirs survives");
     assert_eq!(
         theirs

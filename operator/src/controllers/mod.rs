@@ -169,6 +169,16 @@ where
                     Ok((object, _)) => {
                         tracing::debug!(controller = name, object = %object, "reconciled")
                     }
+                    // A reconcile's own error, told with its causes (its `Display` is only the
+                    // summary); the text is what kube-runtime's `Display` gave before.
+                    Err(kube::runtime::controller::Error::ReconcilerFailed(error, object)) => {
+                        tracing::debug!(
+                            controller = name,
+                            error =
+                                format!("reconciler for object {object} failed: {}", error.chain()),
+                            "reconcile did not finish"
+                        )
+                    }
                     Err(error) => {
                         tracing::debug!(controller = name, %error, "reconcile did not finish")
                     }

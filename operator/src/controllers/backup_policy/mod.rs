@@ -251,7 +251,7 @@ async fn launch(
         .map_err(|e| {
             Problem::new(
                 "InvalidKubeconfig",
-                format!("spec.target.kubeconfigSecretRef: {e}"),
+                format!("spec.target.kubeconfigSecretRef: {}", e.chain()),
             )
         })?;
     let hubs = HubStateSource {

@@ -5,20 +5,35 @@ use std::time::Duration;
 use croner::Cron;
 use jiff::Timestamp;
 
+/// Why a text is not a duration of the grammar the CRD admits.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DurationError {
+    /// Nothing was given.
+    #[error("an empty duration")]
+    Empty,
+    /// A part is not a number followed by `ms`, `s`, `m` or `h` (or the number does not fit).
+    #[error("{text:?} is not a duration such as 2s, 15m or 1h30m")]
+    Malformed {
+        /// The whole text given.
+        text: String,
+    },
+}
+
 /// Parses a Go-style duration made of `ms`, `s`, `m` and `h` parts (`2s`, `1h30m`, `500ms`), the
 /// grammar the CRD admits.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
+pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
+    let malformed = || DurationError::Malformed {
+        text: text.to_owned(),
+    };
     let mut total = Duration::ZERO;
     let mut rest = text;
     if rest.is_empty() {
-        return Err("an empty duration".into());
+        return Err(DurationError::Empty);
     }
     while !rest.is_empty() {
         let digits = rest.chars().take_while(char::is_ascii_digit).count();
         let (number, tail) = rest.split_at(digits);
-        let value: u64 = number
-            .parse()
-            .map_err(|_| format!("{text:?} is not a duration such as 2s, 15m or 1h30m"))?;
+        let value: u64 = number.parse().map_err(|_| malformed())?;
         let (unit, tail) = if let Some(tail) = tail.strip_prefix("ms") {
             (Duration::from_millis(value), tail)
         } else if let Some(tail) = tail.strip_prefix('s') {
@@ -28,14 +43,23 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         } else if let Some(tail) = tail.strip_prefix('h') {
             (Duration::from_secs(value.saturating_mul(3600)), tail)
         } else {
-            return Err(format!(
-                "{text:?} is not a duration such as 2s, 15m or 1h30m"
-            ));
+            return Err(malformed());
         };
         total = total.saturating_add(unit);
         rest = tail;
     }
     Ok(total)
+}
+
+/// Why a text is not a five-field cron schedule. The parser's reason is part of the message, not
+/// a [`std::error::Error::source`], so that a chain of causes does not tell it twice.
+#[derive(Debug, thiserror::Error)]
+#[error("{text:?} is not a five-field cron schedule: {reason}")]
+pub struct ScheduleError {
+    /// The schedule given.
+    text: String,
+    /// What the cron parser refused.
+    reason: croner::errors::CronError,
 }
 
 /// A parsed five-field cron schedule, evaluated in UTC.
@@ -44,10 +68,13 @@ pub struct Schedule(Cron);
 
 impl Schedule {
     /// Parses a five-field schedule (`*/5 * * * *`).
-    pub fn parse(text: &str) -> Result<Schedule, String> {
+    pub fn parse(text: &str) -> Result<Schedule, ScheduleError> {
         text.parse::<Cron>()
             .map(Schedule)
-            .map_err(|e| format!("{text:?} is not a five-field cron schedule: {e}"))
+            .map_err(|reason| ScheduleError {
+                text: text.to_owned(),
+                reason,
+            })
     }
 
     /// The first time strictly after `after` the schedule fires.
@@ -110,12 +137,34 @@ mod tests {
     }
 
     #[test]
+    fn a_refused_duration_says_why_in_the_words_of_its_condition() {
+        assert_eq!(
+            parse_duration("").map_err(|e| e.to_string()),
+            Err("an empty duration".to_owned())
+        );
+        for text in ["2d", "s", "1h30", "99999999999999999999s"] {
+            assert_eq!(
+                parse_duration(text).map_err(|e| e.to_string()),
+                Err(format!(
+                    "{text:?} is not a duration such as 2s, 15m or 1h30m"
+                ))
+            );
+        }
+    }
+
+    #[test]
     fn a_schedule_fires_at_its_next_minute() {
         let schedule = Schedule::parse("*/5 * * * *").expect("valid");
         let t: Timestamp = "2026-03-01T10:02:30Z".parse().expect("time");
         let next = schedule.next_after(t).expect("next");
         assert_eq!(next.to_string(), "2026-03-01T10:05:00Z");
-        assert!(Schedule::parse("every minute").is_err());
+        let refused = Schedule::parse("every minute").expect_err("not cron");
+        assert!(
+            refused
+                .to_string()
+                .starts_with("\"every minute\" is not a five-field cron schedule: "),
+            "{refused}"
+        );
     }
 
     #[test]

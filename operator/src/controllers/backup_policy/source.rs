@@ -16,7 +16,7 @@ use govdc_crds::DepartmentCloud;
 use govdc_crds::common::DEPARTMENT_LABEL;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::api::{ApiResource, DynamicObject, ListParams};
-use kube::core::{Selector, SelectorExt};
+use kube::core::{ParseExpressionError, Selector, SelectorExt};
 use kube::{Api, Client};
 use serde_json::Value;
 
@@ -77,9 +77,16 @@ pub fn node_namespaces(inputs: &Inputs) -> BTreeSet<String> {
         .collect()
 }
 
+/// Why a policy's `departmentSelector` is not a label selector. The parser's reason is part of
+/// the message, not a [`std::error::Error::source`], so that a chain of causes does not tell it
+/// twice.
+#[derive(Debug, thiserror::Error)]
+#[error("spec.departmentSelector: {0}")]
+pub struct SelectorError(ParseExpressionError);
+
 /// The department selector as a label selector string, or why it is not one.
-pub fn department_selector(selector: &LabelSelector) -> Result<Selector, String> {
-    Selector::try_from(selector.clone()).map_err(|e| format!("spec.departmentSelector: {e}"))
+pub fn department_selector(selector: &LabelSelector) -> Result<Selector, SelectorError> {
+    Selector::try_from(selector.clone()).map_err(SelectorError)
 }
 
 /// Whether the DepartmentCloud with these labels is selected.

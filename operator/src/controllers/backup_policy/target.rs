@@ -273,20 +273,50 @@ pub fn describe(secret: &govdc_crds::common::SecretKeyReference, yaml: &str) -> 
     }
 }
 
+/// Why no client could be made for the target from its kubeconfig. The message says which step
+/// failed; the client library's error is the source, and [`TargetClientError::chain`] tells both.
+#[derive(Debug, thiserror::Error)]
+pub enum TargetClientError {
+    /// The Secret's text is not a kubeconfig.
+    #[error("parsing kubeconfig")]
+    Parse(#[source] kube::config::KubeconfigError),
+    /// The kubeconfig does not give a usable cluster, user or context.
+    #[error("loading kubeconfig")]
+    Load(#[source] kube::config::KubeconfigError),
+    /// The client could not be built from the loaded configuration.
+    #[error("building a client")]
+    Build(#[source] kube::Error),
+}
+
+impl TargetClientError {
+    /// The message and its cause, for the policy's condition. The walk stops at the first cause:
+    /// the client library's errors tell their own causes in their text, so going further would
+    /// repeat them.
+    pub fn chain(&self) -> String {
+        let cause = match self {
+            TargetClientError::Parse(source) | TargetClientError::Load(source) => {
+                source.to_string()
+            }
+            TargetClientError::Build(source) => crate::error::api_message(source),
+        };
+        format!("{self}: {cause}")
+    }
+}
+
 /// A client for the cluster a kubeconfig (YAML) points at, with timeouts so that a dead target
 /// fails a write in seconds instead of hanging the replicator, its writes behind the process's
 /// leader fence.
-pub async fn client_from_kubeconfig(yaml: &str) -> Result<Client, String> {
-    let kubeconfig = Kubeconfig::from_yaml(yaml).map_err(|e| format!("parsing kubeconfig: {e}"))?;
+pub async fn client_from_kubeconfig(yaml: &str) -> Result<Client, TargetClientError> {
+    let kubeconfig = Kubeconfig::from_yaml(yaml).map_err(TargetClientError::Parse)?;
     let mut config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
         .await
-        .map_err(|e| format!("loading kubeconfig: {e}"))?;
+        .map_err(TargetClientError::Load)?;
     config.connect_timeout = Some(Duration::from_secs(3));
     config.read_timeout = Some(Duration::from_secs(15));
     config.write_timeout = Some(Duration::from_secs(15));
     // Behind the leader's fence: a leader frozen past its lease writes nothing to a target
     // either once it resumes.
-    crate::runtime::fence::client(config).map_err(|e| format!("building a client: {e}"))
+    crate::runtime::fence::client(config).map_err(TargetClientError::Build)
 }
 
 /// The API through which a copy is written.
@@ -380,6 +410,42 @@ mod tests {
             message: message.into(),
             ..Default::default()
         }))
+    }
+
+    #[tokio::test]
+    async fn a_kubeconfig_that_does_not_parse_says_so_with_the_parsers_words() {
+        let Err(error) = client_from_kubeconfig("clusters: [").await else {
+            panic!("not YAML, yet a client");
+        };
+        let TargetClientError::Parse(cause) = &error else {
+            panic!("{}", error.chain());
+        };
+        assert_eq!(error.to_string(), "parsing kubeconfig");
+        assert_eq!(error.chain(), format!("parsing kubeconfig: {cause}"));
+        assert!(
+            error
+                .chain()
+                .starts_with("parsing kubeconfig: failed to parse kubeconfig YAML: "),
+            "{}",
+            error.chain()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_kubeconfig_without_a_context_fails_to_load() {
+        let Err(error) = client_from_kubeconfig("apiVersion: v1\nkind: Config\n").await else {
+            panic!("no context, yet a client");
+        };
+        assert!(
+            matches!(error, TargetClientError::Load(_)),
+            "{}",
+            error.chain()
+        );
+        assert!(
+            error.chain().starts_with("loading kubeconfig: "),
+            "{}",
+            error.chain()
+        );
     }
 
     #[test]

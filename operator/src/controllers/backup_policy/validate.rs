@@ -161,7 +161,7 @@ pub fn validate(policy: &BackupPolicy, inputs: &Inputs) -> Result<Plan, Vec<Prob
         })
         .ok();
     let selector = department_selector(&spec.department_selector)
-        .map_err(|e| problems.push(Problem::new("InvalidSelector", e)))
+        .map_err(|e| problems.push(Problem::new("InvalidSelector", e.to_string())))
         .ok();
     for (index, node) in spec.exchange_nodes.iter().enumerate() {
         let namespace = node.namespace.as_deref().unwrap_or_default();

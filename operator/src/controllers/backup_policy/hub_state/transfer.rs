@@ -68,7 +68,7 @@ pub async fn access(
         })?;
     let what = format!("ExchangeNode {namespace}/{name}");
     let key = key::from_secret(&secret, &what)
-        .map_err(|e| HubStateError::KeyMissing(e.to_string()))?
+        .map_err(|e| HubStateError::KeyMissing(e.chain()))?
         .ok_or_else(|| {
             HubStateError::KeyMissing(format!(
                 "Secret {namespace}/{secret_name} has no {:?}",
@@ -76,7 +76,7 @@ pub async fn access(
             ))
         })?;
     let token = key::admin_token(&key, name)
-        .map_err(|e| HubStateError::KeyMissing(format!("signing a token: {e}")))?;
+        .map_err(|e| HubStateError::KeyMissing(format!("signing a token: {}", e.chain())))?;
     Ok(HubAccess {
         node: name.to_owned(),
         endpoint,
