@@ -82,6 +82,9 @@ const WARNING_REASONS: &[&str] = &[
 
 /// How often the status and gauges are refreshed.
 const STATUS_INTERVAL: Duration = Duration::from_secs(2);
+/// How often the gauges are refreshed at most (the loop's tick refreshes them at least every
+/// 250 ms).
+const GAUGE_INTERVAL: Duration = Duration::from_millis(100);
 /// How often copies past their grace period are looked for, and an unreachable target probed.
 const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(1);
 /// How often the failover fence on the target is checked.
@@ -204,6 +207,8 @@ struct Engine {
     probe_answer: Option<probes::TargetAnswer<()>>,
     /// The writes to the target in flight.
     writes: writes::Writes,
+    /// The status write in flight (see [`status`]).
+    status_write: Option<tokio::task::JoinHandle<()>>,
 }
 
 /// Runs the replicator until shutdown, the policy's deletion, or a failover fence.
@@ -258,6 +263,7 @@ pub async fn run(
         policy_read: None,
         probe_answer: None,
         writes: writes::Writes::new(apply_concurrency),
+        status_write: None,
     };
     let (tx, mut rx) = mpsc::channel::<Change>(4096);
     let mut watches = JoinSet::new();
@@ -271,6 +277,7 @@ pub async fn run(
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut next_status = Instant::now();
+    let mut next_gauges = Instant::now();
     let mut next_housekeeping = Instant::now();
     let mut next_fence = Instant::now();
     let mut last_full_resync = Instant::now();
@@ -422,15 +429,24 @@ pub async fn run(
         if now >= next_housekeeping {
             next_housekeeping = now + HOUSEKEEPING_INTERVAL;
         }
-        let began = Instant::now();
-        engine.update_gauges();
-        engine.phases.slow("gauges", began);
+        if now >= next_gauges {
+            // Not on every turn: counting the copies walks all of them, and a turn comes with
+            // every change and every finished write.
+            next_gauges = now + GAUGE_INTERVAL;
+            let began = Instant::now();
+            engine.update_gauges();
+            engine.phases.slow("gauges", began);
+        }
         if now >= next_status {
             next_status = now + STATUS_INTERVAL;
             engine.probes.read_policy(&engine.primary, &policy, &tx);
         }
     }
     watches.abort_all();
+    if let Some(write) = engine.status_write.take() {
+        // The last status is written before another replicator of the policy can start.
+        let _ = write.await;
+    }
     engine.metrics.forget(&policy);
     tracing::info!(%policy, "replicator stopped");
 }
@@ -951,12 +967,21 @@ impl Engine {
     /// Deletes copies whose grace period has passed; a namespace only once nothing in it is
     /// still kept.
     async fn sweep(&mut self) {
+        if self.settings.grace.is_none() {
+            // Copies are never deleted.
+            return;
+        }
         let now = Timestamp::now();
         let due: Vec<Key> = self
             .index
             .held
             .iter()
             .filter(|(key, held)| {
+                // Only a marked copy can be due: this walk runs each second over every copy, so
+                // the cheap test comes first and the lookups only for the few marked ones.
+                if held.marked.is_none() {
+                    return false;
+                }
                 // A copy being written is looked at again once it is.
                 if self.writes.writing(key) {
                     return false;
@@ -1134,23 +1159,35 @@ impl Engine {
     }
 
     async fn publish(&self, type_: EventType, reason: &str, note: String) {
-        let reference = k8s_openapi::api::core::v1::ObjectReference {
-            api_version: Some(BackupPolicy::api_version(&()).into_owned()),
-            kind: Some(BackupPolicy::kind(&()).into_owned()),
-            name: Some(self.settings.policy.clone()),
-            uid: Some(self.settings.uid.clone()),
-            ..Default::default()
-        };
-        events::publish(
-            &self.ctx.recorder,
-            &reference,
+        publish(
+            &self.ctx,
+            &self.settings.policy,
+            &self.settings.uid,
             type_,
             reason,
-            "Replicate",
             note,
         )
         .await;
     }
+}
+
+/// Publishes an event about the policy `name` (of uid `uid`).
+async fn publish(
+    ctx: &Context,
+    name: &str,
+    uid: &str,
+    type_: EventType,
+    reason: &str,
+    note: String,
+) {
+    let reference = k8s_openapi::api::core::v1::ObjectReference {
+        api_version: Some(BackupPolicy::api_version(&()).into_owned()),
+        kind: Some(BackupPolicy::kind(&()).into_owned()),
+        name: Some(name.to_owned()),
+        uid: Some(uid.to_owned()),
+        ..Default::default()
+    };
+    events::publish(&ctx.recorder, &reference, type_, reason, "Replicate", note).await;
 }
 
 /// A listing of one kind on the target: every object's metadata.

@@ -1,6 +1,8 @@
 //! The replicator's report: the conditions for the state it is in, the status it writes from
 //! what it holds, and the Warning events of the states a person must act on.
 
+use std::sync::Arc;
+
 use govdc_crds::BackupPolicy;
 use govdc_crds::backup_policy::{BackupPolicyStatus, ReplicationErrorCount};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -12,6 +14,7 @@ use super::{
     Engine, FAILED_OVER, MAX_LISTED_CONFLICTS, Mode, NOTHING_SELECTED, TARGET_REACHABLE,
     WARNING_REASONS,
 };
+use crate::controllers::Context;
 use crate::pipeline::conditions::{DEGRADED, Observed, PROGRESSING, READY};
 
 impl Engine {
@@ -266,6 +269,15 @@ impl Engine {
                 hub_state.stop();
             }
         }
+        if self
+            .status_write
+            .as_ref()
+            .is_some_and(|write| !write.is_finished())
+        {
+            // The last status is still being written: the next report follows it, so that
+            // two writes never cross.
+            return true;
+        }
         let was_reachable = !current
             .conditions
             .iter()
@@ -326,18 +338,51 @@ impl Engine {
         if let Some(hub_state) = &self.hub_state {
             observed.push(hub_state.condition());
         }
-        self.write_status(&policy, current, next, &observed, was_reachable)
-            .await
+        let write = StatusWrite {
+            ctx: self.ctx.clone(),
+            uid: self.settings.uid.clone(),
+            policy,
+            current,
+            next,
+            observed,
+            newly_unreachable: (was_reachable && !self.target_state.answers())
+                .then(|| self.target_state.reason().to_owned()),
+        };
+        // The gauges are refreshed less often than the loop turns: never older than the status,
+        // so that whoever reads the status and then the metrics sees one state.
+        self.update_gauges();
+        // Written by a task of its own: a status PATCH awaited here held up every change that
+        // arrived meanwhile (up to half a second on a loaded primary).
+        self.status_write = Some(tokio::spawn(write.run()));
+        true
     }
+}
 
-    pub(super) async fn write_status(
-        &self,
-        policy: &BackupPolicy,
-        current: BackupPolicyStatus,
-        next: BackupPolicyStatus,
-        observed: &[Observed],
-        was_reachable: bool,
-    ) -> bool {
+/// A status write and the Warning events of the states it enters, made off the replicator's
+/// loop.
+struct StatusWrite {
+    ctx: Arc<Context>,
+    uid: String,
+    policy: BackupPolicy,
+    current: BackupPolicyStatus,
+    next: BackupPolicyStatus,
+    observed: Vec<Observed>,
+    /// Why the target does not answer, when it answered at the last status write.
+    newly_unreachable: Option<String>,
+}
+
+impl StatusWrite {
+    async fn run(self) {
+        let StatusWrite {
+            ctx,
+            uid,
+            policy,
+            current,
+            next,
+            observed,
+            newly_unreachable,
+        } = self;
+        let name = policy.name_any();
         let condition = |type_: &str| {
             current
                 .conditions
@@ -346,19 +391,12 @@ impl Engine {
                 .cloned()
         };
         let (was_ready, was_nothing) = (condition(READY), condition(NOTHING_SELECTED));
-        match crate::pipeline::report::report(
-            &self.ctx,
-            policy,
-            Some(&current),
-            next,
-            observed,
-            &[],
-        )
-        .await
+        match crate::pipeline::report::report(&ctx, &policy, Some(&current), next, &observed, &[])
+            .await
         {
             Ok(_) => {
                 // A Warning event when the policy enters a state a person must act on.
-                for now in observed {
+                for now in &observed {
                     let before = if now.type_ == READY {
                         &was_ready
                     } else if now.type_ == NOTHING_SELECTED {
@@ -383,18 +421,25 @@ impl Engine {
                                 .copied()
                                 .unwrap_or("ReplicationProblem")
                         };
-                        self.publish(EventType::Warning, reason, now.message.clone())
-                            .await;
+                        super::publish(
+                            &ctx,
+                            &name,
+                            &uid,
+                            EventType::Warning,
+                            reason,
+                            now.message.clone(),
+                        )
+                        .await;
                     }
                 }
-                if was_reachable && !self.target_state.answers() {
-                    self.publish(
+                if let Some(reason) = newly_unreachable {
+                    super::publish(
+                        &ctx,
+                        &name,
+                        &uid,
                         EventType::Warning,
                         "TargetUnreachable",
-                        format!(
-                            "the target cluster does not answer: {}",
-                            self.target_state.reason()
-                        ),
+                        format!("the target cluster does not answer: {reason}"),
                     )
                     .await;
                 }
@@ -403,6 +448,5 @@ impl Engine {
                 tracing::debug!(error = %error.chain(), "writing the policy's status failed")
             }
         }
-        true
     }
 }
