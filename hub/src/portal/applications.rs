@@ -22,10 +22,9 @@ use govdc_hub_api::v1::{self, ApplicationState, Openness};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::json;
 use sha2::Digest;
-use tonic::Status;
 
-use super::{token_digest, valid_id};
-use crate::service::{DbResult, Hub, now_micros, record, timestamp};
+use super::{PortalError, token_digest, valid_id};
+use crate::service::{Hub, now_micros, record, timestamp};
 use crate::store::{SqlResult, StorageError};
 
 /// The largest form body the website reads, bytes.
@@ -343,12 +342,12 @@ pub fn list(
     Ok(rows)
 }
 
-fn random_hex(bytes: usize) -> Result<String, Status> {
+fn random_hex(bytes: usize) -> Result<String, PortalError> {
     use std::io::Read;
     let mut buf = vec![0u8; bytes];
     std::fs::File::open("/dev/urandom")
         .and_then(|mut f| f.read_exact(&mut buf))
-        .map_err(|e| Status::internal(format!("reading /dev/urandom: {e}")))?;
+        .map_err(|e| PortalError::internal("reading /dev/urandom", e))?;
     Ok(hex::encode(buf))
 }
 
@@ -371,7 +370,7 @@ pub enum Submitted {
 }
 
 /// Stores and audits an application for dataset `dataset`.
-pub async fn submit(hub: &Hub, dataset: &str, form: Form) -> Result<Submitted, Status> {
+pub async fn submit(hub: &Hub, dataset: &str, form: Form) -> Result<Submitted, PortalError> {
     if !valid_id(dataset) {
         return Ok(Submitted::NoSuchDataset);
     }
@@ -381,14 +380,15 @@ pub async fn submit(hub: &Hub, dataset: &str, form: Form) -> Result<Submitted, S
     let algorithm = hub.algorithm();
     let dataset = dataset.to_owned();
     let (number, link) = (id.clone(), secret.clone());
-    hub.store
+    Ok(hub
+        .store
         .write(move |conn| {
             let openness: Option<i32> = conn
                 .prepare_cached("SELECT openness FROM portal_datasets WHERE id = ?1")
-                .db()?
+                .sql()?
                 .query_row([&dataset], |r| r.get(0))
                 .optional()
-                .db()?;
+                .sql()?;
             match openness {
                 None => return Ok(Submitted::NoSuchDataset),
                 Some(o) if o != Openness::Conditional as i32 => {
@@ -398,9 +398,9 @@ pub async fn submit(hub: &Hub, dataset: &str, form: Form) -> Result<Submitted, S
             }
             let pending: i64 = conn
                 .prepare_cached("SELECT count(*) FROM portal_applications WHERE state = 'pending'")
-                .db()?
+                .sql()?
                 .query_row([], |r| r.get(0))
-                .db()?;
+                .sql()?;
             if pending >= MAX_PENDING {
                 return Ok(Submitted::Full);
             }
@@ -410,7 +410,7 @@ pub async fn submit(hub: &Hub, dataset: &str, form: Form) -> Result<Submitted, S
                      organisation, purpose, contact, state, submitted_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'pending', ?8)",
             )
-            .db()?
+            .sql()?
             .execute(params![
                 number,
                 digest,
@@ -421,7 +421,7 @@ pub async fn submit(hub: &Hub, dataset: &str, form: Form) -> Result<Submitted, S
                 form.contact,
                 now
             ])
-            .db()?;
+            .sql()?;
             record(
                 conn,
                 algorithm,
@@ -440,7 +440,7 @@ pub async fn submit(hub: &Hub, dataset: &str, form: Form) -> Result<Submitted, S
                 secret: link,
             })
         })
-        .await
+        .await?)
 }
 
 /// The SHA-256 of what an applicant wrote (the four fields as a JSON array), as the
@@ -465,44 +465,51 @@ pub async fn decide(
     approve: bool,
     reason: &str,
     ttl_seconds: i64,
-) -> Result<Application, Status> {
+) -> Result<Application, PortalError> {
     const DAY: i64 = 86_400;
     if !valid_number(id) {
-        return Err(Status::not_found(format!(
+        return Err(PortalError::NotFound(format!(
             "no application {id:?} on this portal"
         )));
     }
     let reason = reason.trim().to_owned();
     if !approve && reason.is_empty() {
-        return Err(Status::invalid_argument(
-            "a rejection needs a reason: the applicant reads it on the status page",
+        return Err(PortalError::Invalid(
+            "a rejection needs a reason: the applicant reads it on the status page".to_owned(),
         ));
     }
     if reason.chars().count() > MAX_REASON_CHARS {
-        return Err(Status::invalid_argument(format!(
+        return Err(PortalError::Invalid(format!(
             "the reason is longer than {MAX_REASON_CHARS} characters"
         )));
     }
     let ttl = match ttl_seconds {
         0 => 30 * DAY,
-        t if t < 0 => return Err(Status::invalid_argument("ttl_seconds must not be negative")),
+        t if t < 0 => {
+            return Err(PortalError::Invalid(
+                "ttl_seconds must not be negative".to_owned(),
+            ));
+        }
         t => t.min(366 * DAY),
     };
     let algorithm = hub.algorithm();
     let (actor, id) = (actor.to_owned(), id.to_owned());
-    hub.store
+    Ok(hub
+        .store
         .write(move |conn| {
+            // A refusal decided here travels as the store's error type, its changes rolled back.
             let Some((mut application, _)) = load(conn, &id)? else {
-                return Err(Status::not_found(format!(
-                    "no application {id} on this portal"
-                )));
+                return Err(
+                    PortalError::NotFound(format!("no application {id} on this portal")).into(),
+                );
             };
             if application.state != State::Pending {
-                return Err(Status::failed_precondition(format!(
+                return Err(PortalError::Precondition(format!(
                     "application {id} was already {} by {}",
                     application.state.as_str(),
                     application.decided_by
-                )));
+                ))
+                .into());
             }
             let now = now_micros();
             let (state, expires_at) = if approve {
@@ -517,9 +524,9 @@ pub async fn decide(
                 "UPDATE portal_applications SET state = ?2, decided_at = ?3, decided_by = ?4,
                      reason = ?5, expires_at = ?6 WHERE id = ?1 AND state = 'pending'",
             )
-            .db()?
+            .sql()?
             .execute(params![id, state.as_str(), now, actor, reason, expires_at])
-            .db()?;
+            .sql()?;
             let (action, detail) = if approve {
                 (
                     "portal.application.approve",
@@ -546,7 +553,7 @@ pub async fn decide(
             application.expires_at = expires_at;
             Ok(application)
         })
-        .await
+        .await?)
 }
 
 /// What collecting a token did.
@@ -569,10 +576,11 @@ pub enum Collected {
 /// Collects the token of the application `id` whose status link holds `secret`: made, stored
 /// (as its digest), audited and marked collected in one transaction, so only one caller ever
 /// gets it.
-pub async fn collect(hub: &Hub, id: &str, secret: &str) -> Result<Collected, Status> {
+pub async fn collect(hub: &Hub, id: &str, secret: &str) -> Result<Collected, PortalError> {
     let algorithm = hub.algorithm();
     let (id, secret) = (id.to_owned(), secret.to_owned());
-    hub.store
+    Ok(hub
+        .store
         .write(move |conn| {
             let Some(mut application) = by_link(conn, &id, &secret)? else {
                 return Ok(Collected::Unknown);
@@ -583,12 +591,12 @@ pub async fn collect(hub: &Hub, id: &str, secret: &str) -> Result<Collected, Sta
                 && application.expires_at.is_some_and(|at| at > now);
             let served: bool = conn
                 .prepare_cached("SELECT 1 FROM portal_datasets WHERE id = ?1 AND openness = ?2")
-                .db()?
+                .sql()?
                 .exists(params![
                     application.dataset_id,
                     Openness::Conditional as i32
                 ])
-                .db()?;
+                .sql()?;
             if !live || !served {
                 return Ok(Collected::Nothing(application));
             }
@@ -610,26 +618,28 @@ pub async fn collect(hub: &Hub, id: &str, secret: &str) -> Result<Collected, Sta
                     "UPDATE portal_applications SET collected_at = ?2, token_sha256 = ?3
                      WHERE id = ?1 AND collected_at IS NULL",
                 )
-                .db()?
+                .sql()?
                 .execute(params![id, now, token_digest(&token)])
-                .db()?;
+                .sql()?;
             if changed != 1 {
                 // The single writer makes this unreachable; rolling back keeps "once" anyway.
-                return Err(Status::aborted("the token was collected meanwhile"));
+                return Err(
+                    PortalError::Conflict("the token was collected meanwhile".to_owned()).into(),
+                );
             }
             application.collected_at = Some(now);
             Ok(Collected::Token { token, application })
         })
-        .await
+        .await?)
 }
 
 /// `Portal.ListApplications`'s filters read.
 pub fn list_filters(
     request: &v1::ListApplicationsRequest,
-) -> Result<(Option<String>, Option<State>), Status> {
+) -> Result<(Option<String>, Option<State>), PortalError> {
     let dataset = (!request.dataset_id.is_empty()).then(|| request.dataset_id.clone());
     let state = ApplicationState::try_from(request.state)
-        .map_err(|_| Status::invalid_argument(format!("unknown state {}", request.state)))?;
+        .map_err(|_| PortalError::Invalid(format!("unknown state {}", request.state)))?;
     Ok((dataset, State::from_api(state)))
 }
 

@@ -18,7 +18,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 use rusqlite::{Connection, OptionalExtension};
-use tonic::Status;
 
 use super::history::current_quality;
 use super::quality::{Quality, assess};
@@ -186,7 +185,7 @@ pub struct Catalogue {
 impl Catalogue {
     /// The served catalogue, decoded and indexed again only when the portal's rows changed
     /// since the last call.
-    pub fn snapshot(&self, conn: &Connection) -> Result<Arc<Snapshot>, Status> {
+    pub fn snapshot(&self, conn: &Connection) -> Result<Arc<Snapshot>, StorageError> {
         // The stamp is read before the rows: rows newer than their stamp only cost one more
         // decode at the next call, never a stale answer.
         let now = stamp(conn)?;

@@ -25,6 +25,7 @@ pub mod catalogue;
 pub mod ckan;
 pub mod dcat;
 pub mod downloads;
+mod error;
 pub mod history;
 pub mod http;
 pub mod publish;
@@ -46,8 +47,10 @@ use serde::{Deserialize, Serialize};
 use sha2::Digest;
 use tonic::Status;
 
+pub use error::PortalError;
+
 use crate::config::Config;
-use crate::service::{DbResult, timestamp};
+use crate::service::timestamp;
 use crate::store::{SqlResult, StorageError, Store};
 
 /// The portal's directory inside the data directory.
@@ -236,7 +239,7 @@ impl Portal {
     ) -> Result<std::sync::Arc<catalogue::Snapshot>, Status> {
         let portal = self.clone();
         store
-            .read(move |conn| portal.catalogue.snapshot(conn))
+            .read(move |conn| Ok(portal.catalogue.snapshot(conn)?))
             .await
     }
 
@@ -259,11 +262,12 @@ impl Portal {
         self.root.join(STAGING)
     }
 
-    /// Claims the right to upload `id`; ABORTED while another upload of it is in progress.
-    pub fn begin_upload(&self, id: &str) -> Result<UploadGuard<'_>, Status> {
+    /// Claims the right to upload `id`; a conflict (ABORTED) while another upload of it is in
+    /// progress.
+    pub fn begin_upload(&self, id: &str) -> Result<UploadGuard<'_>, PortalError> {
         let mut uploads = self.uploads.lock().unwrap_or_else(|p| p.into_inner());
         if !uploads.insert(id.to_owned()) {
-            return Err(Status::aborted(format!(
+            return Err(PortalError::Conflict(format!(
                 "another upload of dataset {id} is in progress; try again when it ends"
             )));
         }
@@ -280,12 +284,12 @@ impl Portal {
             .read(|conn| {
                 let mut stmt = conn
                     .prepare("SELECT dataset_id, version FROM portal_versions")
-                    .db()?;
+                    .sql()?;
                 let rows = stmt
                     .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
-                    .db()?
+                    .sql()?
                     .collect::<rusqlite::Result<HashSet<_>>>()
-                    .db()?;
+                    .sql()?;
                 Ok(rows)
             })
             .await
@@ -463,12 +467,12 @@ pub fn token_valid(
 }
 
 /// A new random download token: `gdt_` and 32 bytes from the kernel's CSPRNG, in hex.
-pub fn new_token() -> Result<String, Status> {
+pub fn new_token() -> Result<String, PortalError> {
     use std::io::Read;
     let mut bytes = [0u8; 32];
     std::fs::File::open("/dev/urandom")
         .and_then(|mut f| f.read_exact(&mut bytes))
-        .map_err(|e| Status::internal(format!("reading /dev/urandom: {e}")))?;
+        .map_err(|e| PortalError::internal("reading /dev/urandom", e))?;
     Ok(format!("gdt_{}", hex::encode(bytes)))
 }
 

@@ -17,8 +17,9 @@ use serde_json::json;
 use sha2::Digest;
 use tonic::Status;
 
-use super::{Entry, FORMATS, Portal, StoredFile, file_name, load_one, valid_id};
-use crate::service::{DbResult, Hub, now_micros, record};
+use super::{Entry, FORMATS, Portal, PortalError, StoredFile, file_name, load_one, valid_id};
+use crate::service::{Hub, now_micros, record};
+use crate::store::{SqlResult, StorageError};
 
 /// What a publish call did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,21 +44,25 @@ impl Outcome {
     }
 }
 
-fn invalid(message: impl Into<String>) -> Status {
-    Status::invalid_argument(message.into())
+fn invalid(message: impl Into<String>) -> PortalError {
+    PortalError::Invalid(message.into())
 }
 
-/// A file-system error of an upload: RESOURCE_EXHAUSTED when the disk is full.
-fn disk(what: &str, e: std::io::Error) -> Status {
-    crate::service::io_status(what, e)
+/// A file-system error of an upload: a storage error (RESOURCE_EXHAUSTED when the disk is full).
+fn disk(what: &str, e: std::io::Error) -> PortalError {
+    StorageError::io(what, e).into()
 }
 
-fn io(what: &str, e: impl std::fmt::Display) -> Status {
+/// A failure of an upload's blocking task or an encoder, logged where it happened.
+fn io(
+    what: &str,
+    e: impl std::fmt::Display + Into<Box<dyn std::error::Error + Send + Sync>>,
+) -> PortalError {
     tracing::error!(error = %e, "{what}");
-    Status::internal(format!("{what}: {e}"))
+    PortalError::internal(what, e)
 }
 
-fn check_metadata(metadata: &DatasetMetadata) -> Result<(), Status> {
+fn check_metadata(metadata: &DatasetMetadata) -> Result<(), PortalError> {
     if !valid_id(&metadata.id) {
         return Err(invalid(format!(
             "dataset id {:?} must be lower-case letters, digits, '-', '.' or '_' \
@@ -117,7 +122,7 @@ pub async fn publish<S>(
     portal: &Portal,
     actor: &str,
     mut parts: S,
-) -> Result<(PublishedDataset, Outcome), Status>
+) -> Result<(PublishedDataset, Outcome), PortalError>
 where
     S: Stream<Item = Result<PublishDatasetRequest, Status>> + Unpin,
 {
@@ -125,7 +130,7 @@ where
         Some(Ok(PublishDatasetRequest {
             part: Some(Part::Metadata(metadata)),
         })) => metadata,
-        Some(Err(status)) => return Err(status),
+        Some(Err(status)) => return Err(status.into()),
         Some(Ok(_)) => {
             return Err(invalid(
                 "the first message of PublishDataset must be the dataset's metadata",
@@ -168,7 +173,7 @@ where
             }
             restoring = Some(current.clone());
         } else if version <= current.metadata.version {
-            return Err(Status::failed_precondition(format!(
+            return Err(PortalError::Precondition(format!(
                 "dataset {id}: version {version} is not newer than the current version {}",
                 current.metadata.version
             )));
@@ -188,7 +193,7 @@ where
         got.sort_by(|a, b| a.format.cmp(&b.format));
         recorded.sort_by(|a, b| a.format.cmp(&b.format));
         if got != recorded {
-            return Err(Status::failed_precondition(format!(
+            return Err(PortalError::Precondition(format!(
                 "dataset {id}: version {version} is recorded with files {}; the upload has {}: \
                  the same version must bring the same bytes, publish other bytes as a new version",
                 describe(&recorded),
@@ -217,7 +222,7 @@ where
             hub.store.read(move |conn| Ok(load_one(conn, &id)?)).await?
         };
         let entry =
-            entry.ok_or_else(|| Status::aborted(format!("dataset {id} was unpublished")))?;
+            entry.ok_or_else(|| PortalError::Conflict(format!("dataset {id} was unpublished")))?;
         return Ok((entry.to_api(), Outcome::Restored));
     }
 
@@ -260,11 +265,12 @@ where
                         |r| r.get(0),
                     )
                     .optional()
-                    .db()?;
+                    .sql()?;
                 if now.is_some_and(|v| v >= version) {
-                    return Err(Status::failed_precondition(format!(
+                    return Err(PortalError::Precondition(format!(
                         "dataset {id}: version {version} is not newer than the current one"
-                    )));
+                    ))
+                    .into());
                 }
                 conn.execute(
                     "INSERT INTO portal_datasets (id, version, openness, metadata, published_at)
@@ -274,19 +280,19 @@ where
                         published_at = excluded.published_at",
                     params![id, version, metadata.openness, body, published_at],
                 )
-                .db()?;
+                .sql()?;
                 conn.execute(
                     "INSERT INTO portal_versions (dataset_id, version, files, published_at)
                      VALUES (?1, ?2, ?3, ?4)",
                     params![id, version, files_json, published_at],
                 )
-                .db()?;
+                .sql()?;
                 conn.execute(
                     "DELETE FROM portal_versions
                      WHERE dataset_id = ?1 AND version <> ?2 AND version <> ?3",
                     params![id, version, now.unwrap_or(-1)],
                 )
-                .db()?;
+                .sql()?;
                 super::history::record_publish(conn, &entry, &quality)?;
                 record(conn, algorithm, &actor, "portal.publish", &id, detail)?;
                 Ok(())
@@ -320,7 +326,7 @@ async fn restore_version(
     portal: &Portal,
     actor: &str,
     current: Entry,
-) -> Result<(), Status> {
+) -> Result<(), PortalError> {
     let id = current.metadata.id.clone();
     let version = current.metadata.version;
     let algorithm = hub.algorithm();
@@ -338,37 +344,38 @@ async fn restore_version(
                     |r| Ok((r.get(0)?, r.get(1)?)),
                 )
                 .optional()
-                .db()?;
+                .sql()?;
             let same = now.as_ref().is_some_and(|(v, body)| {
                 *v == version
                     && DatasetMetadata::decode(body.as_slice())
                         .is_ok_and(|m| m.content_sha256 == current.metadata.content_sha256)
             });
             if !same {
-                return Err(Status::aborted(format!(
+                return Err(PortalError::Conflict(format!(
                     "dataset {owned} changed while its files were uploaded; try again"
-                )));
+                ))
+                .into());
             }
             conn.execute(
                 "UPDATE portal_versions SET files = ?3, awaiting_files = 0
                  WHERE dataset_id = ?1 AND version = ?2",
                 params![owned, version, files_json],
             )
-            .db()?;
+            .sql()?;
             conn.execute(
                 "DELETE FROM portal_versions
                  WHERE dataset_id = ?1 AND version <> ?2 AND awaiting_files <> 0",
                 params![owned, version],
             )
-            .db()?;
+            .sql()?;
             record(conn, algorithm, &actor, "portal.restore", &owned, detail)?;
             let kept = conn
                 .prepare("SELECT version FROM portal_versions WHERE dataset_id = ?1")
-                .db()?
+                .sql()?
                 .query_map([&owned], |r| r.get::<_, i64>(0))
-                .db()?
+                .sql()?
                 .collect::<rusqlite::Result<Vec<_>>>()
-                .db()?;
+                .sql()?;
             Ok(kept)
         })
         .await?;
@@ -378,7 +385,7 @@ async fn restore_version(
 }
 
 /// Receives the chunks and ends of every file into `dir`, checking each against its end.
-async fn receive<S>(dir: &Path, parts: &mut S) -> Result<Vec<StoredFile>, Status>
+async fn receive<S>(dir: &Path, parts: &mut S) -> Result<Vec<StoredFile>, PortalError>
 where
     S: Stream<Item = Result<PublishDatasetRequest, Status>> + Unpin,
 {
@@ -452,7 +459,7 @@ where
     Ok(done.into_values().collect())
 }
 
-fn known_format(format: &str) -> Result<&'static str, Status> {
+fn known_format(format: &str) -> Result<&'static str, PortalError> {
     FORMATS
         .iter()
         .copied()
@@ -460,7 +467,7 @@ fn known_format(format: &str) -> Result<&'static str, Status> {
         .ok_or_else(|| invalid(format!("format {format:?} is not one of {FORMATS:?}")))
 }
 
-fn start_file(dir: &Path, format: &str) -> Result<Receiving, Status> {
+fn start_file(dir: &Path, format: &str) -> Result<Receiving, PortalError> {
     let path = dir.join(file_name(format));
     let file = std::fs::File::create(&path).map_err(|e| disk("creating an upload file", e))?;
     Ok(Receiving {
@@ -504,7 +511,12 @@ fn move_into_place(staging: &Path, target: &Path) -> std::io::Result<()> {
 
 /// Stops serving `id`: deletes its rows (versions and tokens with it) and audit-records it in one
 /// transaction, then its files. Whether it was served.
-pub async fn unpublish(hub: &Hub, portal: &Portal, actor: &str, id: &str) -> Result<bool, Status> {
+pub async fn unpublish(
+    hub: &Hub,
+    portal: &Portal,
+    actor: &str,
+    id: &str,
+) -> Result<bool, PortalError> {
     if !valid_id(id) {
         return Err(invalid(format!("{id:?} is not a dataset id")));
     }
@@ -519,7 +531,7 @@ pub async fn unpublish(hub: &Hub, portal: &Portal, actor: &str, id: &str) -> Res
             };
             let version = served.metadata.version;
             conn.execute("DELETE FROM portal_datasets WHERE id = ?1", [&owned])
-                .db()?;
+                .sql()?;
             super::history::record_unpublish(conn, &served, now_micros())?;
             record(
                 conn,
@@ -548,7 +560,7 @@ pub async fn issue_token(
     id: &str,
     applicant: &str,
     ttl_seconds: i64,
-) -> Result<(String, i64), Status> {
+) -> Result<(String, i64), PortalError> {
     const DAY: i64 = 86_400;
     if applicant.trim().is_empty() {
         return Err(invalid(
@@ -574,22 +586,26 @@ pub async fn issue_token(
                     |r| r.get(0),
                 )
                 .optional()
-                .db()?;
+                .sql()?;
             match openness {
                 None => {
-                    return Err(Status::not_found(format!(
+                    return Err(PortalError::NotFound(format!(
                         "dataset {id} is not on this portal"
-                    )));
+                    ))
+                    .into());
                 }
                 Some(o) if o != Openness::Conditional as i32 => {
-                    return Err(Status::failed_precondition(format!(
+                    return Err(PortalError::Precondition(format!(
                         "dataset {id} is open unconditionally: anyone may download it without a \
                          token"
-                    )));
+                    ))
+                    .into());
                 }
                 Some(_) => {}
             }
-            grant_token(conn, algorithm, &actor, &id, &applicant, expires_at, None)
+            Ok(grant_token(
+                conn, algorithm, &actor, &id, &applicant, expires_at, None,
+            )?)
         })
         .await?;
     Ok((token, expires_at))
@@ -607,7 +623,7 @@ pub(crate) fn grant_token(
     applicant: &str,
     expires_at: i64,
     application: Option<&str>,
-) -> Result<String, Status> {
+) -> Result<String, PortalError> {
     let token = super::new_token()?;
     let digest = super::token_digest(&token);
     conn.execute(
@@ -615,7 +631,7 @@ pub(crate) fn grant_token(
              expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
         params![digest, id, applicant, now_micros(), expires_at],
     )
-    .db()?;
+    .sql()?;
     let mut detail = json!({
         "applicant": applicant,
         "tokenSha256": digest,

@@ -22,10 +22,8 @@ use std::path::Path;
 
 use rusqlite::{Connection, params};
 use sha2::Digest;
-use tonic::Status;
 
-use super::{StoredFile, file_name};
-use crate::service::DbResult;
+use super::{PortalError, StoredFile, file_name};
 use crate::store::{SqlResult, StorageError};
 
 /// What a client is told while a version's files are awaited.
@@ -58,20 +56,20 @@ fn intact(dir: &Path, file: &StoredFile) -> std::io::Result<bool> {
 /// Marks, in `conn` (an imported copy, inside the caller's transaction), every version whose
 /// files are not all under `portal_root` as it records them, and unmarks the others; the
 /// marked versions as `id/version`.
-pub fn mark_imported(conn: &Connection, portal_root: &Path) -> Result<Vec<String>, Status> {
+pub fn mark_imported(conn: &Connection, portal_root: &Path) -> Result<Vec<String>, PortalError> {
     let versions: Vec<(String, i64, String)> = conn
         .prepare(
             "SELECT dataset_id, version, files FROM portal_versions ORDER BY dataset_id, version",
         )
-        .db()?
+        .sql()?
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-        .db()?
+        .sql()?
         .collect::<rusqlite::Result<_>>()
-        .db()?;
+        .sql()?;
     let mut awaiting = Vec::new();
     for (id, version, files) in versions {
         let files: Vec<StoredFile> = serde_json::from_str(&files).map_err(|e| {
-            Status::invalid_argument(format!(
+            PortalError::Invalid(format!(
                 "the imported state's file list of dataset {id} version {version} is corrupt: {e}"
             ))
         })?;
@@ -79,7 +77,7 @@ pub fn mark_imported(conn: &Connection, portal_root: &Path) -> Result<Vec<String
         let mut there = true;
         for file in &files {
             if !intact(&dir, file)
-                .map_err(|e| crate::service::io_status(&format!("reading {}", dir.display()), e))?
+                .map_err(|e| StorageError::io(format!("reading {}", dir.display()), e))?
             {
                 there = false;
                 break;
@@ -89,7 +87,7 @@ pub fn mark_imported(conn: &Connection, portal_root: &Path) -> Result<Vec<String
             "UPDATE portal_versions SET awaiting_files = ?3 WHERE dataset_id = ?1 AND version = ?2",
             params![id, version, !there],
         )
-        .db()?;
+        .sql()?;
         if !there {
             awaiting.push(format!("{id}/{version}"));
         }

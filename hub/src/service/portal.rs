@@ -12,7 +12,24 @@ use govdc_hub_api::v1::{
 use tonic::{Request, Response, Status, Streaming};
 
 use super::{HubService, timestamp};
-use crate::portal::{Portal, applications, load_all, publish, restore};
+use crate::portal::{Portal, PortalError, applications, load_all, publish, restore};
+
+/// The gRPC answer to a portal error, the one place it becomes a status: each refusal its code
+/// with the portal's message, a storage error as every storage error, a received status as it
+/// came.
+impl From<PortalError> for Status {
+    fn from(e: PortalError) -> Status {
+        match e {
+            PortalError::NotFound(message) => Status::not_found(message),
+            PortalError::Invalid(message) => Status::invalid_argument(message),
+            PortalError::Precondition(message) => Status::failed_precondition(message),
+            PortalError::Conflict(message) => Status::aborted(message),
+            PortalError::Storage(e) => e.into(),
+            PortalError::Internal { .. } => Status::internal(e.report()),
+            PortalError::Received(status) => status,
+        }
+    }
+}
 
 impl HubService {
     fn portal(&self) -> Result<&Portal, Status> {
@@ -38,13 +55,13 @@ impl PortalApi for HubService {
         let result = publish::publish(self, portal, &caller.subject, request.into_inner()).await;
         let (dataset, outcome) = match result {
             Ok((dataset, outcome)) => (dataset, outcome.as_str()),
-            Err(status) => {
+            Err(e) => {
                 portal
                     .metrics
                     .publishes
                     .with_label_values(&["", "failed"])
                     .inc();
-                return Err(status);
+                return Err(e.into());
             }
         };
         let id = dataset

@@ -435,7 +435,7 @@ pub async fn submit(
             frame.lang.t("apply.title"),
             frame.lang.t("apply.full").to_owned(),
         ),
-        Err(status) => frame.unavailable(status.message()),
+        Err(e) => frame.unavailable(&e.report()),
     }
 }
 
@@ -623,7 +623,7 @@ pub async fn collect(
             status_page(&frame, &application, &secret, &csrf, None).await
         }
         Ok(Collected::Unknown) => no_store(frame.no_application()),
-        Err(status) => frame.unavailable(status.message()),
+        Err(e) => frame.unavailable(&e.report()),
     }
 }
 
