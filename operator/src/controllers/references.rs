@@ -8,6 +8,7 @@
 //! cache of the referring resources and dropped. The mapping functions are pure.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{Stream, StreamExt, TryStreamExt};
@@ -365,17 +366,20 @@ where
         .boxed()
 }
 
-/// The objects a watch cache holds that deserialized.
-fn valid<K>(store: &Store<DeserializeGuard<K>>) -> Vec<K>
+/// What a watch cache holds, shared with it: the mappers run on the controller's trigger path
+/// for every event, and a copy of each of a thousand DepartmentClouds per event held up every
+/// trigger queued behind it by tens of milliseconds. Read it through [`objects`].
+fn valid<K>(store: &Store<DeserializeGuard<K>>) -> Vec<Arc<DeserializeGuard<K>>>
 where
     K: Resource + Clone,
     K::DynamicType: std::hash::Hash + Eq + Clone,
 {
-    store
-        .state()
-        .iter()
-        .filter_map(|guard| guard.0.as_ref().ok().cloned())
-        .collect()
+    store.state()
+}
+
+/// The objects of a cache's state that deserialized.
+fn objects<K>(state: &[Arc<DeserializeGuard<K>>]) -> impl Iterator<Item = &K> {
+    state.iter().filter_map(|guard| guard.0.as_ref().ok())
 }
 
 /// `namespace/name` of what a reference names, defaulting to the referrer's namespace.
@@ -394,9 +398,12 @@ fn target<K: Resource>(object: &PartialObjectMeta<K>) -> (String, String) {
 }
 
 /// The DepartmentClouds naming `peer` among their peer departments.
-pub fn peer_referrers(clouds: &[DepartmentCloud], peer: &str) -> Vec<String> {
+pub fn peer_referrers<'a>(
+    clouds: impl IntoIterator<Item = &'a DepartmentCloud>,
+    peer: &str,
+) -> Vec<String> {
     clouds
-        .iter()
+        .into_iter()
         .filter(|c| c.spec.peer_departments.iter().any(|p| p == peer))
         .map(ResourceExt::name_any)
         .collect()
@@ -410,7 +417,7 @@ pub fn department_cloud_peers(
 + Sync
 + 'static {
     move |changed| {
-        peer_referrers(&valid(&store), &changed.name_any())
+        peer_referrers(objects(&valid(&store)), &changed.name_any())
             .iter()
             .map(|name| ObjectRef::new(name))
             .collect()
@@ -418,9 +425,12 @@ pub fn department_cloud_peers(
 }
 
 /// The ExchangeNodes whose in-cluster parent is `parent` (`namespace`, `name`).
-pub fn child_referrers(nodes: &[ExchangeNode], parent: &(String, String)) -> Vec<(String, String)> {
+pub fn child_referrers<'a>(
+    nodes: impl IntoIterator<Item = &'a ExchangeNode>,
+    parent: &(String, String),
+) -> Vec<(String, String)> {
     nodes
-        .iter()
+        .into_iter()
         .filter(|node| {
             let own = node.namespace().unwrap_or_default();
             node.spec
@@ -435,12 +445,12 @@ pub fn child_referrers(nodes: &[ExchangeNode], parent: &(String, String)) -> Vec
 
 /// The ExchangeNodes that read the Secret `secret` (`namespace`, `name`): their remote parent's
 /// CA or token, or their in-cluster parent's signing key (which issues their federation token).
-pub fn secret_readers_among_nodes(
-    nodes: &[ExchangeNode],
+pub fn secret_readers_among_nodes<'a>(
+    nodes: impl IntoIterator<Item = &'a ExchangeNode>,
     secret: &(String, String),
 ) -> Vec<(String, String)> {
     nodes
-        .iter()
+        .into_iter()
         .filter(|node| {
             let own = node.namespace().unwrap_or_default();
             let Some(parent) = &node.spec.parent else {
@@ -461,7 +471,9 @@ pub fn secret_readers_among_nodes(
 }
 
 /// The namespaces of the Secrets ExchangeNodes read (see [`secret_readers_among_nodes`]).
-pub fn secret_namespaces_of_nodes(nodes: &[ExchangeNode]) -> BTreeSet<String> {
+pub fn secret_namespaces_of_nodes<'a>(
+    nodes: impl IntoIterator<Item = &'a ExchangeNode>,
+) -> BTreeSet<String> {
     let mut namespaces = BTreeSet::new();
     for node in nodes {
         let own = node.namespace().unwrap_or_default();
@@ -484,7 +496,7 @@ pub fn secret_namespaces_of_nodes(nodes: &[ExchangeNode]) -> BTreeSet<String> {
 pub fn exchange_node_secret_namespaces(
     store: Store<DeserializeGuard<ExchangeNode>>,
 ) -> impl Fn() -> BTreeSet<String> + Send + 'static {
-    move || secret_namespaces_of_nodes(&valid(&store))
+    move || secret_namespaces_of_nodes(objects(&valid(&store)))
 }
 
 fn node_refs(pairs: Vec<(String, String)>) -> Vec<ObjectRef<DeserializeGuard<ExchangeNode>>> {
@@ -501,7 +513,7 @@ pub fn exchange_node_children(
 + Send
 + Sync
 + 'static {
-    move |changed| node_refs(child_referrers(&valid(&store), &target(&changed)))
+    move |changed| node_refs(child_referrers(objects(&valid(&store)), &target(&changed)))
 }
 
 /// Maps a changed Secret to the ExchangeNodes reading it.
@@ -515,7 +527,7 @@ pub fn exchange_node_secrets(
 + 'static {
     move |changed| {
         node_refs(secret_readers_among_nodes(
-            &valid(&store),
+            objects(&valid(&store)),
             &target(&changed),
         ))
     }
@@ -562,13 +574,13 @@ pub fn dataset_references(dataset: &OpenDataset) -> Vec<(&'static str, String, S
 /// datasets in its environments' namespaces, `<name>-<environment>`: they are matched by that
 /// prefix, which may now and then wake a dataset of a department whose name extends this one's
 /// (a harmless extra pass).
-pub fn dataset_referrers(
-    datasets: &[OpenDataset],
+pub fn dataset_referrers<'a>(
+    datasets: impl IntoIterator<Item = &'a OpenDataset>,
     kind: &str,
     changed: &(String, String),
 ) -> Vec<(String, String)> {
     datasets
-        .iter()
+        .into_iter()
         .filter(|dataset| {
             if kind == "DepartmentCloud" {
                 let prefix = format!("{}-", changed.1);
@@ -593,8 +605,7 @@ pub fn dataset_reference_namespaces(
     kind: &'static str,
 ) -> impl Fn() -> BTreeSet<String> + Send + 'static {
     move || {
-        valid(&store)
-            .iter()
+        objects(&valid(&store))
             .flat_map(dataset_references)
             .filter(|(k, _, _)| *k == kind)
             .map(|(_, namespace, _)| namespace)
@@ -611,7 +622,7 @@ where
 {
     move |changed| {
         let kind = K::kind(&());
-        dataset_referrers(&valid(&store), &kind, &target(&changed))
+        dataset_referrers(objects(&valid(&store)), &kind, &target(&changed))
             .into_iter()
             .map(|(namespace, name)| ObjectRef::new(&name).within(&namespace))
             .collect()
