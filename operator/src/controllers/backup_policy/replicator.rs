@@ -961,6 +961,10 @@ impl Engine {
             self.in_sync_at = Some(in_sync);
             self.last_sync_time = Some(in_sync.time);
             self.phases.in_sync(self.index.held.len());
+            // The RPO drops to zero now, not at the next refresh: a status that says Ready may
+            // have been written a moment before the last write finished, and whoever reads the
+            // gauge after it must see the target caught up.
+            self.update_gauges();
         }
     }
 
