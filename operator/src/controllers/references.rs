@@ -366,18 +366,10 @@ where
         .boxed()
 }
 
-/// What a watch cache holds, shared with it: the mappers run on the controller's trigger path
-/// for every event, and a copy of each of a thousand DepartmentClouds per event held up every
-/// trigger queued behind it by tens of milliseconds. Read it through [`objects`].
-fn valid<K>(store: &Store<DeserializeGuard<K>>) -> Vec<Arc<DeserializeGuard<K>>>
-where
-    K: Resource + Clone,
-    K::DynamicType: std::hash::Hash + Eq + Clone,
-{
-    store.state()
-}
-
-/// The objects of a cache's state that deserialized.
+/// The objects of a watch cache's state (`store.state()`) that deserialized, read in place: the
+/// mappers run on the controller's trigger path for every event, and a copy of each of a
+/// thousand DepartmentClouds per event held up every trigger queued behind it by tens of
+/// milliseconds.
 fn objects<K>(state: &[Arc<DeserializeGuard<K>>]) -> impl Iterator<Item = &K> {
     state.iter().filter_map(|guard| guard.0.as_ref().ok())
 }
@@ -417,7 +409,7 @@ pub fn department_cloud_peers(
 + Sync
 + 'static {
     move |changed| {
-        peer_referrers(objects(&valid(&store)), &changed.name_any())
+        peer_referrers(objects(&store.state()), &changed.name_any())
             .iter()
             .map(|name| ObjectRef::new(name))
             .collect()
@@ -496,7 +488,7 @@ pub fn secret_namespaces_of_nodes<'a>(
 pub fn exchange_node_secret_namespaces(
     store: Store<DeserializeGuard<ExchangeNode>>,
 ) -> impl Fn() -> BTreeSet<String> + Send + 'static {
-    move || secret_namespaces_of_nodes(objects(&valid(&store)))
+    move || secret_namespaces_of_nodes(objects(&store.state()))
 }
 
 fn node_refs(pairs: Vec<(String, String)>) -> Vec<ObjectRef<DeserializeGuard<ExchangeNode>>> {
@@ -513,7 +505,7 @@ pub fn exchange_node_children(
 + Send
 + Sync
 + 'static {
-    move |changed| node_refs(child_referrers(objects(&valid(&store)), &target(&changed)))
+    move |changed| node_refs(child_referrers(objects(&store.state()), &target(&changed)))
 }
 
 /// Maps a changed Secret to the ExchangeNodes reading it.
@@ -527,7 +519,7 @@ pub fn exchange_node_secrets(
 + 'static {
     move |changed| {
         node_refs(secret_readers_among_nodes(
-            objects(&valid(&store)),
+            objects(&store.state()),
             &target(&changed),
         ))
     }
@@ -605,7 +597,7 @@ pub fn dataset_reference_namespaces(
     kind: &'static str,
 ) -> impl Fn() -> BTreeSet<String> + Send + 'static {
     move || {
-        objects(&valid(&store))
+        objects(&store.state())
             .flat_map(dataset_references)
             .filter(|(k, _, _)| *k == kind)
             .map(|(_, namespace, _)| namespace)
@@ -622,7 +614,7 @@ where
 {
     move |changed| {
         let kind = K::kind(&());
-        dataset_referrers(objects(&valid(&store)), &kind, &target(&changed))
+        dataset_referrers(objects(&store.state()), &kind, &target(&changed))
             .into_iter()
             .map(|(namespace, name)| ObjectRef::new(&name).within(&namespace))
             .collect()
