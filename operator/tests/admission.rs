@@ -2,28 +2,24 @@
 //! them, `kubectl get govdc` lists every kind, and invalid objects are refused at admission with
 //! a message naming the offending field.
 
+use govdc_test_support::fixtures;
 use govdc_test_support::{TestEnv, install_crds, output_text};
 use kube::api::{ApiResource, DynamicObject, PostParams};
 use kube::{Api, Resource};
 use serde_json::{Value, json};
 
-fn credit_code() -> String {
-    govdc_crds::validation::credit_code::complete("11330000MB000000")
-}
-
+/// A DepartmentCloud for admission: the shared valid base with a quota, container defaults and
+/// an admin, so that each of their rules can be broken one at a time.
 fn department_cloud(name: &str) -> Value {
     json!({
         "apiVersion": "govdc.io/v1alpha1", "kind": "DepartmentCloud",
         "metadata": {"name": name},
-        "spec": {
-            "department": {"name": "浙江省数据局", "creditCode": credit_code(), "level": "provincial", "regionCode": "330000"},
-            "networkZone": "extranet",
-            "protectionLevel": 3,
+        "spec": fixtures::department_cloud_spec(json!({
             "environments": [{"name": "prod", "quota": {"requests.cpu": "4", "requests.memory": "8Gi"}}],
             "quota": {"requests.cpu": "8"},
             "containerDefaults": {"defaultRequest": {"cpu": "100m"}, "max": {"cpu": "2"}},
             "admins": [{"kind": "User", "name": "zhang.wei"}]
-        }
+        })),
     })
 }
 

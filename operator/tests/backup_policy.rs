@@ -15,6 +15,7 @@ use govdc_operator::controllers::backup_policy::clean::{
 };
 use govdc_operator::controllers::backup_policy::kinds;
 use govdc_operator::controllers::backup_policy::store::restore_point_object;
+use govdc_test_support::fixtures::{self, default_credit_code};
 use govdc_test_support::{
     OperatorProcess, TEST_LABEL, TestEnv, eventually, govdc_cluster_bin, install_crds, output_text,
     repo_root,
@@ -45,10 +46,6 @@ const WAIT: Duration = Duration::from_secs(60);
 
 /// The tests that stop the `spare` cluster or remove its CRDs take turns.
 static SPARE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-fn credit_code() -> String {
-    govdc_crds::validation::credit_code::complete("11330000MB000000")
-}
 
 /// A primary and a standby for one test, with a DepartmentCloud whose namespace `<dc>-prod` the
 /// policy protects.
@@ -100,16 +97,12 @@ impl Pair {
 
     /// The DepartmentCloud, labelled so that only this test's policy selects it.
     async fn create_department(&self) {
-        let cloud: DepartmentCloud = serde_json::from_value(json!({
-            "apiVersion": "govdc.io/v1alpha1", "kind": "DepartmentCloud",
-            "metadata": {"name": self.dc, "labels": {TEST_LABEL: self.primary.prefix}},
-            "spec": {
-                "department": {"name": "灾备测试局", "creditCode": credit_code(), "level": "provincial", "regionCode": "330000"},
-                "networkZone": "extranet", "protectionLevel": 2,
-                "environments": [{"name": "prod"}],
-            }
-        }))
-        .expect("fixture");
+        let department = fixtures::department("灾备测试局", &default_credit_code());
+        let cloud = fixtures::department_cloud(
+            &self.primary,
+            &self.dc,
+            json!({"department": department, "protectionLevel": 2}),
+        );
         Api::<DepartmentCloud>::all(self.primary.client.clone())
             .create(&PostParams::default(), &cloud)
             .await
@@ -955,7 +948,7 @@ async fn an_exchange_nodes_hub_state_is_exported_and_restored_on_failover_with_i
     // The provider's department, protected by the policy, and a consumer department.
     pair.create_department().await;
     let consumer_dc = format!("{}-c", pair.primary.prefix);
-    let consumer_code = govdc_crds::validation::credit_code::complete("11330000MB000009");
+    let consumer_code = fixtures::credit_code("11330000MB000009");
     let consumer: DepartmentCloud = serde_json::from_value(json!({
         "apiVersion": "govdc.io/v1alpha1", "kind": "DepartmentCloud",
         "metadata": {"name": consumer_dc, "labels": {TEST_LABEL: pair.primary.prefix}},
@@ -994,7 +987,7 @@ async fn an_exchange_nodes_hub_state_is_exported_and_restored_on_failover_with_i
 
     // State made through the hub's API: the operator joins both departments, the provider
     // registers a conditional resource, the consumer asks for it and the provider approves.
-    let provider_code = credit_code();
+    let provider_code = default_credit_code();
     let mut expected_members = vec![provider_code.clone(), consumer_code.clone()];
     expected_members.sort();
     eventually("both departments joined by the operator", WAIT, || async {

@@ -9,9 +9,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use govdc_crds::DepartmentCloud;
+use govdc_test_support::fixtures;
 use govdc_test_support::{
-    OperatorProcess, TEST_LABEL, TestEnv, eventually, govdc_cluster_bin, install_crds, output_text,
-    repo_root,
+    OperatorProcess, TestEnv, eventually, govdc_cluster_bin, install_crds, output_text, repo_root,
 };
 use k8s_openapi::api::core::v1::Namespace;
 use kube::Api;
@@ -24,18 +24,16 @@ const TENANTS: usize = 60;
 const WAIT: Duration = Duration::from_secs(240);
 
 fn tenant(env: &TestEnv, i: usize) -> DepartmentCloud {
-    let code = govdc_crds::validation::credit_code::complete(&format!("11330000MC{i:06}"));
-    serde_json::from_value(json!({
-        "apiVersion": "govdc.io/v1alpha1", "kind": "DepartmentCloud",
-        "metadata": {"name": format!("{}-t{i:02}", env.prefix), "labels": {TEST_LABEL: env.prefix}},
-        "spec": {
-            "department": {"name": "浙江省卫生健康委员会", "creditCode": code, "level": "provincial", "regionCode": "330000"},
-            "networkZone": "extranet", "protectionLevel": 3,
+    let code = fixtures::credit_code(&format!("11330000MC{i:06}"));
+    fixtures::department_cloud(
+        env,
+        &format!("{}-t{i:02}", env.prefix),
+        json!({
+            "department": fixtures::department("浙江省卫生健康委员会", &code),
             "environments": [{"name": "prod"}, {"name": "test"}],
             "quota": {"requests.cpu": "2"},
-        }
-    }))
-    .expect("fixture deserializes")
+        }),
+    )
 }
 
 /// SIGKILLs one control-plane component of the test's cluster, waits a moment, and has the

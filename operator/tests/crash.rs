@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use govdc_crds::{BackupPolicy, DepartmentCloud, ExchangeNode, OpenDataset};
 use govdc_operator::controllers::backup_policy::clean::{POLICY_LABEL, SOURCE_HASH_ANNOTATION};
+use govdc_test_support::fixtures;
 use govdc_test_support::hub::{HubProcess, NodeHub};
 use govdc_test_support::seeded::{self, Seeded};
 use govdc_test_support::{
@@ -108,14 +109,14 @@ impl Run {
 /// Tenant `i`'s DepartmentCloud: a spread of shapes (one or two environments, tenant or
 /// environment quotas, container defaults, both deletion policies).
 fn tenant(env: &TestEnv, i: usize) -> DepartmentCloud {
-    let code = govdc_crds::validation::credit_code::complete(&format!("11330000MB{i:06}"));
+    let code = fixtures::credit_code(&format!("11330000MB{i:06}"));
     let environments = if i.is_multiple_of(2) {
         json!([{"name": "prod", "quota": {"requests.cpu": "2"}}, {"name": "test"}])
     } else {
         json!([{"name": "prod"}])
     };
     let mut spec = json!({
-        "department": {"name": "浙江省大数据发展管理局", "creditCode": code, "level": "provincial", "regionCode": "330000"},
+        "department": fixtures::department("浙江省大数据发展管理局", &code),
         "networkZone": if i.is_multiple_of(3) { "intranet" } else { "extranet" },
         "protectionLevel": 2 + (i % 3),
         "environments": environments,
@@ -127,16 +128,13 @@ fn tenant(env: &TestEnv, i: usize) -> DepartmentCloud {
         spec["containerDefaults"] =
             json!({"defaultRequest": {"cpu": "100m"}, "defaultLimit": {"cpu": "500m"}});
     }
-    let mut labels = json!({TEST_LABEL: env.prefix});
+    let mut cloud = fixtures::department_cloud(env, &format!("{}-t{i:03}", env.prefix), spec);
     if protected(i) {
-        labels[PROTECTED_LABEL] = json!("yes");
+        cloud
+            .labels_mut()
+            .insert(PROTECTED_LABEL.into(), "yes".into());
     }
-    serde_json::from_value(json!({
-        "apiVersion": "govdc.io/v1alpha1", "kind": "DepartmentCloud",
-        "metadata": {"name": format!("{}-t{i:03}", env.prefix), "labels": labels},
-        "spec": spec,
-    }))
-    .expect("fixture deserializes")
+    cloud
 }
 
 fn operator(run: &Run) -> OperatorProcess {

@@ -7,7 +7,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use govdc_crds::DepartmentCloud;
-use govdc_test_support::{OperatorProcess, TEST_LABEL, TestEnv, eventually, install_crds};
+use govdc_test_support::fixtures::{department_cloud, wrong_credit_code};
+use govdc_test_support::{OperatorProcess, TestEnv, eventually, install_crds};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, ResourceQuota, Secret};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
@@ -15,33 +16,10 @@ use k8s_openapi::api::rbac::v1::{ClusterRole, RoleBinding};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::api::{DeleteParams, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
-use serde_json::{Value, json};
+use serde_json::json;
 
 const OPERATOR: &str = env!("CARGO_BIN_EXE_govdc-operator");
 const WAIT: Duration = Duration::from_secs(60);
-
-fn credit_code() -> String {
-    govdc_crds::validation::credit_code::complete("11330000MB000000")
-}
-
-/// A DepartmentCloud labelled for the test, with the given spec fields over a valid base.
-fn department_cloud(env: &TestEnv, name: &str, overrides: Value) -> DepartmentCloud {
-    let mut spec = json!({
-        "department": {"name": "浙江省大数据发展管理局", "creditCode": credit_code(), "level": "provincial", "regionCode": "330000"},
-        "networkZone": "extranet",
-        "protectionLevel": 3,
-        "environments": [{"name": "prod"}],
-    });
-    if let (Value::Object(spec), Value::Object(overrides)) = (&mut spec, overrides) {
-        spec.extend(overrides);
-    }
-    serde_json::from_value(json!({
-        "apiVersion": "govdc.io/v1alpha1", "kind": "DepartmentCloud",
-        "metadata": {"name": name, "labels": {TEST_LABEL: env.prefix}},
-        "spec": spec,
-    }))
-    .expect("fixture deserializes")
-}
 
 async fn setup(test: &str, extra: &[&str]) -> (TestEnv, OperatorProcess) {
     let env = TestEnv::new("primary", test).await;
@@ -74,9 +52,7 @@ async fn condition(
     status: &str,
 ) -> Condition {
     let clouds: Api<DepartmentCloud> = Api::all(env.client.clone());
-    govdc_test_support::condition(&clouds, name, type_, status, WAIT)
-        .await
-        .unwrap_or_else(|e| panic!("{e}\n{}", operator.logs()))
+    operator.condition(&clouds, name, type_, status, WAIT).await
 }
 
 async fn exists<K>(api: &Api<K>, name: &str) -> bool
@@ -593,12 +569,9 @@ async fn bad_input_gets_a_condition_with_a_reason_and_nothing_half_applied() {
     let (env, operator) = setup("dcbadinput", &[]).await;
     let namespaces: Api<Namespace> = Api::all(env.client.clone());
 
-    let mut code = credit_code();
-    let last = code.pop().expect("code");
-    code.push(if last == '0' { '1' } else { '0' });
     let wrong = format!("{}-wrong", env.prefix);
     let mut cloud = department_cloud(&env, &wrong, json!({}));
-    cloud.spec.department.credit_code = code;
+    cloud.spec.department.credit_code = wrong_credit_code();
     create(&env, &cloud).await;
     let ready = condition(&env, &operator, &wrong, "Ready", "False").await;
     assert_eq!(ready.reason, "InvalidCreditCode");

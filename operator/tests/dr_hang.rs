@@ -22,6 +22,7 @@ use govdc_crds::{BackupPolicy, DepartmentCloud};
 use govdc_operator::controllers::backup_policy::clean::{
     POLICY_LABEL, SOURCE_DELETED_AT_ANNOTATION,
 };
+use govdc_test_support::fixtures;
 use govdc_test_support::{
     OperatorProcess, TEST_LABEL, TestEnv, eventually, install_crds, repo_root,
 };
@@ -325,16 +326,12 @@ async fn a_target_that_hangs_degrades_the_policy_deletes_nothing_early_and_catch
         kubeconfig: standby.kubeconfig.clone(),
         name: mapped.clone(),
     };
-    let cloud: DepartmentCloud = serde_json::from_value(json!({
-        "apiVersion": "govdc.io/v1alpha1", "kind": "DepartmentCloud",
-        "metadata": {"name": dc, "labels": {TEST_LABEL: source.prefix}},
-        "spec": {
-            "department": {"name": "灾备测试局", "creditCode": govdc_crds::validation::credit_code::complete("11330000MB000000"), "level": "provincial", "regionCode": "330000"},
-            "networkZone": "extranet", "protectionLevel": 2,
-            "environments": [{"name": "prod"}],
-        }
-    }))
-    .expect("fixture");
+    let department = fixtures::department("灾备测试局", &fixtures::default_credit_code());
+    let cloud = fixtures::department_cloud(
+        &source,
+        &dc,
+        json!({"department": department, "protectionLevel": 2}),
+    );
     Api::<DepartmentCloud>::all(source.client.clone())
         .create(&PostParams::default(), &cloud)
         .await

@@ -17,6 +17,7 @@ use govdc_hub_api::v1::membership_client::MembershipClient;
 use govdc_hub_api::v1::{
     Field, ListMembersRequest, ListResourcesRequest, RegisterResourceRequest, Resource, ShareType,
 };
+use govdc_test_support::fixtures::{self, credit_code};
 use govdc_test_support::hub::{HubProcess, NodeHub};
 use govdc_test_support::{
     OperatorProcess, TEST_LABEL, TestEnv, eventually, free_port, install_crds,
@@ -34,21 +35,16 @@ use tonic::transport::Channel;
 const OPERATOR: &str = env!("CARGO_BIN_EXE_govdc-operator");
 const WAIT: Duration = Duration::from_secs(60);
 
-fn credit_code(base: &str) -> String {
-    govdc_crds::validation::credit_code::complete(base)
-}
-
 async fn create_department(env: &TestEnv, name: &str, zone: &str, code: &str) {
-    let cloud: DepartmentCloud = serde_json::from_value(json!({
-        "apiVersion": "govdc.io/v1alpha1", "kind": "DepartmentCloud",
-        "metadata": {"name": name, "labels": {TEST_LABEL: env.prefix}},
-        "spec": {
-            "department": {"name": format!("{name} 大数据局"), "creditCode": code, "level": "provincial", "regionCode": "330000"},
-            "networkZone": zone, "protectionLevel": 2, "environments": [{"name": "prod"}],
+    let cloud = fixtures::department_cloud(
+        env,
+        name,
+        json!({
+            "department": fixtures::department(&format!("{name} 大数据局"), code),
+            "networkZone": zone, "protectionLevel": 2,
             "quota": {"cpu": "1", "memory": "1Gi"},
-        },
-    }))
-    .expect("DepartmentCloud fixture");
+        }),
+    );
     Api::<DepartmentCloud>::all(env.client.clone())
         .create(&PostParams::default(), &cloud)
         .await
@@ -62,18 +58,6 @@ fn exchange_node(env: &TestEnv, namespace: &str, name: &str, spec: Value) -> Exc
         "spec": spec,
     }))
     .expect("ExchangeNode fixture")
-}
-
-async fn condition(
-    api: &Api<ExchangeNode>,
-    operator: &OperatorProcess,
-    name: &str,
-    type_: &str,
-    status: &str,
-) -> Condition {
-    govdc_test_support::condition(api, name, type_, status, WAIT)
-        .await
-        .unwrap_or_else(|e| panic!("{e}\n{}", operator.logs()))
 }
 
 /// A hub run from the operator's ConfigMap and key Secret, as the StatefulSet's pod would run it.
@@ -230,7 +214,9 @@ async fn a_national_and_two_provincial_nodes_federate_through_the_operator() {
             .expect("create ExchangeNode");
     }
 
-    let refused = condition(&nodes, &operator, "classified", "Ready", "False").await;
+    let refused = operator
+        .condition(&nodes, "classified", "Ready", "False", WAIT)
+        .await;
     assert_eq!(refused.reason, "NetworkZoneMismatch", "{refused:?}");
     assert!(
         refused.message.contains("never federates"),
@@ -248,7 +234,9 @@ async fn a_national_and_two_provincial_nodes_federate_through_the_operator() {
     );
 
     // Until its pod runs, a node says it cannot reach its hub.
-    let waiting = condition(&nodes, &operator, "national", "Ready", "False").await;
+    let waiting = operator
+        .condition(&nodes, "national", "Ready", "False", WAIT)
+        .await;
     assert_eq!(waiting.reason, "HubUnreachable", "{waiting:?}");
 
     let national = RunningHub::start(&env, &hub_namespace, "national", ports["national"]).await;
@@ -256,11 +244,17 @@ async fn a_national_and_two_provincial_nodes_federate_through_the_operator() {
     let jiangsu = RunningHub::start(&env, &hub_namespace, "jiangsu", ports["jiangsu"]).await;
 
     for name in ["national", "zhejiang", "jiangsu"] {
-        condition(&nodes, &operator, name, "Ready", "True").await;
+        operator
+            .condition(&nodes, name, "Ready", "True", WAIT)
+            .await;
     }
-    let connected = condition(&nodes, &operator, "zhejiang", "ParentConnected", "True").await;
+    let connected = operator
+        .condition(&nodes, "zhejiang", "ParentConnected", "True", WAIT)
+        .await;
     assert_eq!(connected.reason, "Connected");
-    let degraded = condition(&nodes, &operator, "zhejiang", "Degraded", "True").await;
+    let degraded = operator
+        .condition(&nodes, "zhejiang", "Degraded", "True", WAIT)
+        .await;
     assert_eq!(degraded.reason, "DepartmentsNotJoined");
     assert!(
         degraded
@@ -497,7 +491,9 @@ async fn a_national_and_two_provincial_nodes_federate_through_the_operator() {
 
     // The national hub going away shows on its children as a lost parent connection.
     drop(national);
-    let lost = condition(&nodes, &operator, "jiangsu", "Ready", "False").await;
+    let lost = operator
+        .condition(&nodes, "jiangsu", "Ready", "False", WAIT)
+        .await;
     assert_eq!(lost.reason, "ParentDisconnected", "{lost:?}");
     drop(jiangsu);
 }
@@ -572,7 +568,9 @@ async fn a_child_created_before_its_parent_federates_as_soon_as_the_parent_appea
         )
         .await
         .expect("create the child");
-    let orphan = condition(&nodes, &operator, "zhejiang", "Ready", "False").await;
+    let orphan = operator
+        .condition(&nodes, "zhejiang", "Ready", "False", WAIT)
+        .await;
     assert_eq!(orphan.reason, "ParentNotFound", "{orphan:?}");
 
     // A refused node looks again only every five minutes: what brings it along is the watch on
@@ -606,7 +604,9 @@ async fn a_child_created_before_its_parent_federates_as_soon_as_the_parent_appea
     // With both hubs running, the child federates with the parent it once lacked.
     let _national = RunningHub::start(&env, &hub_namespace, "national", national_port).await;
     let _child = RunningHub::start(&env, &hub_namespace, "zhejiang", child_port).await;
-    condition(&nodes, &operator, "zhejiang", "Ready", "True").await;
+    operator
+        .condition(&nodes, "zhejiang", "Ready", "True", WAIT)
+        .await;
     eventually("the child connected to its parent", WAIT, || {
         let nodes = nodes.clone();
         async move {
@@ -657,7 +657,9 @@ async fn a_remote_parents_ca_and_token_are_seen_as_soon_as_their_secrets_appear(
         )
         .await
         .expect("create the node");
-    let missing = condition(&nodes, &operator, "zhejiang", "Ready", "False").await;
+    let missing = operator
+        .condition(&nodes, "zhejiang", "Ready", "False", WAIT)
+        .await;
     assert_eq!(missing.reason, "CaSecretNotFound", "{missing:?}");
 
     let secrets: Api<Secret> = Api::namespaced(env.client.clone(), &hub_namespace);
@@ -774,7 +776,9 @@ async fn a_refused_apply_shows_in_the_nodes_status_in_the_api_servers_words() {
         )
         .await
         .expect("create the node");
-    let ready = condition(&nodes, &operator, "national", "Ready", "False").await;
+    let ready = operator
+        .condition(&nodes, "national", "Ready", "False", WAIT)
+        .await;
     eprintln!("Ready=False {}: {}", ready.reason, ready.message);
     assert_eq!(ready.reason, "ApplyFailed", "{ready:?}");
     assert!(
@@ -790,7 +794,9 @@ async fn a_refused_apply_shows_in_the_nodes_status_in_the_api_servers_words() {
     for dump in ["Status {", "ApiError", "Some(", "code:", "reason:"] {
         assert!(!ready.message.contains(dump), "{dump} in {}", ready.message);
     }
-    let degraded = condition(&nodes, &operator, "national", "Degraded", "True").await;
+    let degraded = operator
+        .condition(&nodes, "national", "Degraded", "True", WAIT)
+        .await;
     assert_eq!(degraded.message, ready.message);
 }
 
@@ -835,7 +841,9 @@ async fn an_unmarked_object_where_the_hub_would_go_is_a_conflict_not_a_takeover(
         )
         .await
         .expect("create the node");
-    let ready = condition(&nodes, &operator, "national", "Ready", "False").await;
+    let ready = operator
+        .condition(&nodes, "national", "Ready", "False", WAIT)
+        .await;
     assert_eq!(ready.reason, "OwnershipConflict", "{ready:?}");
     assert!(
         ready

@@ -9,6 +9,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use govdc_crds::DepartmentCloud;
+use govdc_test_support::fixtures;
 use govdc_test_support::{
     OperatorProcess, TEST_LABEL, TestEnv, eventually, govdc_cluster_bin, install_crds, output_text,
     repo_root,
@@ -128,24 +129,20 @@ async fn a_frozen_leader_writes_nothing_when_it_resumes_and_steps_down() {
 
     let clouds: Api<DepartmentCloud> = Api::all(env.client.clone());
     let name = format!("{}-x", env.prefix);
-    let cloud: DepartmentCloud = serde_json::from_value(json!({
-        "apiVersion": "govdc.io/v1alpha1", "kind": "DepartmentCloud",
-        "metadata": {"name": name, "labels": {TEST_LABEL: env.prefix}},
-        "spec": {
-            "department": {"name": "浙江省大数据发展管理局", "creditCode": govdc_crds::validation::credit_code::complete("11330000MD000001"), "level": "provincial", "regionCode": "330000"},
-            "networkZone": "extranet", "protectionLevel": 3,
-            "environments": [{"name": "prod"}],
+    let code = fixtures::credit_code("11330000MD000001");
+    let cloud = fixtures::department_cloud(
+        &env,
+        &name,
+        json!({
+            "department": fixtures::department("浙江省大数据发展管理局", &code),
             "quota": {"requests.cpu": "1"},
-        }
-    }))
-    .expect("fixture");
+        }),
+    );
     clouds
         .create(&PostParams::default(), &cloud)
         .await
         .expect("create");
-    govdc_test_support::condition(&clouds, &name, "Ready", "True", WAIT)
-        .await
-        .unwrap_or_else(|e| panic!("{e}\n{}", first.logs()));
+    first.condition(&clouds, &name, "Ready", "True", WAIT).await;
 
     // Frozen past its lease: the standby takes over.
     signal(&first, "-STOP");

@@ -8,6 +8,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use govdc_crds::{DepartmentCloud, ExchangeNode, OpenDataset};
+use govdc_test_support::fixtures;
 use govdc_test_support::hub::{HubOptions, NodeHub};
 use govdc_test_support::{
     OperatorProcess, TEST_LABEL, TestEnv, eventually, free_port, helm_bin, install_crds, kube_bin,
@@ -225,22 +226,18 @@ async fn the_operator_runs_with_the_charts_rbac_and_uninstall_keeps_the_departme
 
     let clouds: Api<DepartmentCloud> = Api::all(env.client.clone());
     let name = format!("{}-dept", env.prefix);
-    let cloud: DepartmentCloud = serde_json::from_value(json!({
-        "apiVersion": "govdc.io/v1alpha1", "kind": "DepartmentCloud",
-        "metadata": {"name": name, "labels": {TEST_LABEL: env.prefix}},
-        "spec": {
-            "department": {"name": "浙江省大数据发展管理局", "creditCode": govdc_crds::validation::credit_code::complete("11330000MB000000"),
-                           "level": "provincial", "regionCode": "330000"},
-            "networkZone": "extranet", "protectionLevel": 3,
+    let cloud = fixtures::department_cloud(
+        &env,
+        &name,
+        json!({
             "environments": [{"name": "prod"}, {"name": "test"}],
             "quota": {"requests.cpu": "4"},
             "containerDefaults": {"defaultRequest": {"cpu": "100m"}},
             "admins": [{"kind": "User", "name": "chart-admin"}],
             "viewers": [{"kind": "Group", "name": "chart-auditors"}],
             "peerDepartments": [],
-        }
-    }))
-    .expect("fixture");
+        }),
+    );
     clouds
         .create(&PostParams::default(), &cloud)
         .await
@@ -372,9 +369,9 @@ async fn the_operator_runs_with_the_charts_rbac_and_uninstall_keeps_the_departme
         .create(&PostParams::default(), &child)
         .await
         .expect("create the remote child");
-    let waiting = govdc_test_support::condition(&nodes, "remote-child", "Ready", "False", WAIT)
-        .await
-        .unwrap_or_else(|e| panic!("{e}\n{}", operator.logs()));
+    let waiting = operator
+        .condition(&nodes, "remote-child", "Ready", "False", WAIT)
+        .await;
     assert_eq!(waiting.reason, "CaSecretNotFound", "{waiting:?}");
     // The per-namespace watch starts within a rescan of the node's appearance.
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -419,20 +416,16 @@ async fn the_operator_runs_with_the_charts_rbac_and_uninstall_keeps_the_departme
         ("kept", "Retain", "11330000MB000001"),
         ("gone", "Delete", "11330000MB000002"),
     ] {
-        let cloud: DepartmentCloud = serde_json::from_value(json!({
-            "apiVersion": "govdc.io/v1alpha1", "kind": "DepartmentCloud",
-            "metadata": {"name": format!("{name}-{suffix}"), "labels": {TEST_LABEL: env.prefix}},
-            "spec": {
-                "department": {"name": "浙江省大数据发展管理局", "creditCode": govdc_crds::validation::credit_code::complete(code),
-                               "level": "provincial", "regionCode": "330000"},
-                "networkZone": "extranet", "protectionLevel": 3,
-                "environments": [{"name": "prod"}],
+        let cloud = fixtures::department_cloud(
+            &env,
+            &format!("{name}-{suffix}"),
+            json!({
+                "department": fixtures::department("浙江省大数据发展管理局", &fixtures::credit_code(code)),
                 "quota": {"requests.cpu": "1"},
                 "admins": [{"kind": "User", "name": "chart-admin"}],
                 "deletionPolicy": policy,
-            }
-        }))
-        .expect("fixture");
+            }),
+        );
         clouds
             .create(&PostParams::default(), &cloud)
             .await
@@ -440,9 +433,9 @@ async fn the_operator_runs_with_the_charts_rbac_and_uninstall_keeps_the_departme
     }
     for suffix in ["kept", "gone"] {
         let cloud = format!("{name}-{suffix}");
-        govdc_test_support::condition(&clouds, &cloud, "Ready", "True", WAIT)
-            .await
-            .unwrap_or_else(|e| panic!("{e}\n{}", operator.logs()));
+        operator
+            .condition(&clouds, &cloud, "Ready", "True", WAIT)
+            .await;
         clouds
             .delete(&cloud, &Default::default())
             .await

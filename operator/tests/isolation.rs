@@ -23,6 +23,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use govdc_crds::{BackupPolicy, DepartmentCloud, ExchangeNode};
+use govdc_test_support::fixtures;
 use govdc_test_support::{
     OperatorProcess, TEST_LABEL, TestEnv, client_for, cluster_with_nodes_kubeconfig, eventually,
     free_port, govdc_cluster_bin, install_crds, output_text, repo_root, unique_prefix,
@@ -76,7 +77,7 @@ async fn nodes_env(cluster: &str, test: &str) -> TestEnv {
 }
 
 fn credit_code(n: u32) -> String {
-    govdc_crds::validation::credit_code::complete(&format!("11330000MB00000{n}"))
+    fixtures::credit_code(&format!("11330000MB00000{n}"))
 }
 
 async fn department(
@@ -89,16 +90,15 @@ async fn department(
     n: u32,
 ) {
     let environments: Vec<Value> = environments.iter().map(|e| json!({"name": e})).collect();
-    let cloud: DepartmentCloud = serde_json::from_value(json!({
-        "apiVersion": "govdc.io/v1alpha1", "kind": "DepartmentCloud",
-        "metadata": {"name": name, "labels": {TEST_LABEL: env.prefix}},
-        "spec": {
-            "department": {"name": format!("{name} 局"), "creditCode": credit_code(n), "level": "provincial", "regionCode": "330000"},
+    let cloud = fixtures::department_cloud(
+        env,
+        name,
+        json!({
+            "department": fixtures::department(&format!("{name} 局"), &credit_code(n)),
             "networkZone": zone, "protectionLevel": level, "environments": environments,
             "peerDepartments": peers,
-        },
-    }))
-    .expect("DepartmentCloud fixture");
+        }),
+    );
     Api::<DepartmentCloud>::all(env.client.clone())
         .create(&PostParams::default(), &cloud)
         .await
@@ -516,9 +516,9 @@ async fn department_policies_and_the_hubs_policy_hold_for_real_traffic_and_pod_s
     department(&env, &i, "intranet", 3, &["prod"], &[], 4).await;
     let clouds: Api<DepartmentCloud> = Api::all(env.client.clone());
     for name in [&a, &b, &c, &i] {
-        govdc_test_support::condition(&clouds, name, "Ready", "True", WAIT)
-            .await
-            .unwrap_or_else(|e| panic!("{e:#}\n{}", operator.logs()));
+        operator
+            .condition(&clouds, name, "Ready", "True", WAIT)
+            .await;
     }
     let (a_prod, a_test, b_prod, c_prod, i_prod) = (
         format!("{a}-prod"),
@@ -911,9 +911,9 @@ async fn failover_runs_the_standby_workloads_and_the_dr_hub_pod_serves_the_expor
     );
     department(&primary, &dc, "extranet", 3, &["prod"], &[], 5).await;
     let clouds: Api<DepartmentCloud> = Api::all(primary.client.clone());
-    govdc_test_support::condition(&clouds, &dc, "Ready", "True", WAIT)
-        .await
-        .unwrap_or_else(|e| panic!("{e:#}\n{}", operator.logs()));
+    operator
+        .condition(&clouds, &dc, "Ready", "True", WAIT)
+        .await;
     apply::<Deployment>(
         &primary.client,
         &namespace,
@@ -1010,13 +1010,12 @@ async fn failover_runs_the_standby_workloads_and_the_dr_hub_pod_serves_the_expor
         .create(&PostParams::default(), &policy)
         .await
         .expect("create BackupPolicy");
-    govdc_test_support::condition(&policies, &policy_name, "Ready", "True", WAIT)
-        .await
-        .unwrap_or_else(|e| panic!("{e:#}\n{}", operator.logs()));
-    let exported =
-        govdc_test_support::condition(&policies, &policy_name, "HubStateReplicated", "True", WAIT)
-            .await
-            .unwrap_or_else(|e| panic!("{e:#}\n{}", operator.logs()));
+    operator
+        .condition(&policies, &policy_name, "Ready", "True", WAIT)
+        .await;
+    let exported = operator
+        .condition(&policies, &policy_name, "HubStateReplicated", "True", WAIT)
+        .await;
     assert_eq!(exported.reason, "Exported", "{}", exported.message);
 
     // The standby's copies are this test's: its namespace goes when the test ends.

@@ -12,23 +12,19 @@ use govdc_crds::{DepartmentCloud, ExchangeNode, OpenDataset};
 use govdc_hub_api::auth::{BearerToken, Claims, Role, TokenKey};
 use govdc_hub_api::v1::ListDatasetsRequest;
 use govdc_hub_api::v1::portal_client::PortalClient;
+use govdc_test_support::fixtures::{self, credit_code};
 use govdc_test_support::hub::{HubOptions, HubProcess, NodeHub};
 use govdc_test_support::{
     OperatorProcess, TEST_LABEL, TestEnv, eventually, free_port, install_crds,
 };
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::Api;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 
 const OPERATOR: &str = env!("CARGO_BIN_EXE_govdc-operator");
 const WAIT: Duration = Duration::from_secs(90);
-
-fn credit_code(base: &str) -> String {
-    govdc_crds::validation::credit_code::complete(base)
-}
 
 /// A resident identity number (GB 11643) with a valid check character.
 fn resident_id(region: &str, birth: &str, serial: u32) -> String {
@@ -166,18 +162,6 @@ fn gunzip(bytes: &[u8]) -> String {
     text
 }
 
-async fn condition(
-    api: &Api<OpenDataset>,
-    operator: &OperatorProcess,
-    name: &str,
-    type_: &str,
-    status: &str,
-) -> Condition {
-    govdc_test_support::condition(api, name, type_, status, WAIT)
-        .await
-        .unwrap_or_else(|e| panic!("{e}\n{}", operator.logs()))
-}
-
 struct Fixture {
     env: TestEnv,
     operator: OperatorProcess,
@@ -217,16 +201,15 @@ impl Fixture {
             ("hl", "extranet", credit_code("11330100MB000011")),
             ("sec", "intranet", credit_code("11330100MB000012")),
         ] {
-            let cloud: DepartmentCloud = serde_json::from_value(json!({
-                "apiVersion": "govdc.io/v1alpha1", "kind": "DepartmentCloud",
-                "metadata": {"name": format!("{}-{name}", env.prefix), "labels": {TEST_LABEL: env.prefix}},
-                "spec": {
+            let cloud = fixtures::department_cloud(
+                &env,
+                &format!("{}-{name}", env.prefix),
+                json!({
                     "department": {"name": format!("{name} 卫生健康委员会"), "creditCode": code, "level": "municipal", "regionCode": "330100"},
-                    "networkZone": zone, "protectionLevel": 2, "environments": [{"name": "prod"}],
+                    "networkZone": zone, "protectionLevel": 2,
                     "quota": {"cpu": "1", "memory": "1Gi"},
-                },
-            }))
-            .expect("DepartmentCloud fixture");
+                }),
+            );
             Api::<DepartmentCloud>::all(env.client.clone())
                 .create(&PostParams::default(), &cloud)
                 .await
@@ -416,7 +399,10 @@ async fn a_dataset_with_personal_data_is_published_de_identified_and_versioned()
     fx.create(&fx.dataset(&fx.namespace, "visits", json!({})))
         .await;
 
-    let ready = condition(&datasets, &fx.operator, "visits", "Ready", "True").await;
+    let ready = fx
+        .operator
+        .condition(&datasets, "visits", "Ready", "True", WAIT)
+        .await;
     assert_eq!(ready.reason, "Published", "{ready:?}");
     let status = datasets
         .get("visits")
@@ -523,7 +509,9 @@ async fn a_dataset_with_personal_data_is_published_de_identified_and_versioned()
         json!({"openness": "conditional"}),
     ))
     .await;
-    condition(&datasets, &fx.operator, "restricted", "Ready", "True").await;
+    fx.operator
+        .condition(&datasets, "restricted", "Ready", "True", WAIT)
+        .await;
     let restricted = datasets
         .get("restricted")
         .await
@@ -678,7 +666,10 @@ async fn every_refusal_has_its_condition_and_publishes_nothing() {
     for (namespace, dataset, reason, mention) in &cases {
         let api: Api<OpenDataset> = Api::namespaced(fx.env.client.clone(), namespace);
         let name = dataset.metadata.name.clone().unwrap_or_default();
-        let ready = condition(&api, &fx.operator, &name, "Ready", "False").await;
+        let ready = fx
+            .operator
+            .condition(&api, &name, "Ready", "False", WAIT)
+            .await;
         assert_eq!(&ready.reason, reason, "{name}: {ready:?}");
         assert!(ready.message.contains(mention), "{name}: {}", ready.message);
     }
@@ -701,7 +692,10 @@ async fn a_dataset_created_before_its_source_is_published_when_the_source_appear
     fx.create(&fx.dataset(&fx.namespace, "late-source", json!({})))
         .await;
     let api: Api<OpenDataset> = Api::namespaced(fx.env.client.clone(), &fx.namespace);
-    let missing = condition(&api, &fx.operator, "late-source", "Ready", "False").await;
+    let missing = fx
+        .operator
+        .condition(&api, "late-source", "Ready", "False", WAIT)
+        .await;
     assert_eq!(missing.reason, "SourceNotFound", "{missing:?}");
     // Under RBAC that withholds Secrets cluster-wide the watch of this namespace starts within a
     // rescan (2 s); with these admin credentials it is cluster-wide from the start.
@@ -714,7 +708,9 @@ async fn a_dataset_created_before_its_source_is_published_when_the_source_appear
         residents_csv(30, 0).as_bytes(),
     )
     .await;
-    condition(&api, &fx.operator, "late-source", "Ready", "True").await;
+    fx.operator
+        .condition(&api, "late-source", "Ready", "True", WAIT)
+        .await;
     let took = created.elapsed();
     eprintln!("the source Secret was seen and the dataset published after {took:?}");
     assert!(
@@ -827,7 +823,9 @@ async fn a_catalog_resource_is_published_from_the_exchange() {
     ))
     .await;
     let datasets: Api<OpenDataset> = Api::namespaced(fx.env.client.clone(), &fx.namespace);
-    condition(&datasets, &fx.operator, "from-exchange", "Ready", "True").await;
+    fx.operator
+        .condition(&datasets, "from-exchange", "Ready", "True", WAIT)
+        .await;
     let status = datasets
         .get("from-exchange")
         .await
@@ -983,7 +981,10 @@ async fn another_departments_shared_but_not_openable_resource_is_not_published()
     ))
     .await;
     let datasets: Api<OpenDataset> = Api::namespaced(fx.env.client.clone(), &fx.namespace);
-    let refused = condition(&datasets, &fx.operator, "not-ours", "Ready", "False").await;
+    let refused = fx
+        .operator
+        .condition(&datasets, "not-ours", "Ready", "False", WAIT)
+        .await;
     let refused = eventually("the not-openable refusal", WAIT, || {
         let datasets = datasets.clone();
         async move {
@@ -1115,7 +1116,9 @@ async fn identifiers_a_spec_forgot_refuse_the_version_and_the_served_one_stays()
     }
     fx.create(&dataset).await;
     let datasets: Api<OpenDataset> = Api::namespaced(fx.env.client.clone(), &fx.namespace);
-    condition(&datasets, &fx.operator, "notes", "Ready", "True").await;
+    fx.operator
+        .condition(&datasets, "notes", "Ready", "True", WAIT)
+        .await;
     let served = fx.status("notes").await;
     assert_eq!(served.published_version, Some(1));
     let risk = served
@@ -1176,7 +1179,10 @@ async fn identifiers_a_spec_forgot_refuse_the_version_and_the_served_one_stays()
         changed.as_bytes(),
     )
     .await;
-    let ready = condition(&datasets, &fx.operator, "notes", "Ready", "False").await;
+    let ready = fx
+        .operator
+        .condition(&datasets, "notes", "Ready", "False", WAIT)
+        .await;
     assert_eq!(ready.reason, "PersonalDataDetected", "{ready:?}");
     let expected_counts = [
         ("residentId", 2),
@@ -1332,7 +1338,10 @@ async fn a_declared_identifier_is_published_with_its_justification_and_audited()
         .push(serde_json::from_value(switchboard).expect("field"));
     fx.create(&dataset).await;
     let datasets: Api<OpenDataset> = Api::namespaced(fx.env.client.clone(), &fx.namespace);
-    let ready = condition(&datasets, &fx.operator, "hospitals", "Ready", "True").await;
+    let ready = fx
+        .operator
+        .condition(&datasets, "hospitals", "Ready", "True", WAIT)
+        .await;
     assert_eq!(ready.reason, "Published", "{ready:?}");
     let status = fx.status("hospitals").await;
     let csv_url = status
@@ -1494,7 +1503,10 @@ async fn a_gb18030_source_round_trips_its_rare_characters() {
         .await;
     let datasets: Api<OpenDataset> = Api::namespaced(fx.env.client.clone(), &fx.namespace);
 
-    let refused = condition(&datasets, &fx.operator, "undeclared", "Ready", "False").await;
+    let refused = fx
+        .operator
+        .condition(&datasets, "undeclared", "Ready", "False", WAIT)
+        .await;
     assert_eq!(refused.reason, "SourceMalformed", "{refused:?}");
     assert!(
         refused.message.contains("spec.source.encoding") && refused.message.contains("gb18030"),
@@ -1502,7 +1514,9 @@ async fn a_gb18030_source_round_trips_its_rare_characters() {
         refused.message
     );
 
-    condition(&datasets, &fx.operator, "gbk", "Ready", "True").await;
+    fx.operator
+        .condition(&datasets, "gbk", "Ready", "True", WAIT)
+        .await;
     let status = fx.status("gbk").await;
     let url = |ext: &str| {
         status

@@ -5,6 +5,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use govdc_crds::DepartmentCloud;
+use govdc_test_support::fixtures;
 use govdc_test_support::{OperatorProcess, TestEnv, eventually, install_crds};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::events::v1::Event;
@@ -17,29 +18,6 @@ use serde_json::json;
 
 const OPERATOR: &str = env!("CARGO_BIN_EXE_govdc-operator");
 const WAIT: Duration = Duration::from_secs(30);
-
-fn department_cloud(env: &TestEnv, name: &str, credit_code: &str) -> DepartmentCloud {
-    serde_json::from_value(json!({
-        "apiVersion": "govdc.io/v1alpha1", "kind": "DepartmentCloud",
-        "metadata": {"name": name, "labels": {govdc_test_support::TEST_LABEL: env.prefix}},
-        "spec": {
-            "department": {"name": "浙江省数据局", "creditCode": credit_code, "level": "provincial", "regionCode": "330000"},
-            "networkZone": "extranet", "protectionLevel": 3, "environments": [{"name": "prod"}]
-        }
-    }))
-    .expect("fixture deserializes")
-}
-
-fn valid_credit_code() -> String {
-    govdc_crds::validation::credit_code::complete("11330000MB000000")
-}
-
-fn wrong_credit_code() -> String {
-    let mut code = valid_credit_code();
-    let last = code.pop().expect("non-empty");
-    code.push(if last == '0' { '1' } else { '0' });
-    code
-}
 
 async fn lease_holder(client: &Client, namespace: &str, name: &str) -> Option<String> {
     let lease = Api::<Lease>::namespaced(client.clone(), namespace)
@@ -206,7 +184,11 @@ async fn exactly_one_of_two_operators_reconciles_and_the_other_takes_over() {
     clouds
         .create(
             &PostParams::default(),
-            &department_cloud(&env, &bad, &wrong_credit_code()),
+            &fixtures::department_cloud(
+                &env,
+                &bad,
+                json!({"department": fixtures::department("浙江省数据局", &fixtures::wrong_credit_code())}),
+            ),
         )
         .await
         .expect("create");
@@ -282,7 +264,7 @@ async fn exactly_one_of_two_operators_reconciles_and_the_other_takes_over() {
     clouds
         .create(
             &PostParams::default(),
-            &department_cloud(&env, &good, &valid_credit_code()),
+            &fixtures::department_cloud(&env, &good, json!({})),
         )
         .await
         .expect("create");
@@ -336,7 +318,7 @@ async fn a_server_without_streaming_lists_gets_paged_lists_and_tenants_still_con
     clouds
         .create(
             &PostParams::default(),
-            &department_cloud(&env, &name, &valid_credit_code()),
+            &fixtures::department_cloud(&env, &name, json!({})),
         )
         .await
         .expect("create");

@@ -9,13 +9,15 @@
 //!   skipping.
 //!
 //! By job: [`binaries`] builds what tests run (the control plane, the node parts), [`clusters`]
-//! starts named clusters, [`env`] is a test's environment on one, [`process`] the operator
-//! processes tests start, [`wait`] polling for what a test expects, [`hub`] the hub processes,
-//! [`seeded`] seeded randomness. Everything is re-exported here.
+//! starts named clusters, [`env`] is a test's environment on one, [`fixtures`] the objects tests
+//! share, [`process`] the operator processes tests start, [`wait`] polling for what a test
+//! expects, [`hub`] the hub processes, [`seeded`] seeded randomness. Everything but the fixtures
+//! is re-exported here.
 
 pub mod binaries;
 pub mod clusters;
 pub mod env;
+pub mod fixtures;
 pub mod hub;
 pub mod process;
 pub mod seeded;

@@ -156,6 +156,29 @@ impl OperatorProcess {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// Waits until `name` reports condition `type_` with `status` for its latest generation
+    /// ([`crate::condition`]) and returns it; panics with the operator's log when it does not
+    /// within `timeout`, since that log says why.
+    pub async fn condition<K>(
+        &self,
+        api: &kube::Api<K>,
+        name: &str,
+        type_: &str,
+        status: &str,
+        timeout: Duration,
+    ) -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition
+    where
+        K: kube::Resource
+            + Clone
+            + serde::de::DeserializeOwned
+            + serde::Serialize
+            + std::fmt::Debug,
+    {
+        crate::condition(api, name, type_, status, timeout)
+            .await
+            .unwrap_or_else(|e| panic!("{e:#}\n{}", self.logs()))
+    }
+
     /// GETs a path of its HTTP server; returns the status code and body, or None when nothing
     /// answers.
     pub fn get(&self, path: &str) -> Option<(u16, String)> {
