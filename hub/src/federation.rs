@@ -13,7 +13,8 @@ use govdc_hub_api::auth::BearerToken;
 use govdc_hub_api::v1::federation_client::FederationClient;
 use govdc_hub_api::v1::{AuditHead, GetAuditAnchorRequest, SharingStats, SyncCatalogRequest};
 use rusqlite::Connection;
-use tokio::sync::{Notify, watch};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 use tonic::Status;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 
@@ -287,8 +288,8 @@ pub async fn fetch_anchors(link: &Link) -> Result<Vec<Anchor>, String> {
         .collect())
 }
 
-/// Pushes the catalog to the parent until `shutdown` turns true.
-pub async fn run(hub: Arc<Hub>, interval: Duration, mut shutdown: watch::Receiver<bool>) {
+/// Pushes the catalog to the parent until `shutdown` is cancelled.
+pub async fn run(hub: Arc<Hub>, interval: Duration, shutdown: CancellationToken) {
     let mut cached: Option<(Link, Channel)> = None;
     loop {
         let (link, generation) = hub.parent.snapshot();
@@ -315,10 +316,7 @@ pub async fn run(hub: Arc<Hub>, interval: Duration, mut shutdown: watch::Receive
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
             _ = tokio::time::sleep(interval) => {}
-            _ = shutdown.changed() => return,
-        }
-        if *shutdown.borrow() {
-            return;
+            _ = shutdown.cancelled() => return,
         }
     }
 }

@@ -11,7 +11,6 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use prometheus::{Encoder, GaugeVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
-use tokio::sync::watch;
 
 use crate::service::{Hub, sharing_stats};
 
@@ -227,7 +226,6 @@ impl Metrics {
 struct AppState {
     hub: Arc<Hub>,
     metrics: Metrics,
-    serving: watch::Receiver<bool>,
 }
 
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
@@ -254,21 +252,18 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
 }
 
 async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
-    if *state.serving.borrow() {
+    if !state.hub.shutdown.is_cancelled() {
         (StatusCode::OK, "SERVING\n")
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "NOT_SERVING\n")
     }
 }
 
-/// The HTTP app: `/metrics` and `/healthz` (200 while the gRPC health service says SERVING).
-pub fn router(hub: Arc<Hub>, metrics: Metrics, serving: watch::Receiver<bool>) -> Router {
+/// The HTTP app: `/metrics` and `/healthz` (200 until the node starts shutting down, when the
+/// gRPC health service turns NOT_SERVING too).
+pub fn router(hub: Arc<Hub>, metrics: Metrics) -> Router {
     Router::new()
         .route("/metrics", get(self::metrics))
         .route("/healthz", get(healthz))
-        .with_state(AppState {
-            hub,
-            metrics,
-            serving,
-        })
+        .with_state(AppState { hub, metrics })
 }

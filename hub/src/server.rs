@@ -17,7 +17,7 @@ use govdc_hub_api::v1::node_server::NodeServer;
 use govdc_hub_api::v1::portal_server::PortalServer;
 use govdc_hub_api::v1::statistics_server::StatisticsServer;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 use tonic::Status;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Identity, Server, ServerTlsConfig};
@@ -75,10 +75,12 @@ pub async fn run(
         );
     }
 
-    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    // Cancelled on the shutdown signal: long-lived streams, the federation loop and the web
+    // servers end on it.
+    let shutdown = CancellationToken::new();
     let auth = Authenticator::new(key, config.name.clone());
     let hub = Arc::new(
-        Hub::new(config.clone(), store, auth, shutdown_rx.clone())
+        Hub::new(config.clone(), store, auth, shutdown.clone())
             .await
             .context("loading the node's state")?,
     );
@@ -134,28 +136,25 @@ pub async fn run(
         .add_service(PortalServer::new(service.clone()).max_decoding_message_size(MAX_MESSAGE))
         .add_service(FederationServer::new(service).max_decoding_message_size(MAX_MESSAGE));
 
-    let (serving_tx, serving_rx) = watch::channel(true);
     let metrics = Metrics::new()?;
     let portal = match &hub.portal {
-        Some(portal) => Some(start_portal(&hub, portal, &config, &metrics, &shutdown_rx).await?),
+        Some(portal) => Some(start_portal(&hub, portal, &config, &metrics, &shutdown).await?),
         None => None,
     };
     let monitor = match config.monitor_listen {
-        Some(address) => Some(start_monitor(&hub, address, &shutdown_rx).await?),
+        Some(address) => Some(start_monitor(&hub, address, &shutdown).await?),
         None => None,
     };
-    let app = crate::metrics::router(hub.clone(), metrics, serving_rx);
-    let mut http_shutdown = shutdown_rx.clone();
-    let http_server = tokio::spawn(async move {
-        let stop = async move {
-            let _ = http_shutdown.wait_for(|stop| *stop).await;
-        };
-        axum::serve(http, app).with_graceful_shutdown(stop).await
-    });
+    let app = crate::metrics::router(hub.clone(), metrics);
+    let http_server = tokio::spawn(
+        axum::serve(http, app)
+            .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+            .into_future(),
+    );
     let federation = tokio::spawn(crate::federation::run(
         hub.clone(),
         config.federation_interval,
-        shutdown_rx.clone(),
+        shutdown.clone(),
     ));
 
     tracing::info!(
@@ -168,28 +167,26 @@ pub async fn run(
         "govdc-hub serving"
     );
 
+    let signalled = shutdown.clone();
     let stop = async move {
         signal.await;
         tracing::info!("shutdown signal: refusing new calls, finishing in-flight ones");
         health
             .set_service_status("", ServingStatus::NotServing)
             .await;
-        let _ = serving_tx.send(false);
-        // Streams that follow new records and the federation loop end on this.
-        let _ = shutdown_tx.send(true);
+        signalled.cancel();
     };
     // TCP_NODELAY: acknowledgements and fetched records are small writes that Nagle's
     // algorithm would hold back until the peer's delayed ACK (tens of milliseconds).
     let incoming = TcpIncoming::from(grpc).with_nodelay(Some(true));
     let server = router.serve_with_incoming_shutdown(incoming, stop);
-    let mut stopping = shutdown_rx.clone();
     let drained = tokio::select! {
         result = server => {
             result.context("serving gRPC")?;
             true
         }
         _ = async {
-            let _ = stopping.wait_for(|stop| *stop).await;
+            shutdown.cancelled().await;
             tokio::time::sleep(DRAIN).await;
         } => false,
     };
@@ -228,7 +225,7 @@ async fn start_portal(
     portal: &Arc<crate::portal::Portal>,
     config: &Config,
     metrics: &Metrics,
-    shutdown: &watch::Receiver<bool>,
+    shutdown: &CancellationToken,
 ) -> anyhow::Result<tokio::task::JoinHandle<std::io::Result<()>>> {
     let address = config
         .portal_listen
@@ -251,15 +248,13 @@ async fn start_portal(
         .await
         .map_err(|s| anyhow::anyhow!("reading the portal's download counts: {}", s.message()))?;
     let app = crate::portal::http::router(hub.clone(), portal.clone());
-    let mut stop = shutdown.clone();
+    let stop = shutdown.clone();
     tracing::info!(portal = %address, "serving the open-data portal");
     let (hub, portal, counts_stop) = (hub.clone(), portal.clone(), shutdown.clone());
     Ok(tokio::spawn(async move {
         // Download counts are written every few seconds, and once more after the last request.
         let counts = async { portal.downloads.run(&hub.store, counts_stop).await };
-        let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
-            let _ = stop.wait_for(|stop| *stop).await;
-        });
+        let serve = axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned());
         let (served, ()) = tokio::join!(serve.into_future(), counts);
         if let Err(e) = portal.downloads.flush(&hub.store).await {
             tracing::warn!(error = e.message(), "writing the portal's download counts");
@@ -351,20 +346,17 @@ async fn check_published_files(
 async fn start_monitor(
     hub: &Arc<Hub>,
     address: std::net::SocketAddr,
-    shutdown: &watch::Receiver<bool>,
+    shutdown: &CancellationToken,
 ) -> anyhow::Result<tokio::task::JoinHandle<std::io::Result<()>>> {
     let listener = TcpListener::bind(address)
         .await
         .with_context(|| format!("listening for the monitor on {address}"))?;
     tokio::spawn(crate::monitor::snapshots(hub.clone(), shutdown.clone()));
     let app = crate::monitor::router(hub.clone());
-    let mut stop = shutdown.clone();
     tracing::info!(monitor = %address, "serving the sharing-monitor website");
-    Ok(tokio::spawn(async move {
+    Ok(tokio::spawn(
         axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = stop.wait_for(|stop| *stop).await;
-            })
-            .await
-    }))
+            .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+            .into_future(),
+    ))
 }

@@ -32,7 +32,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::routing::get;
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 use crate::service::Hub;
 
@@ -81,18 +81,15 @@ pub fn router(hub: Arc<Hub>) -> Router {
 /// How often today's figures are written to the trend.
 const SNAPSHOT_EVERY: Duration = Duration::from_secs(60);
 
-/// Keeps today's point of the daily trend current until `shutdown` turns true.
-pub async fn snapshots(hub: Arc<Hub>, mut shutdown: watch::Receiver<bool>) {
+/// Keeps today's point of the daily trend current until `shutdown` is cancelled.
+pub async fn snapshots(hub: Arc<Hub>, shutdown: CancellationToken) {
     loop {
         if let Err(e) = trend::snapshot(&hub).await {
             tracing::warn!(error = e.message(), "writing the sharing trend");
         }
         tokio::select! {
             _ = tokio::time::sleep(SNAPSHOT_EVERY) => {}
-            _ = shutdown.changed() => return,
-        }
-        if *shutdown.borrow() {
-            return;
+            _ = shutdown.cancelled() => return,
         }
     }
 }

@@ -112,12 +112,12 @@ impl Downloads {
         result
     }
 
-    /// Writes the counts every [`FLUSH_INTERVAL`] until `stop` turns true, then once more.
-    pub async fn run(&self, store: &Store<Status>, mut stop: tokio::sync::watch::Receiver<bool>) {
+    /// Writes the counts every [`FLUSH_INTERVAL`] until `stop` is cancelled, then once more.
+    pub async fn run(&self, store: &Store<Status>, stop: tokio_util::sync::CancellationToken) {
         loop {
             let stopping = tokio::select! {
                 _ = tokio::time::sleep(FLUSH_INTERVAL) => false,
-                _ = stop.wait_for(|s| *s) => true,
+                _ = stop.cancelled() => true,
             };
             if let Err(e) = self.flush(store).await {
                 tracing::warn!(error = e.message(), "writing the portal's download counts");

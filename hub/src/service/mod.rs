@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex};
 use govdc_hub_api::v1;
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 use tonic::Status;
 
 use crate::audit::Algorithm;
@@ -84,8 +85,8 @@ pub struct Hub {
     published: Mutex<HashMap<String, watch::Sender<i64>>>,
     /// Followed resources: their tails of committed records and their fetch streams.
     pub(crate) lanes: exchange::Lanes,
-    /// Turns true when the node starts shutting down; long-lived streams end on it.
-    pub shutdown: watch::Receiver<bool>,
+    /// Cancelled when the node starts shutting down; long-lived streams end on it.
+    pub shutdown: CancellationToken,
     /// The open-data portal, when the node serves one (`portalListen`).
     pub portal: Option<Arc<crate::portal::Portal>>,
 }
@@ -96,7 +97,7 @@ impl Hub {
         config: Config,
         store: Store<Status>,
         auth: Authenticator,
-        shutdown: watch::Receiver<bool>,
+        shutdown: CancellationToken,
     ) -> anyhow::Result<Hub> {
         let portal = crate::portal::Portal::from_config(&config)?.map(Arc::new);
         let hub = Hub {

@@ -314,7 +314,7 @@ pub(super) async fn serve(
         follower: follower.clone(),
     });
     let mut changed = lane.as_ref().map(|lane| lane.subscribe());
-    let mut shutdown = hub.shutdown.clone();
+    let shutdown = hub.shutdown.clone();
     let (start, _) = follower.deliverable();
     let mut sent = start;
     let mut looked = false;
@@ -374,7 +374,7 @@ pub(super) async fn serve(
                 "the node is shutting down; fetch again from the acknowledged offset",
             )
         };
-        if *shutdown.borrow() {
+        if shutdown.is_cancelled() {
             let _ = tx.send(Err(stopping())).await;
             return;
         }
@@ -383,7 +383,7 @@ pub(super) async fn serve(
         };
         tokio::select! {
             moved = changed.changed() => if moved.is_err() { return },
-            _ = shutdown.changed() => {
+            _ = shutdown.cancelled() => {
                 let _ = tx.send(Err(stopping())).await;
                 return;
             }

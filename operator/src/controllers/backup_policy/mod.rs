@@ -34,7 +34,6 @@ use govdc_crds::BackupPolicy;
 use kube::ResourceExt;
 use kube::core::error_boundary::DeserializeGuard;
 use kube::runtime::controller::Action;
-use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -96,7 +95,8 @@ struct Replicators {
     running: Mutex<HashMap<String, RunningReplicator>>,
     settings: BackupSettings,
     metrics: BackupMetrics,
-    shutdown: watch::Receiver<bool>,
+    /// Cancelled when the operator stops: every replicator and the Secret watch end with it.
+    shutdown: CancellationToken,
 }
 
 impl Replicators {
@@ -126,26 +126,19 @@ pub fn start(
     settings: BackupSettings,
     token: CancellationToken,
 ) -> Running {
-    // The replicators and the Secret watch stop on a watch channel that follows the token.
-    let (stop_tx, shutdown) = watch::channel(false);
-    let stopped = token.clone();
-    tokio::spawn(async move {
-        stopped.cancelled().await;
-        let _ = stop_tx.send(true);
-    });
     let metrics = BackupMetrics::new(&ctx.metrics);
     let replicators = Arc::new(Replicators {
         running: Mutex::default(),
         settings,
         metrics,
-        shutdown: shutdown.clone(),
+        shutdown: token.clone(),
     });
     let stopping = replicators.clone();
-    let mut stop = shutdown.clone();
+    let stop = token.clone();
     let client = ctx.client.clone();
-    let references_stop = shutdown.clone();
+    let references_stop = token.clone();
     tokio::spawn(async move {
-        let _ = stop.wait_for(|s| *s).await;
+        stop.cancelled().await;
         if let Ok(mut running) = stopping.running.lock() {
             for (_, replicator) in running.drain() {
                 replicator.stop();
@@ -268,7 +261,12 @@ async fn launch(
             #[cfg(not(feature = "s3"))]
             Some(_) => unreachable_s3(),
         }
-        .map_err(|e| Problem::new("ObjectStorageUnusable", format!("spec.restorePoints: {e}")))?;
+        .map_err(|e| {
+            Problem::new(
+                "ObjectStorageUnusable",
+                format!("spec.restorePoints: {}", e.chain()),
+            )
+        })?;
         Some(store)
     } else {
         None

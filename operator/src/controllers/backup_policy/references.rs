@@ -19,8 +19,8 @@ use kube::core::error_boundary::DeserializeGuard;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{Controller, WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
-use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 /// How often the set of namespaces whose Secrets are watched is brought in line with the
 /// policies.
@@ -86,7 +86,7 @@ fn referring(
 pub fn watch(
     controller: Controller<Policy>,
     client: &Client,
-    shutdown: watch::Receiver<bool>,
+    shutdown: CancellationToken,
 ) -> Controller<Policy> {
     let store = controller.store();
     // What a policy takes from its ExchangeNodes is whether each exists (its uid): a node that
@@ -131,7 +131,7 @@ async fn watch_secrets(
     client: Client,
     store: Store<Policy>,
     tx: futures::channel::mpsc::Sender<ObjectRef<Policy>>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: CancellationToken,
 ) {
     let store = Arc::new(store);
     let mut watches: BTreeMap<String, JoinHandle<bool>> = BTreeMap::new();
@@ -140,7 +140,7 @@ async fn watch_secrets(
     loop {
         tokio::select! {
             _ = tick.tick() => {}
-            _ = shutdown.wait_for(|stopping| *stopping) => break,
+            _ = shutdown.cancelled() => break,
         }
         let wanted: BTreeSet<String> = store
             .state()

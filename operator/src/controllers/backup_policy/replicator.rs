@@ -28,8 +28,9 @@ use kube::runtime::events::EventType;
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource};
 use serde_json::Value;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 
 use super::clean::{
     CleanOptions, POLICY_LABEL, SOURCE_DELETED_AT_ANNOTATION, SOURCE_HASH_ANNOTATION,
@@ -219,7 +220,7 @@ pub async fn run(
     metrics: BackupMetrics,
     shelf: Option<RestorePointShelf>,
     hub_state: Option<Replication>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: CancellationToken,
 ) {
     let mut kinds = vec![super::kinds::namespace()];
     kinds.extend(settings.kinds.iter().cloned());
@@ -285,7 +286,7 @@ pub async fn run(
     loop {
         tokio::select! {
             biased;
-            _ = shutdown.wait_for(|stop| *stop) => break,
+            _ = shutdown.cancelled() => break,
             Some(change) = rx.recv() => {
                 let began = Instant::now();
                 engine.handle(change);

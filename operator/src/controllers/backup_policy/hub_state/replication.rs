@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 use kube::Client;
-use tokio::sync::{Notify, watch};
+use tokio::sync::Notify;
+use tokio_util::sync::{CancellationToken, DropGuard};
 
 use super::super::clean::map_namespace;
 use super::super::metrics::BackupMetrics;
@@ -31,7 +32,8 @@ pub struct Replication {
     nodes: Vec<NodeRef>,
     states: Arc<Mutex<BTreeMap<NodeRef, NodeState>>>,
     trigger: Arc<Notify>,
-    stop: watch::Sender<bool>,
+    /// Cancelled by [`Replication::stop`], and when this is dropped.
+    stop: DropGuard,
 }
 
 /// How a [`Replication`] runs.
@@ -58,13 +60,18 @@ impl Replication {
         let nodes = settings.source.nodes.clone();
         let states: Arc<Mutex<BTreeMap<NodeRef, NodeState>>> = Arc::default();
         let trigger = Arc::new(Notify::new());
-        let (stop, stopped) = watch::channel(false);
-        tokio::spawn(run(settings, states.clone(), trigger.clone(), stopped));
+        let stopped = CancellationToken::new();
+        tokio::spawn(run(
+            settings,
+            states.clone(),
+            trigger.clone(),
+            stopped.clone(),
+        ));
         Replication {
             nodes,
             states,
             trigger,
-            stop,
+            stop: stopped.drop_guard(),
         }
     }
 
@@ -75,7 +82,7 @@ impl Replication {
 
     /// Stops exporting: the target was promoted.
     pub fn stop(&self) {
-        let _ = self.stop.send(true);
+        self.stop.token().cancel();
     }
 
     /// The `HubStateReplicated` condition.
@@ -137,13 +144,13 @@ pub(super) async fn run(
     settings: ReplicationSettings,
     states: Arc<Mutex<BTreeMap<NodeRef, NodeState>>>,
     trigger: Arc<Notify>,
-    mut stopped: watch::Receiver<bool>,
+    stopped: CancellationToken,
 ) {
     let policy = settings.policy.clone();
     let mut ends: BTreeMap<NodeRef, (ChainEnd, Instant)> = BTreeMap::new();
     loop {
         for node in &settings.source.nodes {
-            if *stopped.borrow() {
+            if stopped.is_cancelled() {
                 break;
             }
             round(&settings, node, &states, &mut ends).await;
@@ -155,7 +162,7 @@ pub(super) async fn run(
             }
         };
         tokio::select! {
-            changed = stopped.changed() => if changed.is_err() || *stopped.borrow() { break },
+            _ = stopped.cancelled() => break,
             _ = wait => {}
         }
     }
@@ -220,7 +227,7 @@ pub(super) async fn round(
                         tracing::debug!(%policy, %node, deleted, "deleted hub state copies past retention")
                     }
                     Err(error) => {
-                        tracing::warn!(%policy, %node, %error, "applying retention to hub state copies failed")
+                        tracing::warn!(%policy, %node, error = error.chain(), "applying retention to hub state copies failed")
                     }
                 }
             }
