@@ -14,7 +14,7 @@ use govdc_crds::backup_policy::NamespaceMapping;
 use kube::{Api, Client};
 
 use crate::controllers::backup_policy::hub_state::{self, HubStateManifest, HubStateSource};
-use crate::controllers::backup_policy::store::{RestorePointStore, take};
+use crate::controllers::backup_policy::store::{RestorePointStore, StoreError, take};
 use crate::controllers::backup_policy::{
     DEFAULT_RESTORE_POINT_DIR, kinds, preflight, read, source,
 };
@@ -162,10 +162,13 @@ pub(crate) async fn client(kubeconfig: Option<&PathBuf>) -> anyhow::Result<Clien
 }
 
 fn open(store: &StoreArgs) -> anyhow::Result<RestorePointStore> {
-    Ok(RestorePointStore::local(
-        &store.restore_point_dir,
-        &store.policy,
-    )?)
+    RestorePointStore::local(&store.restore_point_dir, &store.policy).map_err(told)
+}
+
+/// A store error as the CLI prints it: with its causes, an API error in the server's words,
+/// never the client's dump of the response (which `{:#}` of the error itself would print).
+fn told(error: StoreError) -> anyhow::Error {
+    anyhow::Error::msg(error.chain())
 }
 
 /// Imports `states` into the target's hubs, each into the namespace `namespace_of` names,
@@ -234,14 +237,15 @@ pub async fn run(args: BackupArgs) -> anyhow::Result<()> {
             let kinds = kinds::select(
                 policy.spec.include_kinds.as_deref(),
                 policy.spec.exclude_kinds.as_deref(),
-            )
-            .map_err(anyhow::Error::msg)?;
+            )?;
             let source = HubStateSource {
                 nodes: hub_state::nodes(&policy.spec.exchange_nodes),
                 mapping: policy.spec.namespace_mapping.clone(),
                 hubs: hubs.settings(),
             };
-            let taken = take(&primary, &open(&store)?, &scope, &kinds, &source).await?;
+            let taken = take(&primary, &open(&store)?, &scope, &kinds, &source)
+                .await
+                .map_err(told)?;
             let manifest = &taken.manifest;
             println!(
                 "restore point {} of {}: {} objects, sha256 {}",
@@ -266,7 +270,7 @@ pub async fn run(args: BackupArgs) -> anyhow::Result<()> {
         BackupCommand::List { store } => {
             println!("NAME\tTAKEN AT\tOBJECTS\tHUB STATES\tSHA256");
             let store = open(&store)?;
-            for manifest in store.list().await? {
+            for manifest in store.list().await.map_err(told)? {
                 println!(
                     "{}\t{}\t{}\t{}\t{}",
                     manifest.name,
@@ -276,7 +280,7 @@ pub async fn run(args: BackupArgs) -> anyhow::Result<()> {
                     manifest.sha256
                 );
             }
-            let between = hub_state::latest(&store, None).await?;
+            let between = hub_state::latest(&store, None).await.map_err(told)?;
             for state in between {
                 println!(
                     "newest hub state of {}/{}: {} (sha256 {})",
@@ -297,7 +301,7 @@ pub async fn run(args: BackupArgs) -> anyhow::Result<()> {
             hub_wait_seconds,
         } => {
             let points = open(&store)?;
-            let (manifest, objects) = points.get(&point).await?;
+            let (manifest, objects) = points.get(&point).await.map_err(told)?;
             let target = client(Some(&target_kubeconfig)).await?;
             let options = RestoreOptions {
                 mapping: NamespaceMapping {
@@ -417,7 +421,7 @@ pub async fn run(args: BackupArgs) -> anyhow::Result<()> {
                 .parse::<jiff::Timestamp>()
                 .ok()
                 .map(|t| t + jiff::SignedDuration::from_secs(1));
-            let states = hub_state::latest(&points, fenced_at).await?;
+            let states = hub_state::latest(&points, fenced_at).await.map_err(told)?;
             if states.is_empty() {
                 println!(
                     "no hub state of policy {policy} in {}: no ExchangeNode hub is restored",

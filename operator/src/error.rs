@@ -104,21 +104,30 @@ impl Error {
     /// summary, then each cause after `: `. Its `Display` is the summary alone (what was being
     /// done, to which object), so anything shown to a person goes through here.
     pub fn chain(&self) -> String {
-        let mut text = self.to_string();
-        let mut source = std::error::Error::source(self);
-        while let Some(cause) = source {
-            text.push_str(": ");
-            // A client error is told in the API server's own words (see [`api_message`]); its
-            // own causes would repeat it as a dump of the response, so the walk ends there.
-            if let Some(client) = cause.downcast_ref::<kube::Error>() {
-                text.push_str(&api_message(client));
-                break;
-            }
-            text.push_str(&cause.to_string());
-            source = cause.source();
-        }
-        text
+        chain(self)
     }
+}
+
+/// Any error with its whole chain of causes, each after `: `, a client error among them in the
+/// API server's own words ([`api_message`]), which ends the walk: how an error whose `Display`
+/// is its summary alone is told to a person.
+pub fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = String::new();
+    let mut next = Some(error);
+    while let Some(cause) = next {
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        // A client error is told in the API server's own words (see [`api_message`]); its own
+        // causes would repeat it as a dump of the response, so the walk ends there.
+        if let Some(client) = cause.downcast_ref::<kube::Error>() {
+            text.push_str(&api_message(client));
+            break;
+        }
+        text.push_str(&cause.to_string());
+        next = cause.source();
+    }
+    text
 }
 
 /// What the API server said about a failed request, in its own words: its message, which names

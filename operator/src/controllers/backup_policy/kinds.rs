@@ -142,26 +142,32 @@ pub fn namespace() -> Kind {
     kind("Namespace", "", "v1", "namespaces", NAMESPACE_RANK, true)
 }
 
+/// Kind names a policy gives that are not in the catalog.
+#[derive(Debug, thiserror::Error)]
+#[error("{} not replicable; the kinds are {}", .unknown.join(", "), .known.join(", "))]
+pub struct UnknownKinds {
+    /// The names given that no kind of the catalog answers to.
+    pub unknown: Vec<String>,
+    /// The catalog's kinds, qualified (`Deployment.apps`), for the person fixing the spec.
+    pub known: Vec<String>,
+}
+
 /// The kinds a policy replicates, in restore order, or the names it gives that are not in the
 /// catalog.
-pub fn select(include: Option<&[String]>, exclude: Option<&[String]>) -> Result<Vec<Kind>, String> {
-    let unknown: Vec<&String> = include
+pub fn select(
+    include: Option<&[String]>,
+    exclude: Option<&[String]>,
+) -> Result<Vec<Kind>, UnknownKinds> {
+    let unknown: Vec<String> = include
         .unwrap_or_default()
         .iter()
         .chain(exclude.unwrap_or_default())
         .filter(|name| !CATALOG.iter().any(|k| k.is_named(name)))
+        .cloned()
         .collect();
     if !unknown.is_empty() {
-        let known: Vec<String> = CATALOG.iter().map(Kind::qualified).collect();
-        return Err(format!(
-            "{} not replicable; the kinds are {}",
-            unknown
-                .iter()
-                .map(|s| s.as_str())
-                .collect::<Vec<_>>()
-                .join(", "),
-            known.join(", ")
-        ));
+        let known = CATALOG.iter().map(Kind::qualified).collect();
+        return Err(UnknownKinds { unknown, known });
     }
     let mut kinds: Vec<Kind> = CATALOG
         .iter()
@@ -219,7 +225,9 @@ mod tests {
 
     #[test]
     fn an_unknown_kind_is_refused_with_the_list_of_known_ones() {
-        let error = select(Some(&["Pod".into()]), None).expect_err("Pod is not replicable");
+        let error = select(Some(&["Pod".into()]), None)
+            .expect_err("Pod is not replicable")
+            .to_string();
         assert!(error.starts_with("Pod not replicable"), "{error}");
         assert!(error.contains("Deployment.apps"));
     }

@@ -26,7 +26,7 @@ use super::read::Inputs;
 
 /// Why the primary could not be read.
 #[derive(Debug, thiserror::Error)]
-#[error("listing {what} on the primary: {}", crate::error::api_message(.source))]
+#[error("listing {what} on the primary")]
 pub struct SourceError {
     /// What was listed.
     pub what: String,

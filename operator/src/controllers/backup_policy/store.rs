@@ -35,7 +35,7 @@ use super::source::{Scope, list_source};
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The object store failed.
-    #[error("object storage: {0}")]
+    #[error("object storage")]
     Storage(#[from] object_store::Error),
     /// A stored file is not what this operator writes.
     #[error("restore point {name}: {message}")]
@@ -48,6 +48,13 @@ pub enum StoreError {
     /// Listing the primary failed.
     #[error(transparent)]
     Source(#[from] super::source::SourceError),
+}
+
+impl StoreError {
+    /// The error with its causes, for conditions, logs and the CLI ([`crate::error::chain`]).
+    pub fn chain(&self) -> String {
+        crate::error::chain(self)
+    }
 }
 
 /// A restore point's manifest.
@@ -431,7 +438,7 @@ impl RestorePointShelf {
                     *listed = manifests.iter().map(Manifest::status_entry).collect();
                 }
             }
-            Err(error) => tracing::warn!(%error, "listing restore points failed"),
+            Err(error) => tracing::warn!(error = error.chain(), "listing restore points failed"),
         }
     }
 
@@ -469,14 +476,19 @@ impl RestorePointShelf {
                         tracing::warn!(point = %taken.manifest.name, %failure, "a hub state is missing from the restore point");
                     }
                 }
-                Err(error) => tracing::warn!(%error, "taking a restore point failed"),
+                Err(error) => {
+                    tracing::warn!(error = error.chain(), "taking a restore point failed")
+                }
             }
             match self.store.apply_retention(&retention).await {
                 Ok(deleted) if !deleted.is_empty() => {
                     tracing::info!(?deleted, "deleted restore points past retention")
                 }
                 Ok(_) => {}
-                Err(error) => tracing::warn!(%error, "applying restore point retention failed"),
+                Err(error) => tracing::warn!(
+                    error = error.chain(),
+                    "applying restore point retention failed"
+                ),
             }
             self.refresh().await;
         }

@@ -164,7 +164,8 @@ pub async fn take_with_point(
                 }
                 Ok(None) => failures.push(format!("{node}: {error}; no earlier copy exists")),
                 Err(store_error) => failures.push(format!(
-                    "{node}: {error}; copying its earlier copy failed: {store_error}"
+                    "{node}: {error}; copying its earlier copy failed: {}",
+                    store_error.chain()
                 )),
             },
         }
